@@ -1,0 +1,1 @@
+"""Hetang server: sessions, attendance, training records and the live relay."""

@@ -1,0 +1,76 @@
+"""Reading request bodies and query values, with the documented errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from server.domain import validation as v
+from server.errors import Invalid
+
+T = TypeVar("T")
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, or 422 saying what is wrong with it."""
+    if request.content_type != "application/json":
+        raise Invalid("Send the body as JSON (Content-Type: application/json).")
+    raw = await request.read()
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Invalid("The body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise Invalid("The body must be a JSON object.")
+    return value
+
+
+def checked(parsed: tuple[T | None, v.Problems]) -> T:
+    """The parsed fields, or 422 listing every field problem."""
+    fields, problems = parsed
+    if fields is None or problems:
+        raise Invalid("Some fields are missing or wrong.", fields=problems)
+    return fields
+
+
+def query_int(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
+    """A whole-number query parameter within bounds."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(
+            "The query parameter {name} must be a whole number.",
+            name=name,
+            fields={name: "must be a whole number"},
+        ) from None
+    if not low <= value <= high:
+        raise Invalid(
+            "The query parameter {name} must be between {low} and {high}.",
+            name=name,
+            low=low,
+            high=high,
+            fields={name: "is out of range"},
+        )
+    return value
+
+
+def iso(value: Any) -> str | None:
+    """A UTC datetime as ISO 8601 with a Z."""
+    if value is None:
+        return None
+    text: str = value.isoformat().replace("+00:00", "Z")
+    return text
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def reply(data: Any, *, status: int = 200) -> web.Response:
+    """A JSON answer in UTF-8 (Chinese stays readable)."""
+    return web.json_response(data, status=status, dumps=_dumps)

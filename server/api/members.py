@@ -1,0 +1,101 @@
+"""JSON handlers for members: create, import, search, look up."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.api.body import checked, query_int, read_json, reply
+from server.auth.access import allow
+from server.db.session import read_session, write_session
+from server.domain.members import parse_member
+from server.errors import Invalid
+from server.i18n import translate_for
+from server.keys import DB_KEY, PRINCIPAL_KEY
+from server.services import members, organizations
+from server.services.member_import import ImportRejected, import_members_csv
+from server.services.members import MemberView
+
+READERS = ("admin", "operator", "reviewer")
+
+
+def member_json(view: MemberView) -> dict[str, str | None]:
+    """A member in the API's words."""
+    return {
+        "member_no": view.member_no,
+        "name": view.name,
+        "org_code": view.org_code,
+        "org_name": view.org_name,
+        "category": view.category,
+        "card_code": view.card_code,
+    }
+
+
+@allow("admin")
+async def create_member(request: web.Request) -> web.Response:
+    """POST /api/v1/members"""
+    fields = checked(parse_member(await read_json(request)))
+    principal = request[PRINCIPAL_KEY]
+    async with write_session(request.app[DB_KEY]) as session:
+        view = await members.create_member(session, principal.scope, principal.actor, fields)
+    return reply(member_json(view), status=201)
+
+
+@allow("admin")
+async def import_members(request: web.Request) -> web.Response:
+    """POST /api/v1/members/import (text/csv): all rows or none."""
+    if request.content_type not in ("text/csv", "application/csv"):
+        raise Invalid("Send the file as CSV (Content-Type: text/csv).")
+    data = await request.read()
+    principal = request[PRINCIPAL_KEY]
+    try:
+        async with write_session(request.app[DB_KEY]) as session:
+            result = await import_members_csv(session, principal.scope, principal.actor, data)
+    except ImportRejected as rejected:
+        gettext = translate_for(request)
+        rejected.extra = {
+            "rows": [
+                {"line": problem.line, "message": problem.render(gettext)}
+                for problem in rejected.problems
+            ]
+        }
+        raise
+    return reply(
+        {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
+    )
+
+
+@allow(*READERS)
+async def list_members(request: web.Request) -> web.Response:
+    """GET /api/v1/members?q=&org=&page=&per_page="""
+    principal = request[PRINCIPAL_KEY]
+    page = query_int(request, "page", 1, low=1, high=1_000_000)
+    per_page = query_int(request, "per_page", 50, low=1, high=members.MAX_PER_PAGE)
+    async with read_session(request.app[DB_KEY]) as session:
+        org_code = request.query.get("org")
+        org = await organizations.get_org(session, principal.scope, org_code) if org_code else None
+        result = await members.search_members(
+            session,
+            principal.scope,
+            query=request.query.get("q", ""),
+            org=org,
+            page=page,
+            per_page=per_page,
+        )
+    return reply(
+        {
+            "members": [member_json(item) for item in result.items],
+            "page": result.page,
+            "per_page": result.per_page,
+            "has_next": result.has_next,
+            "total": result.total,
+        }
+    )
+
+
+@allow(*READERS)
+async def get_member(request: web.Request) -> web.Response:
+    """GET /api/v1/members/{member_no}"""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        view = await members.get_member(session, principal.scope, request.match_info["member_no"])
+    return reply(member_json(view))

@@ -1,0 +1,1 @@
+"""Authentication, authorization and request protection, all in one place."""

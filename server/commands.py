@@ -1,0 +1,215 @@
+"""What each `hetang` subcommand does; errors become a line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.auth.passwords import MIN_PASSWORD_LENGTH, PasswordService
+from server.auth.principal import WHOLE_TREE
+from server.db.session import make_engine, make_sessionmaker, read_session, write_session
+from server.domain.venues import VenueFields
+from server.errors import ApiError
+from server.i18n import load_translations
+from server.services import audit, users, venues
+from server.services.member_import import ImportRejected, import_members_csv
+from server.settings import Settings
+
+T = TypeVar("T")
+CLI_ACTOR = "cli"
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _fail(settings: Settings, error: ApiError) -> int:
+    gettext = load_translations()[settings.locale].gettext
+    print(f"hetang: {gettext(error.message).format(**error.params)}", file=sys.stderr)
+    if isinstance(error, ImportRejected):
+        for problem in error.problems[:200]:
+            print(f"  line {problem.line}: {problem.render(gettext)}", file=sys.stderr)
+        if len(error.problems) > 200:
+            print(f"  … and {len(error.problems) - 200} more", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _with_db(
+    settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
+) -> T:
+    async def runner() -> T:
+        engine = make_engine(settings.database_url)
+        try:
+            return await work(make_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
+
+
+def migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang migrate"""
+    from server.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print("database is up to date", file=sys.stderr)
+    return EXIT_OK
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang serve [--host] [--port]"""
+    from server.app import create_app
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        access_log_format='%a "%r" %s %b %Tf',
+    )
+    return EXIT_OK
+
+
+def user_add(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang user add NAME --role R [--org CODE] [--password-stdin]"""
+    from server.__main__ import read_password
+
+    password, generated = read_password(args)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print(
+            f"hetang: the password must have at least {MIN_PASSWORD_LENGTH} characters",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    password_hash = PasswordService().hash_sync(password)
+
+    async def work(factory: async_sessionmaker[AsyncSession]) -> None:
+        async with write_session(factory) as session:
+            await users.create_user(
+                session,
+                WHOLE_TREE,
+                CLI_ACTOR,
+                username=args.name,
+                display_name=args.display_name or args.name,
+                role=args.role,
+                org_code=args.org,
+                password_hash=password_hash,
+            )
+
+    try:
+        _with_db(settings, work)
+    except ApiError as error:
+        return _fail(settings, error)
+    if generated:
+        print(f"password: {password}")
+    print(f"user {args.name.lower()} added as {args.role}", file=sys.stderr)
+    return EXIT_OK
+
+
+def token_create(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang token create USERNAME: prints only the hu_… token on stdout."""
+
+    async def work(factory: async_sessionmaker[AsyncSession]) -> str:
+        async with write_session(factory) as session:
+            return await users.create_api_token(session, WHOLE_TREE, CLI_ACTOR, args.username)
+
+    try:
+        print(_with_db(settings, work))
+    except ApiError as error:
+        return _fail(settings, error)
+    return EXIT_OK
+
+
+def venue_add(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang venue add CODE --name N --org CODE: prints the hv_… token once."""
+    from server.api.body import checked
+    from server.domain.venues import parse_venue
+
+    async def work(factory: async_sessionmaker[AsyncSession]) -> str:
+        fields: VenueFields = checked(
+            parse_venue({"code": args.code, "name": args.name, "org_code": args.org})
+        )
+        async with write_session(factory) as session:
+            _, token = await venues.create_venue(session, WHOLE_TREE, CLI_ACTOR, fields)
+        return token
+
+    try:
+        print(_with_db(settings, work))
+    except ApiError as error:
+        return _fail(settings, error)
+    return EXIT_OK
+
+
+def members_import(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang members import FILE.csv: all rows or none, with progress on stderr."""
+    try:
+        data = args.file.read_bytes()
+    except OSError as error:
+        print(f"hetang: cannot read {args.file}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    started = time.monotonic()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        print(f"\r{stage}: {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    async def work(factory: async_sessionmaker[AsyncSession]) -> tuple[int, int, int]:
+        async with write_session(factory) as session:
+            result = await import_members_csv(session, WHOLE_TREE, CLI_ACTOR, data, progress)
+        return result.created, result.updated, result.unchanged
+
+    try:
+        created, updated, unchanged = _with_db(settings, work)
+    except ApiError as error:
+        print(file=sys.stderr)
+        return _fail(settings, error)
+    elapsed = time.monotonic() - started
+    print(file=sys.stderr)
+    print(f"created {created}, updated {updated}, unchanged {unchanged} in {elapsed:.1f} s")
+    return EXIT_OK
+
+
+def audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang audit verify: "ok" with the count, or the first broken entry."""
+
+    async def work(factory: async_sessionmaker[AsyncSession]) -> audit.ChainReport:
+        async with read_session(factory) as session:
+            return await audit.verify(session)
+
+    report = _with_db(settings, work)
+    if report.ok:
+        print(f"ok: {report.count} entries")
+        return EXIT_OK
+    print(
+        f"broken at entry {report.broken_at}: {report.problem} "
+        f"({report.count} entries before it are intact)"
+    )
+    return EXIT_ERROR
+
+
+def demo(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang demo [--if-empty]: a demo city in an empty database."""
+    from server.demo import DemoRefused, seed_demo
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    async def work(factory: async_sessionmaker[AsyncSession]) -> list[str]:
+        return await seed_demo(factory, progress)
+
+    try:
+        logins = _with_db(settings, work)
+    except DemoRefused as refused:
+        if args.if_empty:
+            print("the database already has data; demo not added", file=sys.stderr)
+            return EXIT_OK
+        print(f"hetang: {refused}", file=sys.stderr)
+        return EXIT_ERROR
+    for line in logins:
+        print(line)
+    return EXIT_OK

@@ -1,0 +1,326 @@
+"""The tables: SQLAlchemy 2 typed models for every domain word of DESIGN.md."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db.base import Base, Hours, UTCDateTime
+
+ORG_LEVELS = ("city", "county", "committee", "branch")
+MEMBER_CATEGORIES = ("ordinary", "secretary", "committee")
+ROLES = ("admin", "operator", "venue_staff", "reviewer")
+SESSION_STATES = ("scheduled", "live", "ended", "finalized", "approved")
+VENUE_ROLES = ("main", "branch")
+CHECKIN_KINDS = ("in", "out")
+CHECKIN_SOURCES = ("scanner", "manual", "import", "qr")
+STREAM_STATES = ("good", "degraded", "down")
+ATTENDANCE_STATUSES = ("present", "partial", "absent")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class Organization(Base):
+    """A node of the organization tree: city › county › committee › branch."""
+
+    __tablename__ = "organizations"
+    __table_args__ = (CheckConstraint(_in("level", ORG_LEVELS), name="level"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
+    )
+    # Materialized path of ids, "/1/4/17/": a subtree is every path with this prefix.
+    path: Mapped[str] = mapped_column(String(512), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Member(Base):
+    """A trainee (党员); the category decides the yearly hour requirement."""
+
+    __tablename__ = "members"
+    __table_args__ = (
+        CheckConstraint(_in("category", MEMBER_CATEGORIES), name="category"),
+        Index("ix_members_org_id_member_no", "org_id", "member_no"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_no: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="RESTRICT"))
+    category: Mapped[str] = mapped_column(String(16))
+    card_code: Mapped[str | None] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class User(Base):
+    """A person who signs in; scoped to one organization subtree (or the whole tree)."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="RESTRICT"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiToken(Base):
+    """A personal API token (hu_…); only its digest is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginSession(Base):
+    """A signed-in browser; the cookie holds a random token, this row its digest."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Venue(Base):
+    """A room with an agent; the agent authenticates with the venue token (hv_…)."""
+
+    __tablename__ = "venues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
+    )
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hint: Mapped[str] = mapped_column(String(16))
+    token_rotated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    agent_last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    agent_state: Mapped[str | None] = mapped_column(String(16))
+    agent_version: Mapped[str | None] = mapped_column(String(64))
+    agent_hostname: Mapped[str | None] = mapped_column(String(255))
+    agent_queue_depth: Mapped[int | None] = mapped_column(Integer)
+    agent_session_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class TrainingSession(Base):
+    """One run (期) of a class at a main venue with branch venues and a roster."""
+
+    __tablename__ = "training_sessions"
+    __table_args__ = (
+        CheckConstraint(_in("state", SESSION_STATES), name="state"),
+        CheckConstraint("ends_at > starts_at", name="window"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    topic_code: Mapped[str] = mapped_column(String(64), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    credit_hours: Mapped[Decimal] = mapped_column(Hours())
+    state: Mapped[str] = mapped_column(String(16), default="scheduled")
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
+    )
+    main_venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id", ondelete="RESTRICT"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SessionVenue(Base):
+    """A venue taking part in a session, as its main venue or a branch."""
+
+    __tablename__ = "session_venues"
+    __table_args__ = (
+        UniqueConstraint("session_id", "venue_id"),
+        CheckConstraint(_in("role", VENUE_ROLES), name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id", ondelete="RESTRICT"), index=True)
+    role: Mapped[str] = mapped_column(String(8))
+
+
+class RosterEntry(Base):
+    """An expected member of a session and the venue they are assigned to."""
+
+    __tablename__ = "roster_entries"
+    __table_args__ = (UniqueConstraint("session_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("members.id", ondelete="RESTRICT"), index=True
+    )
+    venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id", ondelete="RESTRICT"))
+
+
+class CheckIn(Base):
+    """One accepted scan or entry at a venue, unique by the agent's event UUID."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (
+        CheckConstraint(_in("kind", CHECKIN_KINDS), name="kind"),
+        CheckConstraint(_in("source", CHECKIN_SOURCES), name="source"),
+        Index("ix_checkins_session_id_member_id", "session_id", "member_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id", ondelete="RESTRICT"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(4))
+    source: Mapped[str] = mapped_column(String(8))
+    at_raw: Mapped[datetime] = mapped_column(UTCDateTime())
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    after_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class QuarantinedCheckIn(Base):
+    """A rejected check-in event, kept with its reason for reviewers."""
+
+    __tablename__ = "quarantined_checkins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id", ondelete="RESTRICT"), index=True)
+    session_ref: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StreamSample(Base):
+    """An agent's periodic stream-health reading for a session."""
+
+    __tablename__ = "stream_samples"
+    __table_args__ = (
+        UniqueConstraint("session_id", "venue_id", "at"),
+        CheckConstraint(_in("state", STREAM_STATES), name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id", ondelete="RESTRICT"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(8))
+    bitrate_kbps: Mapped[float | None]
+    fps: Mapped[float | None]
+    loss_pct: Mapped[float | None]
+    jitter_ms: Mapped[float | None]
+    freezes: Mapped[int | None]
+    frames_decoded: Mapped[int | None]
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Attendance(Base):
+    """The computed result of one member in one session (ATTENDANCE.md)."""
+
+    __tablename__ = "attendance"
+    __table_args__ = (
+        UniqueConstraint("session_id", "member_id"),
+        CheckConstraint(_in("status", ATTENDANCE_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("members.id", ondelete="RESTRICT"), index=True
+    )
+    assigned_venue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("venues.id", ondelete="RESTRICT")
+    )
+    venues: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str | None] = mapped_column(String(16))
+    presence_seconds: Mapped[int] = mapped_column(Integer)
+    verified_seconds: Mapped[int] = mapped_column(Integer)
+    credit_hours: Mapped[Decimal] = mapped_column(Hours())
+    flags: Mapped[list[str]] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TrainingRecord(Base):
+    """Credited hours a member earned from a session: the archive entry (培训档案)."""
+
+    __tablename__ = "training_records"
+    __table_args__ = (
+        UniqueConstraint("member_id", "session_id"),
+        Index("ix_training_records_member_id_year", "member_id", "year"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="RESTRICT"))
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("training_sessions.id", ondelete="CASCADE"), index=True
+    )
+    venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id", ondelete="RESTRICT"))
+    topic_code: Mapped[str] = mapped_column(String(64))
+    year: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    credit_hours: Mapped[Decimal] = mapped_column(Hours())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained log entry; `id` is the chain position (1, 2, 3, …)."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,80 @@
+"""Engine and session factories; `db_ctx` puts them on the app for its lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+WRITE_OPTION = "hetang_write"
+# Any fixed 64-bit key: every audited writer on PostgreSQL serializes on it.
+AUDIT_LOCK_KEY = 0x48455441
+
+
+def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """Create the engine; SQLite gets WAL, foreign keys, FULL sync and writer locking."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control away from the driver so BEGIN can be chosen below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A writer takes the lock at BEGIN: a read-then-write transaction can then never
+        # fail half-way with SQLITE_BUSY_SNAPSHOT when another writer got there first.
+        if connection.get_execution_options().get(WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions never expire on commit; relationships are loaded explicitly."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def read_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for reads; its transaction is rolled back at the end."""
+    async with factory() as session:
+        yield session
+
+
+@asynccontextmanager
+async def write_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose single transaction commits on success and rolls back on any error."""
+    async with factory() as session, session.begin():
+        await session.connection(execution_options={WRITE_OPTION: True})
+        yield session
+
+
+async def lock_for_audit(session: AsyncSession) -> None:
+    """Serialize audited writers (PostgreSQL); SQLite writers are already serialized."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})

@@ -1,0 +1,37 @@
+"""Member rules: the fields of a member and the yearly hour requirement per category."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from server.domain import validation as v
+
+CATEGORIES = ("ordinary", "secretary", "committee")
+REQUIRED_HOURS = {"ordinary": Decimal(32), "secretary": Decimal(56), "committee": Decimal(56)}
+CSV_COLUMNS = ("member_no", "name", "org_code", "category", "card_code")
+
+
+@dataclass(frozen=True)
+class MemberFields:
+    """A member as given by a form, a JSON body or a CSV row, already checked."""
+
+    member_no: str
+    name: str
+    org_code: str
+    category: str
+    card_code: str | None
+
+
+def parse_member(raw: Mapping[str, object]) -> tuple[MemberFields | None, v.Problems]:
+    """Check one member's fields; return them or the problems found."""
+    problems = v.Problems()
+    member_no = v.code(raw, "member_no", problems)
+    name = v.text(raw, "name", problems, max_len=100)
+    org_code = v.code(raw, "org_code", problems)
+    category = v.choice(raw, "category", CATEGORIES, problems)
+    card_code = v.text(raw, "card_code", problems, max_len=128, optional=True)
+    if problems or member_no is None or name is None or org_code is None or category is None:
+        return None, problems
+    return MemberFields(member_no, name, org_code, category, card_code), problems

@@ -1,0 +1,31 @@
+"""Venue rules: the fields of a new venue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from server.domain import validation as v
+
+HEARTBEAT_S = 15
+STATS_S = 5
+
+
+@dataclass(frozen=True)
+class VenueFields:
+    """A new venue as given, already checked."""
+
+    code: str
+    name: str
+    org_code: str
+
+
+def parse_venue(raw: Mapping[str, object]) -> tuple[VenueFields | None, v.Problems]:
+    """Check a new venue's fields."""
+    problems = v.Problems()
+    code = v.code(raw, "code", problems)
+    name = v.text(raw, "name", problems)
+    org_code = v.code(raw, "org_code", problems)
+    if problems or code is None or name is None or org_code is None:
+        return None, problems
+    return VenueFields(code, name, org_code), problems

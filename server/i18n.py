@@ -1,0 +1,58 @@
+"""Translations: gettext catalogs (web/locale/*.po) read at start, chosen per request."""
+
+from __future__ import annotations
+
+import gettext as gettext_module
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+
+from aiohttp import web
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+from server.keys import SETTINGS_KEY, TRANSLATIONS_KEY
+from server.settings import SUPPORTED_LOCALES
+
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "web" / "locale"
+LANG_COOKIE = "hetang_lang"
+
+Translations = dict[str, gettext_module.NullTranslations]
+
+
+def load_translations(locale_dir: Path = LOCALE_DIR) -> Translations:
+    """Read every supported locale's catalog; English is the source language."""
+    result: Translations = {}
+    for locale in SUPPORTED_LOCALES:
+        po_path = locale_dir / locale / "LC_MESSAGES" / "messages.po"
+        if not po_path.exists():
+            result[locale] = gettext_module.NullTranslations()
+            continue
+        with po_path.open("rb") as handle:
+            catalog = read_po(handle, locale=locale)
+        buffer = BytesIO()
+        write_mo(buffer, catalog)
+        buffer.seek(0)
+        result[locale] = gettext_module.GNUTranslations(buffer)
+    return result
+
+
+def request_locale(request: web.Request) -> str:
+    """The cookie's choice, else an explicit Accept-Language, else the configured default."""
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in SUPPORTED_LOCALES:
+        return chosen
+    accept = request.headers.get("Accept-Language", "").strip().lower()
+    if accept.startswith("en"):
+        return "en"
+    if accept.startswith("zh"):
+        return "zh_CN"
+    return request.app[SETTINGS_KEY].locale
+
+
+def translate_for(request: web.Request) -> Callable[[str], str]:
+    """The gettext function for this request's locale."""
+    translations = request.app.get(TRANSLATIONS_KEY)
+    if translations is None:
+        return lambda message: message
+    return translations[request_locale(request)].gettext

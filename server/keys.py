@@ -1,0 +1,33 @@
+"""Every typed app and request key, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+    from server.auth.passwords import PasswordService
+    from server.auth.principal import AgentVenue, Principal
+    from server.auth.throttle import LoginThrottle
+    from server.errors import ApiError
+    from server.i18n import Translations
+    from server.settings import Settings
+
+    ErrorPageRenderer = Callable[[web.Request, ApiError], Awaitable[web.StreamResponse]]
+
+SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings")
+ENGINE_KEY: web.AppKey[AsyncEngine] = web.AppKey("engine")
+DB_KEY: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("db")
+TRANSLATIONS_KEY: web.AppKey[Translations] = web.AppKey("translations")
+PASSWORDS_KEY: web.AppKey[PasswordService] = web.AppKey("passwords")
+THROTTLE_KEY: web.AppKey[LoginThrottle] = web.AppKey("throttle")
+ERROR_PAGE_KEY: web.AppKey[ErrorPageRenderer] = web.AppKey("error_page")
+
+REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id")
+PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")
+AGENT_VENUE_KEY: web.RequestKey[AgentVenue] = web.RequestKey("agent_venue")
+LOGIN_TOKEN_KEY: web.RequestKey[str] = web.RequestKey("login_token")

@@ -1,0 +1,174 @@
+"""Sign-in, sign-out and the language switch."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from aiohttp import web
+
+from server.auth import tokens
+from server.auth.access import ALL_ROLES, allow, public
+from server.auth.middleware import SESSION_COOKIE
+from server.db.session import write_session
+from server.i18n import LANG_COOKIE, translate_for
+from server.keys import (
+    DB_KEY,
+    LOGIN_TOKEN_KEY,
+    PASSWORDS_KEY,
+    PRINCIPAL_KEY,
+    SETTINGS_KEY,
+    THROTTLE_KEY,
+)
+from server.pages.render import render
+from server.services import identity
+from server.services.clock import utcnow
+from server.settings import SUPPORTED_LOCALES
+
+PRELOGIN_COOKIE = "hetang_prelogin"
+BAD_LOGIN = "The username or password is not correct."
+
+
+def safe_next(value: str | None) -> str:
+    """Only same-site paths may be a redirect target."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def _is_https(request: web.Request) -> bool:
+    return request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
+
+
+def _set_cookie(
+    response: web.StreamResponse,
+    request: web.Request,
+    name: str,
+    value: str,
+    max_age: int | None = None,
+    http_only: bool = True,
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=http_only,
+        samesite="Lax",
+        secure=_is_https(request),
+        path="/",
+    )
+
+
+def _login_form(
+    request: web.Request,
+    *,
+    error: str | None,
+    username: str,
+    status: int,
+    retry_after: int | None = None,
+) -> web.Response:
+    prelogin = request.cookies.get(PRELOGIN_COOKIE) or secrets.token_urlsafe(24)
+    secret = request.app[SETTINGS_KEY].secret_key
+    response = render(
+        request,
+        "login.html",
+        {
+            "error": error,
+            "username": username,
+            "next": safe_next(request.query.get("next")),
+            "login_csrf": tokens.keyed(secret, "login", prelogin),
+            "retry_after": retry_after,
+        },
+        status=status,
+    )
+    _set_cookie(response, request, PRELOGIN_COOKIE, prelogin, max_age=3600)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+@public
+async def get_login(request: web.Request) -> web.StreamResponse:
+    """GET /login"""
+    if request.get(PRINCIPAL_KEY) is not None:
+        raise web.HTTPFound(safe_next(request.query.get("next")))
+    return _login_form(request, error=None, username="", status=200)
+
+
+@public
+async def post_login(request: web.Request) -> web.StreamResponse:
+    """POST /login: identical answers for an unknown user and a wrong password."""
+    form = await request.post()
+    username = str(form.get("username", ""))[:64].strip().lower()
+    password = str(form.get("password", ""))[:1024]
+    gettext = translate_for(request)
+    prelogin = request.cookies.get(PRELOGIN_COOKIE, "")
+    secret = request.app[SETTINGS_KEY].secret_key
+    if not prelogin or not tokens.equal(
+        str(form.get("csrf_token", "")), tokens.keyed(secret, "login", prelogin)
+    ):
+        return _login_form(
+            request,
+            error=gettext("The form has expired; please try again."),
+            username=username,
+            status=403,
+        )
+    throttle = request.app[THROTTLE_KEY]
+    address = request.remote or "unknown"
+    wait = throttle.retry_after(username, address, time.monotonic())
+    if wait is not None:
+        return _login_form(
+            request,
+            error=gettext("Too many failed sign-ins. Try again in {seconds} seconds.").format(
+                seconds=wait
+            ),
+            username=username,
+            status=429,
+            retry_after=wait,
+        )
+    async with write_session(request.app[DB_KEY]) as session:
+        user = await identity.user_for_login(session, username)
+        stored = user.password_hash if user is not None else None
+        ok = await request.app[PASSWORDS_KEY].verify(stored, password)
+        if not ok or user is None:
+            throttle.record_failure(username, address, time.monotonic())
+            raw = None
+        else:
+            throttle.record_success(username)
+            settings = request.app[SETTINGS_KEY]
+            old = request.cookies.get(SESSION_COOKIE)
+            if old:
+                await identity.close_login_session(session, old)
+            raw = await identity.open_login_session(
+                session, user.id, utcnow(), settings.session_lifetime_s
+            )
+    if raw is None:
+        return _login_form(request, error=gettext(BAD_LOGIN), username=username, status=401)
+    response = web.HTTPFound(safe_next(request.query.get("next")))
+    _set_cookie(
+        response, request, SESSION_COOKIE, raw, max_age=request.app[SETTINGS_KEY].session_lifetime_s
+    )
+    response.del_cookie(PRELOGIN_COOKIE, path="/")
+    raise response
+
+
+@allow(*sorted(ALL_ROLES))
+async def post_logout(request: web.Request) -> web.StreamResponse:
+    """POST /logout: the session ends on the server, not only in the browser."""
+    raw = request.get(LOGIN_TOKEN_KEY)
+    if raw:
+        async with write_session(request.app[DB_KEY]) as session:
+            await identity.close_login_session(session, raw)
+    response = web.HTTPFound("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+@public
+async def get_language(request: web.Request) -> web.StreamResponse:
+    """GET /lang/{locale}?next=: remember the interface language in a cookie."""
+    locale = request.match_info["locale"]
+    response = web.HTTPFound(safe_next(request.query.get("next")))
+    if locale in SUPPORTED_LOCALES:
+        _set_cookie(response, request, LANG_COOKIE, locale, max_age=365 * 86400)
+    raise response

@@ -1,0 +1,115 @@
+"""Rendering pages: the jinja2 environment, translations, time zones and the error page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from babel.dates import format_datetime
+
+from server.auth.middleware import csrf_token_for
+from server.errors import ApiError
+from server.i18n import request_locale, translate_for
+from server.keys import LOGIN_TOKEN_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "web" / "templates"
+ROLE_LABELS = {
+    "admin": "Administrator",
+    "operator": "Operator",
+    "venue_staff": "Venue staff",
+    "reviewer": "Reviewer",
+}
+LEVEL_LABELS = {"city": "City", "county": "County", "committee": "Committee", "branch": "Branch"}
+CATEGORY_LABELS = {
+    "ordinary": "Ordinary member",
+    "secretary": "Secretary",
+    "committee": "Committee member",
+}
+
+
+@jinja2.pass_context
+def _gettext(context: jinja2.runtime.Context, message: str) -> str:
+    return translate_for(context["request"])(message)
+
+
+@jinja2.pass_context
+def _ngettext(context: jinja2.runtime.Context, singular: str, plural: str, n: int) -> str:
+    translations = translate_for(context["request"])
+    return translations(singular if n == 1 else plural)
+
+
+@jinja2.pass_context
+def _localtime(
+    context: jinja2.runtime.Context, value: datetime | None, pattern: str = "yyyy-MM-dd HH:mm"
+) -> str:
+    """A UTC datetime shown in the configured time zone."""
+    if value is None:
+        return "—"
+    request: web.Request = context["request"]
+    settings = request.app[SETTINGS_KEY]
+    return str(format_datetime(value, pattern, tzinfo=settings.tz, locale=request_locale(request)))
+
+
+def setup_templates(app: web.Application) -> None:
+    """Attach the jinja2 environment to the app."""
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=jinja2.select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["localtime"] = _localtime
+    env.globals["static"] = _static_url
+
+
+def _page_context(request: web.Request) -> dict[str, Any]:
+    principal = request.get(PRINCIPAL_KEY)
+    login_token = request.get(LOGIN_TOKEN_KEY)
+    return {
+        "request": request,
+        "principal": principal,
+        "csrf_token": csrf_token_for(request, login_token) if login_token else "",
+        "locale": request_locale(request),
+        "role_labels": ROLE_LABELS,
+        "level_labels": LEVEL_LABELS,
+        "category_labels": CATEGORY_LABELS,
+        "current_path": request.path_qs,
+    }
+
+
+def render(
+    request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200
+) -> web.Response:
+    """Render a page with the shared context."""
+    full = {**_page_context(request), **context}
+    response = aiohttp_jinja2.render_template(template, request, full, status=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def render_error_page(request: web.Request, error: ApiError) -> web.StreamResponse:
+    """The HTML face of an ApiError."""
+    gettext = translate_for(request)
+    message = gettext(error.message).format(**error.params)
+    return render(
+        request,
+        "error.html",
+        {"status": error.status, "code": error.code, "message": message},
+        status=error.status,
+    )
+
+
+@jinja2.pass_context
+def _static_url(context: jinja2.runtime.Context, name: str) -> str:
+    """A versioned URL of a file in web/static (so browsers refetch it after a change)."""
+    request: web.Request = context["request"]
+    return str(request.app.router["static"].url_for(filename=name))

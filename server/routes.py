@@ -1,0 +1,66 @@
+"""The whole URL map; every route is named and every handler declares who may call it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from server.api import agent, members, organizations, system, venues
+from server.pages import auth as auth_pages
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register every route of the server."""
+    add = app.router.add_route
+    # System
+    add("GET", "/healthz", system.get_health, name="health")
+    add("GET", "/api/v1/me", system.get_me, name="api_me")
+    # Organizations, members, venues
+    add(
+        "POST",
+        "/api/v1/organizations",
+        organizations.create_organization,
+        name="api_create_organization",
+    )
+    add(
+        "GET",
+        "/api/v1/organizations",
+        organizations.list_organizations,
+        name="api_list_organizations",
+    )
+    add(
+        "GET",
+        "/api/v1/organizations/{code}",
+        organizations.get_organization,
+        name="api_get_organization",
+    )
+    add("POST", "/api/v1/members", members.create_member, name="api_create_member")
+    add("POST", "/api/v1/members/import", members.import_members, name="api_import_members")
+    add("GET", "/api/v1/members", members.list_members, name="api_list_members")
+    add("GET", "/api/v1/members/{member_no}", members.get_member, name="api_get_member")
+    add("POST", "/api/v1/venues", venues.create_venue, name="api_create_venue")
+    add("GET", "/api/v1/venues", venues.list_venues, name="api_list_venues")
+    add("GET", "/api/v1/venues/{code}", venues.get_venue, name="api_get_venue")
+    add(
+        "POST",
+        "/api/v1/venues/{code}/token",
+        venues.rotate_venue_token,
+        name="api_rotate_venue_token",
+    )
+    # Agent API
+    add("POST", "/api/v1/agent/hello", agent.agent_hello, name="agent_hello")
+    # Pages: sign-in
+    add("GET", "/login", auth_pages.get_login, name="login")
+    add("POST", "/login", auth_pages.post_login, name="login_submit")
+    add("POST", "/logout", auth_pages.post_logout, name="logout")
+    add("GET", "/lang/{locale}", auth_pages.get_language, name="language")
+    # Pages: administration
+    setup_page_routes(app)
+    app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
+
+
+def setup_page_routes(app: web.Application) -> None:
+    """The administration pages."""

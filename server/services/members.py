@@ -1,0 +1,159 @@
+"""Member use cases: create one, look up, search with paging."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import Scope
+from server.db.models import Member, Organization
+from server.domain.audit_chain import AuditFacts
+from server.domain.members import MemberFields
+from server.errors import Conflict, Invalid, NotFound
+from server.services import audit
+from server.services.clock import utcnow
+
+MAX_PER_PAGE = 200
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """A member as callers see it."""
+
+    member_no: str
+    name: str
+    org_code: str
+    org_name: str
+    category: str
+    card_code: str | None
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    """One page of a member search."""
+
+    items: list[MemberView]
+    page: int
+    per_page: int
+    has_next: bool
+    total: int | None
+
+
+def snapshot(fields: MemberFields) -> dict[str, str | None]:
+    """The audited form of a member."""
+    return {
+        "member_no": fields.member_no,
+        "name": fields.name,
+        "org_code": fields.org_code,
+        "category": fields.category,
+        "card_code": fields.card_code,
+    }
+
+
+def _view_query() -> Select[Member, Organization]:
+    return select(Member, Organization).join(Organization, Member.org_id == Organization.id)
+
+
+def _view(member: Member, org: Organization) -> MemberView:
+    return MemberView(
+        member.member_no, member.name, org.code, org.name, member.category, member.card_code
+    )
+
+
+async def create_member(
+    session: AsyncSession, scope: Scope, actor: str, fields: MemberFields
+) -> MemberView:
+    """Add one member to an organization inside the scope."""
+    org = (
+        await session.execute(select(Organization).where(Organization.code == fields.org_code))
+    ).scalar_one_or_none()
+    if org is None or not scope.covers(org.path):
+        raise Invalid(
+            "The organization {code} does not exist.",
+            code=fields.org_code,
+            fields={"org_code": "is not a known organization"},
+        )
+    if await session.scalar(select(Member.id).where(Member.member_no == fields.member_no)):
+        raise Conflict(
+            "A member with number {member_no} already exists.", member_no=fields.member_no
+        )
+    if fields.card_code and await session.scalar(
+        select(Member.id).where(Member.card_code == fields.card_code)
+    ):
+        raise Conflict(
+            "Card {card_code} already belongs to another member.", card_code=fields.card_code
+        )
+    now = utcnow()
+    session.add(
+        Member(
+            member_no=fields.member_no,
+            name=fields.name,
+            org_id=org.id,
+            category=fields.category,
+            card_code=fields.card_code,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await session.flush()
+    await audit.append(
+        session,
+        [
+            AuditFacts(
+                now, actor, "member.create", "member", fields.member_no, None, snapshot(fields)
+            )
+        ],
+    )
+    return MemberView(
+        fields.member_no, fields.name, org.code, org.name, fields.category, fields.card_code
+    )
+
+
+async def get_member(session: AsyncSession, scope: Scope, member_no: str) -> MemberView:
+    """One member inside the scope; outside it, the member does not exist (404)."""
+    row = (await session.execute(_view_query().where(Member.member_no == member_no))).first()
+    if row is None or not scope.covers(row[1].path):
+        raise NotFound("No member with number {member_no}.", member_no=member_no)
+    return _view(*row)
+
+
+async def search_members(
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    query: str = "",
+    org: Organization | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> MemberPage:
+    """Members inside the scope (and an optional organization's subtree), by number or name."""
+    per_page = max(1, min(per_page, MAX_PER_PAGE))
+    page = max(1, page)
+    scoped_orgs = select(Organization.id).where(scope.clause(Organization.path))
+    if org is not None:
+        scoped_orgs = scoped_orgs.where(Organization.path.startswith(org.path, autoescape=True))
+    condition: ColumnElement[bool] = Member.org_id.in_(scoped_orgs)
+    query = query.strip()
+    if query:
+        escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        condition = condition & or_(
+            Member.member_no.startswith(query, autoescape=True),
+            Member.name.like(f"%{escaped}%", escape="\\"),
+            Member.card_code == query,
+        )
+    rows = (
+        await session.execute(
+            _view_query()
+            .where(condition)
+            .order_by(Member.member_no)
+            .offset((page - 1) * per_page)
+            .limit(per_page + 1)
+        )
+    ).all()
+    total = None
+    if not query:
+        total = await session.scalar(select(func.count()).select_from(Member).where(condition))
+    items = [_view(member, organization) for member, organization in rows[:per_page]]
+    return MemberPage(items, page, per_page, len(rows) > per_page, total)

@@ -1,0 +1,188 @@
+"""Organization use cases: create, look up and list the tree with member counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import Scope
+from server.db.models import Member, Organization
+from server.domain.audit_chain import AuditFacts
+from server.domain.organizations import OrgFields, child_path, may_parent, roll_up
+from server.errors import Conflict, Forbidden, Invalid, NotFound
+from server.services import audit
+from server.services.clock import utcnow
+
+
+@dataclass(frozen=True)
+class OrgView:
+    """An organization as callers see it."""
+
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    path: str
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """One line of the organization tree page."""
+
+    code: str
+    name: str
+    level: str
+    depth: int
+    own_members: int
+    subtree_members: int
+    parent_code: str | None
+
+
+async def get_org(session: AsyncSession, scope: Scope, code: str) -> Organization:
+    """The organization with this code inside the scope; outside it does not exist (404)."""
+    org = (
+        await session.execute(select(Organization).where(Organization.code == code))
+    ).scalar_one_or_none()
+    if org is None or not scope.covers(org.path):
+        raise NotFound("No organization with code {code}.", code=code)
+    return org
+
+
+async def create_org(session: AsyncSession, scope: Scope, actor: str, fields: OrgFields) -> OrgView:
+    """Add an organization under a parent inside the scope (a root only for the whole tree)."""
+    code, name, level, parent_code = fields.code, fields.name, fields.level, fields.parent_code
+    parent: Organization | None = None
+    if parent_code is None:
+        if scope.path is not None:
+            raise Forbidden(
+                "Only an administrator of the whole tree may add a top-level organization."
+            )
+    else:
+        parent = (
+            await session.execute(select(Organization).where(Organization.code == parent_code))
+        ).scalar_one_or_none()
+        if parent is None or not scope.covers(parent.path):
+            raise Invalid(
+                "The parent organization {code} does not exist.",
+                code=parent_code,
+                fields={"parent_code": "is not a known organization"},
+            )
+        if not may_parent(parent.level, level):
+            raise Invalid(
+                "A {child} cannot be placed under a {parent}.",
+                child=level,
+                parent=parent.level,
+                fields={"level": "must be below the parent's level"},
+            )
+    exists = await session.scalar(select(Organization.id).where(Organization.code == code))
+    if exists is not None:
+        raise Conflict("An organization with code {code} already exists.", code=code)
+    now = utcnow()
+    org = Organization(
+        code=code,
+        name=name,
+        level=level,
+        parent_id=parent.id if parent else None,
+        path="/",
+        created_at=now,
+    )
+    session.add(org)
+    await session.flush()
+    org.path = child_path(parent.path if parent else None, org.id)
+    await session.execute(
+        update(Organization).where(Organization.id == org.id).values(path=org.path)
+    )
+    view = OrgView(code, name, level, parent_code, org.path)
+    await audit.append(
+        session,
+        [
+            AuditFacts(
+                now, actor, "organization.create", "organization", code, None, _snapshot(view)
+            )
+        ],
+    )
+    return view
+
+
+def _snapshot(view: OrgView) -> dict[str, str | None]:
+    return {
+        "code": view.code,
+        "name": view.name,
+        "level": view.level,
+        "parent_code": view.parent_code,
+    }
+
+
+async def list_tree(session: AsyncSession, scope: Scope) -> list[TreeNode]:
+    """Every organization in the scope, in tree order, with own and subtree member counts."""
+    orgs = (
+        await session.execute(
+            select(
+                Organization.id,
+                Organization.code,
+                Organization.name,
+                Organization.level,
+                Organization.parent_id,
+                Organization.path,
+            ).where(scope.clause(Organization.path))
+        )
+    ).all()
+    if not orgs:
+        return []
+    ids = {row.id for row in orgs}
+    own = dict(
+        (
+            await session.execute(
+                select(Member.org_id, func.count())
+                .where(
+                    Member.org_id.in_(
+                        select(Organization.id).where(scope.clause(Organization.path))
+                    )
+                )
+                .group_by(Member.org_id)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    parents = {row.id: (row.parent_id if row.parent_id in ids else None) for row in orgs}
+    totals = roll_up(own, parents)
+    code_of = {row.id: row.code for row in orgs}
+    nodes = [
+        TreeNode(
+            row.code,
+            row.name,
+            row.level,
+            row.path.count("/") - 2,
+            own.get(row.id, 0),
+            totals[row.id],
+            code_of.get(row.parent_id) if row.parent_id else None,
+        )
+        for row in orgs
+    ]
+    order = {row.id: _sort_key(row.path, code_of) for row in orgs}
+    by_code = {row.code: row.id for row in orgs}
+    nodes.sort(key=lambda node: order[by_code[node.code]])
+    return nodes
+
+
+def _sort_key(path: str, code_of: dict[int, str]) -> tuple[str, ...]:
+    return tuple(code_of.get(int(part), "") for part in path.strip("/").split("/"))
+
+
+async def scope_org_ids(session: AsyncSession, scope: Scope) -> list[int]:
+    """The ids of every organization inside the scope."""
+    return list(
+        (await session.execute(select(Organization.id).where(scope.clause(Organization.path))))
+        .scalars()
+        .all()
+    )
+
+
+async def parent_code(session: AsyncSession, org: Organization) -> str | None:
+    """The code of an organization's parent."""
+    if org.parent_id is None:
+        return None
+    return await session.scalar(select(Organization.code).where(Organization.id == org.parent_id))

@@ -1,0 +1,152 @@
+"""Venue use cases: create (the token is shown once), rotate the token, list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth import tokens
+from server.auth.principal import Scope
+from server.db.models import Organization, Venue
+from server.domain.audit_chain import AuditFacts
+from server.domain.venues import VenueFields
+from server.errors import Conflict, Invalid, NotFound
+from server.services import audit
+from server.services.clock import utcnow
+
+
+@dataclass(frozen=True)
+class VenueView:
+    """A venue as callers see it (never its token)."""
+
+    code: str
+    name: str
+    org_code: str
+    org_name: str
+    token_hint: str
+    token_rotated_at: datetime
+    agent_last_seen_at: datetime | None
+    agent_state: str | None
+    agent_version: str | None
+
+
+async def create_venue(
+    session: AsyncSession, scope: Scope, actor: str, fields: VenueFields
+) -> tuple[VenueView, str]:
+    """Add a venue to an organization in the scope; return it and its new token."""
+    code, name, org_code = fields.code, fields.name, fields.org_code
+    org = (
+        await session.execute(select(Organization).where(Organization.code == org_code))
+    ).scalar_one_or_none()
+    if org is None or not scope.covers(org.path):
+        raise Invalid(
+            "The organization {code} does not exist.",
+            code=org_code,
+            fields={"org_code": "is not a known organization"},
+        )
+    if await session.scalar(select(Venue.id).where(Venue.code == code)):
+        raise Conflict("A venue with code {code} already exists.", code=code)
+    token = tokens.new_token(tokens.VENUE_TOKEN_PREFIX)
+    now = utcnow()
+    venue = Venue(
+        code=code,
+        name=name,
+        org_id=org.id,
+        token_digest=tokens.digest(token),
+        token_hint=tokens.hint(token),
+        token_rotated_at=now,
+        created_at=now,
+    )
+    session.add(venue)
+    await session.flush()
+    await audit.append(
+        session,
+        [
+            AuditFacts(
+                now,
+                actor,
+                "venue.create",
+                "venue",
+                code,
+                None,
+                {"code": code, "name": name, "org_code": org_code, "token_hint": venue.token_hint},
+            )
+        ],
+    )
+    return _view(venue, org), token
+
+
+async def rotate_token(session: AsyncSession, scope: Scope, actor: str, code: str) -> str:
+    """Give the venue a new token; the old one stops working at once."""
+    venue, _ = await _venue_in_scope(session, scope, code)
+    token = tokens.new_token(tokens.VENUE_TOKEN_PREFIX)
+    before = venue.token_hint
+    venue.token_digest = tokens.digest(token)
+    venue.token_hint = tokens.hint(token)
+    venue.token_rotated_at = utcnow()
+    await session.flush()
+    await audit.append(
+        session,
+        [
+            AuditFacts(
+                venue.token_rotated_at,
+                actor,
+                "venue.token_rotate",
+                "venue",
+                code,
+                {"token_hint": before},
+                {"token_hint": venue.token_hint},
+            )
+        ],
+    )
+    return token
+
+
+async def _venue_in_scope(
+    session: AsyncSession, scope: Scope, code: str
+) -> tuple[Venue, Organization]:
+    row = (
+        await session.execute(
+            select(Venue, Organization)
+            .join(Organization, Venue.org_id == Organization.id)
+            .where(Venue.code == code)
+        )
+    ).first()
+    if row is None or not scope.covers(row[1].path):
+        raise NotFound("No venue with code {code}.", code=code)
+    return row[0], row[1]
+
+
+async def get_venue(session: AsyncSession, scope: Scope, code: str) -> VenueView:
+    """One venue inside the scope."""
+    return _view(*await _venue_in_scope(session, scope, code))
+
+
+async def list_venues(session: AsyncSession, scope: Scope) -> list[VenueView]:
+    """Every venue in the scope, by code."""
+    rows = (
+        await session.execute(
+            select(Venue, Organization)
+            .join(Organization, Venue.org_id == Organization.id)
+            .where(scope.clause(Organization.path))
+            .order_by(Venue.code)
+        )
+    ).all()
+    return [_view(venue, org) for venue, org in rows]
+
+
+def _view(venue: Venue, org: Organization) -> VenueView:
+    return VenueView(
+        venue.code,
+        venue.name,
+        org.code,
+        org.name,
+        venue.token_hint,
+        venue.token_rotated_at,
+        venue.agent_last_seen_at,
+        venue.agent_state,
+        venue.agent_version,
+    )

@@ -1,0 +1,121 @@
+"""Settings: one frozen dataclass read from HETANG_* variables and validated at start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+SUPPORTED_LOCALES = ("zh_CN", "en")
+SECRET_FILE = "secret_key"  # noqa: S105  (a file name)
+
+
+class SettingsError(ValueError):
+    """A HETANG_* variable has a bad value; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know about its environment."""
+
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    timezone: str = "Asia/Shanghai"
+    locale: str = "zh_CN"
+    login_max_failures_per_user: int = 5
+    login_max_failures_per_address: int = 20
+    login_window_s: int = 900
+    hash_concurrency: int = 2
+    session_lifetime_s: int = 12 * 3600
+    trusted_origins: tuple[str, ...] = field(default=())
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The display time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is a SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate HETANG_* variables; raise SettingsError naming the bad one."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("HETANG_DATA_DIR", "./var")).expanduser()
+        database_url = env.get("HETANG_DATABASE_URL") or default_database_url(data_dir)
+        _check_database_url(database_url)
+        redis_url = env.get("HETANG_REDIS_URL") or None
+        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("HETANG_REDIS_URL must start with redis://, rediss:// or unix://")
+        port = _parse_port(env.get("HETANG_PORT", "8080"))
+        timezone = env.get("HETANG_TIMEZONE", "Asia/Shanghai")
+        _check_timezone(timezone)
+        locale = env.get("HETANG_LOCALE", "zh_CN")
+        if locale not in SUPPORTED_LOCALES:
+            raise SettingsError(
+                f"HETANG_LOCALE must be one of {', '.join(SUPPORTED_LOCALES)}, not {locale!r}"
+            )
+        secret = env.get("HETANG_SECRET_KEY") or load_or_create_secret(data_dir)
+        if len(secret) < 32:
+            raise SettingsError("HETANG_SECRET_KEY must be at least 32 characters long")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            secret_key=secret,
+            redis_url=redis_url,
+            host=env.get("HETANG_HOST", "127.0.0.1"),
+            port=port,
+            timezone=timezone,
+            locale=locale,
+        )
+
+
+def default_database_url(data_dir: Path) -> str:
+    """The embedded default: a SQLite file in the data directory."""
+    return f"sqlite+aiosqlite:///{(data_dir / 'hetang.sqlite3').resolve()}"
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """Return the secret kept in the data dir, generating it (mode 0600) on first use."""
+    path = data_dir / SECRET_FILE
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+def _parse_port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SettingsError(f"HETANG_PORT must be a whole number, not {raw!r}") from None
+    if not 0 < port < 65536:
+        raise SettingsError(f"HETANG_PORT must be between 1 and 65535, not {port}")
+    return port
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"HETANG_TIMEZONE is not a known time zone: {name!r}") from None
+
+
+def _check_database_url(url: str) -> None:
+    if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise SettingsError(
+            "HETANG_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+        )

@@ -1,0 +1,1 @@
+"""hetang-agent: the branch-venue agent (check-ins, schedule, stream health)."""
