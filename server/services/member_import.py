@@ -125,7 +125,7 @@ async def _orgs_by_code(session: AsyncSession, codes: set[str]) -> dict[str, tup
                 Organization.code.in_(chunk)
             )
         )
-        found.update({code: (org_id, path) for code, org_id, path in result.tuples()})
+        found.update({code: (org_id, path) for code, org_id, path in result})
     return found
 
 
@@ -147,7 +147,7 @@ async def _members_by_number(
             .join(Organization, Member.org_id == Organization.id)
             .where(Member.member_no.in_(chunk))
         )
-        for member_id, number, name, category, card, org_code, org_path in result.tuples():
+        for member_id, number, name, category, card, org_code, org_path in result:
             found[number] = {
                 "id": member_id,
                 "org_path": org_path,
@@ -162,7 +162,7 @@ async def _card_holders(session: AsyncSession, cards: list[str]) -> dict[str, st
         result = await session.execute(
             select(Member.card_code, Member.member_no).where(Member.card_code.in_(chunk))
         )
-        found.update({card: number for card, number in result.tuples() if card})
+        found.update({card: number for card, number in result if card})
     return found
 
 

@@ -143,9 +143,7 @@ async def list_tree(session: AsyncSession, scope: Scope) -> list[TreeNode]:
                 )
                 .group_by(Member.org_id)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     parents = {row.id: (row.parent_id if row.parent_id in ids else None) for row in orgs}
     totals = roll_up(own, parents)
