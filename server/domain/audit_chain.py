@@ -30,21 +30,37 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def entry_hash(position: int, prev_hash: str, facts: AuditFacts) -> str:
-    """SHA-256 over the previous hash, the entry's position and its facts."""
+def as_text(value: dict[str, Any] | None) -> str | None:
+    """The stored form of a before/after snapshot: canonical JSON, hashed exactly as stored."""
+    return None if value is None else canonical(value)
+
+
+def entry_hash(
+    position: int,
+    prev_hash: str,
+    at: datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: str | None,
+    after: str | None,
+    note: str | None,
+) -> str:
+    """SHA-256 over the previous hash, the entry's position and its stored fields."""
     payload = canonical(
-        {
-            "position": position,
-            "prev": prev_hash,
-            "at": facts.at.isoformat(),
-            "actor": facts.actor,
-            "action": facts.action,
-            "object_type": facts.object_type,
-            "object_id": facts.object_id,
-            "before": facts.before,
-            "after": facts.after,
-            "note": facts.note,
-        }
+        [
+            position,
+            prev_hash,
+            at.isoformat(),
+            actor,
+            action,
+            object_type,
+            object_id,
+            before,
+            after,
+            note,
+        ]
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

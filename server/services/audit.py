@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.bulk import bulk_insert
 from server.db.models import AuditEntry
 from server.db.session import lock_for_audit
-from server.domain.audit_chain import GENESIS, AuditFacts, entry_hash
-
-INSERT_CHUNK = 2000
+from server.domain.audit_chain import GENESIS, AuditFacts, as_text, entry_hash
 
 
 async def append(session: AsyncSession, entries: Sequence[AuditFacts]) -> None:
@@ -29,7 +28,19 @@ async def append(session: AsyncSession, entries: Sequence[AuditFacts]) -> None:
     rows = []
     for facts in entries:
         position += 1
-        current = entry_hash(position, prev, facts)
+        before, after = as_text(facts.before), as_text(facts.after)
+        current = entry_hash(
+            position,
+            prev,
+            facts.at,
+            facts.actor,
+            facts.action,
+            facts.object_type,
+            facts.object_id,
+            before,
+            after,
+            facts.note,
+        )
         rows.append(
             {
                 "id": position,
@@ -38,16 +49,15 @@ async def append(session: AsyncSession, entries: Sequence[AuditFacts]) -> None:
                 "action": facts.action,
                 "object_type": facts.object_type,
                 "object_id": facts.object_id,
-                "before": facts.before,
-                "after": facts.after,
+                "before": before,
+                "after": after,
                 "note": facts.note,
                 "prev_hash": prev,
                 "hash": current,
             }
         )
         prev = current
-    for start in range(0, len(rows), INSERT_CHUNK):
-        await session.execute(insert(AuditEntry), rows[start : start + INSERT_CHUNK])
+    await bulk_insert(session, AuditEntry, rows)
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,9 @@ async def verify(session: AsyncSession) -> ChainReport:
             return ChainReport(count, entry.id, f"expected entry {expected_position}")
         if entry.prev_hash != prev:
             return ChainReport(count, entry.id, "previous hash does not match")
-        facts = AuditFacts(
+        recomputed = entry_hash(
+            entry.id,
+            prev,
             entry.at,
             entry.actor,
             entry.action,
@@ -85,7 +97,7 @@ async def verify(session: AsyncSession) -> ChainReport:
             entry.after,
             entry.note,
         )
-        if entry_hash(entry.id, prev, facts) != entry.hash:
+        if recomputed != entry.hash:
             return ChainReport(count, entry.id, "content does not match its hash")
         prev, expected_position, count = entry.hash, expected_position + 1, count + 1
     return ChainReport(count)

@@ -1,0 +1,108 @@
+"""Helpers shared by the benchmarks: a throw-away server process, timing and printing."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def bench_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for the `hetang` CLI pointing at a fresh data directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HETANG_")}
+    env.update(
+        {"HETANG_DATA_DIR": str(data_dir), "HETANG_SECRET_KEY": "b" * 48, "HETANG_LOCALE": "zh_CN"}
+    )
+    env.update(extra)
+    return env
+
+
+def hetang(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    """Run the real CLI; fail loudly with its stderr."""
+    result = subprocess.run(
+        [str(BIN / "hetang"), "--log-level", "WARNING", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"hetang {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+@contextmanager
+def temp_dir(prefix: str) -> Iterator[Path]:
+    """A temporary directory removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        yield Path(name)
+
+
+@contextmanager
+def server(env: dict[str, str]) -> Iterator[str]:
+    """`hetang serve` on a free port; yields its base URL and stops it afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "hetang"), "--log-level", "WARNING", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The pct-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> str:
+    """p50 and p95 of timings in seconds, as milliseconds."""
+    return (
+        f"p50 {statistics.median(values) * 1000:7.1f} ms   "
+        f"p95 {percentile(values, 95) * 1000:7.1f} ms"
+    )
+
+
+def csrf_from(html: str) -> str:
+    """The hidden csrf_token of a rendered form."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    if match is None:
+        raise SystemExit("no csrf_token on the page")
+    return match.group(1)
