@@ -64,3 +64,31 @@ def setup_routes(app: web.Application) -> None:
 
 def setup_page_routes(app: web.Application) -> None:
     """The administration pages."""
+    # Imported here so this function is the one place the page map changes.
+    from server.pages import home as home_pages
+    from server.pages import members as member_pages
+    from server.pages import organizations as org_pages
+    from server.pages import users as user_pages
+    from server.pages import venues as venue_pages
+
+    add = app.router.add_route
+    add("GET", "/", home_pages.get_home, name="home")
+    add("GET", "/organizations", org_pages.get_organizations, name="organizations")
+    add("POST", "/organizations", org_pages.create_organization, name="organization_create")
+    add("GET", "/members", member_pages.get_members, name="members")
+    add("POST", "/members", member_pages.create_member, name="member_create")
+    add("POST", "/members/import", member_pages.import_members, name="members_import")
+    add("GET", "/members/{member_no}", member_pages.get_member, name="member")
+    add("GET", "/venues", venue_pages.get_venues, name="venues")
+    add("POST", "/venues", venue_pages.create_venue, name="venue_create")
+    add(
+        "GET",
+        "/venues/{code}/token",
+        venue_pages.confirm_token_rotation,
+        name="venue_token_confirm",
+    )
+    add("POST", "/venues/{code}/token", venue_pages.rotate_token, name="venue_token_rotate")
+    add("GET", "/users", user_pages.get_users, name="users")
+    add("POST", "/users", user_pages.create_user, name="user_create")
+    add("POST", "/users/{username}", user_pages.update_user, name="user_update")
+    add("POST", "/users/{username}/password", user_pages.set_password, name="user_password")

@@ -31,7 +31,10 @@ BAD_LOGIN = "The username or password is not correct."
 
 def safe_next(value: str | None) -> str:
     """Only same-site paths may be a redirect target."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    if not value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        # Browsers drop tabs and newlines from URLs: "/\t/evil.example" would become "//evil…".
+        return "/"
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return value
 

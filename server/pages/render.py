@@ -15,7 +15,8 @@ from babel.dates import format_datetime
 from server.auth.middleware import csrf_token_for
 from server.errors import ApiError
 from server.i18n import request_locale, translate_for
-from server.keys import LOGIN_TOKEN_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.keys import LOGIN_TOKEN_KEY, PRINCIPAL_KEY, SETTINGS_KEY, TRANSLATIONS_KEY
+from server.pages.forms import notice_from
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "web" / "templates"
 ROLE_LABELS = {
@@ -24,12 +25,18 @@ ROLE_LABELS = {
     "venue_staff": "Venue staff",
     "reviewer": "Reviewer",
 }
-LEVEL_LABELS = {"city": "City", "county": "County", "committee": "Committee", "branch": "Branch"}
+LEVEL_LABELS = {
+    "city": "City",
+    "county": "County",
+    "committee": "Grassroots Party committee",
+    "branch": "Party branch",
+}
 CATEGORY_LABELS = {
     "ordinary": "Ordinary member",
-    "secretary": "Secretary",
-    "committee": "Committee member",
+    "secretary": "Party organization secretary",
+    "committee": "Leadership team member",
 }
+AGENT_STATE_LABELS = {"idle": "Idle", "receiving": "Receiving", "degraded": "Degraded"}
 
 
 @jinja2.pass_context
@@ -39,8 +46,11 @@ def _gettext(context: jinja2.runtime.Context, message: str) -> str:
 
 @jinja2.pass_context
 def _ngettext(context: jinja2.runtime.Context, singular: str, plural: str, n: int) -> str:
-    translations = translate_for(context["request"])
-    return translations(singular if n == 1 else plural)
+    request: web.Request = context["request"]
+    translations = request.app.get(TRANSLATIONS_KEY)
+    if translations is None:
+        return singular if n == 1 else plural
+    return translations[request_locale(request)].ngettext(singular, plural, n)
 
 
 @jinja2.pass_context
@@ -69,6 +79,7 @@ def setup_templates(app: web.Application) -> None:
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["localtime"] = _localtime
     env.globals["static"] = _static_url
+    env.globals["url"] = _url
 
 
 def _page_context(request: web.Request) -> dict[str, Any]:
@@ -82,7 +93,9 @@ def _page_context(request: web.Request) -> dict[str, Any]:
         "role_labels": ROLE_LABELS,
         "level_labels": LEVEL_LABELS,
         "category_labels": CATEGORY_LABELS,
+        "agent_state_labels": AGENT_STATE_LABELS,
         "current_path": request.path_qs,
+        "notice": notice_from(request, translate_for(request)),
     }
 
 
@@ -113,3 +126,19 @@ def _static_url(context: jinja2.runtime.Context, name: str) -> str:
     """A versioned URL of a file in web/static (so browsers refetch it after a change)."""
     request: web.Request = context["request"]
     return str(request.app.router["static"].url_for(filename=name))
+
+
+@jinja2.pass_context
+def _url(
+    context: jinja2.runtime.Context,
+    name: str,
+    query: Mapping[str, object] | None = None,
+    **parts: object,
+) -> str:
+    """The URL of a named route, with its parts filled in and an optional query (blanks dropped)."""
+    request: web.Request = context["request"]
+    url = request.app.router[name].url_for(**{key: str(value) for key, value in parts.items()})
+    if query:
+        kept = {key: str(value) for key, value in query.items() if value not in (None, "")}
+        url = url.with_query(kept)
+    return str(url)

@@ -157,3 +157,12 @@ async def search_members(
         total = await session.scalar(select(func.count()).select_from(Member).where(condition))
     items = [_view(member, organization) for member, organization in rows[:per_page]]
     return MemberPage(items, page, per_page, len(rows) > per_page, total)
+
+
+async def count_members(session: AsyncSession, scope: Scope) -> int:
+    """How many members belong to organizations inside the scope."""
+    scoped_orgs = select(Organization.id).where(scope.clause(Organization.path))
+    count = await session.scalar(
+        select(func.count()).select_from(Member).where(Member.org_id.in_(scoped_orgs))
+    )
+    return int(count or 0)

@@ -184,3 +184,11 @@ async def parent_code(session: AsyncSession, org: Organization) -> str | None:
     if org.parent_id is None:
         return None
     return await session.scalar(select(Organization.code).where(Organization.id == org.parent_id))
+
+
+async def count_orgs(session: AsyncSession, scope: Scope) -> int:
+    """How many organizations lie inside the scope."""
+    count = await session.scalar(
+        select(func.count()).select_from(Organization).where(scope.clause(Organization.path))
+    )
+    return int(count or 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import tokens
@@ -150,3 +150,14 @@ def _view(venue: Venue, org: Organization) -> VenueView:
         venue.agent_state,
         venue.agent_version,
     )
+
+
+async def count_venues(session: AsyncSession, scope: Scope) -> int:
+    """How many venues belong to organizations inside the scope."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Venue)
+        .join(Organization, Venue.org_id == Organization.id)
+        .where(scope.clause(Organization.path))
+    )
+    return int(count or 0)

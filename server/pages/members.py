@@ -1,0 +1,116 @@
+"""Member pages: search and paging, one member's details, adding one, importing a CSV file."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.api.body import checked, query_int
+from server.auth.access import allow
+from server.db.session import read_session, write_session
+from server.domain.members import CATEGORIES, REQUIRED_HOURS, parse_member
+from server.errors import ApiError, Invalid
+from server.i18n import translate_for
+from server.keys import DB_KEY, PRINCIPAL_KEY
+from server.pages.forms import FormProblem, problem_of, read_form, redirect_with_notice
+from server.pages.render import render
+from server.services import members, organizations
+from server.services.member_import import ImportRejected, import_members_csv
+
+READERS = ("admin", "operator", "reviewer")
+PER_PAGE = 50
+
+
+async def _list_page(
+    request: web.Request,
+    form: dict[str, str] | None = None,
+    problem: FormProblem | None = None,
+    bad_lines: list[tuple[int, str]] | None = None,
+) -> web.Response:
+    principal = request[PRINCIPAL_KEY]
+    query = request.query.get("q", "").strip()[:100]
+    org_code = request.query.get("org", "").strip()
+    page = query_int(request, "page", 1, low=1, high=1_000_000)
+    async with read_session(request.app[DB_KEY]) as session:
+        tree = await organizations.list_tree(session, principal.scope)
+        org = await organizations.get_org(session, principal.scope, org_code) if org_code else None
+        found = await members.search_members(
+            session, principal.scope, query=query, org=org, page=page, per_page=PER_PAGE
+        )
+    return render(
+        request,
+        "members.html",
+        {
+            "result": found,
+            "q": query,
+            "org_code": org.code if org else "",
+            "org_name": org.name if org else "",
+            "tree": tree,
+            "categories": CATEGORIES,
+            "form": form or {},
+            "problem": problem,
+            "bad_lines": bad_lines or [],
+        },
+        status=problem.status if problem else 200,
+    )
+
+
+@allow(*READERS)
+async def get_members(request: web.Request) -> web.Response:
+    """GET /members?q=&org=&page="""
+    return await _list_page(request)
+
+
+@allow(*READERS)
+async def get_member(request: web.Request) -> web.Response:
+    """GET /members/{member_no}: outside the caller's scope the member does not exist."""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        view = await members.get_member(session, principal.scope, request.match_info["member_no"])
+    return render(
+        request,
+        "member.html",
+        {"member": view, "required_hours": REQUIRED_HOURS[view.category]},
+    )
+
+
+@allow("admin")
+async def create_member(request: web.Request) -> web.Response:
+    """POST /members: add one member, then show them."""
+    form = await read_form(request)
+    principal = request[PRINCIPAL_KEY]
+    try:
+        fields = checked(parse_member(form))
+        async with write_session(request.app[DB_KEY]) as session:
+            view = await members.create_member(session, principal.scope, principal.actor, fields)
+    except ApiError as error:
+        return await _list_page(request, form, problem_of(request, "member", error))
+    redirect_with_notice(
+        request, "member", "member_created", {"member_no": view.member_no}, member_no=view.member_no
+    )
+
+
+@allow("admin")
+async def import_members(request: web.Request) -> web.Response:
+    """POST /members/import (multipart, field "file"): all rows or none."""
+    upload = (await request.post()).get("file")
+    principal = request[PRINCIPAL_KEY]
+    try:
+        if not isinstance(upload, web.FileField) or not upload.filename:
+            raise Invalid("Choose a CSV file to upload.", fields={"file": "is required"})
+        data = upload.file.read()
+        async with write_session(request.app[DB_KEY]) as session:
+            result = await import_members_csv(session, principal.scope, principal.actor, data)
+    except ImportRejected as rejected:
+        gettext = translate_for(request)
+        lines = [(problem.line, problem.render(gettext)) for problem in rejected.problems]
+        return await _list_page(request, None, problem_of(request, "import", rejected), lines)
+    except ApiError as error:
+        return await _list_page(request, None, problem_of(request, "import", error))
+    redirect_with_notice(
+        request,
+        "members",
+        "members_imported",
+        created=result.created,
+        updated=result.updated,
+        unchanged=result.unchanged,
+    )
