@@ -10,13 +10,14 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.passwords import MIN_PASSWORD_LENGTH, PasswordService
 from server.auth.principal import WHOLE_TREE
 from server.db.session import make_engine, make_sessionmaker, read_session, write_session
 from server.domain.venues import VenueFields
-from server.errors import ApiError
+from server.errors import ApiError, Internal
 from server.i18n import load_translations
 from server.services import audit, users, venues
 from server.services.member_import import ImportRejected, import_members_csv
@@ -30,6 +31,8 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 def _fail(settings: Settings, error: ApiError) -> int:
     gettext = load_translations()[settings.locale].gettext
     print(f"hetang: {gettext(error.message).format(**error.params)}", file=sys.stderr)
+    for name, issue in (error.fields or {}).items():
+        print(f"  {name}: {gettext(issue)}", file=sys.stderr)
     if isinstance(error, ImportRejected):
         for problem in error.problems[:200]:
             print(f"  line {problem.line}: {problem.render(gettext)}", file=sys.stderr)
@@ -45,6 +48,14 @@ def _with_db(
         engine = make_engine(settings.database_url)
         try:
             return await work(make_sessionmaker(engine))
+        except (DBAPIError, OSError) as error:
+            # Unreachable server, missing file or tables: say so instead of a traceback.
+            detail = error.orig if isinstance(error, DBAPIError) else error
+            raise Internal(
+                "The database cannot be used ({problem}); check HETANG_DATABASE_URL "
+                "and run `hetang migrate`.",
+                problem=str(detail).splitlines()[0] if str(detail) else type(detail).__name__,
+            ) from None
         finally:
             await engine.dispose()
 
@@ -181,7 +192,10 @@ def audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         async with read_session(factory) as session:
             return await audit.verify(session)
 
-    report = _with_db(settings, work)
+    try:
+        report = _with_db(settings, work)
+    except ApiError as error:
+        return _fail(settings, error)
     if report.ok:
         print(f"ok: {report.count} entries")
         return EXIT_OK

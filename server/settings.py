@@ -64,7 +64,14 @@ class Settings:
             raise SettingsError(
                 f"HETANG_LOCALE must be one of {', '.join(SUPPORTED_LOCALES)}, not {locale!r}"
             )
-        secret = env.get("HETANG_SECRET_KEY") or load_or_create_secret(data_dir)
+        secret = env.get("HETANG_SECRET_KEY")
+        if secret is None or secret == "":
+            secret = load_or_create_secret(data_dir)
+            if len(secret) < 32:
+                raise SettingsError(
+                    f"HETANG_DATA_DIR holds a secret key shorter than 32 characters in "
+                    f"{data_dir / SECRET_FILE}; remove the file or set HETANG_SECRET_KEY"
+                )
         if len(secret) < 32:
             raise SettingsError("HETANG_SECRET_KEY must be at least 32 characters long")
         return cls(
@@ -87,13 +94,19 @@ def default_database_url(data_dir: Path) -> str:
 def load_or_create_secret(data_dir: Path) -> str:
     """Return the secret kept in the data dir, generating it (mode 0600) on first use."""
     path = data_dir / SECRET_FILE
-    if path.exists():
-        return path.read_text(encoding="ascii").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secret + "\n")
+    try:
+        if path.exists():
+            return path.read_text(encoding="ascii").strip()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secret + "\n")
+    except (OSError, UnicodeDecodeError) as error:
+        problem = error.strerror if isinstance(error, OSError) else "it is not ASCII text"
+        raise SettingsError(
+            f"HETANG_DATA_DIR: cannot keep the secret key in {path}: {problem}"
+        ) from None
     return secret
 
 

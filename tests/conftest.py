@@ -95,8 +95,9 @@ async def db(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """Settings built directly (never from os.environ)."""
-    return Settings(data_dir=tmp_path, database_url=database_url, secret_key=SECRET,
-                    hash_concurrency=2)
+    return Settings(
+        data_dir=tmp_path, database_url=database_url, secret_key=SECRET, hash_concurrency=2
+    )
 
 
 @pytest.fixture
@@ -136,16 +137,31 @@ async def world(db: async_sessionmaker[AsyncSession]) -> World:
     async with write_session(db) as session:
         for fields in TREE:
             await organizations.create_org(session, WHOLE_TREE, "test", fields)
-        await users.create_user(session, WHOLE_TREE, "test", username="root",
-                                display_name="Root", role="admin", org_code=None,
-                                password_hash=None)
+        await users.create_user(
+            session,
+            WHOLE_TREE,
+            "test",
+            username="root",
+            display_name="Root",
+            role="admin",
+            org_code=None,
+            password_hash=None,
+        )
         found["admin@all"] = await users.create_api_token(session, WHOLE_TREE, "test", "root")
         for subtree in ("a", "b"):
             for role in ROLES:
                 name = f"{role.replace('_', '-')}-{subtree}"
-                await users.create_user(session, WHOLE_TREE, "test", username=name,
-                                        display_name=name, role=role, org_code=subtree,
-                                        password_hash=None)
+                await users.create_user(
+                    session,
+                    WHOLE_TREE,
+                    "test",
+                    username=name,
+                    display_name=name,
+                    role=role,
+                    org_code=subtree,
+                    password_hash=None,
+                )
                 found[f"{role}@{subtree}"] = await users.create_api_token(
-                    session, WHOLE_TREE, "test", name)
+                    session, WHOLE_TREE, "test", name
+                )
     return World(found)

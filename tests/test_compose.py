@@ -43,8 +43,10 @@ def test_server_service_matches_settings() -> None:
     container_port = str(settings.port)
     assert any(port.endswith(f":{container_port}") for port in server["ports"])
     assert settings.host == "0.0.0.0"  # noqa: S104  (inside the container)
-    assert any(volume.startswith("hetangdata:" + environment["HETANG_DATA_DIR"])
-               for volume in server["volumes"])
+    assert any(
+        volume.startswith("hetangdata:" + environment["HETANG_DATA_DIR"])
+        for volume in server["volumes"]
+    )
 
 
 def test_migrations_at_start_and_health_check() -> None:

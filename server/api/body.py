@@ -20,7 +20,8 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # RecursionError: nesting deep enough to exhaust the parser is not JSON we accept.
         raise Invalid("The body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise Invalid("The body must be a JSON object.")

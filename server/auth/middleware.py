@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from server.auth import tokens
@@ -12,7 +13,7 @@ from server.auth.access import Access, access_of
 from server.auth.principal import Principal
 from server.db.session import read_session, write_session
 from server.error_middleware import wants_html
-from server.errors import Forbidden, Internal, Unauthorized
+from server.errors import Forbidden, Internal, Invalid, Unauthorized
 from server.keys import (
     AGENT_VENUE_KEY,
     DB_KEY,
@@ -27,6 +28,7 @@ SESSION_COOKIE = "hetang_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 def csrf_token_for(request: web.Request, login_token: str) -> str:
@@ -59,7 +61,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         await _authenticate_user(request, access)
     else:
         await _note_optional_login(request)
+    if request.method not in SAFE_METHODS and request.content_type in FORM_TYPES:
+        await _parse_form(request)  # parsed once here; handlers get aiohttp's cached copy
     return await handler(request)
+
+
+async def _parse_form(request: web.Request) -> None:
+    """Parse a submitted form; a malformed one is the sender's mistake (422), not ours (500)."""
+    try:
+        await request.post()
+    except (ValueError, LookupError, HttpProcessingError):
+        # Bad multipart framing or headers, bytes not in the declared charset, unknown charsets.
+        raise Invalid("The request could not be read.") from None
 
 
 async def _authenticate_agent(request: web.Request) -> None:
@@ -135,10 +148,8 @@ async def _check_csrf(request: web.Request, login_token: str) -> None:
         if origin not in allowed:
             raise Forbidden("The request came from another site (CSRF check failed).")
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and request.content_type in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    ):
+    if sent is None and request.content_type in FORM_TYPES:
+        await _parse_form(request)
         form = await request.post()
         field = form.get(CSRF_FIELD)
         sent = field if isinstance(field, str) else None

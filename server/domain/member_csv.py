@@ -30,6 +30,9 @@ CATEGORY_ALIASES = {
     "班子成员": "committee",
 }
 REQUIRED_COLUMNS = ("member_no", "name", "org_code", "category")
+UNREADABLE_LINE = (
+    "This line is not valid CSV (a value may be far too long); the lines after it were not checked."
+)
 
 
 @dataclass(frozen=True)
@@ -71,33 +74,52 @@ def parse_members_csv(data: bytes) -> ParsedCsv:
     except UnicodeDecodeError:
         return ParsedCsv([], [RowProblem(1, "The file is not UTF-8 (or GB18030) text.")])
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error:
+        return ParsedCsv([], [RowProblem(1, UNREADABLE_LINE)])
     if header is None:
         return ParsedCsv([], [RowProblem(1, "The file is empty.")])
     columns = [HEADER_ALIASES.get(name.strip(), name.strip().lower()) for name in header]
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     unknown = [name for name in columns if name not in CSV_COLUMNS]
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    header_problems: list[RowProblem] = []
     if missing or unknown:
-        return ParsedCsv(
-            [],
-            [
-                RowProblem(
-                    1,
-                    "The header must name the columns {expected}; "
-                    "missing: {missing}; unknown: {unknown}.",
-                    {
-                        "expected": ", ".join(CSV_COLUMNS),
-                        "missing": ", ".join(missing) or "-",
-                        "unknown": ", ".join(unknown) or "-",
-                    },
-                )
-            ],
+        header_problems.append(
+            RowProblem(
+                1,
+                "The header must name the columns {expected}; "
+                "missing: {missing}; unknown: {unknown}.",
+                {
+                    "expected": ", ".join(CSV_COLUMNS),
+                    "missing": ", ".join(missing) or "-",
+                    "unknown": ", ".join(unknown) or "-",
+                },
+            )
         )
+    if repeated:
+        # Two columns of one name would silently lose one of them.
+        header_problems.append(
+            RowProblem(
+                1, "The header names {columns} more than once.", {"columns": ", ".join(repeated)}
+            )
+        )
+    if header_problems:
+        return ParsedCsv([], header_problems)
     rows: list[tuple[int, MemberFields]] = []
     problems: list[RowProblem] = []
     seen_numbers: dict[str, int] = {}
     seen_cards: dict[str, int] = {}
-    for values in reader:
+    while True:
+        try:
+            values = next(reader, None)
+        except csv.Error:
+            # A value past the csv module's size limit, say; the reader cannot go on.
+            problems.append(RowProblem(reader.line_num, UNREADABLE_LINE))
+            break
+        if values is None:
+            break
         line = reader.line_num
         if not any(value.strip() for value in values):
             continue

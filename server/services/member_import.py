@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
+from server.db.bulk import bulk_insert
 from server.db.models import Member, Organization
 from server.domain.audit_chain import AuditFacts, changed_fields
 from server.domain.member_csv import RowProblem, parse_members_csv
@@ -86,19 +87,25 @@ async def import_members_csv(
                 )
             )
             continue
-        holder = card_holders.get(fields.card_code or "")
+        holder, holder_path = card_holders.get(fields.card_code or "", (None, ""))
         # Taken, unless its holder is in this file and gives the card up.
         if (
             holder not in (None, fields.member_no)
             and file_cards.get(holder or "", fields.card_code) == fields.card_code
         ):
-            problems.append(
-                RowProblem(
+            if scope.covers(holder_path):
+                problem = RowProblem(
                     line,
                     "Card {value} already belongs to member {other}.",
                     {"value": fields.card_code or "", "other": holder or ""},
                 )
-            )
+            else:  # never name a member outside the caller's scope
+                problem = RowProblem(
+                    line,
+                    "Card {value} already belongs to another member.",
+                    {"value": fields.card_code or ""},
+                )
+            problems.append(problem)
             continue
         if current is None:
             creates.append(fields)
@@ -156,13 +163,16 @@ async def _members_by_number(
     return found
 
 
-async def _card_holders(session: AsyncSession, cards: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
+async def _card_holders(session: AsyncSession, cards: list[str]) -> dict[str, tuple[str, str]]:
+    """Card → (member number, organization path) of its current holder."""
+    found: dict[str, tuple[str, str]] = {}
     for chunk in _chunks(cards, LOOKUP_CHUNK):
         result = await session.execute(
-            select(Member.card_code, Member.member_no).where(Member.card_code.in_(chunk))
+            select(Member.card_code, Member.member_no, Organization.path)
+            .join(Organization, Member.org_id == Organization.id)
+            .where(Member.card_code.in_(chunk))
         )
-        found.update({card: number for card, number in result if card})
+        found.update({card: (number, path) for card, number, path in result if card})
     return found
 
 
@@ -177,9 +187,19 @@ async def _write(
     now = utcnow()
     facts: list[AuditFacts] = []
     done, total = 0, len(creates) + len(updates)
+    # Cards move in two steps, so neither a swap nor a card handed on to a new member trips the
+    # unique constraint: every member whose card changes lets go of it before anything is written.
+    moving = [
+        member_id
+        for member_id, current, f in updates
+        if current["snapshot"]["card_code"] != f.card_code
+    ]
+    for chunk in _chunks(moving, WRITE_CHUNK):
+        await session.execute(update(Member).where(Member.id.in_(chunk)).values(card_code=None))
     for chunk in _chunks(creates, WRITE_CHUNK):
-        await session.execute(
-            insert(Member),
+        await bulk_insert(
+            session,
+            Member,
             [
                 {
                     "member_no": f.member_no,
@@ -200,14 +220,6 @@ async def _write(
         done += len(chunk)
         if progress:
             progress("written", done, total)
-    # Cards move between members in two steps so a swap never trips the unique constraint.
-    moving = [
-        member_id
-        for member_id, current, f in updates
-        if current["snapshot"]["card_code"] != f.card_code
-    ]
-    for chunk in _chunks(moving, WRITE_CHUNK):
-        await session.execute(update(Member).where(Member.id.in_(chunk)).values(card_code=None))
     for chunk in _chunks(updates, WRITE_CHUNK):
         await session.execute(
             update(Member),

@@ -1,0 +1,107 @@
+"""Settings.from_env: the defaults, the generated secret, and every bad value named."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from server.settings import SECRET_FILE, Settings, SettingsError
+
+KEY = "k" * 40
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = Settings.from_env({"HETANG_DATA_DIR": str(tmp_path)})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.timezone == "Asia/Shanghai"
+    assert str(settings.tz) == "Asia/Shanghai"
+    assert settings.locale == "zh_CN"
+    assert settings.database_url == f"sqlite+aiosqlite:///{(tmp_path / 'hetang.sqlite3').resolve()}"
+    assert settings.is_sqlite
+    assert settings.redis_url is None
+    assert settings.data_dir == tmp_path
+
+
+def test_values_are_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "HETANG_DATA_DIR": str(tmp_path),
+            "HETANG_HOST": "0.0.0.0",  # noqa: S104
+            "HETANG_PORT": "9000",
+            "HETANG_TIMEZONE": "UTC",
+            "HETANG_LOCALE": "en",
+            "HETANG_DATABASE_URL": "postgresql+asyncpg://hetang@db/hetang",
+            "HETANG_REDIS_URL": "redis://cache:6379/0",
+            "HETANG_SECRET_KEY": KEY,
+        }
+    )
+    assert (settings.host, settings.port, settings.timezone, settings.locale) == (
+        "0.0.0.0",  # noqa: S104
+        9000,
+        "UTC",
+        "en",
+    )
+    assert settings.database_url == "postgresql+asyncpg://hetang@db/hetang"
+    assert not settings.is_sqlite
+    assert settings.redis_url == "redis://cache:6379/0"
+    assert settings.secret_key == KEY
+    assert not (tmp_path / SECRET_FILE).exists(), "a given key is not written anywhere"
+
+
+def test_the_generated_secret_is_kept_private_and_reused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "new" / "data"
+    first = Settings.from_env({"HETANG_DATA_DIR": str(data_dir)})
+    path = data_dir / SECRET_FILE
+    assert path.read_text().strip() == first.secret_key
+    assert len(first.secret_key) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = Settings.from_env({"HETANG_DATA_DIR": str(data_dir), "HETANG_SECRET_KEY": ""})
+    assert again.secret_key == first.secret_key
+    elsewhere = Settings.from_env({"HETANG_DATA_DIR": str(tmp_path / "other")})
+    assert elsewhere.secret_key != first.secret_key
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HETANG_PORT", "http"),
+        ("HETANG_PORT", ""),
+        ("HETANG_PORT", "0"),
+        ("HETANG_PORT", "65536"),
+        ("HETANG_PORT", "-1"),
+        ("HETANG_TIMEZONE", "Mars/Olympus"),
+        ("HETANG_TIMEZONE", "../../etc/passwd"),
+        ("HETANG_TIMEZONE", ""),
+        ("HETANG_LOCALE", "fr"),
+        ("HETANG_LOCALE", "zh-CN"),
+        ("HETANG_DATABASE_URL", "mysql://hetang@db/hetang"),
+        ("HETANG_DATABASE_URL", "sqlite:///var/hetang.sqlite3"),
+        ("HETANG_DATABASE_URL", "postgresql://hetang@db/hetang"),
+        ("HETANG_REDIS_URL", "localhost:6379"),
+        ("HETANG_REDIS_URL", "http://cache:6379"),
+        ("HETANG_SECRET_KEY", "too-short"),
+        ("HETANG_SECRET_KEY", "x" * 31),
+    ],
+)
+def test_a_bad_value_names_its_variable(tmp_path: Path, name: str, value: str) -> None:
+    environ = {"HETANG_DATA_DIR": str(tmp_path), "HETANG_SECRET_KEY": KEY, name: value}
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(environ)
+    assert name in str(raised.value)
+
+
+def test_a_data_dir_that_cannot_hold_the_secret_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"HETANG_DATA_DIR": str(blocker / "data")})
+    assert "HETANG_DATA_DIR" in str(raised.value)
+
+
+def test_a_damaged_secret_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / SECRET_FILE).write_text("short\n")
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"HETANG_DATA_DIR": str(tmp_path)})
+    assert "HETANG_DATA_DIR" in str(raised.value) and SECRET_FILE in str(raised.value)
