@@ -101,7 +101,8 @@ async def time_pages(
 ) -> dict[str, list[float]]:
     """Sign in like a browser, then time the pages."""
     timings: dict[str, list[float]] = {"health": [], "search": [], "browse": [], "tree": []}
-    async with aiohttp.ClientSession(base) as http:
+    jar = aiohttp.CookieJar(unsafe=True)  # keep cookies for 127.0.0.1
+    async with aiohttp.ClientSession(base, cookie_jar=jar) as http:
         async with http.get("/login") as response:
             token = csrf_from(await response.text())
         async with http.post(

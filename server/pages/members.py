@@ -31,7 +31,7 @@ async def _list_page(
     org_code = request.query.get("org", "").strip()
     page = query_int(request, "page", 1, low=1, high=1_000_000)
     async with read_session(request.app[DB_KEY]) as session:
-        tree = await organizations.list_tree(session, principal.scope)
+        tree = await organizations.list_tree(session, principal.scope, with_counts=False)
         org = await organizations.get_org(session, principal.scope, org_code) if org_code else None
         found = await members.search_members(
             session, principal.scope, query=query, org=org, page=page, per_page=PER_PAGE

@@ -115,8 +115,11 @@ def _snapshot(view: OrgView) -> dict[str, str | None]:
     }
 
 
-async def list_tree(session: AsyncSession, scope: Scope) -> list[TreeNode]:
-    """Every organization in the scope, in tree order, with own and subtree member counts."""
+async def list_tree(
+    session: AsyncSession, scope: Scope, *, with_counts: bool = True
+) -> list[TreeNode]:
+    """Every organization in the scope, in tree order, with own and subtree member counts
+    (zero without `with_counts`, for pickers that only need the names)."""
     orgs = (
         await session.execute(
             select(
@@ -132,19 +135,21 @@ async def list_tree(session: AsyncSession, scope: Scope) -> list[TreeNode]:
     if not orgs:
         return []
     ids = {row.id for row in orgs}
-    own = dict(
-        (
-            await session.execute(
-                select(Member.org_id, func.count())
-                .where(
-                    Member.org_id.in_(
-                        select(Organization.id).where(scope.clause(Organization.path))
+    own: dict[int, int] = {}
+    if with_counts:
+        own = dict(
+            (
+                await session.execute(
+                    select(Member.org_id, func.count())
+                    .where(
+                        Member.org_id.in_(
+                            select(Organization.id).where(scope.clause(Organization.path))
+                        )
                     )
+                    .group_by(Member.org_id)
                 )
-                .group_by(Member.org_id)
-            )
-        ).all()
-    )
+            ).all()
+        )
     parents = {row.id: (row.parent_id if row.parent_id in ids else None) for row in orgs}
     totals = roll_up(own, parents)
     code_of = {row.id: row.code for row in orgs}
