@@ -30,7 +30,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 def _fail(settings: Settings, error: ApiError) -> int:
     gettext = load_translations()[settings.locale].gettext
-    print(f"hetang: {gettext(error.message).format(**error.params)}", file=sys.stderr)
+    print(f"hetang: {error.describe(gettext)}", file=sys.stderr)
     for name, issue in (error.fields or {}).items():
         print(f"  {name}: {gettext(issue)}", file=sys.stderr)
     if isinstance(error, ImportRejected):

@@ -30,7 +30,7 @@ def error_body(request: web.Request, error: ApiError) -> dict[str, Any]:
     gettext = translate_for(request)
     body: dict[str, Any] = {
         "code": error.code,
-        "message": gettext(error.message).format(**error.params),
+        "message": error.describe(gettext),
     }
     if error.fields:
         body["fields"] = {name: gettext(problem) for name, problem in error.fields.items()}

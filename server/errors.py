@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+
+class Term(str):
+    """A message parameter that is itself a msgid (a level's name, say): translated too."""
 
 
 class ApiError(Exception):
@@ -27,6 +31,14 @@ class ApiError(Exception):
         self.fields = dict(fields) if fields else None
         self.extra = dict(extra) if extra else None
         self.headers = dict(headers) if headers else {}
+
+    def describe(self, gettext: Callable[[str], str]) -> str:
+        """The message in the reader's language, its parameters filled in."""
+        params = {
+            name: gettext(value) if isinstance(value, Term) else value
+            for name, value in self.params.items()
+        }
+        return gettext(self.message).format(**params)
 
 
 class Unauthorized(ApiError):

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.auth.principal import WHOLE_TREE
 from server.db.models import ApiToken, AuditEntry, Member, Organization, User, Venue
 from server.db.session import read_session, write_session
+from server.domain.labels import LEVEL_LABELS
 from server.error_middleware import MAX_BODY
 from server.errors import Conflict, Invalid
 from server.services import users
@@ -248,7 +249,7 @@ async def test_level_hierarchy(api: Api, level: str, parent: str) -> None:
         json={"code": "x1", "name": "组织", "level": level, "parent_code": parent},
     )
     assert error["fields"] == {"level": "must be below the parent's level"}
-    assert level in error["message"]
+    assert LEVEL_LABELS[level] in error["message"]  # the level in words, not its code
 
 
 async def test_a_level_may_be_skipped_downwards(api: Api) -> None:
@@ -365,12 +366,12 @@ async def test_import_lists_every_bad_line_and_stores_nothing(
     assert rows == [
         {"line": 3, "message": "Expected 5 values, found 4."},
         {"line": 4, "message": "Expected 5 values, found 6."},
-        {"line": 5, "message": "Some values are wrong: category: is not one of the allowed values"},
+        {"line": 5, "message": "Some values are wrong: Category: is not one of the allowed values"},
         {"line": 6, "message": "Member number g1 repeats line 2."},
         {"line": 7, "message": "Organization nosuch does not exist."},
         {"line": 8, "message": "Card TAKEN already belongs to member old."},
         {"line": 10, "message": "Card C8 repeats line 9."},
-        {"line": 11, "message": "Some values are wrong: member_no: is required"},
+        {"line": 11, "message": "Some values are wrong: Member number: is required"},
         {"line": 13, "message": "Organization b1 does not exist."},
     ]
     assert set(await members_by_number(db)) == {"old", "keep"}

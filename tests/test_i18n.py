@@ -3,7 +3,7 @@
 Messages are found where they are written: `_()` in the templates (babel with jinja2's extractor),
 and in Python by reading the source: the first string given to an ApiError subclass or RowProblem,
 `fields={...}` problems, `problems[...] = ...` problems, `gettext(...)`, the problem constants of
-server/domain/validation.py and the `*_LABELS` / `*_MESSAGES` tables of server/pages.
+server/domain/validation.py and the `*_LABELS` / `*_MESSAGES` tables of any server module.
 """
 
 from __future__ import annotations
@@ -181,8 +181,7 @@ def python_messages() -> dict[str, str]:
         messages = set(collector.found)
         if path == SERVER / "domain" / "validation.py":
             messages |= set(constants.values())
-        if path.parent == SERVER / "pages":
-            messages |= set(_tables(tree))
+        messages |= set(_tables(tree))
         for message in messages:
             found.setdefault(message, where)
     return found

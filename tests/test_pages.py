@@ -227,7 +227,7 @@ async def test_admin_adds_a_member_and_imports_a_file(client: Any, db: Db, world
     rejected = await post(client, "/members/import", _upload(token, bad), status=422)
     html = await rejected.text()
     assert "有 2 行存在问题，未导入任何数据" in html
-    assert re.search(r'class="num">3</td><td>部分内容有误：.*name: 必填', html)
+    assert re.search(r'class="num">3</td><td>部分内容有误：.*姓名: 必填', html)
     assert re.search(r'class="num">4</td><td>组织 b1 不存在', html)
     assert await count(db, Member, Member.member_no == "P0003") == 0
 

@@ -60,5 +60,5 @@ async def get_organization(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
         org = await organizations.get_org(session, principal.scope, request.match_info["code"])
-        parent = await organizations.parent_code(session, org)
+        parent = await organizations.parent_code(session, principal.scope, org)
     return reply(_org_json(OrgView(org.code, org.name, org.level, parent, org.path)))

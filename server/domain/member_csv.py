@@ -7,6 +7,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from server.domain.labels import COLUMN_LABELS
 from server.domain.members import CSV_COLUMNS, MemberFields, parse_member
 
 HEADER_ALIASES = {
@@ -47,7 +48,10 @@ class RowProblem:
     def render(self, gettext: Callable[[str], str]) -> str:
         """The problem in words, in the caller's language."""
         text = gettext(self.template).format(**self.params)
-        details = "; ".join(f"{name}: {gettext(problem)}" for name, problem in self.fields.items())
+        details = "; ".join(
+            f"{gettext(COLUMN_LABELS.get(name, name))}: {gettext(problem)}"
+            for name, problem in self.fields.items()
+        )
         return f"{text} {details}".strip()
 
 

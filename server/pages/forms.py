@@ -45,22 +45,12 @@ async def read_form(request: web.Request) -> dict[str, str]:
     return {name: value for name, value in form.items() if isinstance(value, str)}
 
 
-def problem_of(
-    request: web.Request, form: str, error: ApiError, words: Mapping[str, str] | None = None
-) -> FormProblem:
-    """An ApiError from a service, translated for the form that caused it.
-
-    `words` names values the message may carry as codes (a level, say), to show them in words.
-    """
+def problem_of(request: web.Request, form: str, error: ApiError) -> FormProblem:
+    """An ApiError from a service, translated for the form that caused it."""
     gettext = translate_for(request)
-    words = words or {}
-    params = {
-        name: gettext(words[value]) if isinstance(value, str) and value in words else value
-        for name, value in error.params.items()
-    }
     return FormProblem(
         form,
-        gettext(error.message).format(**params),
+        error.describe(gettext),
         {name: gettext(problem) for name, problem in (error.fields or {}).items()},
         error.status,
     )

@@ -11,7 +11,7 @@ from server.domain.organizations import LEVELS, parse_org
 from server.errors import ApiError
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.forms import FormProblem, problem_of, read_form, redirect_with_notice
-from server.pages.render import LEVEL_LABELS, render
+from server.pages.render import render
 from server.services import organizations
 
 READERS = ("admin", "operator", "reviewer")
@@ -53,6 +53,6 @@ async def create_organization(request: web.Request) -> web.Response:
         async with write_session(request.app[DB_KEY]) as session:
             view = await organizations.create_org(session, principal.scope, principal.actor, fields)
     except ApiError as error:
-        problem = problem_of(request, "organization", error, LEVEL_LABELS)
+        problem = problem_of(request, "organization", error)
         return await _tree_page(request, form, problem)
     redirect_with_notice(request, "organizations", "organization_created", code=view.code)

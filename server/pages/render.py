@@ -13,30 +13,18 @@ from aiohttp import web
 from babel.dates import format_datetime
 
 from server.auth.middleware import csrf_token_for
+from server.domain.labels import (
+    AGENT_STATE_LABELS,
+    CATEGORY_LABELS,
+    LEVEL_LABELS,
+    ROLE_LABELS,
+)
 from server.errors import ApiError
 from server.i18n import request_locale, translate_for
 from server.keys import LOGIN_TOKEN_KEY, PRINCIPAL_KEY, SETTINGS_KEY, TRANSLATIONS_KEY
 from server.pages.forms import notice_from
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "web" / "templates"
-ROLE_LABELS = {
-    "admin": "Administrator",
-    "operator": "Operator",
-    "venue_staff": "Venue staff",
-    "reviewer": "Reviewer",
-}
-LEVEL_LABELS = {
-    "city": "City",
-    "county": "County",
-    "committee": "Grassroots Party committee",
-    "branch": "Party branch",
-}
-CATEGORY_LABELS = {
-    "ordinary": "Ordinary member",
-    "secretary": "Party organization secretary",
-    "committee": "Leadership team member",
-}
-AGENT_STATE_LABELS = {"idle": "Idle", "receiving": "Receiving", "degraded": "Degraded"}
 
 
 @jinja2.pass_context
@@ -112,7 +100,7 @@ def render(
 async def render_error_page(request: web.Request, error: ApiError) -> web.StreamResponse:
     """The HTML face of an ApiError."""
     gettext = translate_for(request)
-    message = gettext(error.message).format(**error.params)
+    message = error.describe(gettext)
     return render(
         request,
         "error.html",

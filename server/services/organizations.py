@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.principal import Scope
 from server.db.models import Member, Organization
 from server.domain.audit_chain import AuditFacts
+from server.domain.labels import LEVEL_LABELS
 from server.domain.organizations import OrgFields, child_path, may_parent, roll_up
-from server.errors import Conflict, Forbidden, Invalid, NotFound
+from server.errors import Conflict, Forbidden, Invalid, NotFound, Term
 from server.services import audit
 from server.services.clock import utcnow
 
@@ -71,9 +72,10 @@ async def create_org(session: AsyncSession, scope: Scope, actor: str, fields: Or
             )
         if not may_parent(parent.level, level):
             raise Invalid(
-                "A {child} cannot be placed under a {parent}.",
-                child=level,
-                parent=parent.level,
+                "An organization of level “{child}” cannot be placed under one of level "
+                "“{parent}”.",
+                child=Term(LEVEL_LABELS[level]),
+                parent=Term(LEVEL_LABELS[parent.level]),
                 fields={"level": "must be below the parent's level"},
             )
     exists = await session.scalar(select(Organization.id).where(Organization.code == code))
@@ -184,11 +186,12 @@ async def scope_org_ids(session: AsyncSession, scope: Scope) -> list[int]:
     )
 
 
-async def parent_code(session: AsyncSession, org: Organization) -> str | None:
-    """The code of an organization's parent."""
+async def parent_code(session: AsyncSession, scope: Scope, org: Organization) -> str | None:
+    """The code of an organization's parent, when the parent lies inside the scope."""
     if org.parent_id is None:
         return None
-    return await session.scalar(select(Organization.code).where(Organization.id == org.parent_id))
+    parent = await session.get_one(Organization, org.parent_id)
+    return parent.code if scope.covers(parent.path) else None
 
 
 async def count_orgs(session: AsyncSession, scope: Scope) -> int:
