@@ -208,7 +208,7 @@ def audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     """hetang demo [--if-empty]: a demo city in an empty database."""
-    from server.demo import DemoRefused, seed_demo
+    from server.demo import DemoRefused, demo_logins, seed_demo
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -220,7 +220,11 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
         logins = _with_db(settings, work)
     except DemoRefused as refused:
         if args.if_empty:
-            print("the database already has data; demo not added", file=sys.stderr)
+            print(
+                "the database already has data; the demo city was not added again", file=sys.stderr
+            )
+            for line in demo_logins():
+                print(line)
             return EXIT_OK
         print(f"hetang: {refused}", file=sys.stderr)
         return EXIT_ERROR

@@ -408,11 +408,16 @@ async def _add_session(
 
 def _login_lines(org_count: int, member_count: int, venue_count: int) -> list[str]:
     """What `hetang demo` prints at the end: the logins and where to open the server."""
-    lines = [
+    return [
         f"demo city {data.CITY_NAME}: {org_count} organizations, {member_count} members, "
         f"{venue_count} venues, {len(data.SESSIONS)} sessions",
-        f"open {SERVER_URL} (after `hetang serve`) and sign in as:",
+        *demo_logins(),
     ]
+
+
+def demo_logins() -> list[str]:
+    """Where to open the server and the demo accounts to sign in with."""
+    lines = [f"open {SERVER_URL} (after `hetang serve`) and sign in as:"]
     names = {data.CITY_CODE: data.CITY_NAME}
     names.update((f"{data.CITY_CODE}-{county.suffix}", county.name) for county in data.COUNTIES)
     for login in data.LOGINS:

@@ -38,10 +38,13 @@ def load_translations(locale_dir: Path = LOCALE_DIR) -> Translations:
 
 
 def request_locale(request: web.Request) -> str:
-    """The cookie's choice, else an explicit Accept-Language, else the configured default."""
+    """The cookie's choice; else, for the JSON API, an explicit Accept-Language; else the
+    configured default (pages stay in it until the user switches in the header)."""
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in SUPPORTED_LOCALES:
         return chosen
+    if not request.path.startswith("/api/"):
+        return request.app[SETTINGS_KEY].locale
     accept = request.headers.get("Accept-Language", "").strip().lower()
     if accept.startswith("en"):
         return "en"
