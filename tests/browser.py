@@ -38,7 +38,11 @@ async def give_password(db: async_sessionmaker[AsyncSession], *usernames: str) -
 
 
 async def add_user(
-    db: async_sessionmaker[AsyncSession], username: str, role: str, org_code: str | None
+    db: async_sessionmaker[AsyncSession],
+    username: str,
+    role: str = "admin",
+    org_code: str | None = None,
+    display_name: str | None = None,
 ) -> None:
     """A user who signs in with PASSWORD."""
     async with write_session(db) as session:
@@ -47,7 +51,7 @@ async def add_user(
             WHOLE_TREE,
             "test",
             username=username,
-            display_name=username,
+            display_name=display_name or username,
             role=role,
             org_code=org_code,
             password_hash=password_hash(),

@@ -509,7 +509,8 @@ async def test_unreadable_forms_are_refused_not_crashed_on(
 ) -> None:
     """A form body that cannot be parsed is the sender's mistake: 422, on pages and API alike."""
     before = await counts(db)
-    headers = {"Content-Type": content_type, "Accept-Language": "en"}
+    # English: the API by Accept-Language, pages by the language cookie.
+    headers = {"Content-Type": content_type, "Accept-Language": "en", "Cookie": "hetang_lang=en"}
     admin = {**world.auth("admin", "a"), **headers}
     for path, sent in (
         ("/login", headers),  # public: read before any sign-in check

@@ -15,27 +15,18 @@ from server.auth.principal import WHOLE_TREE
 from server.db.models import Member, Organization, User, Venue
 from server.db.session import read_session, write_session
 from server.domain.members import MemberFields
-from server.services import members, users
+from server.services import members
+from tests import browser
 from tests.conftest import World
 
 Db = async_sessionmaker[AsyncSession]
-PASSWORD = "correct horse battery"
+PASSWORD = browser.PASSWORD
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 async def add_user(db: Db, username: str, role: str = "admin", org: str | None = None) -> None:
-    """An account with a real password hash."""
-    async with write_session(db) as session:
-        await users.create_user(
-            session,
-            WHOLE_TREE,
-            "test",
-            username=username,
-            display_name=f"{username} 同志",
-            role=role,
-            org_code=org,
-            password_hash=PasswordService().hash_sync(PASSWORD),
-        )
+    """An account with a real password hash, addressed as 同志 on its pages."""
+    await browser.add_user(db, username, role, org, display_name=f"{username} 同志")
 
 
 async def sign_in(client: Any, username: str, password: str = PASSWORD) -> Any:

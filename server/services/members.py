@@ -12,9 +12,10 @@ from server.db.models import Member, Organization
 from server.domain.audit_chain import AuditFacts
 from server.domain.members import MemberFields
 from server.domain.validation import CODE_PATTERN
-from server.errors import Conflict, Invalid, NotFound
+from server.errors import Conflict, NotFound
 from server.services import audit
 from server.services.clock import utcnow
+from server.services.organizations import org_named_in
 
 MAX_PER_PAGE = 200
 
@@ -67,15 +68,7 @@ async def create_member(
     session: AsyncSession, scope: Scope, actor: str, fields: MemberFields
 ) -> MemberView:
     """Add one member to an organization inside the scope."""
-    org = (
-        await session.execute(select(Organization).where(Organization.code == fields.org_code))
-    ).scalar_one_or_none()
-    if org is None or not scope.covers(org.path):
-        raise Invalid(
-            "The organization {code} does not exist.",
-            code=fields.org_code,
-            fields={"org_code": "is not a known organization"},
-        )
+    org = await org_named_in(session, scope, fields.org_code)
     if await session.scalar(select(Member.id).where(Member.member_no == fields.member_no)):
         raise Conflict(
             "A member with number {member_no} already exists.", member_no=fields.member_no

@@ -51,6 +51,24 @@ async def get_org(session: AsyncSession, scope: Scope, code: str) -> Organizatio
     return org
 
 
+async def org_named_in(
+    session: AsyncSession, scope: Scope, code: str, field: str = "org_code"
+) -> Organization:
+    """The organization a form or body names in `field`; outside the scope it does not exist
+    (422 on that field, the same answer as for a code nobody uses)."""
+    org = (
+        await session.execute(select(Organization).where(Organization.code == code))
+    ).scalar_one_or_none()
+    if org is None or not scope.covers(org.path):
+        message = (
+            "The parent organization {code} does not exist."
+            if field == "parent_code"
+            else "The organization {code} does not exist."
+        )
+        raise Invalid(message, code=code, fields={field: "is not a known organization"})
+    return org
+
+
 async def create_org(session: AsyncSession, scope: Scope, actor: str, fields: OrgFields) -> OrgView:
     """Add an organization under a parent inside the scope (a root only for the whole tree)."""
     code, name, level, parent_code = fields.code, fields.name, fields.level, fields.parent_code
@@ -61,15 +79,7 @@ async def create_org(session: AsyncSession, scope: Scope, actor: str, fields: Or
                 "Only an administrator of the whole tree may add a top-level organization."
             )
     else:
-        parent = (
-            await session.execute(select(Organization).where(Organization.code == parent_code))
-        ).scalar_one_or_none()
-        if parent is None or not scope.covers(parent.path):
-            raise Invalid(
-                "The parent organization {code} does not exist.",
-                code=parent_code,
-                fields={"parent_code": "is not a known organization"},
-            )
+        parent = await org_named_in(session, scope, parent_code, "parent_code")
         if not may_parent(parent.level, level):
             raise Invalid(
                 "An organization of level “{child}” cannot be placed under one of level "

@@ -16,6 +16,7 @@ from server.domain.audit_chain import AuditFacts, changed_fields
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.services import audit
 from server.services.clock import utcnow
+from server.services.organizations import org_named_in
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.\-]{1,63}$")
 
@@ -60,15 +61,7 @@ async def _org_for_user(
         if scope.path is not None:
             raise Forbidden("Only an administrator of the whole tree may grant the whole tree.")
         return None
-    org = (
-        await session.execute(select(Organization).where(Organization.code == org_code))
-    ).scalar_one_or_none()
-    if org is None or not scope.covers(org.path):
-        raise Invalid(
-            "The organization {code} does not exist.",
-            code=org_code,
-            fields={"org_code": "is not a known organization"},
-        )
+    org = await org_named_in(session, scope, org_code)
     return org
 
 

@@ -13,9 +13,10 @@ from server.auth.principal import Scope
 from server.db.models import Organization, Venue
 from server.domain.audit_chain import AuditFacts
 from server.domain.venues import VenueFields
-from server.errors import Conflict, Invalid, NotFound
+from server.errors import Conflict, NotFound
 from server.services import audit
 from server.services.clock import utcnow
+from server.services.organizations import org_named_in
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,7 @@ async def create_venue(
 ) -> tuple[VenueView, str]:
     """Add a venue to an organization in the scope; return it and its new token."""
     code, name, org_code = fields.code, fields.name, fields.org_code
-    org = (
-        await session.execute(select(Organization).where(Organization.code == org_code))
-    ).scalar_one_or_none()
-    if org is None or not scope.covers(org.path):
-        raise Invalid(
-            "The organization {code} does not exist.",
-            code=org_code,
-            fields={"org_code": "is not a known organization"},
-        )
+    org = await org_named_in(session, scope, org_code)
     if await session.scalar(select(Venue.id).where(Venue.code == code)):
         raise Conflict("A venue with code {code} already exists.", code=code)
     token = tokens.new_token(tokens.VENUE_TOKEN_PREFIX)
