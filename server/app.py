@@ -9,6 +9,7 @@ from aiohttp import web
 from server.auth.middleware import auth_middleware
 from server.auth.passwords import PasswordService
 from server.auth.throttle import LoginThrottle
+from server.background import workflow_ctx
 from server.db.session import make_engine, make_sessionmaker
 from server.error_middleware import MAX_BODY, error_middleware
 from server.i18n import load_translations
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ERROR_PAGE_KEY] = render_error_page
     app.cleanup_ctx.append(db_ctx)
     app.cleanup_ctx.append(passwords_ctx)
+    app.cleanup_ctx.append(workflow_ctx)
     app.on_response_prepare.append(_security_headers)
     setup_templates(app)
     setup_routes(app)

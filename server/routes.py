@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.api import agent, members, organizations, system, venues
+from server.api import agent, members, organizations, sessions, system, venues
 from server.pages import auth as auth_pages
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -50,8 +50,37 @@ def setup_routes(app: web.Application) -> None:
         venues.rotate_venue_token,
         name="api_rotate_venue_token",
     )
+    # Sessions, attendance, records
+    add("POST", "/api/v1/sessions", sessions.create_session, name="api_create_session")
+    add("GET", "/api/v1/sessions", sessions.list_sessions, name="api_list_sessions")
+    add("GET", "/api/v1/sessions/{id}", sessions.get_session, name="api_get_session")
+    add("PUT", "/api/v1/sessions/{id}", sessions.update_session, name="api_update_session")
+    for action in ("start", "end", "finalize", "approve", "reopen"):
+        add(
+            "POST",
+            f"/api/v1/sessions/{{id}}/{action}",
+            getattr(sessions, f"{action}_session"),
+            name=f"api_{action}_session",
+        )
+    add(
+        "GET",
+        "/api/v1/sessions/{id}/attendance",
+        sessions.get_attendance,
+        name="api_session_attendance",
+    )
+    add(
+        "GET",
+        "/api/v1/members/{member_no}/record",
+        sessions.get_member_record,
+        name="api_member_record",
+    )
     # Agent API
     add("POST", "/api/v1/agent/hello", agent.agent_hello, name="agent_hello")
+    add("GET", "/api/v1/agent/schedule", agent.agent_schedule, name="agent_schedule")
+    add("GET", "/api/v1/agent/schedule.ics", agent.agent_schedule_ics, name="agent_schedule_ics")
+    add("POST", "/api/v1/agent/heartbeat", agent.agent_heartbeat, name="agent_heartbeat")
+    add("POST", "/api/v1/agent/checkins", agent.agent_checkins, name="agent_checkins")
+    add("POST", "/api/v1/agent/stream-stats", agent.agent_stream_stats, name="agent_stream_stats")
     # Pages: sign-in
     add("GET", "/login", auth_pages.get_login, name="login")
     add("POST", "/login", auth_pages.post_login, name="login_submit")

@@ -34,6 +34,7 @@ class Settings:
     login_window_s: int = 900
     hash_concurrency: int = 2
     session_lifetime_s: int = 12 * 3600
+    workflow_interval_s: float = 60.0
     trusted_origins: tuple[str, ...] = field(default=())
 
     @property

@@ -183,6 +183,10 @@ class SessionVenue(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
     venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id", ondelete="RESTRICT"), index=True)
     role: Mapped[str] = mapped_column(String(8))
+    # Written by finalization (ATTENDANCE.md §2): None until the session is finalized.
+    expected: Mapped[int | None] = mapped_column(Integer)
+    checked_in: Mapped[int | None] = mapped_column(Integer)
+    up_seconds: Mapped[int | None] = mapped_column(Integer)
 
 
 class RosterEntry(Base):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -54,9 +56,19 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+class Sessions(async_sessionmaker[AsyncSession]):
+    """A session factory that also queues this process's SQLite writers first come, first
+    served: SQLite takes one writer at a time, and its own busy-wait retries are neither fair
+    nor quick (a burst of agents saw seconds-long stalls)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, expire_on_commit=False)
+        self.write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+
+def make_sessionmaker(engine: AsyncEngine) -> Sessions:
     """Sessions never expire on commit; relationships are loaded explicitly."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return Sessions(engine)
 
 
 @asynccontextmanager
@@ -69,7 +81,12 @@ async def read_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
 @asynccontextmanager
 async def write_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session whose single transaction commits on success and rolls back on any error."""
-    async with factory() as session, session.begin():
+    lock = factory.write_lock if isinstance(factory, Sessions) else None
+    async with contextlib.AsyncExitStack() as stack:
+        if lock is not None:
+            await stack.enter_async_context(lock)
+        session = await stack.enter_async_context(factory())
+        await stack.enter_async_context(session.begin())
         await session.connection(execution_options={WRITE_OPTION: True})
         yield session
 

@@ -1,5 +1,5 @@
-"""The words for codes (roles, levels, categories, agent states, CSV columns): English msgids,
-translated where they are shown."""
+"""The words for codes (roles, levels, categories, agent states, CSV columns, session states,
+attendance statuses, reasons and flags): English msgids, translated where they are shown."""
 
 from __future__ import annotations
 
@@ -27,4 +27,41 @@ COLUMN_LABELS = {
     "org_code": "Organization code",
     "category": "Category",
     "card_code": "Card code",
+}
+SESSION_STATE_LABELS = {
+    "scheduled": "Scheduled",
+    "live": "Live",
+    "ended": "Ended",
+    "finalized": "Finalized",
+    "approved": "Approved",
+}
+SESSION_ACTION_LABELS = {
+    "start": "start",
+    "end": "end",
+    "finalize": "finalize",
+    "approve": "approve",
+    "reopen": "reopen",
+}
+SESSION_BUTTON_LABELS = {
+    "start": "Start the session",
+    "end": "End the session",
+    "finalize": "Finalize attendance",
+    "approve": "Approve",
+    "reopen": "Reopen",
+}
+VENUE_ROLE_LABELS = {"main": "Main venue", "branch": "Branch venue"}
+STATUS_LABELS = {"present": "Present", "partial": "Partial", "absent": "Absent"}
+REASON_LABELS = {
+    "outage": "Stream outage",
+    "short_stay": "Stayed too short",
+    "no_checkin": "No check-in",
+}
+FLAG_LABELS = {
+    "late": "Late",
+    "left_early": "Left early",
+    "wrong_venue": "Not at the assigned venue",
+    "walk_in": "Walk-in",
+    "conflict": "Overlapping venues",
+    "repeat": "Repeat training",
+    "unmatched_out": "Check-out without check-in",
 }

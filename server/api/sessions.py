@@ -1,0 +1,203 @@
+"""JSON handlers for sessions: schedule one, look up, change state, attendance, member records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from server.api.body import checked, iso, query_int, read_json, reply
+from server.auth.access import allow
+from server.db.session import read_session, write_session
+from server.domain.sessions import parse_session
+from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.services import sessions, workflow
+from server.services.attendance_view import (
+    SessionAttendance,
+    member_record,
+    session_attendance,
+)
+from server.services.sessions import SessionView
+
+READERS = ("admin", "operator", "reviewer")
+PLANNERS = ("admin", "operator")
+# action → roles that may take it
+ACTIONS = {
+    "start": ("admin", "operator"),
+    "end": ("admin", "operator"),
+    "finalize": ("admin", "reviewer"),
+    "approve": ("admin", "reviewer"),
+    "reopen": ("admin",),
+}
+
+
+def hours(value: Decimal) -> int | float:
+    """Credit hours as a JSON number (3, not "3.00"; 1.5 stays 1.5)."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def session_json(view: SessionView) -> dict[str, Any]:
+    """A session in the API's words."""
+    return {
+        "id": view.id,
+        "title": view.title,
+        "topic_code": view.topic_code,
+        "starts_at": iso(view.starts_at),
+        "ends_at": iso(view.ends_at),
+        "credit_hours": hours(view.credit_hours),
+        "state": view.state,
+        "policy": view.policy,
+        "org_code": view.org_code,
+        "main_venue": view.main_venue,
+        "branch_venues": [v.code for v in view.venues if v.role == "branch"],
+        "roster_size": view.roster_size,
+    }
+
+
+def attendance_json(result: SessionAttendance) -> dict[str, Any]:
+    """PROTOCOL.md's shape of GET sessions/{id}/attendance."""
+    return {
+        "session": {
+            "id": result.id,
+            "state": result.state,
+            "starts_at": iso(result.starts_at),
+            "ends_at": iso(result.ends_at),
+        },
+        "summary": result.summary,
+        "venues": [
+            {
+                "code": v.code,
+                "role": v.role,
+                "expected": v.expected,
+                "checked_in": v.checked_in,
+                "up_seconds": v.up_seconds,
+            }
+            for v in result.venues
+        ],
+        "members": [
+            {
+                "member_no": m.member_no,
+                "name": m.name,
+                "assigned_venue": m.assigned_venue,
+                "venues": m.venues,
+                "status": m.status,
+                "reason": m.reason,
+                "presence_seconds": m.presence_seconds,
+                "verified_seconds": m.verified_seconds,
+                "credit_hours": hours(m.credit_hours),
+                "flags": m.flags,
+            }
+            for m in result.members
+        ],
+    }
+
+
+@allow(*PLANNERS)
+async def create_session(request: web.Request) -> web.Response:
+    """POST /api/v1/sessions"""
+    fields = checked(parse_session(await read_json(request)))
+    principal = request[PRINCIPAL_KEY]
+    async with write_session(request.app[DB_KEY]) as session:
+        view = await sessions.create_session(session, principal.scope, principal.actor, fields)
+    return reply(session_json(view), status=201)
+
+
+@allow(*PLANNERS)
+async def update_session(request: web.Request) -> web.Response:
+    """PUT /api/v1/sessions/{id}: replace a session that has not started (same body as POST)."""
+    fields = checked(parse_session(await read_json(request)))
+    principal = request[PRINCIPAL_KEY]
+    async with write_session(request.app[DB_KEY]) as session:
+        view = await sessions.update_session(
+            session, principal.scope, principal.actor, request.match_info["id"], fields
+        )
+    return reply(session_json(view))
+
+
+@allow(*READERS)
+async def list_sessions(request: web.Request) -> web.Response:
+    """GET /api/v1/sessions: latest first."""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        views = await sessions.list_sessions(session, principal.scope)
+    return reply({"sessions": [session_json(view) for view in views]})
+
+
+@allow(*READERS)
+async def get_session(request: web.Request) -> web.Response:
+    """GET /api/v1/sessions/{id}"""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        view = await sessions.get_session(session, principal.scope, request.match_info["id"])
+    return reply(session_json(view))
+
+
+def _action_handler(action: str) -> Any:
+    @allow(*ACTIONS[action])
+    async def handler(request: web.Request) -> web.Response:
+        principal = request[PRINCIPAL_KEY]
+        async with write_session(request.app[DB_KEY]) as session:
+            view = await workflow.act(
+                session,
+                principal.scope,
+                principal.actor,
+                request.match_info["id"],
+                action,
+                request.app[SETTINGS_KEY].tz,
+            )
+        return reply(session_json(view))
+
+    handler.__name__ = handler.__qualname__ = f"{action}_session"
+    handler.__doc__ = f"POST /api/v1/sessions/{{id}}/{action}"
+    return handler
+
+
+start_session = _action_handler("start")
+end_session = _action_handler("end")
+finalize_session = _action_handler("finalize")
+approve_session = _action_handler("approve")
+reopen_session = _action_handler("reopen")
+
+
+@allow(*READERS)
+async def get_attendance(request: web.Request) -> web.Response:
+    """GET /api/v1/sessions/{id}/attendance"""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        result = await session_attendance(session, principal.scope, request.match_info["id"])
+    return reply(attendance_json(result))
+
+
+@allow(*READERS)
+async def get_member_record(request: web.Request) -> web.Response:
+    """GET /api/v1/members/{member_no}/record?year=YYYY"""
+    principal = request[PRINCIPAL_KEY]
+    tz = request.app[SETTINGS_KEY].tz
+    year = query_int(request, "year", datetime.now(tz).year, low=2000, high=2100)
+    async with read_session(request.app[DB_KEY]) as session:
+        record = await member_record(
+            session, principal.scope, request.match_info["member_no"], year, tz
+        )
+    return reply(
+        {
+            "member_no": record.member_no,
+            "name": record.name,
+            "year": record.year,
+            "required_hours": hours(record.required_hours),
+            "earned_hours": hours(record.earned_hours),
+            "entries": [
+                {
+                    "session_id": e.session_id,
+                    "title": e.title,
+                    "topic_code": e.topic_code,
+                    "starts_at": iso(e.starts_at),
+                    "credit_hours": hours(e.credit_hours),
+                    "status": e.status,
+                    "venue": e.venue,
+                }
+                for e in record.entries
+            ],
+        }
+    )

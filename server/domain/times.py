@@ -1,0 +1,28 @@
+"""Parsing and shaping times: ISO 8601 in, aware UTC out, whole seconds where the rules say so."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def parse_instant(value: object) -> datetime | None:
+    """An ISO 8601 time with an offset (or Z), as aware UTC; None when it is not one."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.astimezone(UTC)
+
+
+def whole_seconds(value: datetime) -> datetime:
+    """Truncate to the whole second."""
+    return value.replace(microsecond=0)
+
+
+def epoch(value: datetime) -> int:
+    """Whole seconds since the epoch."""
+    return int(value.timestamp())

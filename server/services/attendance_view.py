@@ -1,0 +1,229 @@
+"""Reading finalized attendance: a session's combined result and a member's yearly record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import Scope
+from server.db.models import (
+    Attendance,
+    Member,
+    Organization,
+    SessionVenue,
+    TrainingRecord,
+    TrainingSession,
+    Venue,
+)
+from server.domain.members import REQUIRED_HOURS
+from server.errors import Conflict
+from server.services.members import get_member
+from server.services.sessions import load_visible
+
+SUMMARY_KEYS = ("expected", "present", "partial", "absent", "walk_in", "conflict")
+
+
+@dataclass(frozen=True)
+class MemberLine:
+    """One member's combined result."""
+
+    member_no: str
+    name: str
+    org_code: str
+    assigned_venue: str | None
+    venues: list[str]
+    status: str
+    reason: str | None
+    presence_seconds: int
+    verified_seconds: int
+    credit_hours: Decimal
+    flags: list[str]
+
+
+@dataclass(frozen=True)
+class VenueLine:
+    """One venue's part in the result."""
+
+    code: str
+    name: str
+    role: str
+    expected: int
+    checked_in: int
+    up_seconds: int
+
+
+@dataclass(frozen=True)
+class SessionAttendance:
+    """The whole answer of GET sessions/{id}/attendance."""
+
+    id: str
+    title: str
+    state: str
+    starts_at: datetime
+    ends_at: datetime
+    credit_hours: Decimal
+    summary: dict[str, int]
+    venues: list[VenueLine]
+    members: list[MemberLine]
+
+
+async def session_attendance(
+    session: AsyncSession, scope: Scope, public_id: str
+) -> SessionAttendance:
+    """The finalized result; members outside the scope are left out of a joint session's list."""
+    training = await load_visible(session, scope, public_id)
+    if training.state not in ("finalized", "approved"):
+        raise Conflict("The session is not finalized yet; attendance appears after it is.")
+    venue_rows = (
+        await session.execute(
+            select(
+                Venue.id,
+                Venue.code,
+                Venue.name,
+                SessionVenue.role,
+                SessionVenue.expected,
+                SessionVenue.checked_in,
+                SessionVenue.up_seconds,
+            )
+            .join(SessionVenue, SessionVenue.venue_id == Venue.id)
+            .where(SessionVenue.session_id == training.id)
+            .order_by(Venue.code)
+        )
+    ).all()
+    code_of = {row[0]: row[1] for row in venue_rows}
+    query = (
+        select(Attendance, Member.member_no, Member.name, Organization.code, Organization.path)
+        .join(Member, Member.id == Attendance.member_id)
+        .join(Organization, Organization.id == Member.org_id)
+        .where(Attendance.session_id == training.id)
+        .order_by(Member.member_no)
+    )
+    members = [
+        MemberLine(
+            number,
+            name,
+            org_code,
+            code_of.get(row.assigned_venue_id or -1),
+            sorted(row.venues),
+            row.status,
+            row.reason,
+            row.presence_seconds,
+            row.verified_seconds,
+            row.credit_hours,
+            sorted(row.flags),
+        )
+        for row, number, name, org_code, path in (await session.execute(query)).all()
+        if scope.covers(path)
+    ]
+    summary = dict.fromkeys(SUMMARY_KEYS, 0)
+    for line in members:
+        summary[line.status] += 1
+        summary["expected"] += line.assigned_venue is not None
+        summary["walk_in"] += "walk_in" in line.flags
+        summary["conflict"] += "conflict" in line.flags
+    venues = [
+        VenueLine(code, name, role, expected or 0, checked_in or 0, up or 0)
+        for _, code, name, role, expected, checked_in, up in venue_rows
+    ]
+    return SessionAttendance(
+        training.public_id,
+        training.title,
+        training.state,
+        training.starts_at,
+        training.ends_at,
+        training.credit_hours,
+        summary,
+        venues,
+        members,
+    )
+
+
+@dataclass(frozen=True)
+class RecordEntry:
+    """One session in a member's yearly record."""
+
+    session_id: str
+    title: str
+    topic_code: str
+    starts_at: datetime
+    credit_hours: Decimal
+    status: str
+    venue: str | None
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """A member's training record (培训档案) for one year."""
+
+    member_no: str
+    name: str
+    category: str
+    year: int
+    required_hours: Decimal
+    earned_hours: Decimal
+    entries: list[RecordEntry]
+
+
+def year_bounds(year: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """January 1 to January 1 in the local time zone, as UTC."""
+    start = datetime(year, 1, 1, tzinfo=tz).astimezone(UTC)
+    return start, datetime(year + 1, 1, 1, tzinfo=tz).astimezone(UTC)
+
+
+async def member_record(
+    session: AsyncSession, scope: Scope, member_no: str, year: int, tz: ZoneInfo
+) -> MemberRecord:
+    """Every finalized session of the year with the member's status, and the credited total."""
+    view = await get_member(session, scope, member_no)
+    member_id = await session.scalar(select(Member.id).where(Member.member_no == member_no))
+    start, end = year_bounds(year, tz)
+    record_venue = (
+        select(TrainingRecord.session_id, Venue.code)
+        .join(Venue, Venue.id == TrainingRecord.venue_id)
+        .where(TrainingRecord.member_id == member_id)
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            select(TrainingSession, Attendance, record_venue.c.code)
+            .join(Attendance, Attendance.session_id == TrainingSession.id)
+            .outerjoin(record_venue, record_venue.c.session_id == TrainingSession.id)
+            .where(
+                Attendance.member_id == member_id,
+                TrainingSession.starts_at >= start,
+                TrainingSession.starts_at < end,
+            )
+            .order_by(TrainingSession.starts_at, TrainingSession.public_id)
+        )
+    ).all()
+    entries = [
+        RecordEntry(
+            training.public_id,
+            training.title,
+            training.topic_code,
+            training.starts_at,
+            row.credit_hours,
+            row.status,
+            venue or (sorted(row.venues)[0] if row.venues else None),
+        )
+        for training, row, venue in rows
+    ]
+    earned = await session.scalar(
+        select(func.coalesce(func.sum(TrainingRecord.credit_hours), 0)).where(
+            TrainingRecord.member_id == member_id, TrainingRecord.year == year
+        )
+    )
+    return MemberRecord(
+        view.member_no,
+        view.name,
+        view.category,
+        year,
+        REQUIRED_HOURS[view.category],
+        Decimal(earned or 0) / 100 if not isinstance(earned, Decimal) else earned,
+        entries,
+    )

@@ -1,0 +1,441 @@
+"""Training-session use cases: create with venues and roster, look up, list, change state."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import Scope
+from server.db.bulk import bulk_insert
+from server.db.models import (
+    Member,
+    Organization,
+    RosterEntry,
+    SessionVenue,
+    TrainingSession,
+    Venue,
+)
+from server.domain.attendance import Policy
+from server.domain.audit_chain import AuditFacts, changed_fields
+from server.domain.labels import SESSION_ACTION_LABELS, SESSION_STATE_LABELS
+from server.domain.sessions import RosterLine, SessionFields, next_state
+from server.errors import Conflict, Forbidden, Invalid, NotFound, Term
+from server.services import audit
+from server.services.clock import utcnow
+from server.services.organizations import org_named_in
+
+PUBLIC_ID_ALPHABET = string.ascii_lowercase + string.digits
+LOOKUP_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class VenueRole:
+    """A venue of a session and its part in it."""
+
+    code: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A session as callers see it."""
+
+    id: str
+    title: str
+    topic_code: str
+    starts_at: datetime
+    ends_at: datetime
+    credit_hours: Decimal
+    state: str
+    policy: dict[str, Any]
+    org_code: str
+    venues: tuple[VenueRole, ...]
+    roster_size: int
+
+    @property
+    def main_venue(self) -> str:
+        """The code of the main venue."""
+        return next(venue.code for venue in self.venues if venue.role == "main")
+
+
+def new_public_id() -> str:
+    """An opaque, unguessable session id."""
+    return "".join(secrets.choice(PUBLIC_ID_ALPHABET) for _ in range(12))
+
+
+async def _venues_by_code(
+    session: AsyncSession, scope: Scope, codes: tuple[str, ...]
+) -> dict[str, tuple[Venue, Organization]]:
+    rows = (
+        await session.execute(
+            select(Venue, Organization)
+            .join(Organization, Venue.org_id == Organization.id)
+            .where(Venue.code.in_(codes))
+        )
+    ).all()
+    # Any venue of the city may be a branch (joint classes cross subtrees); the main venue must
+    # lie in the caller's scope, which is checked by the caller.
+    return {venue.code: (venue, org) for venue, org in rows}
+
+
+async def _member_ids(session: AsyncSession, numbers: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(numbers), LOOKUP_CHUNK):
+        chunk = numbers[start : start + LOOKUP_CHUNK]
+        rows = await session.execute(
+            select(Member.member_no, Member.id).where(Member.member_no.in_(chunk))
+        )
+        found.update({number: member_id for number, member_id in rows})
+    return found
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A session's venues and roster members, looked up and checked."""
+
+    venues: dict[str, tuple[Venue, Organization]]
+    members: dict[str, int]
+
+    def main(self, fields: SessionFields) -> Venue:
+        """The main venue's row."""
+        return self.venues[fields.main_venue][0]
+
+
+async def _resolve(session: AsyncSession, scope: Scope, fields: SessionFields) -> _Resolved:
+    venues = await _venues_by_code(session, scope, fields.venues)
+    missing = [code for code in fields.venues if code not in venues]
+    main_known = fields.main_venue in venues and scope.covers(venues[fields.main_venue][1].path)
+    if missing or not main_known:
+        raise Invalid(
+            "Unknown venues: {codes}.",
+            codes=", ".join(missing or [fields.main_venue]),
+            fields={"main_venue" if not main_known else "branch_venues": "is not a known venue"},
+        )
+    members = await _member_ids(session, [line.member_no for line in fields.roster])
+    unknown = [line.member_no for line in fields.roster if line.member_no not in members]
+    if unknown:
+        raise Invalid(
+            "{count} roster members are unknown: {numbers}.",
+            count=len(unknown),
+            numbers=", ".join(unknown[:20]) + (" …" if len(unknown) > 20 else ""),
+            fields={"roster": "names unknown members"},
+        )
+    return _Resolved(venues, members)
+
+
+async def _write_parts(
+    session: AsyncSession, training: TrainingSession, fields: SessionFields, resolved: _Resolved
+) -> None:
+    """(Re)write the session's venues and roster."""
+    await session.execute(delete(RosterEntry).where(RosterEntry.session_id == training.id))
+    await session.execute(delete(SessionVenue).where(SessionVenue.session_id == training.id))
+    await bulk_insert(
+        session,
+        SessionVenue,
+        [
+            {
+                "session_id": training.id,
+                "venue_id": resolved.venues[code][0].id,
+                "role": "main" if code == fields.main_venue else "branch",
+            }
+            for code in fields.venues
+        ],
+    )
+    await bulk_insert(
+        session,
+        RosterEntry,
+        [
+            {
+                "session_id": training.id,
+                "member_id": resolved.members[line.member_no],
+                "venue_id": resolved.venues[line.venue][0].id,
+            }
+            for line in fields.roster
+        ],
+    )
+
+
+def _apply(training: TrainingSession, fields: SessionFields, main: Venue) -> None:
+    training.title, training.topic_code = fields.title, fields.topic_code
+    training.starts_at, training.ends_at = fields.starts_at, fields.ends_at
+    training.credit_hours, training.policy = fields.credit_hours, fields.policy.to_json()
+    training.org_id, training.main_venue_id = main.org_id, main.id
+
+
+async def create_session(
+    session: AsyncSession, scope: Scope, actor: str, fields: SessionFields
+) -> SessionView:
+    """Schedule a session at a main venue inside the scope, with branches and a roster."""
+    resolved = await _resolve(session, scope, fields)
+    now = utcnow()
+    training = TrainingSession(
+        public_id=new_public_id(), state="scheduled", created_at=now, updated_at=now
+    )
+    _apply(training, fields, resolved.main(fields))
+    session.add(training)
+    await session.flush()
+    await _write_parts(session, training, fields, resolved)
+    view = await view_of(session, training)
+    await audit.append(
+        session,
+        [
+            AuditFacts(
+                now, actor, "session.create", "session", training.public_id, None, _snapshot(fields)
+            )
+        ],
+    )
+    return view
+
+
+async def update_session(
+    session: AsyncSession, scope: Scope, actor: str, public_id: str, fields: SessionFields
+) -> SessionView:
+    """Change a session that has not started: every field, its venues and its roster."""
+    training = await load_visible(session, scope, public_id)
+    await check_owner(session, scope, training)
+    if training.state != "scheduled":
+        raise Conflict("Only a session that has not started can be edited.")
+    before = await _snapshot_of(session, training)
+    resolved = await _resolve(session, scope, fields)
+    _apply(training, fields, resolved.main(fields))
+    training.updated_at = utcnow()
+    await session.flush()
+    await _write_parts(session, training, fields, resolved)
+    was, becomes = changed_fields(before, _snapshot(fields))
+    if was or becomes:
+        await audit.append(
+            session,
+            [
+                AuditFacts(
+                    training.updated_at, actor, "session.update", "session", public_id, was, becomes
+                )
+            ],
+        )
+    return await view_of(session, training)
+
+
+def _snapshot(fields: SessionFields) -> dict[str, Any]:
+    return {
+        "title": fields.title,
+        "topic_code": fields.topic_code,
+        "starts_at": fields.starts_at.isoformat(),
+        "ends_at": fields.ends_at.isoformat(),
+        "credit_hours": f"{fields.credit_hours:.2f}",
+        "main_venue": fields.main_venue,
+        "branch_venues": sorted(fields.branch_venues),
+        "policy": fields.policy.to_json(),
+        "roster": sorted([line.member_no, line.venue] for line in fields.roster),
+    }
+
+
+async def _snapshot_of(session: AsyncSession, training: TrainingSession) -> dict[str, Any]:
+    """The audited form of a stored session (the same shape as `_snapshot`)."""
+    return _snapshot(await fields_of(session, training))
+
+
+async def fields_of(session: AsyncSession, training: TrainingSession) -> SessionFields:
+    """A stored session as the fields that would create it (for edit forms and audits)."""
+    venues = (
+        await session.execute(
+            select(Venue.code, SessionVenue.role)
+            .join(SessionVenue, SessionVenue.venue_id == Venue.id)
+            .where(SessionVenue.session_id == training.id)
+            .order_by(Venue.code)
+        )
+    ).all()
+    roster = (
+        await session.execute(
+            select(Member.member_no, Venue.code)
+            .join(RosterEntry, RosterEntry.member_id == Member.id)
+            .join(Venue, Venue.id == RosterEntry.venue_id)
+            .where(RosterEntry.session_id == training.id)
+            .order_by(Member.member_no)
+        )
+    ).all()
+    policy, _ = Policy.from_json(training.policy)
+    return SessionFields(
+        training.title,
+        training.topic_code,
+        training.starts_at,
+        training.ends_at,
+        training.credit_hours,
+        next(code for code, role in venues if role == "main"),
+        tuple(code for code, role in venues if role == "branch"),
+        policy or Policy(),
+        tuple(RosterLine(number, venue) for number, venue in roster),
+    )
+
+
+async def members_of_subtree(
+    session: AsyncSession, scope: Scope, org_code: str, venue: str
+) -> list[RosterLine]:
+    """Roster lines for every member of an organization's subtree, all at one venue."""
+    org = await org_named_in(session, scope, org_code)
+    numbers = (
+        (
+            await session.execute(
+                select(Member.member_no)
+                .join(Organization, Organization.id == Member.org_id)
+                .where(Organization.path.startswith(org.path, autoescape=True))
+                .order_by(Member.member_no)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return [RosterLine(number, venue) for number in numbers]
+
+
+async def _load(session: AsyncSession, public_id: str) -> TrainingSession | None:
+    return (
+        await session.execute(select(TrainingSession).where(TrainingSession.public_id == public_id))
+    ).scalar_one_or_none()
+
+
+def _visible(scope: Scope) -> Any:
+    """Sessions owned inside the scope, or with a venue inside it."""
+    if scope.path is None:
+        return None
+    in_scope = select(Organization.id).where(scope.clause(Organization.path))
+    with_venue = (
+        select(SessionVenue.session_id)
+        .join(Venue, SessionVenue.venue_id == Venue.id)
+        .where(Venue.org_id.in_(in_scope))
+    )
+    return or_(TrainingSession.org_id.in_(in_scope), TrainingSession.id.in_(with_venue))
+
+
+async def load_visible(session: AsyncSession, scope: Scope, public_id: str) -> TrainingSession:
+    """The session row, if the scope may see it (else 404)."""
+    query = select(TrainingSession).where(TrainingSession.public_id == public_id)
+    condition = _visible(scope)
+    if condition is not None:
+        query = query.where(condition)
+    training = (await session.execute(query)).scalar_one_or_none()
+    if training is None:
+        raise NotFound("No session with id {id}.", id=public_id)
+    return training
+
+
+async def view_of(session: AsyncSession, training: TrainingSession) -> SessionView:
+    """The session with its venues and roster size."""
+    venues = (
+        await session.execute(
+            select(Venue.code, Venue.name, SessionVenue.role)
+            .join(SessionVenue, SessionVenue.venue_id == Venue.id)
+            .where(SessionVenue.session_id == training.id)
+            .order_by(SessionVenue.role.desc(), Venue.code)
+        )
+    ).all()
+    roster_size = len(
+        (
+            await session.execute(
+                select(RosterEntry.id).where(RosterEntry.session_id == training.id)
+            )
+        ).all()
+    )
+    org_code = await session.scalar(
+        select(Organization.code).where(Organization.id == training.org_id)
+    )
+    return SessionView(
+        training.public_id,
+        training.title,
+        training.topic_code,
+        training.starts_at,
+        training.ends_at,
+        training.credit_hours,
+        training.state,
+        dict(training.policy),
+        org_code or "",
+        tuple(VenueRole(code, name, role) for code, name, role in venues),
+        roster_size,
+    )
+
+
+async def get_session(session: AsyncSession, scope: Scope, public_id: str) -> SessionView:
+    """One session the scope may see."""
+    return await view_of(session, await load_visible(session, scope, public_id))
+
+
+async def list_sessions(
+    session: AsyncSession, scope: Scope, *, limit: int = 200
+) -> list[SessionView]:
+    """Sessions the scope may see, latest first."""
+    query = select(TrainingSession).order_by(TrainingSession.starts_at.desc()).limit(limit)
+    condition = _visible(scope)
+    if condition is not None:
+        query = query.where(condition)
+    rows = (await session.execute(query)).scalars().all()
+    return [await view_of(session, training) for training in rows]
+
+
+async def check_owner(session: AsyncSession, scope: Scope, training: TrainingSession) -> None:
+    """Only the owner's subtree may change a session; a branch venue's organization sees it."""
+    owner_path = await session.scalar(
+        select(Organization.path).where(Organization.id == training.org_id)
+    )
+    if not scope.covers(owner_path or ""):
+        raise Forbidden("Only the organizing organization may change this session.")
+
+
+async def change_state(
+    session: AsyncSession,
+    scope: Scope,
+    actor: str,
+    public_id: str,
+    action: str,
+    now: datetime | None = None,
+) -> TrainingSession:
+    """Move a session along `scheduled → live → ended → finalized → approved` (409 otherwise).
+
+    Only the owner's subtree may change a session; a branch venue's organization may only see it.
+    """
+    training = await load_visible(session, scope, public_id)
+    owner_path = await session.scalar(
+        select(Organization.path).where(Organization.id == training.org_id)
+    )
+    if not scope.covers(owner_path or ""):
+        raise NotFound("No session with id {id}.", id=public_id)
+    target = next_state(action, training.state)
+    if target is None:
+        raise Conflict(
+            "Cannot {action} a session that is “{state}”.",
+            action=Term(SESSION_ACTION_LABELS[action]),
+            state=Term(SESSION_STATE_LABELS[training.state]),
+        )
+    moment = now or utcnow()
+    before = training.state
+    training.state = target
+    training.updated_at = moment
+    stamp = {
+        "start": "started_at",
+        "end": "ended_at",
+        "finalize": "finalized_at",
+        "approve": "approved_at",
+    }.get(action)
+    if stamp:
+        setattr(training, stamp, moment)
+    await session.flush()
+    await audit.append(
+        session,
+        [
+            AuditFacts(
+                moment,
+                actor,
+                f"session.{action}",
+                "session",
+                public_id,
+                {"state": before},
+                {"state": target},
+            )
+        ],
+    )
+    return training

@@ -1,0 +1,85 @@
+"""The session workflow: state changes, with finalization computing attendance on the way."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import WHOLE_TREE, Scope
+from server.db.models import TrainingSession
+from server.services import sessions
+from server.services.clock import utcnow
+from server.services.finalize import finalize_session
+from server.services.sessions import SessionView
+
+log = logging.getLogger(__name__)
+SYSTEM_ACTOR = "system"
+AUTO_DELAY = timedelta(minutes=30)
+
+
+async def act(
+    session: AsyncSession,
+    scope: Scope,
+    actor: str,
+    public_id: str,
+    action: str,
+    tz: ZoneInfo,
+    now: datetime | None = None,
+) -> SessionView:
+    """Take a workflow action on a session (409 from a state that does not allow it)."""
+    moment = now or utcnow()
+    training = await sessions.load_visible(session, scope, public_id)
+    if action == "finalize" and training.state == "finalized":
+        # Re-finalizing recomputes; it is a state change only in name, so nothing is audited
+        # unless a result changed.
+        await sessions.check_owner(session, scope, training)
+        report = await finalize_session(session, training, actor, tz, moment)
+        if report.changed:
+            training.finalized_at = moment
+        return await sessions.view_of(session, training)
+    training = await sessions.change_state(session, scope, actor, public_id, action, moment)
+    if action == "finalize":
+        await finalize_session(session, training, actor, tz, moment)
+    return await sessions.view_of(session, training)
+
+
+async def due_actions(session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
+    """(session id, action) pairs the clock calls for: a session left live is ended 30 min
+    after its window; an ended one is finalized 30 min after it ended."""
+    live = (
+        (
+            await session.execute(
+                select(TrainingSession.public_id).where(
+                    TrainingSession.state == "live", TrainingSession.ends_at <= now - AUTO_DELAY
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    ended = (
+        (
+            await session.execute(
+                select(TrainingSession.public_id).where(
+                    TrainingSession.state == "ended", TrainingSession.ended_at <= now - AUTO_DELAY
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return [(public_id, "end") for public_id in live] + [
+        (public_id, "finalize") for public_id in ended
+    ]
+
+
+async def run_due(
+    session: AsyncSession, public_id: str, action: str, tz: ZoneInfo, now: datetime
+) -> None:
+    """Take one clock-driven action as the system."""
+    await act(session, WHOLE_TREE, SYSTEM_ACTOR, public_id, action, tz, now)
+    log.info("session %s: %s (automatic)", public_id, action)
