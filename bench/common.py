@@ -61,6 +61,21 @@ def temp_dir(prefix: str) -> Iterator[Path]:
 @contextmanager
 def server(env: dict[str, str]) -> Iterator[str]:
     """`hetang serve` on a free port; yields its base URL and stops it afterwards."""
+    with server_process(env) as (base, _):
+        yield base
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of a process so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextmanager
+def server_process(env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """`hetang serve` on a free port; yields its base URL and pid, and stops it afterwards."""
     port = free_port()
     process = subprocess.Popen(
         [str(BIN / "hetang"), "--log-level", "WARNING", "serve", "--port", str(port)],
@@ -79,7 +94,7 @@ def server(env: dict[str, str]) -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise SystemExit("the server did not start") from None
                 time.sleep(0.1)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(timeout=20)
