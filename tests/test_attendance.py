@@ -96,7 +96,7 @@ def one(*rows: tuple[str, str, str, int], **kwargs: object) -> MemberResult:
 def worked_example() -> SessionInput:
     """ATTENDANCE.md's worked example, as written."""
     b1 = every("B1", at("08:30"), at("12:00"))
-    b1 = [s if not at("10:00") <= s.t < at("10:20") else replace(s, state="down") for s in b1]
+    b1 = [s if not at("10:00") <= s.t < at("10:20") else s._replace(state="down") for s in b1]
     return session(
         events(
             ("A", "B1", "in", at("08:50")),

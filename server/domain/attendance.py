@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from itertools import chain, combinations, groupby
+from typing import NamedTuple
 
 from server.domain.intervals import (
     Coverage,
@@ -141,9 +142,10 @@ def _whole(
     return value
 
 
-@dataclass(frozen=True)
-class CheckInEvent:
-    """One accepted check-in: `t` already clock-corrected and truncated; `seq` is arrival order."""
+class CheckInEvent(NamedTuple):
+    """One accepted check-in: `t` already clock-corrected and truncated; `seq` is arrival order.
+
+    A NamedTuple rather than a dataclass: a big session has hundreds of thousands of inputs."""
 
     member: str
     venue: str
@@ -152,8 +154,7 @@ class CheckInEvent:
     seq: int
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     """One stream-health reading of a venue."""
 
     venue: str

@@ -15,7 +15,7 @@ from sqlalchemy import Integer, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from server.db.bulk import bulk_insert
+from server.db.bulk import bulk_insert, fetch_tuples
 from server.db.models import (
     Attendance,
     CheckIn,
@@ -85,38 +85,37 @@ async def _input(
     ).all()
     venue_code = {venue_id: code for venue_id, code, _ in venue_rows}
     main = next(code for _, code, role in venue_rows if role == "main")
-    roster_rows = (
-        await session.execute(
-            select(Member.id, Member.member_no, RosterEntry.venue_id)
-            .join(RosterEntry, RosterEntry.member_id == Member.id)
-            .where(RosterEntry.session_id == training.id)
-        )
-    ).all()
+    roster_rows = await fetch_tuples(
+        session,
+        select(Member.id, Member.member_no, RosterEntry.venue_id)
+        .join(RosterEntry, RosterEntry.member_id == Member.id)
+        .where(RosterEntry.session_id == training.id),
+    )
     member_ids = {number: member_id for member_id, number, _ in roster_rows}
     roster = {number: venue_code[venue_id] for _, number, venue_id in roster_rows}
-    checkin_rows = (
-        await session.execute(
-            select(
-                CheckIn.id,
-                Member.id,
-                Member.member_no,
-                CheckIn.venue_id,
-                CheckIn.kind,
-                _epoch_of(CheckIn.at, dialect),
-            )
-            .join(Member, Member.id == CheckIn.member_id)
-            .where(CheckIn.session_id == training.id, CheckIn.after_approval.is_(False))
+    checkin_rows = await fetch_tuples(
+        session,
+        select(
+            CheckIn.id,
+            Member.id,
+            Member.member_no,
+            CheckIn.venue_id,
+            CheckIn.kind,
+            _epoch_of(CheckIn.at, dialect),
         )
-    ).all()
+        .join(Member, Member.id == CheckIn.member_id)
+        .where(CheckIn.session_id == training.id, CheckIn.after_approval.is_(False)),
+    )
     events = []
     for seq, member_id, number, venue_id, kind, t in checkin_rows:
         member_ids[number] = member_id
         if venue_id in venue_code:
             events.append(CheckInEvent(number, venue_code[venue_id], kind, t, seq))
-    sample_rows = await session.execute(
+    sample_rows = await fetch_tuples(
+        session,
         select(
             StreamSample.venue_id, _epoch_of(StreamSample.at, dialect), StreamSample.state
-        ).where(StreamSample.session_id == training.id)
+        ).where(StreamSample.session_id == training.id),
     )
     samples = [
         Sample(venue_code[venue_id], t, state)
