@@ -9,9 +9,10 @@ from aiohttp import web
 from server.api.body import checked, iso, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
-from server.domain.venues import parse_venue
+from server.domain.venues import is_online, parse_venue
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import venues
+from server.services.clock import utcnow
 from server.services.venues import VenueView
 
 READERS = ("admin", "operator", "reviewer", "venue_staff")
@@ -27,6 +28,7 @@ def venue_json(view: VenueView) -> dict[str, Any]:
         "token_hint": view.token_hint,
         "token_rotated_at": iso(view.token_rotated_at),
         "agent": {
+            "online": is_online(view.agent_last_seen_at, utcnow()),
             "last_seen_at": iso(view.agent_last_seen_at),
             "state": view.agent_state,
             "version": view.agent_version,

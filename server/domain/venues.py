@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from server.domain import validation as v
 
 HEARTBEAT_S = 15
 STATS_S = 5
+MISSED_BEATS_OFFLINE = 3
 
 
 @dataclass(frozen=True)
@@ -29,3 +31,10 @@ def parse_venue(raw: Mapping[str, object]) -> tuple[VenueFields | None, v.Proble
     if problems or code is None or name is None or org_code is None:
         return None, problems
     return VenueFields(code, name, org_code), problems
+
+
+def is_online(last_seen: datetime | None, now: datetime) -> bool:
+    """An agent is offline once it has missed three heartbeats."""
+    return last_seen is not None and now - last_seen <= timedelta(
+        seconds=MISSED_BEATS_OFFLINE * HEARTBEAT_S
+    )
