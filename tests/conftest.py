@@ -24,6 +24,7 @@ from server.domain.organizations import OrgFields
 from server.migrate import upgrade
 from server.services import organizations, users
 from server.settings import Settings
+from tests.procs import Agent, Server, new_server, server_template
 
 SECRET = "test-secret-key-" + "x" * 32
 PG_ENV = "HETANG_TEST_DATABASE_URL"
@@ -165,3 +166,39 @@ async def world(db: async_sessionmaker[AsyncSession]) -> World:
                     session, WHOLE_TREE, "test", name
                 )
     return World(found)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A migrated server data dir with an admin token, copied for each server."""
+    return server_template(tmp_path_factory.mktemp("server-template") / "data")
+
+
+@pytest.fixture
+def server(template: tuple[Path, str], tmp_path: Path) -> Iterator[Server]:
+    """A running server of this test's own."""
+    running = new_server(template, tmp_path / "server")
+    yield running
+    running.stop()
+
+
+class Agents:
+    """Starts real agents; whatever still runs at the end of the test is stopped."""
+
+    def __init__(self) -> None:
+        self.started: list[Agent] = []
+
+    def start(self, data_dir: Path, server_url: str, token: str) -> Agent:
+        """A running agent whose staff page answers."""
+        agent = Agent(data_dir, server_url, token)
+        self.started.append(agent)
+        return agent
+
+
+@pytest.fixture
+def agents() -> Iterator[Agents]:
+    """The agents of one test."""
+    pool = Agents()
+    yield pool
+    for agent in pool.started:
+        agent.stop()

@@ -355,3 +355,14 @@ async def test_schedule_etag_ics_and_heartbeat(client: Any, world: World, db: Db
     assert bad.status == 422
     async with db() as session:
         assert await session.scalar(select(func.count()).select_from(StreamSample)) == 0
+
+
+async def test_a_scanned_member_number_sent_as_a_card_is_recognized(
+    client: Any, world: World, db: Db
+) -> None:
+    session_id, tokens = await _setup(client, world)
+    walk_in = event(session_id, "K", "in", at(9, 0), member_no=None, card_code="K")
+    results = await post_events(client, tokens["M"], [walk_in])
+    assert results[0]["status"] == "accepted"
+    async with db() as session:
+        assert await session.scalar(select(func.count()).select_from(CheckIn)) == 1

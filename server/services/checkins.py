@@ -59,8 +59,9 @@ async def _context(session: AsyncSession, venue: AgentVenue, events: Sequence[Ev
             )
         ).scalars()
     )
-    numbers = {event.member_no for event in events if event.member_no}
     cards = {event.card_code for event in events if event.card_code}
+    # A scanner cannot tell a card from a member number: a "card" may be a number too.
+    numbers = {event.member_no for event in events if event.member_no} | cards
     by_number: dict[str, int] = {}
     if numbers:
         found = await session.execute(
@@ -85,11 +86,11 @@ def _row(
         return "unknown_session"
     if training.id not in context.joined:
         return "venue_not_in_session"
-    member_id = (
-        context.by_number.get(event.member_no)
-        if event.member_no
-        else context.by_card.get(event.card_code or "")
-    )
+    if event.member_no:
+        member_id = context.by_number.get(event.member_no)
+    else:
+        card = event.card_code or ""
+        member_id = context.by_card.get(card) or context.by_number.get(card)
     if member_id is None:
         return "unknown_member"
     at = corrected(event.at_raw, offset)

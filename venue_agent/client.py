@@ -1,0 +1,230 @@
+"""ServerClient: the agent API of PROTOCOL.md over one aiohttp.ClientSession, with typed errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1/agent"
+TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+MAX_RETRY_AFTER_S = 3600.0
+
+
+class ServerError(Exception):
+    """The server could not be used for this call."""
+
+
+class Unavailable(ServerError):
+    """No usable answer (network down, timeout, 5xx, garbage): try again later."""
+
+
+class RateLimited(ServerError):
+    """429: wait retry_after seconds before the next try."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited; retry after {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+class Refused(ServerError):
+    """A 4xx other than 429: this request, as it is, will never succeed."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+    @property
+    def about_us(self) -> bool:
+        """True when the refusal concerns the agent (token, address), not the request's content."""
+        return self.status in (401, 403, 404, 405)
+
+
+@dataclass(frozen=True)
+class Hello:
+    """The server's answer to hello."""
+
+    venue_code: str
+    venue_name: str
+    server_time: str
+    heartbeat_s: float
+    stats_s: float
+
+
+@dataclass(frozen=True)
+class ScheduleAnswer:
+    """A schedule, or None for data when it did not change (304)."""
+
+    data: object | None
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class CheckinResult:
+    """The server's verdict on one check-in event."""
+
+    event_id: str
+    status: str  # accepted | duplicate | rejected
+    reason: str | None
+
+
+class ServerClient:
+    """Typed calls of the agent API; every failure is a ServerError subclass."""
+
+    def __init__(
+        self, http: aiohttp.ClientSession, base_url: str, token: str, agent_version: str
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/") + API
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "User-Agent": f"hetang-agent/{agent_version}",
+        }
+        self.agent_version = agent_version
+
+    async def hello(self, hostname: str) -> Hello:
+        """POST hello: who we are; answers the venue and the intervals to use."""
+        body = await self._call(
+            "POST", "/hello", {"agent_version": self.agent_version, "hostname": hostname}
+        )
+        try:
+            venue = body["venue"]
+            return Hello(
+                venue_code=str(venue["code"]),
+                venue_name=str(venue["name"]),
+                server_time=str(body["server_time"]),
+                heartbeat_s=max(1.0, float(body["heartbeat_s"])),
+                stats_s=max(1.0, float(body["stats_s"])),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise Unavailable(f"hello answered an unexpected body ({error!r})") from None
+
+    async def schedule(self, etag: str | None) -> ScheduleAnswer:
+        """GET schedule, conditional on the ETag we hold."""
+        headers = {"If-None-Match": etag} if etag else {}
+        async with self._request("GET", "/schedule", None, headers) as response:
+            if response.status == 304:
+                return ScheduleAnswer(None, etag)
+            body = await self._body(response)
+            return ScheduleAnswer(body, response.headers.get("ETag"))
+
+    async def heartbeat(self, state: str, session_id: str | None, queue_depth: int) -> list[object]:
+        """POST heartbeat; answers the server's commands (none are defined yet)."""
+        body = await self._call(
+            "POST",
+            "/heartbeat",
+            {
+                "state": state,
+                "session_id": session_id,
+                "queue_depth": queue_depth,
+                "agent_version": self.agent_version,
+            },
+        )
+        commands = body.get("commands", [])
+        return list(commands) if isinstance(commands, list) else []
+
+    async def checkins(
+        self, sent_at: str, events: Sequence[Mapping[str, Any]]
+    ) -> list[CheckinResult]:
+        """POST checkins; one result per event, in the events' order."""
+        body = await self._call("POST", "/checkins", {"sent_at": sent_at, "events": list(events)})
+        raw = body.get("results")
+        if not isinstance(raw, list) or len(raw) != len(events):
+            raise Unavailable("checkins answered without one result per event")
+        results = []
+        for event, item in zip(events, raw, strict=True):
+            if (
+                not isinstance(item, dict)
+                or item.get("event_id") != event["event_id"]
+                or item.get("status") not in ("accepted", "duplicate", "rejected")
+            ):
+                raise Unavailable("checkins answered results that do not match the events")
+            reason = item.get("reason")
+            results.append(
+                CheckinResult(
+                    event["event_id"], item["status"], None if reason is None else str(reason)
+                )
+            )
+        return results
+
+    async def _call(self, method: str, path: str, payload: object) -> dict[str, Any]:
+        async with self._request(method, path, payload, {}) as response:
+            return await self._body(response)
+
+    @asynccontextmanager
+    async def _request(
+        self, method: str, path: str, payload: object, headers: Mapping[str, str]
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        url = self._base + path
+        data = None
+        all_headers = {**self._headers, **headers}
+        if payload is not None:
+            data = json.dumps(payload, ensure_ascii=False).encode()
+            all_headers["Content-Type"] = "application/json"
+        try:
+            response = await self._http.request(
+                method, url, data=data, headers=all_headers, timeout=TIMEOUT
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            raise Unavailable(f"{method} {url}: {error!r}") from None
+        try:
+            await _check_status(response)
+            yield response
+        finally:
+            response.release()
+
+    @staticmethod
+    async def _body(response: aiohttp.ClientResponse) -> dict[str, Any]:
+        try:
+            body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise Unavailable(f"unreadable answer ({error!r})") from None
+        if not isinstance(body, dict):
+            raise Unavailable("the answer is not a JSON object")
+        return body
+
+
+async def _check_status(response: aiohttp.ClientResponse) -> None:
+    status = response.status
+    if status < 400 or status == 304:
+        return
+    if status == 429:
+        raise RateLimited(retry_after(response.headers.get("Retry-After")))
+    if status >= 500:
+        raise Unavailable(f"HTTP {status}")
+    code, message = "", ""
+    try:
+        error = (await response.json(content_type=None)).get("error", {})
+        code, message = str(error.get("code", "")), str(error.get("message", ""))
+    except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
+        pass  # a 4xx without our error shape still refuses the request
+    raise Refused(status, code, message)
+
+
+def retry_after(raw: str | None, now: datetime | None = None) -> float:
+    """Seconds from a Retry-After header (seconds or an HTTP date); 1 s when absent or odd."""
+    if not raw:
+        return 1.0
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return 1.0
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return 1.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)

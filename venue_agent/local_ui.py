@@ -1,0 +1,192 @@
+"""The staff page on 127.0.0.1: the session, roster search, check-in buttons, who is in."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiohttp import web
+
+from venue_agent import clock, page
+from venue_agent.desk import KINDS, Desk
+from venue_agent.link import Link
+from venue_agent.outbox import Outbox
+from venue_agent.status import rejected_json, snapshot
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class UiContext:
+    """What the page's handlers read and act on."""
+
+    desk: Desk
+    outbox: Outbox
+    link: Link
+    csrf_token: str
+    port: int
+    agent_version: str
+
+
+UI_KEY = web.AppKey("ui", UiContext)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(
+        data, status=status, dumps=lambda value: json.dumps(value, ensure_ascii=False)
+    )
+
+
+@web.middleware
+async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only this machine's own address as Host (no DNS rebinding); CSRF token on every POST."""
+    ui = request.app[UI_KEY]
+    if request.host not in (f"127.0.0.1:{ui.port}", f"localhost:{ui.port}"):
+        return web.Response(status=403, text="forbidden host")
+    if request.method == "POST" and not hmac.compare_digest(
+        request.headers.get("X-CSRF-Token", ""), ui.csrf_token
+    ):
+        return _json({"error": {"code": "forbidden", "message": "页面已过期，请刷新"}}, 403)
+    response = await handler(request)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+async def get_page(request: web.Request) -> web.Response:
+    """GET /"""
+    html = page.render_page(request.app[UI_KEY].csrf_token)
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+async def get_css(request: web.Request) -> web.Response:
+    """GET /app.css"""
+    return web.Response(text=page.CSS, content_type="text/css", charset="utf-8")
+
+
+async def get_js(request: web.Request) -> web.Response:
+    """GET /app.js"""
+    return web.Response(text=page.JS, content_type="text/javascript", charset="utf-8")
+
+
+async def get_favicon(request: web.Request) -> web.Response:
+    """GET /favicon.ico: none, and no error in the browser's console."""
+    return web.Response(status=204)
+
+
+async def get_status(request: web.Request) -> web.Response:
+    """GET /status.json: everything the page shows."""
+    ui = request.app[UI_KEY]
+    desk, link = ui.desk, ui.link
+    now = clock.now()
+    data = await asyncio.to_thread(snapshot, ui.outbox, desk.book, now)
+    current = desk.book.current(now)
+    present = await desk.attendees(current) if current is not None else []
+    rejected = await asyncio.to_thread(ui.outbox.rejected, 100)
+    data.update(
+        {
+            "agent_version": ui.agent_version,
+            "venue": {"code": link.venue_code, "name": link.venue_name}
+            if link.venue_code
+            else None,
+            "online": link.online,
+            "problem": link.problem,
+            "scan_kind": desk.scan_kind,
+            "present": [asdict(attendee) for attendee in present],
+            "rejected": [rejected_json(event) for event in rejected],
+        }
+    )
+    return _json(data)
+
+
+async def get_roster(request: web.Request) -> web.Response:
+    """GET /roster?q=…: roster members of the current session matching a name or number."""
+    desk = request.app[UI_KEY].desk
+    session = desk.book.current(clock.now())
+    if session is None:
+        return _json({"session_id": None, "members": []})
+    members = session.search(request.query.get("q", ""))
+    return _json(
+        {
+            "session_id": session.id,
+            "members": [
+                {"member_no": m.member_no, "name": m.name, "card_code": m.card_code}
+                for m in members
+            ],
+        }
+    )
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPUnprocessableEntity(text="body must be JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPUnprocessableEntity(text="body must be a JSON object")
+    return body
+
+
+async def post_checkin(request: web.Request) -> web.Response:
+    """POST /checkins {session_id, code, kind, field?}: a click on 签到 / 签退."""
+    desk = request.app[UI_KEY].desk
+    body = await _body(request)
+    code, kind = body.get("code"), body.get("kind")
+    session_id, field = body.get("session_id"), body.get("field", "member_no")
+    if (
+        not isinstance(code, str)
+        or kind not in KINDS
+        or not isinstance(session_id, str)
+        or field not in ("member_no", "card_code")
+    ):
+        return _json({"queued": False, "known": False, "message": "请求不完整，请刷新页面"}, 422)
+    outcome = await desk.check(
+        code, kind=str(kind), source="manual", session_id=session_id, field=str(field)
+    )
+    log.info("manual %s %s: %s", kind, code, outcome.message)
+    return _json(
+        {
+            "queued": outcome.queued,
+            "known": outcome.known,
+            "message": outcome.message,
+            "event_id": outcome.event_id,
+        }
+    )
+
+
+async def post_scan_kind(request: web.Request) -> web.Response:
+    """POST /scan-kind {kind}: whether the scanner checks people in or out."""
+    desk = request.app[UI_KEY].desk
+    kind = (await _body(request)).get("kind")
+    if kind not in KINDS:
+        return _json({"error": {"code": "invalid", "message": "kind 必须是 in 或 out"}}, 422)
+    desk.scan_kind = str(kind)
+    return _json({"scan_kind": desk.scan_kind})
+
+
+def create_ui_app(context: UiContext) -> web.Application:
+    """The staff page's application."""
+    app = web.Application(middlewares=[guard_middleware], client_max_size=64 * 1024)
+    app[UI_KEY] = context
+    add = app.router.add_route
+    add("GET", "/", get_page, name="page")
+    add("GET", "/app.css", get_css, name="css")
+    add("GET", "/app.js", get_js, name="js")
+    add("GET", "/favicon.ico", get_favicon, name="favicon")
+    add("GET", "/status.json", get_status, name="status")
+    add("GET", "/roster", get_roster, name="roster")
+    add("POST", "/checkins", post_checkin, name="checkin")
+    add("POST", "/scan-kind", post_scan_kind, name="scan_kind")
+    return app

@@ -1,0 +1,217 @@
+"""The staff page's HTML, CSS and JavaScript: small, hand-written, no CDN, Simplified Chinese."""
+
+from __future__ import annotations
+
+from html import escape
+
+HTML = """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="csrf-token" content="{csrf}">
+<title>合堂 · 分会场签到</title>
+<link rel="stylesheet" href="/app.css">
+</head>
+<body>
+<header>
+  <h1>合堂 · 分会场签到 <span id="venue"></span></h1>
+  <p id="link" class="badge">正在连接…</p>
+  <p>待上传 <b id="queue">0</b> · 上次同步 <b id="last-sync">从未</b></p>
+</header>
+<main>
+<section id="session-card">
+  <h2>当前场次</h2>
+  <p id="session">正在读取日程…</p>
+  <p>扫码枪用于：
+    <button type="button" class="kind" data-kind="in">签到</button>
+    <button type="button" class="kind" data-kind="out">签退</button>
+  </p>
+  <p id="message" role="status" aria-live="polite"></p>
+</section>
+<section>
+  <h2>名单查找</h2>
+  <input id="search" type="search" placeholder="输入姓名、党员编号或卡号" autocomplete="off">
+  <table><thead><tr><th>姓名</th><th>党员编号</th><th>状态</th><th></th></tr></thead>
+  <tbody id="roster"></tbody></table>
+  <form id="walk-in">
+    <label>名单外人员：<input id="walk-in-no" placeholder="党员编号" autocomplete="off"></label>
+    <button type="submit">签到</button>
+  </form>
+</section>
+<section>
+  <h2>在场人员 <span id="present-count"></span></h2>
+  <ul id="present"></ul>
+</section>
+<section>
+  <h2>被拒绝的签到 <span id="rejected-count"></span></h2>
+  <table><thead><tr><th>编号/卡号</th><th>类型</th><th>时间</th><th>原因</th></tr></thead>
+  <tbody id="rejected"></tbody></table>
+</section>
+</main>
+<script src="/app.js"></script>
+</body>
+</html>
+"""
+
+CSS = """
+body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; margin: 0;
+       background: #f6f4f0; color: #222; }
+header { background: #b71c1c; color: #fff; padding: .6em 1.2em; }
+header h1 { font-size: 1.4em; margin: .2em 0; }
+header p { margin: .2em 0; }
+main { display: grid; grid-template-columns: repeat(auto-fit, minmax(26em, 1fr)); gap: 1em;
+       padding: 1em; }
+section { background: #fff; border-radius: 6px; padding: .6em 1em; box-shadow: 0 1px 3px #0002; }
+h2 { font-size: 1.1em; border-bottom: 1px solid #ddd; padding-bottom: .3em; }
+table { width: 100%; border-collapse: collapse; }
+td, th { text-align: left; padding: .25em .4em; border-bottom: 1px solid #eee; }
+input { font-size: 1em; padding: .3em; width: 60%; }
+button { font-size: 1em; padding: .25em .8em; cursor: pointer; }
+button.kind[aria-pressed="true"] { background: #b71c1c; color: #fff; }
+.badge { display: inline-block; padding: .1em .6em; border-radius: 1em; background: #fff3; }
+.offline { background: #ffb300; color: #000; }
+.ok { color: #1b5e20; } .bad { color: #b71c1c; font-weight: bold; }
+#message { font-size: 1.2em; min-height: 1.5em; }
+"""
+
+JS = """
+"use strict";
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const REASONS = {
+  unknown_member: "查无此人", unknown_session: "场次不存在",
+  venue_not_in_session: "本会场不在该场次中",
+  outside_window: "不在签到时间内", event_id_reused: "事件编号重复", invalid: "数据无效",
+  no_session: "当时没有可签到的场次"
+};
+let current = null;
+let presentCodes = new Set();
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (cls) node.className = cls;
+  return node;
+}
+function time(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString("zh-CN", {hour12: false});
+}
+function reason(text) {
+  if (!text) return "";
+  if (text.startsWith("http_")) return "服务器拒收整批（" + text + "）";
+  return REASONS[text] || text;
+}
+async function post(url, body) {
+  const response = await fetch(url, {method: "POST", body: JSON.stringify(body),
+    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}});
+  return response.json();
+}
+function say(outcome) {
+  const box = document.getElementById("message");
+  box.textContent = outcome.message || (outcome.error && outcome.error.message) || "操作失败";
+  box.className = outcome.queued && outcome.known ? "ok" : "bad";
+}
+async function check(code, kind, field) {
+  if (!current) return;
+  say(await post("/checkins", {session_id: current.id, code, kind, field}));
+  refresh();
+  search();
+}
+function showSession(data) {
+  current = data.session;
+  const box = document.getElementById("session");
+  if (current) {
+    box.textContent = current.title + "（" + time(current.starts_at) + " — " +
+      time(current.ends_at) + "，名单 " + current.roster_size + " 人）";
+  } else if (data.next_session) {
+    box.textContent = "当前没有可签到的场次。下一场：" + data.next_session.title + "，" +
+      time(data.next_session.starts_at);
+  } else {
+    box.textContent = "当前没有可签到的场次，日程中也没有后续场次。";
+  }
+}
+function showPresent(list) {
+  const ul = document.getElementById("present");
+  ul.replaceChildren(...list.map(a => el("li", (a.name || "名单外") + "（" + a.code + "）" +
+    time(a.since) + " 起")));
+  document.getElementById("present-count").textContent = list.length + " 人";
+  presentCodes = new Set(list.map(a => a.code));
+}
+function showRejected(data) {
+  const body = document.getElementById("rejected");
+  body.replaceChildren(...data.rejected.map(r => {
+    const tr = el("tr");
+    tr.append(el("td", r.code), el("td", r.kind === "out" ? "签退" : "签到"),
+      el("td", time(r.at)), el("td", reason(r.reason), "bad"));
+    return tr;
+  }));
+  document.getElementById("rejected-count").textContent = data.rejected_count + " 条";
+}
+async function refresh() {
+  let data;
+  try {
+    data = await (await fetch("/status.json")).json();
+  } catch (e) {
+    document.getElementById("link").textContent = "本机签到程序没有响应";
+    return;
+  }
+  document.getElementById("venue").textContent = data.venue ? "· " + data.venue.name : "";
+  const link = document.getElementById("link");
+  link.textContent = data.online ? "已连接服务器" : (data.problem || "正在连接服务器…");
+  link.className = "badge" + (data.online ? "" : " offline");
+  document.getElementById("queue").textContent = data.queue_depth;
+  document.getElementById("last-sync").textContent = data.last_sync ? time(data.last_sync) : "从未";
+  for (const b of document.querySelectorAll("button.kind")) {
+    b.setAttribute("aria-pressed", String(b.dataset.kind === data.scan_kind));
+  }
+  const before = current && current.id;
+  showSession(data);
+  showPresent(data.present);
+  showRejected(data);
+  if ((current && current.id) !== before) search();
+}
+async function search() {
+  const body = document.getElementById("roster");
+  if (!current) { body.replaceChildren(); return; }
+  const q = document.getElementById("search").value;
+  const data = await (await fetch("/roster?q=" + encodeURIComponent(q))).json();
+  body.replaceChildren(...data.members.map(m => {
+    const tr = el("tr");
+    const inside = presentCodes.has(m.member_no);
+    const actions = el("td");
+    const checkIn = el("button", "签到");
+    checkIn.onclick = () => check(m.member_no, "in", "member_no");
+    const checkOut = el("button", "签退");
+    checkOut.onclick = () => check(m.member_no, "out", "member_no");
+    actions.append(checkIn, " ", checkOut);
+    tr.append(el("td", m.name), el("td", m.member_no),
+      el("td", inside ? "在场" : "未在场", inside ? "ok" : ""), actions);
+    return tr;
+  }));
+}
+let timer = null;
+document.getElementById("search").addEventListener("input", () => {
+  clearTimeout(timer);
+  timer = setTimeout(search, 200);
+});
+document.getElementById("walk-in").addEventListener("submit", event => {
+  event.preventDefault();
+  const input = document.getElementById("walk-in-no");
+  if (input.value.trim()) check(input.value.trim(), "in", "member_no");
+  input.value = "";
+});
+for (const b of document.querySelectorAll("button.kind")) {
+  b.addEventListener("click", async () => {
+    await post("/scan-kind", {kind: b.dataset.kind});
+    refresh();
+  });
+}
+refresh().then(search);
+setInterval(refresh, 3000);
+"""
+
+
+def render_page(csrf_token: str) -> str:
+    """The page with this process's CSRF token."""
+    return HTML.replace("{csrf}", escape(csrf_token, quote=True))

@@ -1,0 +1,197 @@
+"""The venue's schedule: the last good copy from the server, the session of the moment, rosters."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from venue_agent.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+CHECKIN_MARGIN = timedelta(minutes=30)
+SCHEDULE_KEY, ETAG_KEY, FETCHED_KEY = "schedule", "schedule_etag", "schedule_fetched_at"
+
+
+class ScheduleError(ValueError):
+    """The server's schedule is not in the documented shape."""
+
+
+@dataclass(frozen=True)
+class RosterMember:
+    """An expected member of a session."""
+
+    member_no: str
+    name: str
+    card_code: str | None
+
+
+@dataclass(frozen=True)
+class Match:
+    """A scanned code found on a roster, and which field it matched."""
+
+    member: RosterMember
+    field: str  # "member_no" | "card_code"
+
+
+@dataclass(frozen=True)
+class Session:
+    """One training session of this venue, as the schedule gives it."""
+
+    id: str
+    title: str
+    topic_code: str
+    starts_at: datetime
+    ends_at: datetime
+    state: str
+    role: str
+    roster: tuple[RosterMember, ...]
+
+    def takes_checkins_at(self, now: datetime) -> bool:
+        """True within [starts_at − 30 min, ends_at + 30 min]."""
+        return self.starts_at - CHECKIN_MARGIN <= now <= self.ends_at + CHECKIN_MARGIN
+
+    def find(self, code: str) -> Match | None:
+        """The roster member with this member_no, else with this card_code."""
+        for member in self.roster:
+            if member.member_no == code:
+                return Match(member, "member_no")
+        for member in self.roster:
+            if member.card_code is not None and member.card_code == code:
+                return Match(member, "card_code")
+        return None
+
+    def search(self, text: str, limit: int = 50) -> list[RosterMember]:
+        """Roster members whose name, number or card contains the text."""
+        needle = text.strip().casefold()
+        found = [
+            m
+            for m in self.roster
+            if needle in m.name.casefold()
+            or needle in m.member_no.casefold()
+            or (m.card_code is not None and needle in m.card_code.casefold())
+        ]
+        return found[:limit]
+
+
+def parse_time(raw: object, name: str) -> datetime:
+    """An ISO 8601 time with an offset."""
+    if not isinstance(raw, str):
+        raise ScheduleError(f"{name} must be text")
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ScheduleError(f"{name} is not an ISO 8601 time: {raw!r}") from None
+    if value.tzinfo is None:
+        raise ScheduleError(f"{name} has no UTC offset: {raw!r}")
+    return value
+
+
+def _text(raw: dict[str, Any], name: str) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str):
+        raise ScheduleError(f"{name} must be text")
+    return value
+
+
+def _optional_text(raw: dict[str, Any], name: str) -> str | None:
+    return None if raw.get(name) is None else _text(raw, name)
+
+
+def parse_schedule(raw: object) -> tuple[Session, ...]:
+    """The sessions of a `GET schedule` answer, sorted by start."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("sessions"), list):
+        raise ScheduleError("the schedule must be an object with a list of sessions")
+    sessions = []
+    for item in raw["sessions"]:
+        if not isinstance(item, dict) or not isinstance(item.get("roster"), list):
+            raise ScheduleError("every session must be an object with a roster list")
+        roster = []
+        for entry in item["roster"]:
+            if not isinstance(entry, dict):
+                raise ScheduleError("every roster entry must be an object")
+            roster.append(
+                RosterMember(
+                    member_no=_text(entry, "member_no"),
+                    name=_text(entry, "name"),
+                    card_code=_optional_text(entry, "card_code"),
+                )
+            )
+        sessions.append(
+            Session(
+                id=_text(item, "id"),
+                title=_text(item, "title"),
+                topic_code=_text(item, "topic_code"),
+                starts_at=parse_time(item.get("starts_at"), "starts_at"),
+                ends_at=parse_time(item.get("ends_at"), "ends_at"),
+                state=_text(item, "state"),
+                role=_text(item, "role"),
+                roster=tuple(roster),
+            )
+        )
+    return tuple(sorted(sessions, key=lambda s: (s.starts_at, s.id)))
+
+
+class ScheduleBook:
+    """The schedule in memory and on disk (in the journal's meta table, written atomically)."""
+
+    def __init__(self, sessions: tuple[Session, ...] = (), etag: str | None = None) -> None:
+        self.sessions = sessions
+        self.etag = etag
+
+    @classmethod
+    def load(cls, outbox: Outbox) -> ScheduleBook:
+        """The last good copy kept on disk (an empty book when there is none)."""
+        text = outbox.get_meta(SCHEDULE_KEY)
+        if text is None:
+            return cls()
+        try:
+            return cls(parse_schedule(json.loads(text)), outbox.get_meta(ETAG_KEY))
+        except (ValueError, ScheduleError) as error:
+            log.warning("the cached schedule cannot be read (%s); waiting for a fresh one", error)
+            return cls()
+
+    def replace(self, outbox: Outbox, raw: object, etag: str | None, fetched_at: str) -> None:
+        """Keep a new schedule from the server; a malformed one changes nothing."""
+        sessions = parse_schedule(raw)
+        outbox.set_meta(
+            {
+                SCHEDULE_KEY: json.dumps(raw, ensure_ascii=False),
+                ETAG_KEY: etag or "",
+                FETCHED_KEY: fetched_at,
+            }
+        )
+        self.sessions, self.etag = sessions, etag or None
+
+    def open_sessions(self, now: datetime) -> list[Session]:
+        """Sessions taking check-ins now, the one starting soonest first."""
+        return [s for s in self.sessions if s.takes_checkins_at(now)]
+
+    def current(self, now: datetime) -> Session | None:
+        """The session check-ins go to now, if any."""
+        sessions = self.open_sessions(now)
+        return sessions[0] if sessions else None
+
+    def session_for(self, code: str, now: datetime) -> tuple[Session | None, Match | None]:
+        """The open session whose roster has this code (soonest first), else the current one."""
+        sessions = self.open_sessions(now)
+        for session in sessions:
+            match = session.find(code)
+            if match is not None:
+                return session, match
+        return (sessions[0] if sessions else None), None
+
+    def upcoming(self, now: datetime) -> Session | None:
+        """The current session, else the next one to start."""
+        current = self.current(now)
+        if current is not None:
+            return current
+        later = [s for s in self.sessions if s.starts_at > now]
+        return later[0] if later else None
+
+    def get(self, session_id: str) -> Session | None:
+        """A session of the schedule by id."""
+        return next((s for s in self.sessions if s.id == session_id), None)

@@ -1,0 +1,53 @@
+"""What the agent reports about itself, from the journal: for `status` and the staff page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from venue_agent.link import LAST_SYNC_KEY
+from venue_agent.outbox import Event, Outbox
+from venue_agent.schedule import ScheduleBook, Session
+
+
+def session_json(session: Session | None) -> dict[str, Any] | None:
+    """A session without its roster."""
+    if session is None:
+        return None
+    return {
+        "id": session.id,
+        "title": session.title,
+        "topic_code": session.topic_code,
+        "starts_at": session.starts_at.isoformat(),
+        "ends_at": session.ends_at.isoformat(),
+        "state": session.state,
+        "role": session.role,
+        "roster_size": len(session.roster),
+    }
+
+
+def rejected_json(event: Event) -> dict[str, Any]:
+    """A refused check-in as the page lists it."""
+    payload = event.payload
+    return {
+        "event_id": event.event_id,
+        "session_id": event.session_id,
+        "code": payload.get("member_no") or payload.get("card_code"),
+        "kind": payload.get("kind"),
+        "at": payload.get("at"),
+        "source": payload.get("source"),
+        "reason": event.reason,
+    }
+
+
+def snapshot(outbox: Outbox, book: ScheduleBook, now: datetime) -> dict[str, Any]:
+    """Queue depth, last sync, the current and next session, rejected count (reads only)."""
+    counts = outbox.counts()
+    return {
+        "queue_depth": counts.pending,
+        "sent_count": counts.sent,
+        "rejected_count": counts.rejected,
+        "last_sync": outbox.get_meta(LAST_SYNC_KEY),
+        "session": session_json(book.current(now)),
+        "next_session": session_json(book.upcoming(now)),
+    }
