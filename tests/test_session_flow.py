@@ -212,6 +212,18 @@ async def test_worked_example_end_to_end(client: Any, world: World, db: Db) -> N
     assert (
         await client.post(f"/api/v1/sessions/{session_id}/approve", headers=reviewer)
     ).status == 409
+    # An admin reopens it: the kept check-in now counts (G was also at B2 from 09:01).
+    assert (
+        await client.post(f"/api/v1/sessions/{session_id}/reopen", headers=reviewer)
+    ).status == 403
+    reopened = await client.post(
+        f"/api/v1/sessions/{session_id}/reopen", headers=world.auth("admin", "a")
+    )
+    assert reopened.status == 200 and (await reopened.json())["state"] == "finalized"
+    answer = await client.get(f"/api/v1/sessions/{session_id}/attendance", headers=reviewer)
+    g = next(m for m in (await answer.json())["members"] if m["member_no"] == "G")
+    assert (g["status"], g["reason"], g["venues"]) == ("partial", "outage", ["B1", "B2"])
+    assert "wrong_venue" in g["flags"]
 
 
 async def test_duplicates_rejections_and_quarantine(client: Any, world: World, db: Db) -> None:

@@ -6,11 +6,11 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import WHOLE_TREE, Scope
-from server.db.models import TrainingSession
+from server.db.models import CheckIn, TrainingSession
 from server.services import sessions
 from server.services.clock import utcnow
 from server.services.finalize import finalize_session
@@ -42,7 +42,14 @@ async def act(
             training.finalized_at = moment
         return await sessions.view_of(session, training)
     training = await sessions.change_state(session, scope, actor, public_id, action, moment)
-    if action == "finalize":
+    if action == "reopen":
+        # Check-ins kept while the session was approved now count: recompute with them.
+        await session.execute(
+            update(CheckIn)
+            .where(CheckIn.session_id == training.id, CheckIn.after_approval.is_(True))
+            .values(after_approval=False)
+        )
+    if action in ("finalize", "reopen"):
         await finalize_session(session, training, actor, tz, moment)
     return await sessions.view_of(session, training)
 
