@@ -94,9 +94,12 @@ def setup_routes(app: web.Application) -> None:
 def setup_page_routes(app: web.Application) -> None:
     """The administration pages."""
     # Imported here so this function is the one place the page map changes.
+    from server.api.sessions import ACTIONS
+    from server.pages import attendance as attendance_pages
     from server.pages import home as home_pages
     from server.pages import members as member_pages
     from server.pages import organizations as org_pages
+    from server.pages import sessions as session_pages
     from server.pages import users as user_pages
     from server.pages import venues as venue_pages
 
@@ -121,3 +124,34 @@ def setup_page_routes(app: web.Application) -> None:
     add("POST", "/users", user_pages.create_user, name="user_create")
     add("POST", "/users/{username}", user_pages.update_user, name="user_update")
     add("POST", "/users/{username}/password", user_pages.set_password, name="user_password")
+    add("GET", "/sessions", session_pages.get_sessions, name="sessions")
+    add("GET", "/sessions/new", session_pages.new_session, name="session_new")
+    add("POST", "/sessions", session_pages.create_session, name="session_create")
+    add("GET", "/sessions/{id}", session_pages.get_session, name="session")
+    add("GET", "/sessions/{id}/edit", session_pages.edit_session, name="session_edit")
+    add("POST", "/sessions/{id}/edit", session_pages.update_session, name="session_update")
+    actions = "|".join(ACTIONS)  # any other word is no address (404)
+    add(
+        "POST",
+        f"/sessions/{{id}}/{{action:{actions}}}",
+        session_pages.post_session_action,
+        name="session_action",
+    )
+    add(
+        "GET",
+        "/sessions/{id}/attendance",
+        attendance_pages.get_attendance,
+        name="session_attendance",
+    )
+    add(
+        "GET",
+        "/sessions/{id}/attendance.csv",
+        attendance_pages.get_attendance_csv,
+        name="session_attendance_csv",
+    )
+    add(
+        "GET",
+        "/sessions/{id}/attendance.xlsx",
+        attendance_pages.get_attendance_xlsx,
+        name="session_attendance_xlsx",
+    )

@@ -174,7 +174,7 @@ async def test_member_detail_and_other_subtree(client: Any, db: Db, world: World
     await signed_in(client, db, "web-rev-a", "reviewer", "a")
     detail = await page(client, "/members/M0001")
     assert "党员1" in detail and "西泉村党支部" in detail and "党组织书记" in detail
-    assert "每年 56 学时" in detail and "该党员暂无培训记录" in detail
+    assert "每年 56 学时" in detail and "年该党员没有培训记录" in detail and "/ 56 学时" in detail
     missing = await page(client, "/members/M0002", status=404)
     assert "没有编号为 M0002 的党员" in missing and "党员2" not in missing
 

@@ -156,8 +156,12 @@ def parse_session(raw: Mapping[str, Any]) -> tuple[SessionFields | None, v.Probl
     main = v.code(raw, "main_venue", problems)
     branches = _branches(raw, main, problems)
     policy, policy_problems = Policy.from_json(raw.get("policy"))
-    problems.update({name if name == "policy" else f"policy.{name}": problem
-                     for name, problem in policy_problems.items()})
+    problems.update(
+        {
+            name if name == "policy" else f"policy.{name}": problem
+            for name, problem in policy_problems.items()
+        }
+    )
     roster = _roster(raw, {main or "", *branches}, problems)
     if (
         problems

@@ -15,7 +15,10 @@ def parse_instant(value: object) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 has no UTC time
+        return None
 
 
 def whole_seconds(value: datetime) -> datetime:

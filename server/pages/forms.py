@@ -25,6 +25,13 @@ NOTICE_MESSAGES = {
     "password_changed": (
         "The password of {username} was changed; their signed-in browsers were signed out."
     ),
+    "session_created": "The session was scheduled with {roster} members on its roster.",
+    "session_updated": "The changes to the session were saved ({roster} members on its roster).",
+    "session_start": "The session has started.",
+    "session_end": "The session has ended.",
+    "session_finalize": "Attendance was computed; the results are below.",
+    "session_approve": "The session was approved; its records are locked.",
+    "session_reopen": "The session was reopened; it can be finalized again.",
 }
 MAX_NOTICE_VALUE = 64
 

@@ -1,6 +1,9 @@
-"""Member pages: search and paging, one member's details, adding one, importing a CSV file."""
+"""Member pages: search and paging, one member's details and yearly training record, adding one,
+importing a CSV file."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from aiohttp import web
 
@@ -10,14 +13,16 @@ from server.db.session import read_session, write_session
 from server.domain.members import CATEGORIES, REQUIRED_HOURS, parse_member
 from server.errors import ApiError, Invalid
 from server.i18n import translate_for
-from server.keys import DB_KEY, PRINCIPAL_KEY
+from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.pages.forms import FormProblem, problem_of, read_form, redirect_with_notice
 from server.pages.render import render
 from server.services import members, organizations
+from server.services.attendance_view import member_record
 from server.services.member_import import ImportRejected, import_members_csv
 
 READERS = ("admin", "operator", "reviewer")
 PER_PAGE = 50
+MIN_YEAR, MAX_YEAR = 2000, 2100
 
 
 async def _list_page(
@@ -62,14 +67,27 @@ async def get_members(request: web.Request) -> web.Response:
 
 @allow(*READERS)
 async def get_member(request: web.Request) -> web.Response:
-    """GET /members/{member_no}: outside the caller's scope the member does not exist."""
+    """GET /members/{member_no}?year=: the member and their training record for a year;
+    outside the caller's scope the member does not exist."""
     principal = request[PRINCIPAL_KEY]
+    tz = request.app[SETTINGS_KEY].tz
+    this_year = datetime.now(tz).year
+    year = query_int(request, "year", this_year, low=MIN_YEAR, high=MAX_YEAR)
+    number = request.match_info["member_no"]
     async with read_session(request.app[DB_KEY]) as session:
-        view = await members.get_member(session, principal.scope, request.match_info["member_no"])
+        view = await members.get_member(session, principal.scope, number)
+        record = await member_record(session, principal.scope, number, year, tz)
     return render(
         request,
         "member.html",
-        {"member": view, "required_hours": REQUIRED_HOURS[view.category]},
+        {
+            "member": view,
+            "required_hours": REQUIRED_HOURS[view.category],
+            "record": record,
+            "this_year": this_year,
+            "min_year": MIN_YEAR,
+            "max_year": MAX_YEAR,
+        },
     )
 
 

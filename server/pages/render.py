@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from babel.dates import format_datetime
+from babel.dates import format_datetime, get_timezone_location
 
 from server.auth.middleware import csrf_token_for
 from server.domain.labels import (
     AGENT_STATE_LABELS,
     CATEGORY_LABELS,
+    FLAG_LABELS,
     LEVEL_LABELS,
+    REASON_LABELS,
     ROLE_LABELS,
+    SESSION_STATE_LABELS,
+    STATUS_LABELS,
+    VENUE_ROLE_LABELS,
 )
 from server.errors import ApiError
 from server.i18n import request_locale, translate_for
@@ -53,6 +59,20 @@ def _localtime(
     return str(format_datetime(value, pattern, tzinfo=settings.tz, locale=request_locale(request)))
 
 
+@jinja2.pass_context
+def _zone_name(context: jinja2.runtime.Context) -> str:
+    """The configured time zone in words ("China (Shanghai) Time")."""
+    request: web.Request = context["request"]
+    zone = request.app[SETTINGS_KEY].tz
+    return str(get_timezone_location(zone, locale=request_locale(request)))
+
+
+def hours_text(value: Decimal | int | float) -> str:
+    """Credit hours as people write them: 3, 1.5, 0.25 (never 3.00)."""
+    text = f"{Decimal(str(value)):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def setup_templates(app: web.Application) -> None:
     """Attach the jinja2 environment to the app."""
     env = aiohttp_jinja2.setup(
@@ -66,8 +86,10 @@ def setup_templates(app: web.Application) -> None:
     )
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["localtime"] = _localtime
+    env.filters["hours"] = hours_text
     env.globals["static"] = _static_url
     env.globals["url"] = _url
+    env.globals["zone_name"] = _zone_name
 
 
 def _page_context(request: web.Request) -> dict[str, Any]:
@@ -82,6 +104,11 @@ def _page_context(request: web.Request) -> dict[str, Any]:
         "level_labels": LEVEL_LABELS,
         "category_labels": CATEGORY_LABELS,
         "agent_state_labels": AGENT_STATE_LABELS,
+        "session_state_labels": SESSION_STATE_LABELS,
+        "venue_role_labels": VENUE_ROLE_LABELS,
+        "status_labels": STATUS_LABELS,
+        "reason_labels": REASON_LABELS,
+        "flag_labels": FLAG_LABELS,
         "current_path": request.path_qs,
         "notice": notice_from(request, translate_for(request)),
     }

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
@@ -327,37 +328,56 @@ async def load_visible(session: AsyncSession, scope: Scope, public_id: str) -> T
 
 async def view_of(session: AsyncSession, training: TrainingSession) -> SessionView:
     """The session with its venues and roster size."""
-    venues = (
-        await session.execute(
-            select(Venue.code, Venue.name, SessionVenue.role)
-            .join(SessionVenue, SessionVenue.venue_id == Venue.id)
-            .where(SessionVenue.session_id == training.id)
-            .order_by(SessionVenue.role.desc(), Venue.code)
-        )
-    ).all()
-    roster_size = len(
+    return (await views_of(session, [training]))[0]
+
+
+async def views_of(
+    session: AsyncSession, trainings: Sequence[TrainingSession]
+) -> list[SessionView]:
+    """Several sessions with their venues and roster sizes, in three queries in all."""
+    ids = [training.id for training in trainings]
+    venues: dict[int, list[VenueRole]] = {session_id: [] for session_id in ids}
+    for session_id, code, name, role in await session.execute(
+        select(SessionVenue.session_id, Venue.code, Venue.name, SessionVenue.role)
+        .join(Venue, SessionVenue.venue_id == Venue.id)
+        .where(SessionVenue.session_id.in_(ids))
+        .order_by(SessionVenue.role.desc(), Venue.code)
+    ):
+        venues[session_id].append(VenueRole(code, name, role))
+    sizes = dict(
         (
             await session.execute(
-                select(RosterEntry.id).where(RosterEntry.session_id == training.id)
+                select(RosterEntry.session_id, func.count())
+                .where(RosterEntry.session_id.in_(ids))
+                .group_by(RosterEntry.session_id)
             )
         ).all()
     )
-    org_code = await session.scalar(
-        select(Organization.code).where(Organization.id == training.org_id)
+    org_codes = dict(
+        (
+            await session.execute(
+                select(Organization.id, Organization.code).where(
+                    Organization.id.in_({training.org_id for training in trainings})
+                )
+            )
+        ).all()
     )
-    return SessionView(
-        training.public_id,
-        training.title,
-        training.topic_code,
-        training.starts_at,
-        training.ends_at,
-        training.credit_hours,
-        training.state,
-        dict(training.policy),
-        org_code or "",
-        tuple(VenueRole(code, name, role) for code, name, role in venues),
-        roster_size,
-    )
+    return [
+        SessionView(
+            training.public_id,
+            training.title,
+            training.topic_code,
+            training.starts_at,
+            training.ends_at,
+            training.credit_hours,
+            training.state,
+            dict(training.policy),
+            org_codes.get(training.org_id, ""),
+            tuple(venues[training.id]),
+            int(sizes.get(training.id, 0)),
+        )
+        for training in trainings
+    ]
 
 
 async def get_session(session: AsyncSession, scope: Scope, public_id: str) -> SessionView:
@@ -373,8 +393,7 @@ async def list_sessions(
     condition = _visible(scope)
     if condition is not None:
         query = query.where(condition)
-    rows = (await session.execute(query)).scalars().all()
-    return [await view_of(session, training) for training in rows]
+    return await views_of(session, (await session.execute(query)).scalars().all())
 
 
 async def check_owner(session: AsyncSession, scope: Scope, training: TrainingSession) -> None:
@@ -394,16 +413,10 @@ async def change_state(
     action: str,
     now: datetime | None = None,
 ) -> TrainingSession:
-    """Move a session along `scheduled → live → ended → finalized → approved` (409 otherwise).
-
-    Only the owner's subtree may change a session; a branch venue's organization may only see it.
-    """
+    """Move a session along `scheduled → live → ended → finalized → approved` (409 otherwise);
+    only the owner's subtree may (403 for a branch venue's organization, which only sees it)."""
     training = await load_visible(session, scope, public_id)
-    owner_path = await session.scalar(
-        select(Organization.path).where(Organization.id == training.org_id)
-    )
-    if not scope.covers(owner_path or ""):
-        raise NotFound("No session with id {id}.", id=public_id)
+    await check_owner(session, scope, training)
     target = next_state(action, training.state)
     if target is None:
         raise Conflict(

@@ -1,0 +1,175 @@
+"""The review page of a finalized session, its filters, and its CSV and XLSX exports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from server.auth.access import allow
+from server.db.session import read_session
+from server.domain.labels import FLAG_LABELS, STATUS_LABELS
+from server.domain.validation import CODE_PATTERN
+from server.errors import Conflict
+from server.i18n import request_locale, translate_for
+from server.keys import DB_KEY, PRINCIPAL_KEY
+from server.pages.attendance_export import (
+    XLSX_TYPE,
+    Sheet,
+    content_disposition,
+    csv_bytes,
+    member_sheet,
+    up_percent,
+    venue_sheet,
+    window_seconds,
+    xlsx_bytes,
+)
+from server.pages.forms import problem_of
+from server.pages.render import render
+from server.services import sessions
+from server.services.attendance_view import MemberLine, SessionAttendance, session_attendance
+
+READERS = ("admin", "operator", "reviewer")
+MAKEUP = "makeup"  # the preset: everybody absent or partial, to invite to a make-up class
+MAKEUP_STATUSES = frozenset({"absent", "partial"})
+STATUS_FILTERS = (*STATUS_LABELS, MAKEUP)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which members the table and the exports show (from the query string)."""
+
+    status: str = ""
+    flag: str = ""
+    venue: str = ""
+
+    @classmethod
+    def of(cls, query: Mapping[str, str]) -> Filters:
+        """The filters of a query string; a value that is not one of the choices is ignored."""
+        status = query.get("status", "")
+        flag = query.get("flag", "")
+        venue = query.get("venue", "")
+        return cls(
+            status if status in STATUS_FILTERS else "",
+            flag if flag in FLAG_LABELS else "",
+            venue if CODE_PATTERN.match(venue) else "",
+        )
+
+    @property
+    def makeup(self) -> bool:
+        """Whether this is the make-up training list."""
+        return self.status == MAKEUP
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is filtered out."""
+        return bool(self.status or self.flag or self.venue)
+
+    def query(self) -> dict[str, str]:
+        """The filters as a query string (blanks left out)."""
+        pairs = {"status": self.status, "flag": self.flag, "venue": self.venue}
+        return {name: value for name, value in pairs.items() if value}
+
+    def keep(self, line: MemberLine) -> bool:
+        """Whether a member's line passes every filter."""
+        if self.makeup:
+            if line.status not in MAKEUP_STATUSES:
+                return False
+        elif self.status and line.status != self.status:
+            return False
+        if self.flag and self.flag not in line.flags:
+            return False
+        return not self.venue or self.venue == line.assigned_venue or self.venue in line.venues
+
+
+async def _attendance(request: web.Request) -> SessionAttendance:
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        return await session_attendance(session, principal.scope, request.match_info["id"])
+
+
+def _joiner(request: web.Request) -> str:
+    return "、" if request_locale(request) == "zh_CN" else ", "
+
+
+@allow(*READERS)
+async def get_attendance(request: web.Request) -> web.Response:
+    """GET /sessions/{id}/attendance?status=&flag=&venue=: the combined result, for review."""
+    filters = Filters.of(request.query)
+    try:
+        result = await _attendance(request)
+    except Conflict as error:
+        return await _not_finalized(request, error)
+    shown = [line for line in result.members if filters.keep(line)]
+    window = window_seconds(result)
+    venue_rows = [
+        (venue, venue.up_seconds // 60, up_percent(venue.up_seconds, window))
+        for venue in sorted(result.venues, key=lambda venue: (venue.role != "main", venue.code))
+    ]
+    return render(
+        request,
+        "session_attendance.html",
+        {
+            "result": result,
+            "filters": filters,
+            "members": shown,
+            "venue_rows": venue_rows,
+            "venue_names": {venue.code: venue.name for venue in result.venues},
+            "status_filters": STATUS_FILTERS,
+            "joiner": _joiner(request),
+        },
+    )
+
+
+async def _not_finalized(request: web.Request, error: Conflict) -> web.Response:
+    """Before finalization the page says when attendance appears (409)."""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        view = await sessions.get_session(session, principal.scope, request.match_info["id"])
+    return render(
+        request,
+        "session_attendance.html",
+        {"result": None, "session": view, "problem": problem_of(request, "attendance", error)},
+        status=error.status,
+    )
+
+
+def _member_sheet(request: web.Request, result: SessionAttendance) -> Sheet:
+    filters = Filters.of(request.query)
+    shown = [line for line in result.members if filters.keep(line)]
+    return member_sheet(shown, translate_for(request), _joiner(request))
+
+
+def _download(
+    request: web.Request, result: SessionAttendance, body: bytes, kind: str, content_type: str
+) -> web.Response:
+    gettext: Callable[[str], str] = translate_for(request)
+    full = f"{result.title}-{gettext('Attendance')}-{result.id}.{kind}"
+    response = web.Response(body=body, content_type=content_type)
+    if kind == "csv":
+        response.charset = "utf-8"
+    response.headers["Content-Disposition"] = content_disposition(
+        f"attendance-{result.id}.{kind}", full
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@allow(*READERS)
+async def get_attendance_csv(request: web.Request) -> web.Response:
+    """GET /sessions/{id}/attendance.csv: the member table as filtered, UTF-8 with a BOM."""
+    result = await _attendance(request)
+    body = csv_bytes(_member_sheet(request, result))
+    return _download(request, result, body, "csv", "text/csv")
+
+
+@allow(*READERS)
+async def get_attendance_xlsx(request: web.Request) -> web.Response:
+    """GET /sessions/{id}/attendance.xlsx: the member table as filtered, and the venues."""
+    result = await _attendance(request)
+    sheets = [_member_sheet(request, result), venue_sheet(result, translate_for(request))]
+    # Building a workbook of thousands of rows takes a moment: keep the event loop free.
+    body = await asyncio.get_running_loop().run_in_executor(None, xlsx_bytes, sheets)
+    return _download(request, result, body, "xlsx", XLSX_TYPE)

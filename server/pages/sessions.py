@@ -1,0 +1,252 @@
+"""Session pages: the list, scheduling and editing a session, its page and its workflow buttons."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.api.sessions import ACTIONS
+from server.auth.access import allow
+from server.auth.principal import Scope
+from server.db.models import TrainingSession
+from server.db.session import read_session, write_session
+from server.domain.attendance import Policy
+from server.domain.labels import SESSION_BUTTON_LABELS
+from server.domain.sessions import SessionFields, next_state
+from server.errors import Conflict, Forbidden, Invalid
+from server.i18n import translate_for
+from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.pages.forms import FormProblem, problem_of, redirect_with_notice
+from server.pages.render import render
+from server.pages.session_form import (
+    ORG_ROWS,
+    Draft,
+    Origin,
+    SessionForm,
+    field_problems,
+    start_draft,
+)
+from server.services import organizations, sessions, venues, workflow
+
+READERS = ("admin", "operator", "reviewer")
+PLANNERS = ("admin", "operator")
+ROSTER_SHOWN = 200
+NOT_EDITABLE = "Only a session that has not started can be edited."
+ATTENDANCE_STATES = frozenset({"finalized", "approved"})
+
+
+class _FormRejected(Exception):
+    """The form had problems; the draft holds them."""
+
+
+@allow(*READERS)
+async def get_sessions(request: web.Request) -> web.Response:
+    """GET /sessions: latest first."""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        views = await sessions.list_sessions(session, principal.scope)
+    return render(
+        request, "sessions.html", {"sessions": views, "may_plan": principal.role in PLANNERS}
+    )
+
+
+async def _form_page(
+    request: web.Request,
+    form: SessionForm,
+    *,
+    editing: str | None = None,
+    problem: FormProblem | None = None,
+) -> web.Response:
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        rooms = await venues.list_venues(session, principal.scope)
+        tree = await organizations.list_tree(session, principal.scope, with_counts=False)
+    return render(
+        request,
+        "session_form.html",
+        {
+            "form": form,
+            "editing": editing,
+            "venues": rooms,
+            "tree": tree,
+            "org_rows": range(ORG_ROWS),
+            "problem": problem,
+            "bad": field_problems(problem),
+            "timezone": request.app[SETTINGS_KEY].timezone,
+        },
+        status=problem.status if problem else 200,
+    )
+
+
+@allow(*PLANNERS)
+async def new_session(request: web.Request) -> web.Response:
+    """GET /sessions/new: the form, with the attendance policy's defaults."""
+    return await _form_page(request, SessionForm.blank())
+
+
+async def _checked_fields(
+    session: AsyncSession, scope: Scope, form: SessionForm, draft: Draft
+) -> SessionFields:
+    """Draw the organizations' members, then check everything with the session rules."""
+    for index, (org_code, venue) in enumerate(form.org_rows):
+        if not (org_code and venue):
+            continue
+        try:
+            drawn = await sessions.members_of_subtree(session, scope, org_code, venue)
+        except Invalid as error:
+            draft.problem(f"org_{index}", error.describe(draft.gettext))
+            continue
+        draft.add_drawn(Origin(f"org_{index}"), drawn)
+    fields = draft.finish()
+    if fields is None:
+        raise _FormRejected
+    return fields
+
+
+@allow(*PLANNERS)
+async def create_session(request: web.Request) -> web.Response:
+    """POST /sessions: schedule a session (a past window is allowed: a back-filled session)."""
+    form = SessionForm.from_post(await request.post())
+    principal = request[PRINCIPAL_KEY]
+    draft = start_draft(form, request.app[SETTINGS_KEY].tz, translate_for(request))
+    try:
+        async with write_session(request.app[DB_KEY]) as session:
+            fields = await _checked_fields(session, principal.scope, form, draft)
+            view = await sessions.create_session(session, principal.scope, principal.actor, fields)
+    except _FormRejected:
+        return await _form_page(request, form, problem=draft.form_problem())
+    except (Invalid, Conflict) as error:
+        return await _form_page(request, form, problem=problem_of(request, "session", error))
+    redirect_with_notice(
+        request, "session", "session_created", {"id": view.id}, roster=view.roster_size
+    )
+
+
+@allow(*PLANNERS)
+async def edit_session(request: web.Request) -> web.Response:
+    """GET /sessions/{id}/edit: the form filled in from the stored session, while scheduled."""
+    principal = request[PRINCIPAL_KEY]
+    public_id = request.match_info["id"]
+    async with read_session(request.app[DB_KEY]) as session:
+        training = await sessions.load_visible(session, principal.scope, public_id)
+        await sessions.check_owner(session, principal.scope, training)
+        fields = await sessions.fields_of(session, training)
+        rooms = await venues.list_venues(session, principal.scope)
+    if training.state != "scheduled":
+        return await _not_editable(request, public_id)
+    form = SessionForm.of(fields, request.app[SETTINGS_KEY].tz, (room.code for room in rooms))
+    return await _form_page(request, form, editing=public_id)
+
+
+async def _not_editable(request: web.Request, public_id: str) -> web.Response:
+    problem = problem_of(request, "action", Conflict(NOT_EDITABLE))
+    return await _session_page(request, public_id, problem)
+
+
+@allow(*PLANNERS)
+async def update_session(request: web.Request) -> web.Response:
+    """POST /sessions/{id}/edit: replace the session's fields, venues and roster."""
+    form = SessionForm.from_post(await request.post())
+    principal = request[PRINCIPAL_KEY]
+    public_id = request.match_info["id"]
+    draft = start_draft(form, request.app[SETTINGS_KEY].tz, translate_for(request))
+    try:
+        async with write_session(request.app[DB_KEY]) as session:
+            # Who may change the session, and whether it may still change, before the form.
+            training = await sessions.load_visible(session, principal.scope, public_id)
+            await sessions.check_owner(session, principal.scope, training)
+            if training.state != "scheduled":
+                raise Conflict(NOT_EDITABLE)
+            fields = await _checked_fields(session, principal.scope, form, draft)
+            view = await sessions.update_session(
+                session, principal.scope, principal.actor, public_id, fields
+            )
+    except _FormRejected:
+        return await _form_page(request, form, editing=public_id, problem=draft.form_problem())
+    except Conflict:
+        return await _not_editable(request, public_id)
+    except Invalid as error:
+        problem = problem_of(request, "session", error)
+        return await _form_page(request, form, editing=public_id, problem=problem)
+    redirect_with_notice(
+        request, "session", "session_updated", {"id": view.id}, roster=view.roster_size
+    )
+
+
+async def _owns(session: AsyncSession, scope: Scope, training: TrainingSession) -> bool:
+    """Whether the caller's subtree organizes the session (others only see it)."""
+    try:
+        await sessions.check_owner(session, scope, training)
+    except Forbidden:
+        return False
+    return True
+
+
+async def _session_page(
+    request: web.Request, public_id: str, problem: FormProblem | None = None
+) -> web.Response:
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        training = await sessions.load_visible(session, principal.scope, public_id)
+        view = await sessions.view_of(session, training)
+        owner = await _owns(session, principal.scope, training)
+        # The roster names members of every subtree taking part: only the organizer sees it.
+        fields = await sessions.fields_of(session, training) if owner else None
+    role = principal.role
+    actions = [
+        (action, SESSION_BUTTON_LABELS[action])
+        for action, roles in ACTIONS.items()
+        if owner and role in roles and next_state(action, view.state) is not None
+    ]
+    names = {venue.code: venue.name for venue in view.venues}
+    return render(
+        request,
+        "session.html",
+        {
+            "session": view,
+            "owner": owner,
+            "policy": Policy.from_json(view.policy)[0],
+            "roster": fields.roster[:ROSTER_SHOWN] if fields else (),
+            "venue_names": names,
+            "actions": actions,
+            "may_edit": owner and role in PLANNERS and view.state == "scheduled",
+            "has_attendance": view.state in ATTENDANCE_STATES,
+            "problem": problem,
+        },
+        status=problem.status if problem else 200,
+    )
+
+
+@allow(*READERS)
+async def get_session(request: web.Request) -> web.Response:
+    """GET /sessions/{id}"""
+    return await _session_page(request, request.match_info["id"])
+
+
+@allow(*READERS)
+async def post_session_action(request: web.Request) -> web.Response:
+    """POST /sessions/{id}/{action}: start, end, finalize, approve or reopen, if the role may."""
+    principal = request[PRINCIPAL_KEY]
+    public_id, action = request.match_info["id"], request.match_info["action"]
+    if principal.role not in ACTIONS.get(action, ()):
+        raise Forbidden("Your role may not do this.")
+    try:
+        async with write_session(request.app[DB_KEY]) as session:
+            await workflow.act(
+                session,
+                principal.scope,
+                principal.actor,
+                public_id,
+                action,
+                request.app[SETTINGS_KEY].tz,
+            )
+    except Conflict as error:
+        return await _session_page(request, public_id, problem_of(request, "action", error))
+    _after_action(request, public_id, action)
+
+
+def _after_action(request: web.Request, public_id: str, action: str) -> NoReturn:
+    route = "session_attendance" if action == "finalize" else "session"
+    redirect_with_notice(request, route, f"session_{action}", {"id": public_id})
