@@ -4,11 +4,15 @@ anonymous), from one table. A route the table does not know fails the coverage t
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -21,11 +25,12 @@ from yarl import URL
 
 from server.app import create_app
 from server.auth.principal import WHOLE_TREE
-from server.db.models import Member, Organization, User, Venue
+from server.db.models import AuditEntry, Member, Organization, TrainingSession, User, Venue
 from server.db.session import read_session, write_session
 from server.domain.members import MemberFields
+from server.domain.sessions import parse_session
 from server.domain.venues import VenueFields
-from server.services import members, users, venues
+from server.services import members, sessions, users, venues, workflow
 from server.settings import Settings
 from tests.browser import Browser, give_password
 from tests.conftest import ROLES, World
@@ -35,7 +40,20 @@ ALL = frozenset(ROLES)
 READERS = frozenset({"admin", "operator", "reviewer"})
 VENUE_READERS = READERS | {"venue_staff"}
 ADMIN = frozenset({"admin"})
+PLANNERS = frozenset({"admin", "operator"})
+CLOSERS = frozenset({"admin", "reviewer"})  # finalize and approve
 UNKNOWN_REF = "zz-nosuch"
+TZ = ZoneInfo("Asia/Shanghai")
+# A fixed window in the past: back-filled sessions are allowed, and nothing depends on today.
+SESSION_START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+# The actions that bring a new session into each state.
+ACTIONS_TO = {
+    "scheduled": (),
+    "live": ("start",),
+    "ended": ("start", "end"),
+    "finalized": ("start", "end", "finalize"),
+    "approved": ("start", "end", "finalize", "approve"),
+}
 
 # What only subtree "a" (or "b") holds: a caller of the other subtree must never see these.
 MARKS = {
@@ -48,8 +66,9 @@ MARKS = {
         "VEN-A",
         "西泉会场",
         "spare-a",
+        "甲区培训班",
     ),
-    "b": ("天长市", "铜城镇党委", "M-B-1", "乙党员", "VEN-B", "铜城会场", "spare-b"),
+    "b": ("天长市", "铜城镇党委", "M-B-1", "乙党员", "VEN-B", "铜城会场", "spare-b", "乙区培训班"),
 }
 
 Payload = tuple[str, Any]  # ("json" | "form" | "csv" | "multipart", data)
@@ -57,6 +76,42 @@ Payload = tuple[str, Any]  # ("json" | "form" | "csv" | "multipart", data)
 
 def _csv(ref: str, fresh: str) -> bytes:
     return f"member_no,name,org_code,category\nM-{fresh},导入党员,{ref},ordinary\n".encode()
+
+
+def _session(venue: str, fresh: str) -> dict[str, Any]:
+    """A new session (API body) at a main venue, titled S-<fresh>, with M-A-1 on its roster."""
+    return {
+        "title": f"S-{fresh}",
+        "topic_code": "T-1",
+        "starts_at": SESSION_START.isoformat(),
+        "ends_at": (SESSION_START + timedelta(hours=2)).isoformat(),
+        "credit_hours": 2,
+        "main_venue": venue,
+        "roster": [{"member_no": "M-A-1", "venue": venue}],
+    }
+
+
+def _session_form(venue: str, fresh: str) -> dict[str, str]:
+    """The same session as the page's form sends it (server/pages/session_form.py)."""
+    local = SESSION_START.astimezone(TZ)
+    return {
+        "title": f"S-{fresh}",
+        "topic_code": "T-1",
+        "starts_at": local.strftime("%Y-%m-%dT%H:%M"),
+        "ends_at": (local + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "credit_hours": "2",
+        "main_venue": venue,
+        "roster_lines": f"M-A-1 {venue}",
+        "min_ratio_pct": "80",
+        "late_grace_min": "10",
+        "early_grace_min": "10",
+        "stats_interval_s": "5",
+        "require_stream_verification": "on",
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass(frozen=True)
@@ -72,7 +127,12 @@ class Route:
     body: Callable[[str, str], Payload] | None = None  # (ref, fresh code) → payload
     ok: tuple[int, ...] = (200,)  # what success looks like
     created: tuple[InstrumentedAttribute[str], str] | None = None  # column, "{fresh}" template
-    lists: str = ""  # "organizations" | "members" | "venues" | "users": which own marks show
+    lists: str = ""  # a key of LIST_MARKS: whose own marks the list must show
+    # The row's object is a fresh session of subtree "a" in this state, made for each request
+    # (its id is the ref), so a state change by one caller does not stand in another's way.
+    session_state: str = ""
+    after: str = ""  # the state a successful request leaves that session in ("" = unchanged)
+    refused: frozenset[str] = frozenset()  # roles the route admits but this request refuses: 403
 
 
 MATRIX: dict[str, Route] = {
@@ -152,12 +212,133 @@ MATRIX: dict[str, Route] = {
     "api_rotate_venue_token": Route(
         "POST", "/api/v1/venues/{code}/token", ADMIN, "object", "VEN-A", {"code": "{ref}"}
     ),
-    # Agent API (venue token)
+    # Sessions, attendance, records
+    "api_create_session": Route(
+        "POST",
+        "/api/v1/sessions",
+        PLANNERS,
+        "create",
+        ref="VEN-A",
+        body=lambda ref, fresh: ("json", _session(ref, fresh)),
+        ok=(201,),
+        created=(TrainingSession.title, "S-{fresh}"),
+    ),
+    "api_list_sessions": Route("GET", "/api/v1/sessions", READERS, "list", lists="sessions"),
+    "api_get_session": Route(
+        "GET",
+        "/api/v1/sessions/{id}",
+        READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="scheduled",
+    ),
+    "api_update_session": Route(
+        "PUT",
+        "/api/v1/sessions/{id}",
+        PLANNERS,
+        "object",
+        parts={"id": "{ref}"},
+        body=lambda ref, fresh: ("json", _session("VEN-A", fresh)),
+        created=(TrainingSession.title, "S-{fresh}"),
+        session_state="scheduled",
+    ),
+    "api_start_session": Route(
+        "POST",
+        "/api/v1/sessions/{id}/start",
+        PLANNERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="scheduled",
+        after="live",
+    ),
+    "api_end_session": Route(
+        "POST",
+        "/api/v1/sessions/{id}/end",
+        PLANNERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="live",
+        after="ended",
+    ),
+    "api_finalize_session": Route(
+        "POST",
+        "/api/v1/sessions/{id}/finalize",
+        CLOSERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="ended",
+        after="finalized",
+    ),
+    "api_approve_session": Route(
+        "POST",
+        "/api/v1/sessions/{id}/approve",
+        CLOSERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="finalized",
+        after="approved",
+    ),
+    "api_reopen_session": Route(
+        "POST",
+        "/api/v1/sessions/{id}/reopen",
+        ADMIN,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="approved",
+        after="finalized",
+    ),
+    "api_session_attendance": Route(
+        "GET",
+        "/api/v1/sessions/{id}/attendance",
+        READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="finalized",
+    ),
+    "api_member_record": Route(
+        "GET",
+        "/api/v1/members/{member_no}/record",
+        READERS,
+        "object",
+        "M-A-1",
+        {"member_no": "{ref}"},
+    ),
+    # Agent API (venue token); the ref of stream-stats is a session of the agent's venue
     "agent_hello": Route(
         "POST",
         "/api/v1/agent/hello",
         AGENT,
         body=lambda ref, fresh: ("json", {"agent_version": "1.0", "hostname": "room-pc"}),
+    ),
+    "agent_schedule": Route("GET", "/api/v1/agent/schedule", AGENT),
+    "agent_schedule_ics": Route("GET", "/api/v1/agent/schedule.ics", AGENT),
+    "agent_heartbeat": Route(
+        "POST",
+        "/api/v1/agent/heartbeat",
+        AGENT,
+        body=lambda ref, fresh: (
+            "json",
+            {"state": "idle", "session_id": None, "queue_depth": 0, "agent_version": "1.0"},
+        ),
+    ),
+    "agent_checkins": Route(
+        "POST",
+        "/api/v1/agent/checkins",
+        AGENT,
+        body=lambda ref, fresh: ("json", {"sent_at": _now(), "events": []}),
+    ),
+    "agent_stream_stats": Route(
+        "POST",
+        "/api/v1/agent/stream-stats",
+        AGENT,
+        body=lambda ref, fresh: (
+            "json",
+            {
+                "sent_at": _now(),
+                "session_id": ref,
+                "samples": [{"at": SESSION_START.isoformat(), "state": "good", "fps": 25}],
+            },
+        ),
     ),
     # Pages
     "home": Route("GET", "/", ALL),
@@ -224,6 +405,77 @@ MATRIX: dict[str, Route] = {
         {"code": "{ref}"},
         body=lambda ref, fresh: ("form", {}),
     ),
+    "sessions": Route("GET", "/sessions", READERS, "list", lists="sessions"),
+    "session_new": Route("GET", "/sessions/new", PLANNERS),
+    "session_create": Route(
+        "POST",
+        "/sessions",
+        PLANNERS,
+        "create",
+        ref="VEN-A",
+        # No roster: the form shows a refused caller what they typed, member numbers too.
+        body=lambda ref, fresh: ("form", {**_session_form(ref, fresh), "roster_lines": ""}),
+        ok=(303,),
+        created=(TrainingSession.title, "S-{fresh}"),
+    ),
+    "session": Route(
+        "GET", "/sessions/{id}", READERS, "object", parts={"id": "{ref}"}, session_state="scheduled"
+    ),
+    "session_action": Route(
+        "POST",
+        "/sessions/{id}/{action}",
+        READERS,  # the handler refuses actions the role may not take
+        "object",
+        parts={"id": "{ref}", "action": "start"},
+        body=lambda ref, fresh: ("form", {}),
+        ok=(303,),
+        session_state="scheduled",
+        after="live",
+        refused=frozenset({"reviewer"}),
+    ),
+    "session_edit": Route(
+        "GET",
+        "/sessions/{id}/edit",
+        PLANNERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="scheduled",
+    ),
+    "session_update": Route(
+        "POST",
+        "/sessions/{id}/edit",
+        PLANNERS,
+        "object",
+        parts={"id": "{ref}"},
+        body=lambda ref, fresh: ("form", _session_form("VEN-A", fresh)),
+        ok=(303,),
+        created=(TrainingSession.title, "S-{fresh}"),
+        session_state="scheduled",
+    ),
+    "session_attendance": Route(
+        "GET",
+        "/sessions/{id}/attendance",
+        READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="finalized",
+    ),
+    "session_attendance_csv": Route(
+        "GET",
+        "/sessions/{id}/attendance.csv",
+        READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="finalized",
+    ),
+    "session_attendance_xlsx": Route(
+        "GET",
+        "/sessions/{id}/attendance.xlsx",
+        READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="finalized",
+    ),
     "users": Route("GET", "/users", ADMIN, "list", lists="users"),
     "user_create": Route(
         "POST",
@@ -273,6 +525,7 @@ LIST_MARKS = {
     "members": {"a": "M-A-1", "b": "M-B-1"},
     "venues": {"a": "VEN-A", "b": "VEN-B"},
     "users": {"a": "spare-a", "b": "spare-b"},
+    "sessions": {"a": "甲区培训班", "b": "乙区培训班"},
 }
 
 
@@ -326,6 +579,59 @@ class Answer:
         return json.loads(self.text)
 
 
+def readable(body: bytes) -> str:
+    """An answer as text to search for marks: a spreadsheet (a zip) by the XML inside it."""
+    if body.startswith(b"PK"):
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            return "\n".join(
+                archive.read(name).decode("utf-8", "replace")
+                for name in archive.namelist()
+                if name.endswith(".xml")
+            )
+    return body.decode("utf-8", "replace")
+
+
+def path_of(route: Route, ref: str) -> str:
+    """The row's path about one object."""
+    return route.path.format(**{k: v.format(ref=ref) for k, v in route.parts.items()})
+
+
+async def make_session(
+    db: async_sessionmaker[AsyncSession],
+    state: str = "scheduled",
+    *,
+    subtree: str = "a",
+    branch: str | None = None,
+) -> str:
+    """A session owned by the subtree (its venue and member on the roster), driven into `state`
+    through the workflow, as the first engineer to use it would; returns its id."""
+    venue, member, title = {
+        "a": ("VEN-A", "M-A-1", "甲区培训班"),
+        "b": ("VEN-B", "M-B-1", "乙区培训班"),
+    }[subtree]
+    raw = {**_session(venue, ""), "title": title, "roster": [{"member_no": member, "venue": venue}]}
+    if branch is not None:
+        other = {"VEN-A": "M-A-1", "VEN-B": "M-B-1"}[branch]
+        raw["branch_venues"] = [branch]
+        raw["roster"].append({"member_no": other, "venue": branch})
+    fields, problems = parse_session(raw)
+    assert fields is not None and not problems, problems
+    async with write_session(db) as session:
+        view = await sessions.create_session(session, WHOLE_TREE, "test", fields)
+        for action in ACTIONS_TO[state]:
+            await workflow.act(session, WHOLE_TREE, "test", view.id, action, TZ)
+    return view.id
+
+
+async def state_of(db: async_sessionmaker[AsyncSession], public_id: str) -> str | None:
+    """The stored state of a session."""
+    async with read_session(db) as session:
+        state: str | None = await session.scalar(
+            select(TrainingSession.state).where(TrainingSession.public_id == public_id)
+        )
+    return state
+
+
 class Run:
     """One app, seeded once, and every request of the matrix sent to it."""
 
@@ -338,8 +644,14 @@ class Run:
     def fresh(self) -> str:
         return f"{next(self.counter):04d}"
 
+    async def ref_for(self, route: Route) -> str:
+        """The object the request names: the row's ref, or a session made for this request."""
+        if route.session_state:
+            return await make_session(self.db, route.session_state)
+        return route.ref
+
     async def send(self, caller: Caller, route: Route, ref: str, fresh: str) -> Answer:
-        path = route.path.format(**{k: v.format(ref=ref) for k, v in route.parts.items()})
+        path = path_of(route, ref)
         page = not path.startswith("/api/") and route.who != PUBLIC
         browser = caller.browser if (page or route.who == PUBLIC) and caller.browser else self.plain
         headers: dict[str, str] = {}
@@ -363,7 +675,7 @@ class Run:
                 form.add_field("file", data, filename="members.csv", content_type="text/csv")
                 kwargs["data"] = form
         async with browser.request(route.method, path, **kwargs) as response:
-            return Answer(response.status, response.headers, await response.text())
+            return Answer(response.status, response.headers, readable(await response.read()))
 
     async def exists(self, route: Route, fresh: str) -> bool:
         assert route.created is not None
@@ -382,7 +694,8 @@ class Run:
     async def check(self, name: str, route: Route, caller: Caller) -> None:
         """Send the row's request as the caller and compare the answer with the matrix."""
         fresh = self.fresh()
-        answer = await self.send(caller, route, route.ref, fresh)
+        ref = await self.ref_for(route)
+        answer = await self.send(caller, route, ref, fresh)
         api = route.path.startswith("/api/")
         if answer.status >= 500:
             self.fail(name, caller, "server error", answer)
@@ -392,30 +705,42 @@ class Run:
                 self.fail(name, caller, f"public route should answer {route.ok}", answer)
             return
         if caller.role is None or route.who == AGENT:
-            self._expect_unauthenticated(name, route, caller, answer, api)
-        elif caller.role not in route.who:
+            self._expect_unauthenticated(name, route, caller, answer, api, ref)
+        elif caller.role not in route.who or caller.role in route.refused:
             if answer.status != 403:
                 self.fail(name, caller, "wrong role must be 403", answer)
             elif api and answer.json()["error"]["code"] != "forbidden":
                 self.fail(name, caller, "403 without code forbidden", answer)
         else:
-            await self._expect_allowed(name, route, caller, answer, fresh)
+            await self._expect_allowed(name, route, caller, answer, fresh, ref)
             return
         if route.created is not None and await self.exists(route, fresh):
             self.fail(name, caller, "refused, yet something was created", answer)
+        await self._expect_state(name, route, caller, answer, ref, route.session_state)
+
+    async def _expect_state(
+        self, name: str, route: Route, caller: Caller, answer: Answer, ref: str, state: str
+    ) -> None:
+        """The request's session is in the state it should be in now."""
+        if route.session_state and await state_of(self.db, ref) != state:
+            self.fail(name, caller, f"the session should be {state}", answer)
 
     async def _expect_allowed(
-        self, name: str, route: Route, caller: Caller, answer: Answer, fresh: str
+        self, name: str, route: Route, caller: Caller, answer: Answer, fresh: str, ref: str
     ) -> None:
         """The role may call the route: it works on its own subtree, and sees only that."""
         if caller.subtree == "b" and route.scoped in ("object", "create"):
-            await self._expect_invisible(name, route, caller, answer, fresh)
+            await self._expect_invisible(name, route, caller, answer, fresh, ref)
+            await self._expect_state(name, route, caller, answer, ref, route.session_state)
             return
         if answer.status not in route.ok:
             self.fail(name, caller, f"allowed caller should get {route.ok}", answer)
             return
         if route.created is not None and not await self.exists(route, fresh):
             self.fail(name, caller, "success answered but nothing was created", answer)
+        await self._expect_state(
+            name, route, caller, answer, ref, route.after or route.session_state
+        )
         if route.scoped == "list":
             own = LIST_MARKS[route.lists]
             for subtree in ("a", "b"):
@@ -424,7 +749,7 @@ class Run:
         self._expect_no_leak(name, caller, answer)
 
     def _expect_unauthenticated(
-        self, name: str, route: Route, caller: Caller, answer: Answer, api: bool
+        self, name: str, route: Route, caller: Caller, answer: Answer, api: bool, ref: str
     ) -> None:
         if api:
             if answer.status != 401:
@@ -433,14 +758,14 @@ class Run:
                 self.fail(name, caller, "401 without code unauthorized", answer)
         elif route.method == "GET":
             target = URL(answer.headers.get("Location", ""))
-            path = route.path.format(**{k: v.format(ref=route.ref) for k, v in route.parts.items()})
+            path = path_of(route, ref)
             if answer.status != 302 or (target.path, target.query.get("next")) != ("/login", path):
                 self.fail(name, caller, f"must redirect to /login?next={path}", answer)
         elif answer.status not in (401, 403):
             self.fail(name, caller, "page POST must be 401 or 403", answer)
 
     async def _expect_invisible(
-        self, name: str, route: Route, caller: Caller, answer: Answer, fresh: str
+        self, name: str, route: Route, caller: Caller, answer: Answer, fresh: str, ref: str
     ) -> None:
         """Outside the caller's subtree an object answers exactly as one that does not exist."""
         expected = 404 if route.scoped == "object" else 422
@@ -454,7 +779,7 @@ class Run:
 
         def normal(text: str) -> str:
             for value, placeholder in (
-                (route.ref, "<REF>"),
+                (ref, "<REF>"),
                 (UNKNOWN_REF, "<REF>"),
                 (fresh, "<FRESH>"),
                 (other_fresh, "<FRESH>"),
@@ -475,7 +800,7 @@ class Run:
 
 
 async def seed(db: async_sessionmaker[AsyncSession]) -> None:
-    """One member, one venue and one spare user in each subtree."""
+    """One member, one venue, one spare user and one session in each subtree."""
     async with write_session(db) as session:
         for subtree, no, name, venue, venue_name, org in (
             ("a", "M-A-1", "甲党员", "VEN-A", "西泉会场", "a1a"),
@@ -497,6 +822,8 @@ async def seed(db: async_sessionmaker[AsyncSession]) -> None:
                 org_code=f"{subtree}1",
                 password_hash=None,
             )
+    for subtree in ("a", "b"):
+        await make_session(db, subtree=subtree)
 
 
 @pytest.mark.parametrize("role", [*ROLES, None], ids=[*ROLES, "anonymous"])
@@ -555,6 +882,13 @@ async def test_agent_routes_need_the_venue_token(
     assert created.status == 201
     token = (await created.json())["token"]
     assert token.startswith("hv_")
+    scheduled = await client.post(
+        "/api/v1/sessions",
+        json={**_session("AGENT-1", "agent"), "roster": []},
+        headers=world.auth("operator", "a"),
+    )
+    assert scheduled.status == 201, await scheduled.text()
+    session_id = (await scheduled.json())["id"]
     run = Run(client, db)
     async with run.plain:
 
@@ -562,7 +896,7 @@ async def test_agent_routes_need_the_venue_token(
             headers = {"Authorization": authorization} if authorization else {}
             kwargs: dict[str, Any] = {"headers": headers}
             if route.body is not None:
-                kwargs["json"] = route.body("", "")[1]
+                kwargs["json"] = route.body(session_id, "")[1]
             path = route.path.format(**route.parts)
             async with run.plain.request(route.method, path, **kwargs) as response:
                 return Answer(response.status, response.headers, await response.text())
@@ -579,9 +913,95 @@ async def test_agent_routes_need_the_venue_token(
             answer = await call(authorization)
             assert answer.status == 401, (authorization, answer)
             assert answer.json()["error"]["code"] == "unauthorized"
-        assert (await call(f"Bearer {token}")).status == 200
+        accepted = await call(f"Bearer {token}")
+        assert accepted.status == 200, accepted
         rotated = await client.post("/api/v1/venues/AGENT-1/token", headers=world.auth("admin"))
         assert rotated.status == 200
         new_token = (await rotated.json())["token"]
         assert (await call(f"Bearer {token}")).status == 401
-        assert (await call(f"Bearer {new_token}")).status == 200
+        accepted = await call(f"Bearer {new_token}")
+        assert accepted.status == 200, accepted
+
+
+async def test_a_branch_venue_sees_a_joint_session_but_only_the_owner_changes_it(
+    client: TestClient,  # type: ignore[type-arg]
+    db: async_sessionmaker[AsyncSession],
+    world: World,
+) -> None:
+    """A session owned by subtree a with a branch venue of subtree b: b's users see it (and,
+    in its attendance, only their own members); every change b tries is 403, and changes
+    nothing; the owner's users still may."""
+    await seed(db)
+    english = {"Accept-Language": "en"}
+    refusal = "Only the organizing organization may change this session."
+
+    def as_(role: str, subtree: str) -> dict[str, str]:
+        return {**world.auth(role, subtree), **english}
+
+    scheduled = await make_session(db, subtree="a", branch="VEN-B")
+    for role in ("admin", "operator", "reviewer"):
+        answer = await client.get(f"/api/v1/sessions/{scheduled}", headers=as_(role, "b"))
+        assert answer.status == 200, await answer.text()
+        body = await answer.json()
+        assert (body["main_venue"], body["branch_venues"]) == ("VEN-A", ["VEN-B"])
+        listed = await client.get("/api/v1/sessions", headers=as_(role, "b"))
+        assert scheduled in {item["id"] for item in (await listed.json())["sessions"]}
+
+    wrong: list[str] = []  # every refusal is checked; all that went wrong is listed at the end
+
+    async def refused(method: str, path: str, role: str, public_id: str, state: str) -> None:
+        kwargs: dict[str, Any] = {}
+        if method == "PUT":
+            kwargs["json"] = {**_session("VEN-A", "b"), "title": "乙改的"}
+        answer = await client.request(method, path, headers=as_(role, "b"), **kwargs)
+        error = (await answer.json()).get("error", {})
+        if (answer.status, error.get("code"), error.get("message")) != (403, "forbidden", refusal):
+            wrong.append(f"{method} {path} as {role}@b ({state}): {answer.status} {error}")
+        if await state_of(db, public_id) != state:
+            wrong.append(f"{method} {path} as {role}@b changed the state from {state}")
+
+    path = f"/api/v1/sessions/{scheduled}"
+    for role in ("admin", "operator"):
+        await refused("PUT", path, role, scheduled, "scheduled")
+        await refused("POST", f"{path}/start", role, scheduled, "scheduled")
+    cases = (
+        ("live", "end", ("admin", "operator")),
+        ("ended", "finalize", ("admin", "reviewer")),
+        ("finalized", "finalize", ("admin", "reviewer")),
+        ("finalized", "approve", ("admin", "reviewer")),
+        ("approved", "reopen", ("admin",)),
+    )
+    for state, action, roles in cases:
+        public_id = await make_session(db, state, subtree="a", branch="VEN-B")
+        async with read_session(db) as session:
+            audit_before = await session.scalar(select(func.count()).select_from(AuditEntry))
+        for role in roles:
+            await refused("POST", f"/api/v1/sessions/{public_id}/{action}", role, public_id, state)
+        async with read_session(db) as session:
+            audit_after = await session.scalar(select(func.count()).select_from(AuditEntry))
+            title = await session.scalar(
+                select(TrainingSession.title).where(TrainingSession.public_id == scheduled)
+            )
+        assert audit_after == audit_before, f"a refused {action} was audited"
+    assert title == "甲区培训班"
+    # The owner may.
+    started = await client.post(f"{path}/start", headers=as_("operator", "a"))
+    assert started.status == 200 and (await started.json())["state"] == "live"
+    # The attendance of a joint session shows each subtree its own members only.
+    finalized = await make_session(db, "finalized", subtree="a", branch="VEN-B")
+    answer = await client.get(
+        f"/api/v1/sessions/{finalized}/attendance", headers=as_("reviewer", "b")
+    )
+    text = await answer.text()
+    assert answer.status == 200, text
+    body = json.loads(text)
+    assert [m["member_no"] for m in body["members"]] == ["M-B-1"]
+    assert body["summary"]["expected"] == 1
+    assert "甲党员" not in text and "M-A-1" not in text
+    owner = await client.get(
+        f"/api/v1/sessions/{finalized}/attendance", headers=as_("reviewer", "a")
+    )
+    assert [m["member_no"] for m in (await owner.json())["members"]] == ["M-A-1"]
+    root = await client.get(f"/api/v1/sessions/{finalized}/attendance", headers=as_("admin", "all"))
+    assert [m["member_no"] for m in (await root.json())["members"]] == ["M-A-1", "M-B-1"]
+    assert not wrong, "\n".join(["a branch venue's users must get 403:", *wrong])

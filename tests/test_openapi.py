@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -64,26 +66,103 @@ def _operation(spec: dict[str, Any], method: str, path: str) -> dict[str, Any]:
     raise AssertionError(f"{method.upper()} {path} is not in openapi.yaml")
 
 
-def _response_schema(spec: dict[str, Any], method: str, path: str, status: int) -> dict[str, Any]:
+def _inline(spec: dict[str, Any], node: Any) -> Any:
+    """The schema with every local $ref replaced by what it points to (ours are not recursive)."""
+    if isinstance(node, list):
+        return [_inline(spec, item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target: Any = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        rest = {key: value for key, value in node.items() if key != "$ref"}
+        return _inline(spec, {**target, **rest})
+    return {key: _inline(spec, value) for key, value in node.items()}
+
+
+def _strict(node: Any, *, top: bool = True) -> Any:
+    """An inlined answer schema where an object may hold only the properties it documents, so
+    an undocumented field in an answer fails (a branch of allOf is closed at the allOf)."""
+    if isinstance(node, list):
+        return [_strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "allOf":
+            out[key] = [_strict(branch, top=False) for branch in value]
+        elif key in ("properties", "patternProperties"):
+            out[key] = {name: _strict(schema) for name, schema in value.items()}
+        elif key in ("enum", "const", "required", "default", "examples"):
+            out[key] = value
+        else:
+            out[key] = _strict(value)
+    closed = "additionalProperties" in node or "unevaluatedProperties" in node
+    if top and not closed and (node.get("type") == "object" or "allOf" in node):
+        out["unevaluatedProperties"] = False
+    return out
+
+
+def _validate(instance: Any, schema: dict[str, Any]) -> None:
+    jsonschema.validate(
+        instance, schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def _response(spec: dict[str, Any], method: str, path: str, status: int) -> dict[str, Any]:
     response = _operation(spec, method, path)["responses"].get(str(status))
     assert response is not None, f"{method.upper()} {path} answered {status}, undocumented"
-    if "$ref" in response:
-        response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
-    schema: dict[str, Any] = response["content"]["application/json"]["schema"]
-    return {"components": spec["components"], **schema}
+    resolved: dict[str, Any] = _inline(spec, response)
+    return resolved
+
+
+def _response_schema(spec: dict[str, Any], method: str, path: str, status: int) -> dict[str, Any]:
+    schema: dict[str, Any] = _response(spec, method, path, status)["content"]["application/json"][
+        "schema"
+    ]
+    strict: dict[str, Any] = _strict(schema)
+    return strict
+
+
+def _request_schema(spec: dict[str, Any], method: str, path: str, content_type: str) -> Any:
+    body = _inline(spec, _operation(spec, method, path).get("requestBody"))
+    assert body is not None, f"{method.upper()} {path} takes a body, undocumented"
+    assert content_type in body["content"], f"{method.upper()} {path} takes {content_type}?"
+    return body["content"][content_type]["schema"]
 
 
 async def _check(
     client: Any, spec: dict[str, Any], method: str, path: str, expected: int, **kwargs: Any
 ) -> Any:
+    """Send; the status is the expected one and documented; a successful request's JSON body
+    matches the documented request schema; the answer matches the documented response: its
+    JSON schema (no undocumented fields), content type, headers, or an empty body."""
+    bare = path.split("?")[0]
+    if "json" in kwargs and expected < 300:
+        _validate(kwargs["json"], _request_schema(spec, method, bare, "application/json"))
     response = await client.request(method.upper(), path, **kwargs)
+    raw = await response.read()
+    assert response.status == expected, raw[:2000]
+    documented = _response(spec, method, bare, response.status)
+    for name, header in documented.get("headers", {}).items():
+        if header.get("required"):
+            assert response.headers.get(name), f"{method.upper()} {path}: no {name} header"
+    content = documented.get("content")
+    if content is None:
+        assert raw == b"", f"{method.upper()} {path} {expected} documents no body"
+        return None
+    assert response.content_type in content, (response.content_type, list(content))
+    if response.content_type != "application/json":
+        return raw.decode(response.charset or "utf-8")
     body = await response.json()
-    assert response.status == expected, body
-    jsonschema.validate(body, _response_schema(spec, method, path.split("?")[0], response.status))
+    _validate(body, _response_schema(spec, method, bare, response.status))
     return body
 
 
-async def test_answers_match_the_schemas(client: Any, world: World, spec: dict[str, Any]) -> None:
+async def test_answers_match_the_schemas(
+    client: Any, world: World, spec: dict[str, Any], settings: Settings
+) -> None:
     admin = world.auth("admin", "a")
     await _check(client, spec, "get", "/healthz", 200)
     await _check(client, spec, "get", "/api/v1/me", 200, headers=admin)
@@ -188,3 +267,265 @@ async def test_answers_match_the_schemas(client: Any, world: World, spec: dict[s
         headers={"Authorization": f"Bearer {venue['token']}"},
         json={"agent_version": "0.1.0", "hostname": "pc-1"},
     )
+    branch = await _check(
+        client,
+        spec,
+        "post",
+        "/api/v1/venues",
+        201,
+        headers=admin,
+        json={"code": "v-a1a", "name": "西泉村活动室", "org_code": "a1a"},
+    )
+    session_id = await _sessions(client, spec, world)
+    await _agent(client, spec, session_id, rotated["token"], branch["token"])
+    await _workflow_and_results(client, spec, world, session_id, settings)
+
+
+def _window() -> tuple[datetime, datetime]:
+    """A session running now (an hour either side), in whole seconds."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return now - timedelta(hours=1), now + timedelta(hours=1)
+
+
+def _new_session(**changes: Any) -> dict[str, Any]:
+    starts_at, ends_at = _window()
+    body = {
+        "title": "政治理论首课",
+        "topic_code": "ZZ-2026",
+        "starts_at": starts_at.astimezone(timezone(timedelta(hours=8))).isoformat(),
+        "ends_at": ends_at.isoformat(),
+        "credit_hours": 1.5,
+        "main_venue": "v-a",
+        "branch_venues": ["v-a1a"],
+        "policy": {"min_ratio": 0.75, "late_grace_min": 15},
+        "roster": [
+            {"member_no": "M001", "venue": "v-a1a"},
+            {"member_no": "M002", "venue": "v-a"},
+        ],
+    }
+    return {**body, **changes}
+
+
+async def _sessions(client: Any, spec: dict[str, Any], world: World) -> str:
+    """Scheduling, reading and editing sessions; returns the id of one left scheduled."""
+    admin, operator = world.auth("admin", "a"), world.auth("operator", "a")
+    reviewer = world.auth("reviewer", "a")
+    path = "/api/v1/sessions"
+    created = await _check(client, spec, "post", path, 201, headers=operator, json=_new_session())
+    assert created["credit_hours"] == 1.5 and created["roster_size"] == 2
+    assert created["policy"]["min_ratio"] == 0.75 and created["branch_venues"] == ["v-a1a"]
+    session_id = created["id"]
+    await _check(client, spec, "post", path, 401, json=_new_session())
+    await _check(client, spec, "post", path, 403, headers=reviewer, json=_new_session())
+    await _check(client, spec, "post", path, 422, headers=admin, json=_new_session(credit_hours=0))
+    await _check(
+        client, spec, "post", path, 422, headers=admin, json=_new_session(main_venue="nosuch")
+    )
+    listed = await _check(client, spec, "get", path, 200, headers=reviewer)
+    assert [item["id"] for item in listed["sessions"]] == [session_id]
+    await _check(client, spec, "get", path, 401)
+    await _check(client, spec, "get", path, 403, headers=world.auth("venue_staff", "a"))
+    one = f"{path}/{session_id}"
+    assert await _check(client, spec, "get", one, 200, headers=reviewer) == created
+    await _check(client, spec, "get", f"{path}/nosuch", 404, headers=reviewer)
+    await _check(client, spec, "get", one, 404, headers=world.auth("reviewer", "b"))
+    edited = await _check(
+        client, spec, "put", one, 200, headers=operator, json=_new_session(title="第一讲")
+    )
+    assert edited["title"] == "第一讲" and edited["id"] == session_id
+    await _check(client, spec, "put", one, 422, headers=operator, json=_new_session(roster=7))
+    await _check(client, spec, "put", one, 404, headers=world.auth("operator", "b"), json=edited)
+    await _check(client, spec, "put", one, 403, headers=reviewer, json=_new_session())
+    await _check(client, spec, "get", f"{one}/attendance", 409, headers=reviewer)
+    await _check(client, spec, "post", f"{one}/approve", 409, headers=reviewer)
+    await _check(client, spec, "post", f"{one}/start", 403, headers=reviewer)
+    await _check(client, spec, "post", f"{path}/nosuch/start", 404, headers=operator)
+    return str(session_id)
+
+
+def _event(session_id: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "session_id": session_id,
+        "member_no": "M001",
+        "kind": "in",
+        "at": datetime.now(UTC).isoformat(),
+        "source": "scanner",
+        **changes,
+    }
+
+
+async def _agent(
+    client: Any, spec: dict[str, Any], session_id: str, main_token: str, branch_token: str
+) -> None:
+    """Every agent call, its success and its documented errors."""
+    main = {"Authorization": f"Bearer {main_token}"}
+    branch = {"Authorization": f"Bearer {branch_token}"}
+    schedule = await _check(client, spec, "get", "/api/v1/agent/schedule", 200, headers=branch)
+    assert [(s["id"], s["role"]) for s in schedule["sessions"]] == [(session_id, "branch")]
+    assert [line["card_code"] for line in schedule["sessions"][0]["roster"]] == ["C001", None]
+    first = await client.get("/api/v1/agent/schedule", headers=branch)
+    await _check(
+        client,
+        spec,
+        "get",
+        "/api/v1/agent/schedule",
+        304,
+        headers={**branch, "If-None-Match": first.headers["ETag"]},
+    )
+    await _check(client, spec, "get", "/api/v1/agent/schedule", 401)
+    ics = await _check(client, spec, "get", "/api/v1/agent/schedule.ics", 200, headers=main)
+    assert "BEGIN:VCALENDAR" in ics and f"{session_id}@hetang" in ics
+    await _check(client, spec, "get", "/api/v1/agent/schedule.ics", 401)
+    beat = {"state": "receiving", "session_id": session_id, "queue_depth": 0, "agent_version": "1"}
+    answer = await _check(
+        client, spec, "post", "/api/v1/agent/heartbeat", 200, headers=main, json=beat
+    )
+    assert answer["commands"] == []
+    await _check(
+        client,
+        spec,
+        "post",
+        "/api/v1/agent/heartbeat",
+        422,
+        headers=main,
+        json={**beat, "queue_depth": -1},
+    )
+    await _check(client, spec, "post", "/api/v1/agent/heartbeat", 401, json=beat)
+    sent_at = datetime.now(UTC).isoformat()
+    good = _event(session_id)
+    by_card = _event(session_id, member_no=None, card_code="C001")
+    batch = {
+        "sent_at": sent_at,
+        "events": [good, dict(good), by_card, _event(session_id, member_no="nobody")],
+    }
+    results = await _check(
+        client, spec, "post", "/api/v1/agent/checkins", 200, headers=branch, json=batch
+    )
+    assert [(r["status"], r["reason"]) for r in results["results"]] == [
+        ("accepted", None),
+        ("duplicate", None),
+        ("accepted", None),
+        ("rejected", "unknown_member"),
+    ]
+    invalid = await _check(
+        client,
+        spec,
+        "post",
+        "/api/v1/agent/checkins",
+        200,
+        headers=branch,
+        json={"sent_at": sent_at, "events": []},
+    )
+    assert invalid == {"results": []}
+    malformed = await client.post(
+        "/api/v1/agent/checkins",
+        headers=branch,
+        json={"sent_at": sent_at, "events": [{"event_id": 7}]},
+    )
+    body = await malformed.json()
+    _validate(body, _response_schema(spec, "post", "/api/v1/agent/checkins", malformed.status))
+    assert body["results"] == [{"event_id": None, "status": "rejected", "reason": "invalid"}]
+    await _check(
+        client,
+        spec,
+        "post",
+        "/api/v1/agent/checkins",
+        413,
+        headers=branch,
+        json={"sent_at": sent_at, "events": [_event(session_id) for _ in range(501)]},
+    )
+    await _check(
+        client,
+        spec,
+        "post",
+        "/api/v1/agent/checkins",
+        422,
+        headers=branch,
+        json={"sent_at": sent_at, "events": {}},
+    )
+    await _check(client, spec, "post", "/api/v1/agent/checkins", 401, json=batch)
+    now = datetime.now(UTC)
+    sample = {
+        "at": now.isoformat(),
+        "state": "good",
+        "bitrate_kbps": 950.5,
+        "fps": 30,
+        "loss_pct": 0.0,
+        "jitter_ms": 3.5,
+        "freezes": 0,
+        "frames_decoded": 1800,
+    }
+    stats = {"sent_at": now.isoformat(), "session_id": session_id, "samples": [sample]}
+    path = "/api/v1/agent/stream-stats"
+    assert await _check(client, spec, "post", path, 200, headers=branch, json=stats) == {
+        "accepted": 1
+    }
+    assert await _check(client, spec, "post", path, 200, headers=branch, json=stats) == {
+        "accepted": 0
+    }
+    await _check(
+        client, spec, "post", path, 404, headers=branch, json={**stats, "session_id": "nosuch"}
+    )
+    await _check(
+        client,
+        spec,
+        "post",
+        path,
+        422,
+        headers=branch,
+        json={**stats, "samples": [{**sample, "state": "sunny"}]},
+    )
+    await _check(
+        client, spec, "post", path, 413, headers=branch, json={**stats, "samples": [sample] * 2001}
+    )
+    await _check(client, spec, "post", path, 401, json=stats)
+
+
+async def _workflow_and_results(
+    client: Any, spec: dict[str, Any], world: World, session_id: str, settings: Settings
+) -> None:
+    """Every state change, the attendance and a member's record."""
+    operator, reviewer = world.auth("operator", "a"), world.auth("reviewer", "a")
+    admin = world.auth("admin", "a")
+    one = f"/api/v1/sessions/{session_id}"
+    assert (await _check(client, spec, "post", f"{one}/start", 200, headers=operator))[
+        "state"
+    ] == "live"
+    await _check(client, spec, "post", f"{one}/start", 409, headers=operator)
+    await _check(client, spec, "put", one, 409, headers=operator, json=_new_session())
+    await _check(client, spec, "post", f"{one}/end", 200, headers=operator)
+    await _check(client, spec, "post", f"{one}/end", 401)
+    await _check(client, spec, "post", f"{one}/finalize", 403, headers=operator)
+    await _check(client, spec, "post", f"{one}/finalize", 200, headers=reviewer)
+    await _check(client, spec, "post", f"{one}/finalize", 200, headers=reviewer)
+    attendance = await _check(client, spec, "get", f"{one}/attendance", 200, headers=reviewer)
+    assert [m["member_no"] for m in attendance["members"]] == ["M001", "M002"]
+    assert attendance["members"][1]["reason"] == "no_checkin"
+    await _check(client, spec, "get", f"{one}/attendance", 404, headers=world.auth("reviewer", "b"))
+    year = datetime.now(UTC).astimezone(settings.tz).year
+    record = await _check(
+        client, spec, "get", f"/api/v1/members/M001/record?year={year}", 200, headers=reviewer
+    )
+    assert [entry["session_id"] for entry in record["entries"]] == [session_id]
+    await _check(client, spec, "get", "/api/v1/members/M001/record", 200, headers=reviewer)
+    await _check(client, spec, "get", "/api/v1/members/M001/record?year=abc", 422, headers=reviewer)
+    await _check(
+        client, spec, "get", "/api/v1/members/M001/record?year=1999", 422, headers=reviewer
+    )
+    await _check(client, spec, "get", "/api/v1/members/nosuch/record", 404, headers=reviewer)
+    await _check(
+        client,
+        spec,
+        "get",
+        "/api/v1/members/M001/record",
+        404,
+        headers=world.auth("reviewer", "b"),
+    )
+    await _check(client, spec, "get", "/api/v1/members/M001/record", 401)
+    await _check(client, spec, "post", f"{one}/approve", 200, headers=reviewer)
+    await _check(client, spec, "post", f"{one}/approve", 409, headers=reviewer)
+    await _check(client, spec, "post", f"{one}/reopen", 403, headers=reviewer)
+    await _check(client, spec, "post", f"{one}/reopen", 200, headers=admin)
+    await _check(client, spec, "post", f"{one}/reopen", 409, headers=admin)
+    await _check(client, spec, "get", f"{one}/attendance", 200, headers=admin)

@@ -13,7 +13,7 @@ from server.api.body import checked, iso, read_json, reply
 from server.auth.access import agent
 from server.db.session import read_session, write_session
 from server.domain import validation as v
-from server.domain.checkins import MAX_BATCH, clock_offset, corrected
+from server.domain.checkins import MAX_BATCH, MAX_COUNTER, clock_offset, corrected
 from server.domain.ics import CalendarEvent, calendar
 from server.domain.times import parse_instant
 from server.domain.venues import HEARTBEAT_S, STATS_S
@@ -124,7 +124,7 @@ def _parse_heartbeat(raw: dict[str, object]) -> tuple[Heartbeat | None, v.Proble
     if session_id is not None and (not isinstance(session_id, str) or len(session_id) > 32):
         problems["session_id"] = "must be a session id or null"
     depth = raw.get("queue_depth")
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= MAX_COUNTER:
         problems["queue_depth"] = "must be a whole number of at least 0"
     if problems or state is None or version is None or not isinstance(depth, int):
         return None, problems
@@ -191,10 +191,16 @@ def _reading(raw: object, offset: timedelta) -> StreamReading | None:
             return None
         numbers[name] = value
     freezes, frames = numbers["freezes"], numbers["frames_decoded"]
-    if any(value is not None and not float(value).is_integer() for value in (freezes, frames)):
+    if any(
+        value is not None and (not float(value).is_integer() or value > MAX_COUNTER)
+        for value in (freezes, frames)
+    ):
+        return None
+    moment = corrected(at, offset)
+    if moment is None:
         return None
     return StreamReading(
-        corrected(at, offset),
+        moment,
         str(state),
         _float(numbers["bitrate_kbps"]),
         _float(numbers["fps"]),

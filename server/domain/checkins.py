@@ -11,6 +11,7 @@ from server.db.models import CHECKIN_KINDS, CHECKIN_SOURCES
 from server.domain.times import parse_instant, whole_seconds
 
 MAX_BATCH = 500
+MAX_COUNTER = 2**31 - 1  # counters are 32-bit columns in PostgreSQL
 CLOCK_TOLERANCE = timedelta(seconds=2)
 UUID_PATTERN = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
@@ -36,9 +37,13 @@ def clock_offset(sent_at: datetime, received_at: datetime) -> timedelta:
     return offset if abs(offset) > CLOCK_TOLERANCE else timedelta(0)
 
 
-def corrected(at_raw: datetime, offset: timedelta) -> datetime:
-    """The event time on our clock, truncated to the whole second."""
-    return whole_seconds(at_raw + offset)
+def corrected(at_raw: datetime, offset: timedelta) -> datetime | None:
+    """The event time on our clock, truncated to the whole second; None past the calendar's
+    ends (such an event is outside every session's window)."""
+    try:
+        return whole_seconds(at_raw + offset)
+    except OverflowError:
+        return None
 
 
 def event_id_of(raw: object) -> str | None:

@@ -15,6 +15,7 @@ from server.domain.times import parse_instant
 MAX_CREDIT_HOURS = Decimal(100)
 MAX_SESSION_LENGTH = timedelta(days=3)
 MAX_BRANCHES = 1000
+FIRST_YEAR, LAST_YEAR = 2000, 2099  # training records are kept by year
 CHECKIN_MARGIN = timedelta(minutes=30)
 # action → (states it may start from, state it leads to)
 TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = {
@@ -97,6 +98,11 @@ def _window(raw: Mapping[str, object], problems: v.Problems) -> tuple[datetime, 
         return None
     if ends_at - starts_at > MAX_SESSION_LENGTH:
         problems["ends_at"] = "is more than three days after the start"
+        return None
+    if starts_at.year < FIRST_YEAR or ends_at.year > LAST_YEAR:
+        problems["starts_at" if starts_at.year < FIRST_YEAR else "ends_at"] = (
+            "must lie between the years 2000 and 2099"
+        )
         return None
     return starts_at.replace(microsecond=0), ends_at.replace(microsecond=0)
 

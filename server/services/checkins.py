@@ -94,7 +94,7 @@ def _row(
     if member_id is None:
         return "unknown_member"
     at = corrected(event.at_raw, offset)
-    if not accepts_checkin_at(training.starts_at, training.ends_at, at):
+    if at is None or not accepts_checkin_at(training.starts_at, training.ends_at, at):
         return "outside_window"
     return {
         "event_id": event.event_id,
