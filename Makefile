@@ -45,6 +45,8 @@ test: lint typecheck pytest
 
 bench: install-test
 	$(BIN)/python bench/members.py
+	$(BIN)/python bench/checkins.py
+	$(BIN)/python bench/finalize.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
