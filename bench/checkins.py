@@ -18,7 +18,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bench_env, hetang, percentile, server, temp_dir
+from bench.common import bench_env, percentile, prepare, server, temp_dir
 from bench.world import BenchCity, build_city
 
 
@@ -104,17 +104,7 @@ def raw_floor(directory: Path, batches: list[list[dict[str, str]]]) -> float:
 async def run(args: argparse.Namespace, directory: Path) -> None:
     """Build the city, then let the agents loose: flat out, then paced at the target rate."""
     env = bench_env(directory / "data")
-    hetang(env, "migrate")
-    hetang(
-        env,
-        "user",
-        "add",
-        "bench",
-        "--role",
-        "admin",
-        "--password-stdin",
-        stdin="bench-password-1\n",
-    )
+    prepare(env)
     start = datetime.now(UTC).replace(microsecond=0)
     every = args.agents * args.size / args.rate
     runs: dict[str, tuple[int, float, list[float]]] = {}

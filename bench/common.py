@@ -51,6 +51,24 @@ def hetang(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
+BENCH_PASSWORD = "bench-password-1"  # noqa: S105  (a throw-away bench user)
+
+
+def prepare(env: dict[str, str]) -> None:
+    """A migrated database with an admin `bench` who signs in with BENCH_PASSWORD."""
+    hetang(env, "migrate")
+    hetang(
+        env,
+        "user",
+        "add",
+        "bench",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin=BENCH_PASSWORD + "\n",
+    )
+
+
 @contextmanager
 def temp_dir(prefix: str) -> Iterator[Path]:
     """A temporary directory removed afterwards."""

@@ -18,7 +18,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bench_env, hetang, peak_rss_mb, server_process, temp_dir
+from bench.common import bench_env, peak_rss_mb, prepare, server_process, temp_dir
 from bench.world import BenchCity, build_city
 from server.domain.attendance import CheckInEvent, Policy, Sample, SessionInput, compute
 
@@ -113,17 +113,7 @@ async def feed(city: BenchCity, start: datetime, hours: int) -> tuple[int, int, 
 async def run(args: argparse.Namespace, directory: Path) -> None:
     """Build, feed, finalize, measure."""
     env = bench_env(directory / "data")
-    hetang(env, "migrate")
-    hetang(
-        env,
-        "user",
-        "add",
-        "bench",
-        "--role",
-        "admin",
-        "--password-stdin",
-        stdin="bench-password-1\n",
-    )
+    prepare(env)
     start = (datetime.now(UTC) - timedelta(hours=args.hours + 2)).replace(microsecond=0)
     with server_process(env) as (base, pid):
         city = await build_city(

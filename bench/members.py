@@ -18,7 +18,16 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bench_env, csrf_from, hetang, server, summary, temp_dir
+from bench.common import (
+    BENCH_PASSWORD,
+    bench_env,
+    csrf_from,
+    hetang,
+    prepare,
+    server,
+    summary,
+    temp_dir,
+)
 
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
@@ -140,18 +149,8 @@ def main() -> None:
         branches = [code for code, _, level, _ in tree if level == "branch"]
         csv_path = directory / "members.csv"
         write_members(csv_path, args.members, branches, rng)
-        hetang(env, "migrate")
-        password = "bench-password-1"  # noqa: S105  (a throw-away bench user)
-        hetang(
-            env,
-            "user",
-            "add",
-            "bench",
-            "--role",
-            "admin",
-            "--password-stdin",
-            stdin=password + "\n",
-        )
+        prepare(env)
+        password = BENCH_PASSWORD
         api_token = hetang(env, "token", "create", "bench").strip()
         with server(env) as base:
             asyncio.run(create_tree(base, api_token, tree))
