@@ -14,6 +14,7 @@ from server.db.session import make_engine, make_sessionmaker
 from server.error_middleware import MAX_BODY, error_middleware
 from server.i18n import load_translations
 from server.keys import (
+    BROKER_KEY,
     DB_KEY,
     ENGINE_KEY,
     ERROR_PAGE_KEY,
@@ -21,7 +22,10 @@ from server.keys import (
     SETTINGS_KEY,
     THROTTLE_KEY,
     TRANSLATIONS_KEY,
+    WEBSOCKETS_KEY,
 )
+from server.live.broker import make_broker
+from server.live.sockets import OpenSockets
 from server.pages.render import render_error_page, setup_templates
 from server.routes import setup_routes
 from server.settings import Settings
@@ -45,6 +49,15 @@ async def db_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DB_KEY] = make_sessionmaker(engine)
     yield
     await engine.dispose()
+
+
+async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The live-event broker (Redis when configured); open websockets are closed on exit."""
+    app[BROKER_KEY] = make_broker(app[SETTINGS_KEY].redis_url)
+    app[WEBSOCKETS_KEY] = OpenSockets()
+    yield
+    await app[WEBSOCKETS_KEY].close_all()
+    await app[BROKER_KEY].close()
 
 
 async def passwords_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -71,6 +84,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ERROR_PAGE_KEY] = render_error_page
     app.cleanup_ctx.append(db_ctx)
     app.cleanup_ctx.append(passwords_ctx)
+    app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(workflow_ctx)
     app.on_response_prepare.append(_security_headers)
     setup_templates(app)

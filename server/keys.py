@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from server.auth.throttle import LoginThrottle
     from server.errors import ApiError
     from server.i18n import Translations
+    from server.live.broker import Broker
+    from server.live.sockets import OpenSockets
     from server.settings import Settings
 
     ErrorPageRenderer = Callable[[web.Request, ApiError], Awaitable[web.StreamResponse]]
@@ -26,6 +28,8 @@ TRANSLATIONS_KEY: web.AppKey[Translations] = web.AppKey("translations")
 PASSWORDS_KEY: web.AppKey[PasswordService] = web.AppKey("passwords")
 THROTTLE_KEY: web.AppKey[LoginThrottle] = web.AppKey("throttle")
 ERROR_PAGE_KEY: web.AppKey[ErrorPageRenderer] = web.AppKey("error_page")
+BROKER_KEY: web.AppKey[Broker] = web.AppKey("broker")
+WEBSOCKETS_KEY: web.AppKey[OpenSockets] = web.AppKey("websockets")
 
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")

@@ -76,6 +76,7 @@ def setup_routes(app: web.Application) -> None:
     )
     # Agent API
     add("POST", "/api/v1/agent/hello", agent.agent_hello, name="agent_hello")
+    add("GET", "/api/v1/agent/events", agent.agent_events, name="agent_events")
     add("GET", "/api/v1/agent/schedule", agent.agent_schedule, name="agent_schedule")
     add("GET", "/api/v1/agent/schedule.ics", agent.agent_schedule_ics, name="agent_schedule_ics")
     add("POST", "/api/v1/agent/heartbeat", agent.agent_heartbeat, name="agent_heartbeat")

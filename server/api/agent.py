@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import math
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -18,7 +21,8 @@ from server.domain.ics import CalendarEvent, calendar
 from server.domain.times import parse_instant
 from server.domain.venues import HEARTBEAT_S, STATS_S
 from server.errors import Invalid, TooLarge
-from server.keys import AGENT_VENUE_KEY, DB_KEY
+from server.keys import AGENT_VENUE_KEY, BROKER_KEY, DB_KEY, WEBSOCKETS_KEY
+from server.live.broker import venue_channel
 from server.services import agents, checkins
 from server.services.agents import Heartbeat, ScheduledSession, StreamReading
 from server.services.clock import utcnow
@@ -242,3 +246,37 @@ async def agent_stream_stats(request: web.Request) -> web.Response:
             received_at,
         )
     return reply({"accepted": count})
+
+
+@agent
+async def agent_events(request: web.Request) -> web.WebSocketResponse:
+    """GET /api/v1/agent/events (WebSocket): broadcast_started, broadcast_ended and
+    schedule_changed for this venue, as they happen."""
+    venue = request[AGENT_VENUE_KEY]
+    socket = web.WebSocketResponse(heartbeat=30)
+    if not socket.can_prepare(request).ok:
+        raise Invalid("This address is a WebSocket: connect with Upgrade: websocket.")
+    await socket.prepare(request)
+    request.app[WEBSOCKETS_KEY].add(socket)
+    try:
+        async with request.app[BROKER_KEY].subscribe(venue_channel(venue.code)) as messages:
+            forward = asyncio.create_task(_forward(messages, socket))
+            try:
+                async for _ in socket:  # the agent sends nothing; this waits for its close
+                    pass
+            finally:
+                forward.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await forward
+    finally:
+        request.app[WEBSOCKETS_KEY].discard(socket)
+    return socket
+
+
+async def _forward(
+    messages: AsyncIterator[dict[str, object]], socket: web.WebSocketResponse
+) -> None:
+    async for message in messages:
+        if socket.closed:
+            return
+        await socket.send_json(message)

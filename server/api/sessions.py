@@ -13,6 +13,7 @@ from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.sessions import parse_session
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.live.notify import schedule_changed
 from server.services import sessions, workflow
 from server.services.attendance_view import (
     SessionAttendance,
@@ -101,6 +102,7 @@ async def create_session(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     async with write_session(request.app[DB_KEY]) as session:
         view = await sessions.create_session(session, principal.scope, principal.actor, fields)
+    await schedule_changed(request.app, view)
     return reply(session_json(view), status=201)
 
 
@@ -113,6 +115,7 @@ async def update_session(request: web.Request) -> web.Response:
         view = await sessions.update_session(
             session, principal.scope, principal.actor, request.match_info["id"], fields
         )
+    await schedule_changed(request.app, view)
     return reply(session_json(view))
 
 
@@ -147,6 +150,7 @@ def _action_handler(action: str) -> Any:
                 action,
                 request.app[SETTINGS_KEY].tz,
             )
+        await schedule_changed(request.app, view)
         return reply(session_json(view))
 
     handler.__name__ = handler.__qualname__ = f"{action}_session"

@@ -18,6 +18,7 @@ from server.domain.sessions import SessionFields, next_state
 from server.errors import Conflict, Forbidden, Invalid
 from server.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.live.notify import schedule_changed
 from server.pages.forms import FormProblem, problem_of, redirect_with_notice
 from server.pages.render import render
 from server.pages.session_form import (
@@ -119,6 +120,7 @@ async def create_session(request: web.Request) -> web.Response:
         return await _form_page(request, form, problem=draft.form_problem())
     except (Invalid, Conflict) as error:
         return await _form_page(request, form, problem=problem_of(request, "session", error))
+    await schedule_changed(request.app, view)
     redirect_with_notice(
         request, "session", "session_created", {"id": view.id}, roster=view.roster_size
     )
@@ -170,6 +172,7 @@ async def update_session(request: web.Request) -> web.Response:
     except Invalid as error:
         problem = problem_of(request, "session", error)
         return await _form_page(request, form, editing=public_id, problem=problem)
+    await schedule_changed(request.app, view)
     redirect_with_notice(
         request, "session", "session_updated", {"id": view.id}, roster=view.roster_size
     )
@@ -234,7 +237,7 @@ async def post_session_action(request: web.Request) -> web.Response:
         raise Forbidden("Your role may not do this.")
     try:
         async with write_session(request.app[DB_KEY]) as session:
-            await workflow.act(
+            view = await workflow.act(
                 session,
                 principal.scope,
                 principal.actor,
@@ -244,6 +247,7 @@ async def post_session_action(request: web.Request) -> web.Response:
             )
     except Conflict as error:
         return await _session_page(request, public_id, problem_of(request, "action", error))
+    await schedule_changed(request.app, view)
     _after_action(request, public_id, action)
 
 

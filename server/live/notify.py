@@ -1,0 +1,31 @@
+"""Telling live listeners that something changed; failures are logged, never raised: the
+database is the source of truth and listeners re-read it."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from server.keys import BROKER_KEY
+from server.live.broker import venue_channel
+from server.services.sessions import SessionView
+
+log = logging.getLogger(__name__)
+
+
+async def schedule_changed(app: web.Application, view: SessionView) -> None:
+    """Every venue of the session should fetch its schedule again."""
+    broker = app[BROKER_KEY]
+    for venue in view.venues:
+        try:
+            await broker.publish(
+                venue_channel(venue.code), {"type": "schedule_changed", "session_id": view.id}
+            )
+        except Exception:
+            log.warning(
+                "could not announce the change of session %s to %s",
+                view.id,
+                venue.code,
+                exc_info=True,
+            )
