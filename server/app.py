@@ -18,6 +18,7 @@ from server.keys import (
     DB_KEY,
     ENGINE_KEY,
     ERROR_PAGE_KEY,
+    METRICS_KEY,
     PASSWORDS_KEY,
     SETTINGS_KEY,
     THROTTLE_KEY,
@@ -26,6 +27,7 @@ from server.keys import (
 )
 from server.live.broker import make_broker
 from server.live.sockets import OpenSockets
+from server.metrics import Metrics, metrics_middleware
 from server.pages.render import render_error_page, setup_templates
 from server.routes import setup_routes
 from server.settings import Settings
@@ -73,8 +75,12 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 def create_app(settings: Settings) -> web.Application:
     """Build the server application from its settings."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        client_max_size=MAX_BODY,
+    )
     app[SETTINGS_KEY] = settings
+    app[METRICS_KEY] = Metrics()
     app[TRANSLATIONS_KEY] = load_translations()
     app[THROTTLE_KEY] = LoginThrottle(
         settings.login_max_failures_per_user,

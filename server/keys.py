@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from server.i18n import Translations
     from server.live.broker import Broker
     from server.live.sockets import OpenSockets
+    from server.metrics import Metrics
     from server.settings import Settings
 
     ErrorPageRenderer = Callable[[web.Request, ApiError], Awaitable[web.StreamResponse]]
@@ -30,6 +31,7 @@ THROTTLE_KEY: web.AppKey[LoginThrottle] = web.AppKey("throttle")
 ERROR_PAGE_KEY: web.AppKey[ErrorPageRenderer] = web.AppKey("error_page")
 BROKER_KEY: web.AppKey[Broker] = web.AppKey("broker")
 WEBSOCKETS_KEY: web.AppKey[OpenSockets] = web.AppKey("websockets")
+METRICS_KEY: web.AppKey[Metrics] = web.AppKey("metrics")
 
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")

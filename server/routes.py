@@ -18,6 +18,7 @@ def setup_routes(app: web.Application) -> None:
     # System
     add("GET", "/healthz", system.get_health, name="health")
     add("GET", "/api/v1/me", system.get_me, name="api_me")
+    add("GET", "/metrics", system.get_metrics, name="metrics")
     # Organizations, members, venues
     add(
         "POST",

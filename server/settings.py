@@ -35,6 +35,7 @@ class Settings:
     hash_concurrency: int = 2
     session_lifetime_s: int = 12 * 3600
     workflow_interval_s: float = 60.0
+    metrics_token: str | None = None
     trusted_origins: tuple[str, ...] = field(default=())
 
     @property
@@ -65,6 +66,9 @@ class Settings:
             raise SettingsError(
                 f"HETANG_LOCALE must be one of {', '.join(SUPPORTED_LOCALES)}, not {locale!r}"
             )
+        metrics_token = env.get("HETANG_METRICS_TOKEN") or None
+        if metrics_token is not None and len(metrics_token) < 16:
+            raise SettingsError("HETANG_METRICS_TOKEN must be at least 16 characters long")
         secret = env.get("HETANG_SECRET_KEY")
         if secret is None or secret == "":
             secret = load_or_create_secret(data_dir)
@@ -84,6 +88,7 @@ class Settings:
             port=port,
             timezone=timezone,
             locale=locale,
+            metrics_token=metrics_token,
         )
 
 

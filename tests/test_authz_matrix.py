@@ -138,6 +138,8 @@ class Route:
 MATRIX: dict[str, Route] = {
     # System and sign-in
     "health": Route("GET", "/healthz", PUBLIC),
+    # Public, but answered only to this machine (the tests' client is on 127.0.0.1).
+    "metrics": Route("GET", "/metrics", PUBLIC),
     "api_me": Route("GET", "/api/v1/me", ALL),
     "login": Route("GET", "/login", PUBLIC, ok=(200, 302)),
     "login_submit": Route(

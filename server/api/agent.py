@@ -21,7 +21,7 @@ from server.domain.ics import CalendarEvent, calendar
 from server.domain.times import parse_instant
 from server.domain.venues import HEARTBEAT_S, STATS_S
 from server.errors import Invalid, TooLarge
-from server.keys import AGENT_VENUE_KEY, BROKER_KEY, DB_KEY, WEBSOCKETS_KEY
+from server.keys import AGENT_VENUE_KEY, BROKER_KEY, DB_KEY, METRICS_KEY, WEBSOCKETS_KEY
 from server.live.broker import venue_channel
 from server.services import agents, checkins
 from server.services.agents import Heartbeat, ScheduledSession, StreamReading
@@ -144,6 +144,9 @@ async def agent_heartbeat(request: web.Request) -> web.Response:
     now = utcnow()
     async with write_session(request.app[DB_KEY]) as session:
         await agents.heartbeat(session, request[AGENT_VENUE_KEY], beat, now)
+    request.app[METRICS_KEY].agent_queue_depth.labels(request[AGENT_VENUE_KEY].code).set(
+        beat.queue_depth
+    )
     return reply({"server_time": iso(now), "commands": []})
 
 
@@ -173,6 +176,9 @@ async def agent_checkins(request: web.Request) -> web.Response:
         outcomes = await checkins.ingest(
             session, request[AGENT_VENUE_KEY], sent_at, received_at, events
         )
+    counter = request.app[METRICS_KEY].checkins
+    for outcome in outcomes:
+        counter.labels(outcome.status).inc()
     return reply({"results": [outcome.as_json() for outcome in outcomes]})
 
 
@@ -245,6 +251,7 @@ async def agent_stream_stats(request: web.Request) -> web.Response:
             [r for r in readings if r is not None],
             received_at,
         )
+    request.app[METRICS_KEY].stream_samples.inc(count)
     return reply({"accepted": count})
 
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from server.api.body import reply
+from server.auth import tokens
 from server.auth.access import ALL_ROLES, allow, public
+from server.db.models import SESSION_STATES
 from server.db.session import read_session
-from server.keys import DB_KEY, PRINCIPAL_KEY
+from server.errors import Forbidden
+from server.keys import DB_KEY, METRICS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.services import agents
+from server.services.clock import utcnow
 
 
 @public
@@ -30,4 +36,27 @@ async def get_me(request: web.Request) -> web.Response:
             "role": principal.role,
             "org_code": principal.org_code,
         }
+    )
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+@public
+async def get_metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text. Only from this machine, unless HETANG_METRICS_TOKEN is set
+    and presented as a bearer token."""
+    token = request.app[SETTINGS_KEY].metrics_token
+    presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    allowed = tokens.equal(presented, token) if token and presented else request.remote in LOOPBACK
+    if not allowed:
+        raise Forbidden("Metrics are served to this machine or with the metrics token only.")
+    metrics = request.app[METRICS_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        online, states = await agents.live_counts(session, utcnow())
+    metrics.venues_online.set(online)
+    for state in SESSION_STATES:
+        metrics.sessions_by_state.labels(state).set(states.get(state, 0))
+    return web.Response(
+        body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

@@ -11,6 +11,7 @@ from server.domain import validation as v
 HEARTBEAT_S = 15
 STATS_S = 5
 MISSED_BEATS_OFFLINE = 3
+OFFLINE_AFTER = timedelta(seconds=MISSED_BEATS_OFFLINE * HEARTBEAT_S)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,7 @@ from server.db.models import (
     TrainingSession,
     Venue,
 )
+from server.domain.venues import OFFLINE_AFTER
 from server.errors import NotFound
 
 SCHEDULE_PAST = timedelta(hours=12)
@@ -176,3 +177,20 @@ async def record_samples(
     )
     result = await session.execute(statement, rows)
     return len(result.scalars().all())
+
+
+async def live_counts(session: AsyncSession, now: datetime) -> tuple[int, dict[str, int]]:
+    """Venues online now, and sessions by state (for the metrics)."""
+    online = await session.scalar(
+        select(func.count())
+        .select_from(Venue)
+        .where(Venue.agent_last_seen_at >= now - OFFLINE_AFTER)
+    )
+    states = dict(
+        (
+            await session.execute(
+                select(TrainingSession.state, func.count()).group_by(TrainingSession.state)
+            )
+        ).all()
+    )
+    return int(online or 0), {str(state): int(count) for state, count in states.items()}
