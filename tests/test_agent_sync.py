@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -309,3 +310,35 @@ def test_import_uploads_a_paper_sheet(server: Server, tmp_path: Path) -> None:
     again = agent_cli(*args, env=env)
     assert "已加入上传队列 0 条" in again.stdout
     assert len(stored_checkins(server, venue.session_id)) == 2
+
+
+def test_a_new_session_reaches_the_agent_through_its_events_socket(
+    server: Server, agents: Agents, tmp_path: Path
+) -> None:
+    """The agent polls its schedule every 30 s; the events socket brings a change at once."""
+    server.api(
+        "POST",
+        "organizations",
+        {"code": "ev", "name": "西泉镇党委", "level": "city", "parent_code": None},
+    )
+    token = server.api("POST", "venues", {"code": "ev-v", "name": "分会场", "org_code": "ev"})[
+        "token"
+    ]
+    agent = agents.start(tmp_path / "agent", server.url, token)
+    wait_until(lambda: (agent.status() or {}).get("online") or None, "the agent online")
+    time.sleep(1)  # its first schedule poll is behind it
+    now = datetime.now(UTC)
+    session = server.api(
+        "POST",
+        "sessions",
+        {
+            "title": "党的二十大精神专题培训",
+            "topic_code": "EV",
+            "credit_hours": 1,
+            "starts_at": (now - timedelta(minutes=5)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(),
+            "main_venue": "ev-v",
+        },
+    )
+    current = wait_until(lambda: (agent.status() or {}).get("session"), "the new session", 10.0)
+    assert current["id"] == session["id"]

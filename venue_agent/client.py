@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -107,6 +107,10 @@ class ServerClient:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise Unavailable(f"hello answered an unexpected body ({error!r})") from None
+
+    def events(self) -> AbstractAsyncContextManager[aiohttp.ClientWebSocketResponse]:
+        """The events WebSocket of this venue (the server pushes, we only listen)."""
+        return self._http.ws_connect(self._base + "/events", headers=self._headers, heartbeat=30)
 
     async def schedule(self, etag: str | None) -> ScheduleAnswer:
         """GET schedule, conditional on the ETag we hold."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -34,6 +35,7 @@ class Presence:
         self.hostname = hostname
         self.schedule_every_s = schedule_every_s
         self.backoff = Backoff()
+        self.schedule_stale = asyncio.Event()  # set by the events listener
 
     async def run_forever(self) -> None:
         """Talk to the server when due; when it cannot be reached, try again with backoff."""
@@ -43,7 +45,8 @@ class Presence:
                 if self.link.needs_hello:
                     self.link.greeted(await self.client.hello(self.hostname))
                     next_schedule = next_beat = 0.0  # fresh data after every (re)connection
-                if time.monotonic() >= next_schedule:
+                if time.monotonic() >= next_schedule or self.schedule_stale.is_set():
+                    self.schedule_stale.clear()
                     await self.refresh_schedule()
                     next_schedule = time.monotonic() + self.schedule_every_s
                 if time.monotonic() >= next_beat:
@@ -63,7 +66,12 @@ class Presence:
                 continue
             self.backoff.reset()
             await self.link.reached(self.outbox)
-            await asyncio.sleep(max(0.0, min(next_schedule, next_beat) - time.monotonic()))
+            await self._pause(max(0.0, min(next_schedule, next_beat) - time.monotonic()))
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep until the next beat or poll, or until the schedule is known to have changed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.schedule_stale.wait(), timeout=seconds)
 
     async def refresh_schedule(self) -> None:
         """GET schedule; keep the new copy, or the old one when it is unchanged or malformed."""

@@ -18,6 +18,7 @@ from venue_agent import __version__
 from venue_agent.client import ServerClient
 from venue_agent.config import UI_PORT, AgentConfig, ConfigError, ExitCode
 from venue_agent.desk import Desk, Outcome
+from venue_agent.events import EventListener
 from venue_agent.link import Link
 from venue_agent.local_ui import UiContext, create_ui_app
 from venue_agent.outbox import Outbox
@@ -100,6 +101,8 @@ async def run_agent(config: AgentConfig, outbox: Outbox) -> None:
             presence = Presence(client, outbox, book, link, socket.gethostname())
             tasks.append(asyncio.create_task(supervised("uploader", uploader.run_forever)))
             tasks.append(asyncio.create_task(supervised("presence", presence.run_forever)))
+            listener = EventListener(client, presence.schedule_stale)
+            tasks.append(asyncio.create_task(supervised("events", listener.run_forever)))
             if config.scanner is not None:
                 scanner = Scanner(config.scanner)
                 scanner.start()
