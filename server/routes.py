@@ -55,6 +55,7 @@ def setup_routes(app: web.Application) -> None:
     add("POST", "/api/v1/sessions", sessions.create_session, name="api_create_session")
     add("GET", "/api/v1/sessions", sessions.list_sessions, name="api_list_sessions")
     add("GET", "/api/v1/sessions/{id}", sessions.get_session, name="api_get_session")
+    add("GET", "/api/v1/sessions/{id}/wall", sessions.get_wall, name="api_session_wall")
     add("PUT", "/api/v1/sessions/{id}", sessions.update_session, name="api_update_session")
     for action in ("start", "end", "finalize", "approve", "reopen"):
         add(
@@ -98,6 +99,7 @@ def setup_page_routes(app: web.Application) -> None:
     # Imported here so this function is the one place the page map changes.
     from server.api.sessions import ACTIONS
     from server.pages import attendance as attendance_pages
+    from server.pages import console as console_pages
     from server.pages import home as home_pages
     from server.pages import members as member_pages
     from server.pages import organizations as org_pages
@@ -157,3 +159,5 @@ def setup_page_routes(app: web.Application) -> None:
         attendance_pages.get_attendance_xlsx,
         name="session_attendance_xlsx",
     )
+    add("GET", "/sessions/{id}/console", console_pages.get_console, name="session_console")
+    add("GET", "/sessions/{id}/live", console_pages.get_live, name="session_live")

@@ -234,6 +234,14 @@ MATRIX: dict[str, Route] = {
         parts={"id": "{ref}"},
         session_state="scheduled",
     ),
+    "api_session_wall": Route(
+        "GET",
+        "/api/v1/sessions/{id}/wall",
+        READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="scheduled",
+    ),
     "api_update_session": Route(
         "PUT",
         "/api/v1/sessions/{id}",
@@ -456,6 +464,25 @@ MATRIX: dict[str, Route] = {
         ok=(303,),
         created=(TrainingSession.title, "S-{fresh}"),
         session_state="scheduled",
+    ),
+    "session_console": Route(
+        "GET",
+        "/sessions/{id}/console",
+        READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="scheduled",
+    ),
+    # A WebSocket: a plain GET that passed every check is told to upgrade (test_wall.py holds a
+    # real connection).
+    "session_live": Route(
+        "GET",
+        "/sessions/{id}/live",
+        READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="scheduled",
+        ok=(422,),
     ),
     "session_attendance": Route(
         "GET",

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import math
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -21,8 +18,10 @@ from server.domain.ics import CalendarEvent, calendar
 from server.domain.times import parse_instant
 from server.domain.venues import HEARTBEAT_S, STATS_S
 from server.errors import Invalid, TooLarge
-from server.keys import AGENT_VENUE_KEY, BROKER_KEY, DB_KEY, METRICS_KEY, WEBSOCKETS_KEY
+from server.keys import AGENT_VENUE_KEY, DB_KEY, METRICS_KEY
 from server.live.broker import venue_channel
+from server.live.notify import wall_changed
+from server.live.sockets import serve_channel
 from server.services import agents, checkins
 from server.services.agents import Heartbeat, ScheduledSession, StreamReading
 from server.services.clock import utcnow
@@ -147,6 +146,8 @@ async def agent_heartbeat(request: web.Request) -> web.Response:
     request.app[METRICS_KEY].agent_queue_depth.labels(request[AGENT_VENUE_KEY].code).set(
         beat.queue_depth
     )
+    if beat.session_id:
+        await wall_changed(request.app, {beat.session_id})
     return reply({"server_time": iso(now), "commands": []})
 
 
@@ -179,6 +180,12 @@ async def agent_checkins(request: web.Request) -> web.Response:
     counter = request.app[METRICS_KEY].checkins
     for outcome in outcomes:
         counter.labels(outcome.status).inc()
+    touched = {
+        str(raw.get("session_id"))
+        for raw, outcome in zip(events, outcomes, strict=True)
+        if outcome.status == "accepted" and isinstance(raw, dict)
+    }
+    await wall_changed(request.app, touched)
     return reply({"results": [outcome.as_json() for outcome in outcomes]})
 
 
@@ -260,30 +267,6 @@ async def agent_events(request: web.Request) -> web.WebSocketResponse:
     """GET /api/v1/agent/events (WebSocket): broadcast_started, broadcast_ended and
     schedule_changed for this venue, as they happen."""
     venue = request[AGENT_VENUE_KEY]
-    socket = web.WebSocketResponse(heartbeat=30)
-    if not socket.can_prepare(request).ok:
+    if not web.WebSocketResponse().can_prepare(request).ok:
         raise Invalid("This address is a WebSocket: connect with Upgrade: websocket.")
-    await socket.prepare(request)
-    request.app[WEBSOCKETS_KEY].add(socket)
-    try:
-        async with request.app[BROKER_KEY].subscribe(venue_channel(venue.code)) as messages:
-            forward = asyncio.create_task(_forward(messages, socket))
-            try:
-                async for _ in socket:  # the agent sends nothing; this waits for its close
-                    pass
-            finally:
-                forward.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await forward
-    finally:
-        request.app[WEBSOCKETS_KEY].discard(socket)
-    return socket
-
-
-async def _forward(
-    messages: AsyncIterator[dict[str, object]], socket: web.WebSocketResponse
-) -> None:
-    async for message in messages:
-        if socket.closed:
-            return
-        await socket.send_json(message)
+    return await serve_channel(request, venue_channel(venue.code))

@@ -20,7 +20,9 @@ from server.services.attendance_view import (
     member_record,
     session_attendance,
 )
+from server.services.clock import utcnow
 from server.services.sessions import SessionView
+from server.services.wall import venue_wall
 
 READERS = ("admin", "operator", "reviewer")
 PLANNERS = ("admin", "operator")
@@ -202,6 +204,35 @@ async def get_member_record(request: web.Request) -> web.Response:
                     "venue": e.venue,
                 }
                 for e in record.entries
+            ],
+        }
+    )
+
+
+@allow(*READERS)
+async def get_wall(request: web.Request) -> web.Response:
+    """GET /api/v1/sessions/{id}/wall: every venue's agent and head count, right now."""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        state, tiles = await venue_wall(
+            session, principal.scope, request.match_info["id"], utcnow()
+        )
+    return reply(
+        {
+            "state": state,
+            "venues": [
+                {
+                    "code": t.code,
+                    "name": t.name,
+                    "role": t.role,
+                    "online": t.online,
+                    "last_seen_at": iso(t.last_seen_at),
+                    "agent_state": t.agent_state,
+                    "queue_depth": t.queue_depth,
+                    "checked_in": t.checked_in,
+                    "expected": t.expected,
+                }
+                for t in tiles
             ],
         }
     )

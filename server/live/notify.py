@@ -29,3 +29,18 @@ async def schedule_changed(app: web.Application, view: SessionView) -> None:
                 venue.code,
                 exc_info=True,
             )
+
+
+def session_channel(public_id: str) -> str:
+    """Where a session's live pages listen."""
+    return f"session:{public_id}"
+
+
+async def wall_changed(app: web.Application, session_ids: set[str]) -> None:
+    """The venue walls of these sessions should read their state again."""
+    broker = app[BROKER_KEY]
+    for public_id in session_ids:
+        try:
+            await broker.publish(session_channel(public_id), {"type": "wall_changed"})
+        except Exception:
+            log.warning("could not announce a wall change of %s", public_id, exc_info=True)

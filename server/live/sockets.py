@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
 from aiohttp import WSCloseCode, web
+
+from server.keys import BROKER_KEY, WEBSOCKETS_KEY
 
 
 class OpenSockets:
@@ -23,3 +30,31 @@ class OpenSockets:
         """Close every socket still open (server shutdown)."""
         for socket in list(self._open):
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+async def serve_channel(request: web.Request, channel: str) -> web.WebSocketResponse:
+    """Upgrade the request and push the channel's messages until either side closes; the
+    client sends nothing (a lost message is harmless: clients re-read on every message)."""
+    socket = web.WebSocketResponse(heartbeat=30)
+    await socket.prepare(request)
+    request.app[WEBSOCKETS_KEY].add(socket)
+    try:
+        async with request.app[BROKER_KEY].subscribe(channel) as messages:
+            forward = asyncio.create_task(_forward(messages, socket))
+            try:
+                async for _ in socket:
+                    pass
+            finally:
+                forward.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await forward
+    finally:
+        request.app[WEBSOCKETS_KEY].discard(socket)
+    return socket
+
+
+async def _forward(messages: AsyncIterator[dict[str, Any]], socket: web.WebSocketResponse) -> None:
+    async for message in messages:
+        if socket.closed:
+            return
+        await socket.send_json(message)
