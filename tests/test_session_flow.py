@@ -12,7 +12,14 @@ import icalendar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.db.models import AuditEntry, CheckIn, QuarantinedCheckIn, StreamSample
+from server.db.models import (
+    AuditEntry,
+    CheckIn,
+    QuarantinedCheckIn,
+    StreamSample,
+    TrainingSession,
+    User,
+)
 from tests.conftest import World
 
 Db = async_sessionmaker[AsyncSession]
@@ -71,6 +78,17 @@ async def _setup(client: Any, world: World) -> tuple[str, dict[str, str]]:
     assert answer.status == 201, body
     assert body["state"] == "scheduled" and body["roster_size"] == 5
     return body["id"], tokens
+
+
+async def test_the_creator_is_remembered(client: Any, world: World, db: Db) -> None:
+    session_id, _ = await _setup(client, world)
+    async with db() as session:
+        creator = await session.scalar(
+            select(User.username)
+            .join(TrainingSession, TrainingSession.created_by_id == User.id)
+            .where(TrainingSession.public_id == session_id)
+        )
+    assert creator == "operator-a"
 
 
 def event(session_id: str, member: str, kind: str, when: str, **extra: Any) -> dict[str, Any]:

@@ -103,7 +103,9 @@ async def create_session(request: web.Request) -> web.Response:
     fields = checked(parse_session(await read_json(request)))
     principal = request[PRINCIPAL_KEY]
     async with write_session(request.app[DB_KEY]) as session:
-        view = await sessions.create_session(session, principal.scope, principal.actor, fields)
+        view = await sessions.create_session(
+            session, principal.scope, principal.actor, fields, principal.user_id
+        )
     await schedule_changed(request.app, view)
     return reply(session_json(view), status=201)
 

@@ -115,7 +115,9 @@ async def create_session(request: web.Request) -> web.Response:
     try:
         async with write_session(request.app[DB_KEY]) as session:
             fields = await _checked_fields(session, principal.scope, form, draft)
-            view = await sessions.create_session(session, principal.scope, principal.actor, fields)
+            view = await sessions.create_session(
+                session, principal.scope, principal.actor, fields, principal.user_id
+            )
     except _FormRejected:
         return await _form_page(request, form, problem=draft.form_problem())
     except (Invalid, Conflict) as error:

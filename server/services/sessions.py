@@ -172,13 +172,21 @@ def _apply(training: TrainingSession, fields: SessionFields, main: Venue) -> Non
 
 
 async def create_session(
-    session: AsyncSession, scope: Scope, actor: str, fields: SessionFields
+    session: AsyncSession,
+    scope: Scope,
+    actor: str,
+    fields: SessionFields,
+    creator_id: int | None = None,
 ) -> SessionView:
     """Schedule a session at a main venue inside the scope, with branches and a roster."""
     resolved = await _resolve(session, scope, fields)
     now = utcnow()
     training = TrainingSession(
-        public_id=new_public_id(), state="scheduled", created_at=now, updated_at=now
+        public_id=new_public_id(),
+        state="scheduled",
+        created_at=now,
+        updated_at=now,
+        created_by_id=creator_id,
     )
     _apply(training, fields, resolved.main(fields))
     session.add(training)
