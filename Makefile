@@ -28,7 +28,10 @@ migrate: install
 demo: migrate
 	$(BIN)/hetang demo --if-empty
 
+# Two demo venue agents run beside the server (staff pages on 127.0.0.1:8765 and :8766).
 run: demo
+	@$(BIN)/hetang --log-level WARNING demo-agents --count 2 & agents=$$!; \
+	trap 'kill $$agents 2>/dev/null; wait $$agents' EXIT INT TERM; \
 	$(BIN)/hetang serve
 
 lint: install-test

@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     audit.add_parser("verify", help="check the hash chain")
+    agents = sub.add_parser(
+        "demo-agents", help="run venue agents for the demo city on this machine"
+    )
+    agents.add_argument("--count", type=int, default=2, help="how many agents (default 2)")
     demo = sub.add_parser("demo", help="fill an empty database with a demo city")
     demo.add_argument(
         "--if-empty",
@@ -92,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "members": commands.members_import,
         "audit": commands.audit_verify,
         "demo": commands.demo,
+        "demo-agents": commands.demo_agents,
     }
     return handlers[args.command](args, settings)
 

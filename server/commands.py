@@ -231,3 +231,21 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     for line in logins:
         print(line)
     return EXIT_OK
+
+
+def demo_agents(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang demo-agents [--count N]: real agents for the demo city's venues."""
+    from server.demo_agents import pick_and_rotate, run_agents
+
+    if not 1 <= args.count <= 20:
+        print("hetang: --count must be between 1 and 20", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def work(factory: async_sessionmaker[AsyncSession]) -> int:
+        agents = await pick_and_rotate(factory, args.count, settings.data_dir)
+        if not agents:
+            print("hetang: there are no venues; run `hetang demo` first", file=sys.stderr)
+            return EXIT_ERROR
+        return await run_agents(agents, f"http://{settings.host}:{settings.port}")
+
+    return _with_db(settings, work)

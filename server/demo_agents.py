@@ -1,0 +1,106 @@
+"""`hetang demo-agents`: real venue agents on this machine for the demo city, so a newcomer's
+venue wall has agents online (their tokens are rotated for the purpose, audited as "demo")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.auth.principal import WHOLE_TREE
+from server.db.models import SessionVenue, TrainingSession, Venue
+from server.db.session import write_session
+from server.services import venues
+from server.services.clock import utcnow
+
+DEMO_ACTOR = "demo"
+FIRST_UI_PORT = 8765
+
+
+@dataclass(frozen=True)
+class DemoAgent:
+    """One agent to start: its venue, token, data dir and staff-page port."""
+
+    venue: str
+    token: str
+    data_dir: Path
+    ui_port: int
+
+
+async def pick_and_rotate(
+    factory: async_sessionmaker[AsyncSession], count: int, data_dir: Path
+) -> list[DemoAgent]:
+    """Branch venues of the next joint session (the busiest), each with a fresh token."""
+    async with write_session(factory) as session:
+        codes = await _branch_venues_of_next_session(session, count)
+        agents = []
+        for index, code in enumerate(codes):
+            token = await venues.rotate_token(session, WHOLE_TREE, DEMO_ACTOR, code)
+            agents.append(DemoAgent(code, token, data_dir / "agents" / code, FIRST_UI_PORT + index))
+    return agents
+
+
+async def _branch_venues_of_next_session(session: AsyncSession, count: int) -> list[str]:
+    size = func.count(SessionVenue.id)
+    upcoming = (
+        await session.execute(
+            select(TrainingSession.id)
+            .join(SessionVenue, SessionVenue.session_id == TrainingSession.id)
+            .where(TrainingSession.ends_at >= utcnow())
+            .group_by(TrainingSession.id, TrainingSession.starts_at)
+            .order_by(size.desc(), TrainingSession.starts_at)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    query = select(Venue.code).order_by(Venue.code).limit(count)
+    if upcoming is not None:
+        query = query.join(SessionVenue, SessionVenue.venue_id == Venue.id).where(
+            SessionVenue.session_id == upcoming, SessionVenue.role == "branch"
+        )
+    return list((await session.execute(query)).scalars())
+
+
+async def run_agents(agents: list[DemoAgent], server_url: str) -> int:
+    """Run the agents until this process is told to stop; then stop them too."""
+    executable = Path(sys.executable).parent / "hetang-agent"
+    processes = []
+    for agent in agents:
+        agent.data_dir.mkdir(parents=True, exist_ok=True)
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                str(executable),
+                "run",
+                "--server",
+                server_url,
+                "--token",
+                agent.token,
+                "--data-dir",
+                str(agent.data_dir),
+                "--ui-port",
+                str(agent.ui_port),
+            )
+        )
+        print(
+            f"demo agent for venue {agent.venue}: staff page http://127.0.0.1:{agent.ui_port}",
+            flush=True,
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    waiting = [asyncio.create_task(process.wait()) for process in processes]
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopping, *waiting], return_when=asyncio.FIRST_COMPLETED)
+    for process in processes:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+    codes = await asyncio.gather(*waiting)
+    stopping.cancel()
+    return 0 if stop.is_set() else max((code or 0) for code in codes)
