@@ -195,7 +195,7 @@ async def test_schedule_list_show_and_edit(client: Any, db: Db, world: World) ->
         shown = await _text(browser, f"/sessions/{public_id}?notice=session_created&roster=7")
         assert "已安排培训场次，参训名单共 7 人" in shown
         assert "主会场" in shown and "分会场" in shown and "待开始" in shown
-        assert "<code>Q2</code>" in shown and "开始培训" in shown
+        assert "<code>Q2</code>" in shown and "党员Q2" in shown and "开始培训" in shown
         assert "汇总考勤" not in shown  # finalizing is the reviewer's, and not yet
         listing = await _text(browser, "/sessions")
         row = next(r for r in listing.split("<tr") if f"/sessions/{public_id}" in r)

@@ -198,7 +198,7 @@ async def _session_page(
         view = await sessions.view_of(session, training)
         owner = await _owns(session, principal.scope, training)
         # The roster names members of every subtree taking part: only the organizer sees it.
-        fields = await sessions.fields_of(session, training) if owner else None
+        roster = await sessions.roster_preview(session, training, ROSTER_SHOWN) if owner else []
     role = principal.role
     actions = [
         (action, SESSION_BUTTON_LABELS[action])
@@ -213,7 +213,7 @@ async def _session_page(
             "session": view,
             "owner": owner,
             "policy": Policy.from_json(view.policy)[0],
-            "roster": fields.roster[:ROSTER_SHOWN] if fields else (),
+            "roster": roster,
             "venue_names": names,
             "actions": actions,
             "may_edit": owner and role in PLANNERS and view.state == "scheduled",

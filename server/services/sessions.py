@@ -460,3 +460,27 @@ async def change_state(
         ],
     )
     return training
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    """One roster line as the session page shows it."""
+
+    member_no: str
+    name: str
+    venue: str
+
+
+async def roster_preview(
+    session: AsyncSession, training: TrainingSession, limit: int
+) -> list[RosterRow]:
+    """The first `limit` roster lines by member number, with names."""
+    rows = await session.execute(
+        select(Member.member_no, Member.name, Venue.code)
+        .join(RosterEntry, RosterEntry.member_id == Member.id)
+        .join(Venue, Venue.id == RosterEntry.venue_id)
+        .where(RosterEntry.session_id == training.id)
+        .order_by(Member.member_no)
+        .limit(limit)
+    )
+    return [RosterRow(number, name, venue) for number, name, venue in rows]
