@@ -15,12 +15,14 @@ from server.services import workflow
 from server.services.clock import utcnow
 
 log = logging.getLogger(__name__)
+STOP_GRACE_S = 30.0
 
 
-async def run_workflow_clock(app: web.Application) -> None:
-    """End sessions left live, and finalize ended ones, once their 30 minutes are up."""
+async def run_workflow_clock(app: web.Application, stop: asyncio.Event) -> None:
+    """End sessions left live, and finalize ended ones, once their 30 minutes are up; a round
+    in progress finishes before the app stops (never cut off in the middle of a transaction)."""
     settings = app[SETTINGS_KEY]
-    while True:
+    while not stop.is_set():
         try:
             now = utcnow()
             async with read_session(app[DB_KEY]) as session:
@@ -32,13 +34,17 @@ async def run_workflow_clock(app: web.Application) -> None:
             raise
         except Exception:
             log.exception("the workflow clock failed; trying again next round")
-        await asyncio.sleep(settings.workflow_interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.workflow_interval_s)
 
 
 async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Start the workflow clock with the app; cancel and await it on exit."""
-    task = asyncio.create_task(run_workflow_clock(app), name="workflow-clock")
+    """Start the workflow clock with the app; on exit let its round finish, then await it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_workflow_clock(app, stop), name="workflow-clock")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=STOP_GRACE_S)
+    except TimeoutError:
+        log.warning("the workflow clock did not finish its round in time; cancelled")
