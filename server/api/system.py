@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from server.api.body import reply
 from server.auth import tokens
@@ -13,7 +12,7 @@ from server.db.models import SESSION_STATES
 from server.db.session import read_session
 from server.errors import Forbidden
 from server.keys import DB_KEY, METRICS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
-from server.services import agents
+from server.services import agents, health
 from server.services.clock import utcnow
 
 
@@ -21,7 +20,7 @@ from server.services.clock import utcnow
 async def get_health(request: web.Request) -> web.Response:
     """GET /healthz: 200 when the database answers."""
     async with read_session(request.app[DB_KEY]) as session:
-        await session.execute(text("SELECT 1"))
+        await health.database_answers(session)
     return reply({"status": "ok"})
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
+from server.db.base import Hours
 from server.db.models import (
     Attendance,
     Member,
@@ -214,7 +215,7 @@ async def member_record(
         for training, row, venue in rows
     ]
     earned = await session.scalar(
-        select(func.coalesce(func.sum(TrainingRecord.credit_hours), 0)).where(
+        select(func.coalesce(func.sum(TrainingRecord.credit_hours), 0, type_=Hours())).where(
             TrainingRecord.member_id == member_id, TrainingRecord.year == year
         )
     )
@@ -224,6 +225,6 @@ async def member_record(
         view.category,
         year,
         REQUIRED_HOURS[view.category],
-        Decimal(earned or 0) / 100 if not isinstance(earned, Decimal) else earned,
+        earned or Decimal(0),
         entries,
     )
