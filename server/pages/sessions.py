@@ -29,7 +29,7 @@ from server.pages.session_form import (
     field_problems,
     start_draft,
 )
-from server.services import organizations, sessions, venues, workflow
+from server.services import organizations, rosters, sessions, venues, workflow
 
 READERS = ("admin", "operator", "reviewer")
 PLANNERS = ("admin", "operator")
@@ -95,7 +95,7 @@ async def _checked_fields(
         if not (org_code and venue):
             continue
         try:
-            drawn = await sessions.members_of_subtree(session, scope, org_code, venue)
+            drawn = await rosters.members_of_subtree(session, scope, org_code, venue)
         except Invalid as error:
             draft.problem(f"org_{index}", error.describe(draft.gettext))
             continue
@@ -198,7 +198,7 @@ async def _session_page(
         view = await sessions.view_of(session, training)
         owner = await _owns(session, principal.scope, training)
         # The roster names members of every subtree taking part: only the organizer sees it.
-        roster = await sessions.roster_preview(session, training, ROSTER_SHOWN) if owner else []
+        roster = await rosters.roster_preview(session, training, ROSTER_SHOWN) if owner else []
     role = principal.role
     actions = [
         (action, SESSION_BUTTON_LABELS[action])

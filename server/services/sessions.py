@@ -30,7 +30,6 @@ from server.domain.sessions import RosterLine, SessionFields, next_state
 from server.errors import Conflict, Forbidden, Invalid, NotFound, Term
 from server.services import audit
 from server.services.clock import utcnow
-from server.services.organizations import org_named_in
 
 PUBLIC_ID_ALPHABET = string.ascii_lowercase + string.digits
 LOOKUP_CHUNK = 5000
@@ -283,26 +282,6 @@ async def fields_of(session: AsyncSession, training: TrainingSession) -> Session
     )
 
 
-async def members_of_subtree(
-    session: AsyncSession, scope: Scope, org_code: str, venue: str
-) -> list[RosterLine]:
-    """Roster lines for every member of an organization's subtree, all at one venue."""
-    org = await org_named_in(session, scope, org_code)
-    numbers = (
-        (
-            await session.execute(
-                select(Member.member_no)
-                .join(Organization, Organization.id == Member.org_id)
-                .where(Organization.path.startswith(org.path, autoescape=True))
-                .order_by(Member.member_no)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return [RosterLine(number, venue) for number in numbers]
-
-
 async def _load(session: AsyncSession, public_id: str) -> TrainingSession | None:
     return (
         await session.execute(select(TrainingSession).where(TrainingSession.public_id == public_id))
@@ -460,27 +439,3 @@ async def change_state(
         ],
     )
     return training
-
-
-@dataclass(frozen=True)
-class RosterRow:
-    """One roster line as the session page shows it."""
-
-    member_no: str
-    name: str
-    venue: str
-
-
-async def roster_preview(
-    session: AsyncSession, training: TrainingSession, limit: int
-) -> list[RosterRow]:
-    """The first `limit` roster lines by member number, with names."""
-    rows = await session.execute(
-        select(Member.member_no, Member.name, Venue.code)
-        .join(RosterEntry, RosterEntry.member_id == Member.id)
-        .join(Venue, Venue.id == RosterEntry.venue_id)
-        .where(RosterEntry.session_id == training.id)
-        .order_by(Member.member_no)
-        .limit(limit)
-    )
-    return [RosterRow(number, name, venue) for number, name, venue in rows]
