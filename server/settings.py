@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from passthrough.peer import IceSettings, parse_hosts, parse_servers
+
 SUPPORTED_LOCALES = ("zh_CN", "en")
 SECRET_FILE = "secret_key"  # noqa: S105  (a file name)
 
@@ -37,6 +39,7 @@ class Settings:
     workflow_interval_s: float = 60.0
     metrics_token: str | None = None
     trusted_origins: tuple[str, ...] = field(default=())
+    ice: IceSettings = field(default_factory=IceSettings)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -69,6 +72,7 @@ class Settings:
         metrics_token = env.get("HETANG_METRICS_TOKEN") or None
         if metrics_token is not None and len(metrics_token) < 16:
             raise SettingsError("HETANG_METRICS_TOKEN must be at least 16 characters long")
+        ice = _ice_settings(env)
         secret = env.get("HETANG_SECRET_KEY")
         if secret is None or secret == "":
             secret = load_or_create_secret(data_dir)
@@ -89,7 +93,26 @@ class Settings:
             timezone=timezone,
             locale=locale,
             metrics_token=metrics_token,
+            ice=ice,
         )
+
+
+def _ice_settings(env: Mapping[str, str]) -> IceSettings:
+    """HETANG_ICE_HOSTS / HETANG_ICE_SERVERS (+ TURN credentials); empty means automatic / none."""
+    try:
+        hosts = parse_hosts(env.get("HETANG_ICE_HOSTS", ""))
+    except ValueError as error:
+        raise SettingsError(f"HETANG_ICE_HOSTS: {error}") from None
+    try:
+        servers = parse_servers(env.get("HETANG_ICE_SERVERS", ""))
+    except ValueError as error:
+        raise SettingsError(f"HETANG_ICE_SERVERS: {error}") from None
+    return IceSettings(
+        hosts,
+        servers,
+        env.get("HETANG_TURN_USERNAME") or None,
+        env.get("HETANG_TURN_CREDENTIAL") or None,
+    )
 
 
 def default_database_url(data_dir: Path) -> str:

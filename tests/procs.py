@@ -115,7 +115,11 @@ class Server:
     @property
     def env(self) -> dict[str, str]:
         """The environment of the server's CLI."""
-        return clean_env(HETANG_DATA_DIR=str(self.data_dir), HETANG_SECRET_KEY=SECRET)
+        return clean_env(
+            HETANG_DATA_DIR=str(self.data_dir),
+            HETANG_SECRET_KEY=SECRET,
+            HETANG_ICE_HOSTS="127.0.0.1",
+        )
 
     def start(self) -> Server:
         """Start and wait for /healthz."""
@@ -217,6 +221,7 @@ class Agent:
         self.lines: list[str] = []
         args = [str(BIN / "hetang-agent"), "run", "--server", server_url, "--token", token]
         args += ["--data-dir", str(data_dir), "--ui-port", str(self.ui_port)]
+        args += ["--ice-hosts", "127.0.0.1"]
         if scanner is not None:
             args += ["--scanner", scanner]
         data_dir.mkdir(parents=True, exist_ok=True)

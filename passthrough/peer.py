@@ -1,0 +1,94 @@
+"""Peer connections with the operator's ICE settings: only the host addresses and ICE servers
+configured (never aiortc's default public STUN server), and codec choices for pass-through."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpSender,
+)
+from aiortc.sdp import SessionDescription
+
+from passthrough.hooks import restrict_host_addresses
+
+
+@dataclass(frozen=True)
+class IceSettings:
+    """Host addresses to offer (empty: every address aioice finds) and STUN/TURN servers."""
+
+    hosts: tuple[str, ...] = ()
+    servers: tuple[str, ...] = ()
+    username: str | None = None
+    credential: str | None = None
+
+
+def new_peer(ice: IceSettings) -> RTCPeerConnection:
+    """A peer connection that asks only the configured ICE servers, if any."""
+    servers = (
+        [RTCIceServer(urls=list(ice.servers), username=ice.username, credential=ice.credential)]
+        if ice.servers
+        else []
+    )
+    return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+
+
+def before_gathering(pc: RTCPeerConnection, ice: IceSettings) -> None:
+    """Apply the host addresses; call once the transceivers exist, before setLocalDescription."""
+    if ice.hosts:
+        restrict_host_addresses(pc, ice.hosts)
+
+
+def negotiated_codecs(sdp: str) -> dict[str, RTCRtpCodecCapability]:
+    """The codec chosen for each media kind in a local description (its first codec)."""
+    chosen: dict[str, RTCRtpCodecCapability] = {}
+    for media in SessionDescription.parse(sdp).media:
+        if media.kind in ("audio", "video") and media.rtp.codecs and media.kind not in chosen:
+            codec = media.rtp.codecs[0]
+            chosen[media.kind] = RTCRtpCodecCapability(
+                mimeType=codec.mimeType,
+                clockRate=codec.clockRate,
+                channels=codec.channels,
+                parameters=dict(codec.parameters),
+            )
+    return chosen
+
+
+def codec_preferences(kind: str, codec: RTCRtpCodecCapability) -> list[RTCRtpCodecCapability]:
+    """What a subscriber's sender may negotiate: the publisher's codec (and RTX for video), so
+    the packets passed through are ones the subscriber agreed to decode."""
+    capabilities = RTCRtpSender.getCapabilities(kind).codecs
+    same = [c for c in capabilities if c.mimeType.lower() == codec.mimeType.lower()]
+    if codec.mimeType.lower() == "video/h264":
+        profile = str(codec.parameters.get("profile-level-id", "")).lower()
+        exact = [
+            c for c in same if str(c.parameters.get("profile-level-id", "")).lower() == profile
+        ]
+        same = exact or same
+    rtx = [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
+    return same + rtx if same else []
+
+
+def parse_hosts(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses ('' means automatic); ValueError names the bad one."""
+    hosts = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IP address") from None
+    return hosts
+
+
+def parse_servers(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of stun:/turn:/turns: URLs ('' means none)."""
+    servers = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for server in servers:
+        if not server.startswith(("stun:", "turn:", "turns:")):
+            raise ValueError(f"{server!r} is not a stun:, turn: or turns: URL")
+    return servers
