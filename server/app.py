@@ -14,6 +14,7 @@ from server.db.session import make_engine, make_sessionmaker
 from server.error_middleware import MAX_BODY, error_middleware
 from server.i18n import load_translations
 from server.keys import (
+    BROADCASTS_KEY,
     BROKER_KEY,
     DB_KEY,
     ENGINE_KEY,
@@ -30,6 +31,7 @@ from server.live.sockets import OpenSockets
 from server.metrics import Metrics, metrics_middleware
 from server.pages.render import render_error_page, setup_templates
 from server.routes import setup_routes
+from server.rtc.broadcasts import Broadcasts
 from server.settings import Settings
 
 SECURITY_HEADERS = {
@@ -62,6 +64,15 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[BROKER_KEY].close()
 
 
+async def rtc_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The broadcasts on air; every peer connection is closed on exit."""
+    broadcasts = Broadcasts(app[SETTINGS_KEY].ice)
+    app[BROADCASTS_KEY] = broadcasts
+    app[METRICS_KEY].watch_relay(broadcasts)
+    yield
+    await broadcasts.close_all()
+
+
 async def passwords_ctx(app: web.Application) -> AsyncIterator[None]:
     """Password hashing with bounded concurrency, created on the app's loop."""
     app[PASSWORDS_KEY] = PasswordService(app[SETTINGS_KEY].hash_concurrency)
@@ -91,6 +102,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(db_ctx)
     app.cleanup_ctx.append(passwords_ctx)
     app.cleanup_ctx.append(broker_ctx)
+    app.cleanup_ctx.append(rtc_ctx)
     app.cleanup_ctx.append(workflow_ctx)
     app.on_response_prepare.append(_security_headers)
     setup_templates(app)

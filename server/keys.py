@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from server.live.broker import Broker
     from server.live.sockets import OpenSockets
     from server.metrics import Metrics
+    from server.rtc.broadcasts import Broadcasts
     from server.settings import Settings
 
     ErrorPageRenderer = Callable[[web.Request, ApiError], Awaitable[web.StreamResponse]]
@@ -32,6 +33,7 @@ ERROR_PAGE_KEY: web.AppKey[ErrorPageRenderer] = web.AppKey("error_page")
 BROKER_KEY: web.AppKey[Broker] = web.AppKey("broker")
 WEBSOCKETS_KEY: web.AppKey[OpenSockets] = web.AppKey("websockets")
 METRICS_KEY: web.AppKey[Metrics] = web.AppKey("metrics")
+BROADCASTS_KEY: web.AppKey[Broadcasts] = web.AppKey("broadcasts")
 
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")

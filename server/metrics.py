@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from server.keys import METRICS_KEY
+
+if TYPE_CHECKING:
+    from server.rtc.broadcasts import Broadcasts
+    from server.services.agents import StreamReading
 
 
 class Metrics:
@@ -48,6 +56,80 @@ class Metrics:
         self.sessions_by_state = Gauge(
             "hetang_sessions", "Training sessions by state", ["state"], registry=self.registry
         )
+        self.venue_bitrate = Gauge(
+            "hetang_venue_bitrate_kbps",
+            "Received bitrate at a venue, as last reported",
+            ["venue"],
+            registry=self.registry,
+        )
+        self.venue_fps = Gauge(
+            "hetang_venue_fps",
+            "Decoded frames per second at a venue, as last reported",
+            ["venue"],
+            registry=self.registry,
+        )
+        self.venue_loss = Gauge(
+            "hetang_venue_loss_percent",
+            "Packet loss at a venue, as last reported",
+            ["venue"],
+            registry=self.registry,
+        )
+
+    def record_stream(self, venue: str, reading: StreamReading) -> None:
+        """A venue's latest stream-health sample (a figure not reported keeps its last value)."""
+        for gauge, value in (
+            (self.venue_bitrate, reading.bitrate_kbps),
+            (self.venue_fps, reading.fps),
+            (self.venue_loss, reading.loss_pct),
+        ):
+            if value is not None:
+                gauge.labels(venue).set(value)
+
+    def watch_relay(self, broadcasts: Broadcasts) -> None:
+        """Export the relay's figures, read when scraped."""
+        self.registry.register(RelayCollector(broadcasts))
+
+
+class RelayCollector(Collector):
+    """Subscribers per session and the relay's running totals."""
+
+    def __init__(self, broadcasts: Broadcasts) -> None:
+        self.broadcasts = broadcasts
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        subscribers = GaugeMetricFamily(
+            "hetang_relay_subscribers", "Venues receiving a session's broadcast", labels=["session"]
+        )
+        for public_id, count in sorted(self.broadcasts.subscriber_counts().items()):
+            subscribers.add_metric([public_id], count)
+        yield subscribers
+        counters = self.broadcasts.counters
+        for name, text, value in (
+            (
+                "hetang_relay_packets_forwarded",
+                "Encoded frames handed to subscribers",
+                counters.frames_forwarded,
+            ),
+            (
+                "hetang_relay_bytes_forwarded",
+                "Encoded bytes handed to subscribers",
+                counters.bytes_forwarded,
+            ),
+            (
+                "hetang_relay_plis_forwarded",
+                "Keyframe requests (PLI) sent to publishers",
+                counters.keyframe_requests,
+            ),
+            (
+                "hetang_relay_resyncs",
+                "Slow subscribers flushed to the next keyframe",
+                counters.resyncs,
+            ),
+        ):
+            yield CounterMetricFamily(name, text, value=value)
 
 
 @web.middleware

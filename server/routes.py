@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.api import agent, members, organizations, sessions, system, venues
+from server.api import agent, broadcast, members, organizations, sessions, system, venues
 from server.pages import auth as auth_pages
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -57,6 +57,13 @@ def setup_routes(app: web.Application) -> None:
     add("GET", "/api/v1/sessions/{id}", sessions.get_session, name="api_get_session")
     add("GET", "/api/v1/sessions/{id}/wall", sessions.get_wall, name="api_session_wall")
     add("PUT", "/api/v1/sessions/{id}", sessions.update_session, name="api_update_session")
+    add("POST", "/api/v1/sessions/{id}/broadcast", broadcast.post_broadcast, name="api_broadcast")
+    add(
+        "DELETE",
+        "/api/v1/sessions/{id}/broadcast",
+        broadcast.delete_broadcast,
+        name="api_end_broadcast",
+    )
     for action in ("start", "end", "finalize", "approve", "reopen"):
         add(
             "POST",
@@ -84,6 +91,12 @@ def setup_routes(app: web.Application) -> None:
     add("POST", "/api/v1/agent/heartbeat", agent.agent_heartbeat, name="agent_heartbeat")
     add("POST", "/api/v1/agent/checkins", agent.agent_checkins, name="agent_checkins")
     add("POST", "/api/v1/agent/stream-stats", agent.agent_stream_stats, name="agent_stream_stats")
+    add(
+        "POST",
+        "/api/v1/agent/sessions/{id}/subscribe",
+        broadcast.agent_subscribe,
+        name="agent_subscribe",
+    )
     # Pages: sign-in
     add("GET", "/login", auth_pages.get_login, name="login")
     add("POST", "/login", auth_pages.post_login, name="login_submit")

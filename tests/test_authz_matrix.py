@@ -242,6 +242,26 @@ MATRIX: dict[str, Route] = {
         parts={"id": "{ref}"},
         session_state="scheduled",
     ),
+    # A real offer is negotiated in test_broadcast.py; here a token offer passes every check
+    # but the SDP's own, so success is the 422 that names the SDP.
+    "api_broadcast": Route(
+        "POST",
+        "/api/v1/sessions/{id}/broadcast",
+        PLANNERS,
+        "object",
+        parts={"id": "{ref}"},
+        body=lambda ref, fresh: ("json", {"sdp": "v=0\r\n", "type": "offer"}),
+        ok=(422,),
+        session_state="scheduled",
+    ),
+    "api_end_broadcast": Route(
+        "DELETE",
+        "/api/v1/sessions/{id}/broadcast",
+        PLANNERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="scheduled",
+    ),
     "api_update_session": Route(
         "PUT",
         "/api/v1/sessions/{id}",
@@ -339,6 +359,15 @@ MATRIX: dict[str, Route] = {
         "/api/v1/agent/checkins",
         AGENT,
         body=lambda ref, fresh: ("json", {"sent_at": _now(), "events": []}),
+    ),
+    "agent_subscribe": Route(
+        "POST",
+        "/api/v1/agent/sessions/{id}/subscribe",
+        AGENT,
+        parts={"id": "{ref}"},
+        body=lambda ref, fresh: ("json", {"sdp": "v=0\r\n", "type": "offer"}),
+        ok=(422,),
+        session_state="scheduled",
     ),
     "agent_stream_stats": Route(
         "POST",
@@ -929,7 +958,8 @@ async def test_agent_routes_need_the_venue_token(
             kwargs: dict[str, Any] = {"headers": headers}
             if route.body is not None:
                 kwargs["json"] = route.body(session_id, "")[1]
-            path = route.path.format(**route.parts)
+            parts = {key: value.replace("{ref}", session_id) for key, value in route.parts.items()}
+            path = route.path.format(**parts)
             async with run.plain.request(route.method, path, **kwargs) as response:
                 return Answer(response.status, response.headers, await response.text())
 

@@ -22,6 +22,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.is_sqlite
     assert settings.redis_url is None
     assert settings.data_dir == tmp_path
+    # ICE: every local address found, and no STUN/TURN server unless one is configured.
+    assert settings.ice.hosts == () and settings.ice.servers == ()
 
 
 def test_values_are_read(tmp_path: Path) -> None:
@@ -35,8 +37,15 @@ def test_values_are_read(tmp_path: Path) -> None:
             "HETANG_DATABASE_URL": "postgresql+asyncpg://hetang@db/hetang",
             "HETANG_REDIS_URL": "redis://cache:6379/0",
             "HETANG_SECRET_KEY": KEY,
+            "HETANG_ICE_HOSTS": "127.0.0.1, 10.0.0.5",
+            "HETANG_ICE_SERVERS": "stun:stun.example.cn:3478,turn:turn.example.cn:3478",
+            "HETANG_TURN_USERNAME": "hetang",
+            "HETANG_TURN_CREDENTIAL": "s3cret",
         }
     )
+    assert settings.ice.hosts == ("127.0.0.1", "10.0.0.5")
+    assert settings.ice.servers == ("stun:stun.example.cn:3478", "turn:turn.example.cn:3478")
+    assert (settings.ice.username, settings.ice.credential) == ("hetang", "s3cret")
     assert (settings.host, settings.port, settings.timezone, settings.locale) == (
         "0.0.0.0",  # noqa: S104
         9000,
@@ -83,6 +92,10 @@ def test_the_generated_secret_is_kept_private_and_reused(tmp_path: Path) -> None
         ("HETANG_REDIS_URL", "http://cache:6379"),
         ("HETANG_SECRET_KEY", "too-short"),
         ("HETANG_SECRET_KEY", "x" * 31),
+        ("HETANG_ICE_HOSTS", "localhost"),
+        ("HETANG_ICE_HOSTS", "127.0.0.1,300.1.1.1"),
+        ("HETANG_ICE_SERVERS", "stun.l.google.com:19302"),
+        ("HETANG_ICE_SERVERS", "http://turn.example.cn"),
     ],
 )
 def test_a_bad_value_names_its_variable(tmp_path: Path, name: str, value: str) -> None:

@@ -18,7 +18,7 @@ from server.domain.ics import CalendarEvent, calendar
 from server.domain.times import parse_instant
 from server.domain.venues import HEARTBEAT_S, STATS_S
 from server.errors import Invalid, TooLarge
-from server.keys import AGENT_VENUE_KEY, DB_KEY, METRICS_KEY
+from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, METRICS_KEY
 from server.live.broker import venue_channel
 from server.live.notify import wall_changed
 from server.live.sockets import serve_channel
@@ -258,7 +258,13 @@ async def agent_stream_stats(request: web.Request) -> web.Response:
             [r for r in readings if r is not None],
             received_at,
         )
-    request.app[METRICS_KEY].stream_samples.inc(count)
+    metrics = request.app[METRICS_KEY]
+    metrics.stream_samples.inc(count)
+    stored = [r for r in readings if r is not None]
+    if stored:
+        metrics.record_stream(request[AGENT_VENUE_KEY].code, max(stored, key=lambda r: r.at))
+    if count:
+        await wall_changed(request.app, {session_id})
     return reply({"accepted": count})
 
 
@@ -269,4 +275,9 @@ async def agent_events(request: web.Request) -> web.WebSocketResponse:
     venue = request[AGENT_VENUE_KEY]
     if not web.WebSocketResponse().can_prepare(request).ok:
         raise Invalid("This address is a WebSocket: connect with Upgrade: websocket.")
-    return await serve_channel(request, venue_channel(venue.code))
+    # An agent that (re)connects while a broadcast is on joins it at once.
+    greeting = [
+        {"type": "broadcast_started", "session_id": public_id}
+        for public_id in request.app[BROADCASTS_KEY].on_air_for(venue.code)
+    ]
+    return await serve_channel(request, venue_channel(venue.code), greeting)

@@ -4,6 +4,8 @@ database is the source of truth and listeners re-read it."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from aiohttp import web
 
@@ -16,19 +18,18 @@ log = logging.getLogger(__name__)
 
 async def schedule_changed(app: web.Application, view: SessionView) -> None:
     """Every venue of the session should fetch its schedule again."""
+    message = {"type": "schedule_changed", "session_id": view.id}
+    await tell_venues(app, [venue.code for venue in view.venues], message)
+
+
+async def tell_venues(app: web.Application, codes: Iterable[str], message: dict[str, Any]) -> None:
+    """Send one message to the agents of these venues."""
     broker = app[BROKER_KEY]
-    for venue in view.venues:
+    for code in codes:
         try:
-            await broker.publish(
-                venue_channel(venue.code), {"type": "schedule_changed", "session_id": view.id}
-            )
+            await broker.publish(venue_channel(code), message)
         except Exception:
-            log.warning(
-                "could not announce the change of session %s to %s",
-                view.id,
-                venue.code,
-                exc_info=True,
-            )
+            log.warning("could not send %s to %s", message.get("type"), code, exc_info=True)
 
 
 def session_channel(public_id: str) -> str:

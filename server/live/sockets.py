@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -32,14 +32,19 @@ class OpenSockets:
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
-async def serve_channel(request: web.Request, channel: str) -> web.WebSocketResponse:
-    """Upgrade the request and push the channel's messages until either side closes; the
-    client sends nothing (a lost message is harmless: clients re-read on every message)."""
+async def serve_channel(
+    request: web.Request, channel: str, greeting: Sequence[dict[str, Any]] = ()
+) -> web.WebSocketResponse:
+    """Upgrade the request, send the greeting, then push the channel's messages until either
+    side closes; the client sends nothing (a lost message is harmless: clients re-read on every
+    message)."""
     socket = web.WebSocketResponse(heartbeat=30)
     await socket.prepare(request)
     request.app[WEBSOCKETS_KEY].add(socket)
     try:
         async with request.app[BROKER_KEY].subscribe(channel) as messages:
+            for message in greeting:
+                await socket.send_json(message)
             forward = asyncio.create_task(_forward(messages, socket))
             try:
                 async for _ in socket:

@@ -1,0 +1,113 @@
+"""The live broadcast: the operator publishes and ends it; venue agents subscribe to it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCSessionDescription
+
+from passthrough.wiring import NoCommonCodec
+from server.api.body import read_json, reply
+from server.auth.access import agent, allow
+from server.db.session import read_session, write_session
+from server.errors import Conflict, Invalid
+from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY
+from server.live.notify import tell_venues, wall_changed
+from server.rtc.broadcasts import NotOnAir
+from server.services import broadcasts
+from server.services.clock import utcnow
+
+log = logging.getLogger(__name__)
+
+PUBLISHERS = ("admin", "operator")
+MAX_SDP = 64 * 1024
+
+
+def _offer(body: dict[str, Any]) -> RTCSessionDescription:
+    sdp, kind = body.get("sdp"), body.get("type")
+    problems: dict[str, str] = {}
+    if not isinstance(sdp, str) or not sdp.strip():
+        problems["sdp"] = "is required"
+    elif len(sdp) > MAX_SDP or not sdp.startswith("v=0") or "\nm=" not in sdp:
+        problems["sdp"] = "is not an SDP offer"
+    if kind != "offer":
+        problems["type"] = 'must be "offer"'
+    if problems:
+        raise Invalid("The body must be a WebRTC offer.", fields=problems)
+    return RTCSessionDescription(sdp=str(sdp), type="offer")
+
+
+def _unusable(error: Exception) -> Invalid:
+    log.info("an offer could not be used", exc_info=error)
+    return Invalid(
+        "The offer could not be used: {problem}",
+        problem=str(error) or type(error).__name__,
+        fields={"sdp": "could not be negotiated"},
+    )
+
+
+def _answer(answer: RTCSessionDescription) -> web.Response:
+    return reply({"sdp": answer.sdp, "type": answer.type})
+
+
+@allow(*PUBLISHERS)
+async def post_broadcast(request: web.Request) -> web.Response:
+    """POST /api/v1/sessions/{id}/broadcast: publish (or republish) the session's broadcast."""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        target = await broadcasts.broadcast_target(
+            session, principal.scope, request.match_info["id"]
+        )
+    offer = _offer(await read_json(request))
+    now = utcnow()
+    try:
+        answer = await request.app[BROADCASTS_KEY].publish(
+            target.public_id, target.venue_codes, offer, now
+        )
+    except Exception as error:
+        raise _unusable(error) from None
+    async with write_session(request.app[DB_KEY]) as session:
+        await broadcasts.record(session, principal.actor, target.public_id, "start", now)
+    message = {"type": "broadcast_started", "session_id": target.public_id}
+    await tell_venues(request.app, target.venue_codes, message)
+    await wall_changed(request.app, {target.public_id})
+    return _answer(answer)
+
+
+@allow(*PUBLISHERS)
+async def delete_broadcast(request: web.Request) -> web.Response:
+    """DELETE /api/v1/sessions/{id}/broadcast: take the session off air."""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        target = await broadcasts.ending_target(session, principal.scope, request.match_info["id"])
+    if await request.app[BROADCASTS_KEY].end(target.public_id):
+        async with write_session(request.app[DB_KEY]) as session:
+            await broadcasts.record(session, principal.actor, target.public_id, "end", utcnow())
+        message = {"type": "broadcast_ended", "session_id": target.public_id}
+        await tell_venues(request.app, target.venue_codes, message)
+        await wall_changed(request.app, {target.public_id})
+    return reply({"on": False})
+
+
+@agent
+async def agent_subscribe(request: web.Request) -> web.Response:
+    """POST /api/v1/agent/sessions/{id}/subscribe: receive the live broadcast (recvonly)."""
+    venue = request[AGENT_VENUE_KEY]
+    public_id = request.match_info["id"]
+    async with read_session(request.app[DB_KEY]) as session:
+        await broadcasts.check_receiver(session, venue, public_id)
+    offer = _offer(await read_json(request))
+    try:
+        answer = await request.app[BROADCASTS_KEY].subscribe(public_id, venue.code, offer)
+    except NotOnAir:
+        raise Conflict("No broadcast is on for session {id}.", id=public_id) from None
+    except NoCommonCodec:
+        raise Conflict(
+            "This venue cannot receive the codec the main venue sends; update the agent."
+        ) from None
+    except Exception as error:
+        raise _unusable(error) from None
+    await wall_changed(request.app, {public_id})
+    return _answer(answer)

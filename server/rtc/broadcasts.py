@@ -1,0 +1,200 @@
+"""The broadcasts on air in this process: per session, one publisher feeding encoded pass-through
+sources, and one subscriber connection per venue. Sources outlive publishers, so a publisher that
+drops and republishes reaches the same subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from passthrough.fanout import RelayCounters, RelayTrack, Source
+from passthrough.peer import IceSettings, new_peer
+from passthrough.wiring import KINDS, Feed, accept_publisher, answer_subscriber
+
+log = logging.getLogger(__name__)
+
+ENDED_STATES = ("failed", "closed")
+
+
+class NotOnAir(Exception):
+    """No broadcast is on for the session."""
+
+
+@dataclass(frozen=True)
+class BroadcastStatus:
+    """What the venue wall shows about a session's broadcast."""
+
+    on: bool
+    publishing: bool
+    subscribers: int
+    since: datetime | None
+
+
+@dataclass
+class _Subscriber:
+    pc: RTCPeerConnection
+    tracks: list[RelayTrack]
+
+
+@dataclass
+class Broadcast:
+    """One session on air."""
+
+    public_id: str
+    venue_codes: tuple[str, ...]
+    since: datetime
+    sources: dict[str, Source]
+    publisher: tuple[RTCPeerConnection, Feed] | None = None
+    subscribers: dict[str, _Subscriber] = field(default_factory=dict)
+
+    @property
+    def publishing(self) -> bool:
+        """True while a publisher's connection is up or being set up."""
+        return self.publisher is not None
+
+
+class Broadcasts:
+    """Every broadcast of this process; created and closed by the app's rtc context."""
+
+    def __init__(self, ice: IceSettings, counters: RelayCounters | None = None) -> None:
+        self.ice = ice
+        self.counters = counters or RelayCounters()
+        self._on_air: dict[str, Broadcast] = {}
+        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def status(self, public_id: str) -> BroadcastStatus:
+        """Whether the session is on air, with a publisher, and to how many venues."""
+        broadcast = self._on_air.get(public_id)
+        if broadcast is None:
+            return BroadcastStatus(False, False, 0, None)
+        return BroadcastStatus(
+            True, broadcast.publishing, len(broadcast.subscribers), broadcast.since
+        )
+
+    def on_air_for(self, venue_code: str) -> list[str]:
+        """The sessions on air that this venue takes part in."""
+        return [b.public_id for b in self._on_air.values() if venue_code in b.venue_codes]
+
+    def subscriber_counts(self) -> dict[str, int]:
+        """Subscribers per session on air (for the metrics)."""
+        return {b.public_id: len(b.subscribers) for b in self._on_air.values()}
+
+    async def publish(
+        self,
+        public_id: str,
+        venue_codes: tuple[str, ...],
+        offer: RTCSessionDescription,
+        now: datetime,
+    ) -> RTCSessionDescription:
+        """Answer the publisher's offer; one already on is replaced (republish or takeover)."""
+        async with self._lock:
+            broadcast = self._on_air.get(public_id)
+            if broadcast is None:
+                sources = {kind: Source(kind, self.counters) for kind in KINDS}
+                broadcast = Broadcast(public_id, venue_codes, now, sources)
+                self._on_air[public_id] = broadcast
+            broadcast.venue_codes = venue_codes
+            pc = new_peer(self.ice)
+            try:
+                answer, feed = await accept_publisher(pc, offer, broadcast.sources, self.ice)
+            except Exception:
+                await pc.close()
+                if broadcast.publisher is None and not broadcast.subscribers:
+                    self._on_air.pop(public_id, None)
+                raise
+            previous, broadcast.publisher = broadcast.publisher, (pc, feed)
+            self._watch(pc, lambda: self._publisher_gone(broadcast, pc, feed))
+            if previous is not None:
+                previous[1].stop()
+                await previous[0].close()
+            return answer
+
+    async def subscribe(
+        self, public_id: str, venue_code: str, offer: RTCSessionDescription
+    ) -> RTCSessionDescription:
+        """Answer a venue's receive-only offer; a venue's earlier connection is replaced."""
+        broadcast = self._on_air.get(public_id)
+        if broadcast is None or all(s.codec is None for s in broadcast.sources.values()):
+            raise NotOnAir(public_id)
+        pc = new_peer(self.ice)
+        try:
+            answer, tracks = await answer_subscriber(pc, offer, broadcast.sources, self.ice)
+        except Exception:
+            await pc.close()
+            raise
+        subscriber = _Subscriber(pc, tracks)
+        previous = broadcast.subscribers.get(venue_code)
+        broadcast.subscribers[venue_code] = subscriber
+        self._watch(pc, lambda: self._subscriber_gone(broadcast, venue_code, subscriber))
+        if previous is not None:
+            await self._close_subscriber(previous)
+        return answer
+
+    async def end(self, public_id: str) -> bool:
+        """Take the session off air; False when it was not on."""
+        async with self._lock:
+            broadcast = self._on_air.pop(public_id, None)
+        if broadcast is None:
+            return False
+        await self._shut(broadcast)
+        return True
+
+    async def close_all(self) -> None:
+        """Server shutdown: every connection closed, every watcher finished."""
+        async with self._lock:
+            broadcasts = list(self._on_air.values())
+            self._on_air.clear()
+        for broadcast in broadcasts:
+            await self._shut(broadcast)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def _shut(self, broadcast: Broadcast) -> None:
+        if broadcast.publisher is not None:
+            pc, feed = broadcast.publisher
+            broadcast.publisher = None
+            feed.stop()
+            await pc.close()
+        for subscriber in list(broadcast.subscribers.values()):
+            await self._close_subscriber(subscriber)
+        broadcast.subscribers.clear()
+        for source in broadcast.sources.values():
+            source.close()
+
+    @staticmethod
+    async def _close_subscriber(subscriber: _Subscriber) -> None:
+        for track in subscriber.tracks:
+            track.stop()
+        await subscriber.pc.close()
+
+    def _watch(self, pc: RTCPeerConnection, gone: Callable[[], object]) -> None:
+        @pc.on("connectionstatechange")
+        def changed() -> None:
+            if pc.connectionState in ENDED_STATES:
+                gone()
+
+    def _publisher_gone(self, broadcast: Broadcast, pc: RTCPeerConnection, feed: Feed) -> None:
+        """The publisher's connection failed: subscribers stay, waiting for a republish."""
+        feed.stop()
+        if broadcast.publisher is not None and broadcast.publisher[0] is pc:
+            broadcast.publisher = None
+            log.info("the publisher of %s left; waiting for it to republish", broadcast.public_id)
+        self._close_later(pc)
+
+    def _subscriber_gone(self, broadcast: Broadcast, code: str, subscriber: _Subscriber) -> None:
+        for track in subscriber.tracks:
+            track.stop()
+        if broadcast.subscribers.get(code) is subscriber:
+            del broadcast.subscribers[code]
+        self._close_later(subscriber.pc)
+
+    def _close_later(self, pc: RTCPeerConnection) -> None:
+        task = asyncio.ensure_future(pc.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)

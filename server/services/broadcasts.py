@@ -1,0 +1,88 @@
+"""Who may broadcast a session and who may receive it; starting and ending are audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import AgentVenue, Scope
+from server.db.models import SessionVenue, TrainingSession, Venue
+from server.domain.audit_chain import AuditFacts
+from server.domain.labels import SESSION_STATE_LABELS
+from server.errors import Conflict, NotFound, Term
+from server.services import audit
+from server.services.sessions import check_owner, load_visible
+
+BROADCASTABLE = ("scheduled", "live")
+
+
+@dataclass(frozen=True)
+class BroadcastTarget:
+    """A session that may be broadcast, with the venues that should hear about it."""
+
+    public_id: str
+    venue_codes: tuple[str, ...]
+
+
+async def _venue_codes(session: AsyncSession, training_id: int) -> tuple[str, ...]:
+    codes = await session.scalars(
+        select(Venue.code)
+        .join(SessionVenue, SessionVenue.venue_id == Venue.id)
+        .where(SessionVenue.session_id == training_id)
+        .order_by(Venue.code)
+    )
+    return tuple(codes)
+
+
+async def broadcast_target(session: AsyncSession, scope: Scope, public_id: str) -> BroadcastTarget:
+    """The session, if the scope organizes it (403 for a branch's organization, 404 unseen) and
+    it is scheduled or live (409 otherwise)."""
+    training = await load_visible(session, scope, public_id)
+    await check_owner(session, scope, training)
+    if training.state not in BROADCASTABLE:
+        raise Conflict(
+            "Cannot broadcast a session that is “{state}”.",
+            state=Term(SESSION_STATE_LABELS[training.state]),
+        )
+    return BroadcastTarget(public_id, await _venue_codes(session, training.id))
+
+
+async def ending_target(session: AsyncSession, scope: Scope, public_id: str) -> BroadcastTarget:
+    """The session, if the scope organizes it; ending is allowed in any state."""
+    training = await load_visible(session, scope, public_id)
+    await check_owner(session, scope, training)
+    return BroadcastTarget(public_id, await _venue_codes(session, training.id))
+
+
+async def check_receiver(session: AsyncSession, venue: AgentVenue, public_id: str) -> None:
+    """404 unless the venue takes part in the session."""
+    found = await session.scalar(
+        select(TrainingSession.id)
+        .join(SessionVenue, SessionVenue.session_id == TrainingSession.id)
+        .where(TrainingSession.public_id == public_id, SessionVenue.venue_id == venue.venue_id)
+    )
+    if found is None:
+        raise NotFound("No session with id {id} at this venue.", id=public_id)
+
+
+async def record(
+    session: AsyncSession, actor: str, public_id: str, action: str, now: datetime
+) -> None:
+    """Audit `session.broadcast_start` / `session.broadcast_end`."""
+    await audit.append(
+        session,
+        [
+            AuditFacts(
+                now,
+                actor,
+                f"session.broadcast_{action}",
+                "session",
+                public_id,
+                {},
+                {"broadcast": action},
+            )
+        ],
+    )
