@@ -79,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Every ICE check and connection step is logged at INFO by these: noise for an operator.
+    for chatty in ("alembic.runtime.plugins", "aioice", "aiortc"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         settings = Settings.from_env()
     except SettingsError as error:
