@@ -246,6 +246,8 @@ def demo_agents(args: argparse.Namespace, settings: Settings) -> int:
         if not agents:
             print("hetang: there are no venues; run `hetang demo` first", file=sys.stderr)
             return EXIT_ERROR
-        return await run_agents(agents, f"http://{settings.host}:{settings.port}")
+        return await run_agents(
+            agents, f"http://{settings.host}:{settings.port}", settings.ice.hosts
+        )
 
     return _with_db(settings, work)

@@ -66,26 +66,20 @@ async def _branch_venues_of_next_session(session: AsyncSession, count: int) -> l
     return list((await session.execute(query)).scalars())
 
 
-async def run_agents(agents: list[DemoAgent], server_url: str) -> int:
-    """Run the agents until this process is told to stop; then stop them too."""
+async def run_agents(
+    agents: list[DemoAgent], server_url: str, ice_hosts: tuple[str, ...] = ()
+) -> int:
+    """Run the agents until this process is told to stop; then stop them too. They offer the
+    same ICE host addresses as the server (a one-machine demo on loopback)."""
     executable = Path(sys.executable).parent / "hetang-agent"
     processes = []
     for agent in agents:
         agent.data_dir.mkdir(parents=True, exist_ok=True)
-        processes.append(
-            await asyncio.create_subprocess_exec(
-                str(executable),
-                "run",
-                "--server",
-                server_url,
-                "--token",
-                agent.token,
-                "--data-dir",
-                str(agent.data_dir),
-                "--ui-port",
-                str(agent.ui_port),
-            )
-        )
+        args = ["run", "--server", server_url, "--token", agent.token]
+        args += ["--data-dir", str(agent.data_dir), "--ui-port", str(agent.ui_port)]
+        if ice_hosts:
+            args += ["--ice-hosts", ",".join(ice_hosts)]
+        processes.append(await asyncio.create_subprocess_exec(str(executable), *args))
         print(
             f"demo agent for venue {agent.venue}: staff page http://127.0.0.1:{agent.ui_port}",
             flush=True,
