@@ -164,6 +164,10 @@ class Source:
         delivered = sum(1 for track in list(self._tracks) if track.offer(packet, keyframe))
         self.counters.frames_forwarded += delivered
         self.counters.bytes_forwarded += delivered * len(data)
+        if not keyframe and any(track.waiting_for_keyframe for track in self._tracks):
+            # The keyframe asked for went by before this subscriber started waiting (or never
+            # came): ask again, once the interval allows.
+            self.request_keyframe()
 
     def resynchronise(self) -> None:
         """A subscriber fell behind and was flushed."""
@@ -172,7 +176,8 @@ class Source:
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most once per interval (the ones asked for in
-        between are served by the keyframe already on its way)."""
+        between are served by the keyframe already on its way, or else asked for again by push()
+        once the interval is over)."""
         if self.kind != "video" or self._requester is None:
             return
         now = self._clock()

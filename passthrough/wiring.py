@@ -36,6 +36,7 @@ class Feed:
     sources: Mapping[str, Source]
     receivers: dict[str, RTCRtpReceiver] = field(default_factory=dict)
     requesters: dict[str, KeyframeRequester] = field(default_factory=dict)
+    active: bool = True  # a stopped feed's frames are dropped, so two publishers never mix
 
     def connect(self, answer_sdp: str) -> None:
         """After negotiation: tell each source its codec and how to ask for keyframes."""
@@ -49,7 +50,8 @@ class Feed:
             self.sources[kind].connect(codec, requester)
 
     def stop(self) -> None:
-        """The peer is gone: its sources wait for the next publisher."""
+        """The peer is gone or replaced: its sources wait for the next publisher."""
+        self.active = False
         for kind, requester in self.requesters.items():
             self.sources[kind].disconnect(requester)
         self.requesters.clear()
@@ -62,7 +64,7 @@ def tap_peer(pc: RTCPeerConnection, sources: Mapping[str, Source], *, decode: bo
         source = sources.get(transceiver.kind)
         if source is None or transceiver.kind in feed.receivers:
             continue
-        tap_receiver(transceiver.receiver, _sink(source), decode=decode)
+        tap_receiver(transceiver.receiver, _sink(source, feed), decode=decode)
         feed.receivers[transceiver.kind] = transceiver.receiver
     return feed
 
@@ -116,9 +118,10 @@ async def answer_subscriber(
     return pc.localDescription, tracks
 
 
-def _sink(source: Source) -> FrameSink:
+def _sink(source: Source, feed: Feed) -> FrameSink:
     def take(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-        source.push(codec.name, frame.data, frame.timestamp)
+        if feed.active:
+            source.push(codec.name, frame.data, frame.timestamp)
 
     return take
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCSessionDescription
 
 from passthrough.fanout import RelayCounters, RelayTrack, Source
 from passthrough.peer import IceSettings, new_peer
@@ -58,6 +58,10 @@ class Broadcast:
         return self.publisher is not None
 
 
+def _changed(before: RTCRtpCodecCapability, after: RTCRtpCodecCapability | None) -> bool:
+    return after is None or before.mimeType.lower() != after.mimeType.lower()
+
+
 class Broadcasts:
     """Every broadcast of this process; created and closed by the app's rtc context."""
 
@@ -100,6 +104,7 @@ class Broadcasts:
                 broadcast = Broadcast(public_id, venue_codes, now, sources)
                 self._on_air[public_id] = broadcast
             broadcast.venue_codes = venue_codes
+            codecs_before = {kind: s.codec for kind, s in broadcast.sources.items()}
             pc = new_peer(self.ice)
             try:
                 answer, feed = await accept_publisher(pc, offer, broadcast.sources, self.ice)
@@ -108,11 +113,21 @@ class Broadcasts:
                 if broadcast.publisher is None and not broadcast.subscribers:
                     self._on_air.pop(public_id, None)
                 raise
+            # No await until the old publisher's feed is stopped: its frames never mix in.
             previous, broadcast.publisher = broadcast.publisher, (pc, feed)
-            self._watch(pc, lambda: self._publisher_gone(broadcast, pc, feed))
             if previous is not None:
                 previous[1].stop()
+            self._watch(pc, lambda: self._publisher_gone(broadcast, pc, feed))
+            if previous is not None:
                 await previous[0].close()
+            if any(
+                before is not None and _changed(before, broadcast.sources[kind].codec)
+                for kind, before in codecs_before.items()
+            ):
+                # Venues negotiated the old codec: they subscribe again when told it started.
+                for subscriber in list(broadcast.subscribers.values()):
+                    await self._close_subscriber(subscriber)
+                broadcast.subscribers.clear()
             return answer
 
     async def subscribe(
