@@ -48,6 +48,27 @@ def test_config_reads_flags_over_variables(tmp_path: Path) -> None:
     assert config.data_dir == tmp_path / "env" and config.data_dir.is_dir()
     assert config.ui_port == 9000
     assert config.scanner is None  # no scanner unless asked for
+    # No ICE server unless one is given (never a public one), every host address found.
+    assert config.ice.servers == () and config.ice.hosts == ()
+
+
+def test_config_reads_the_ice_settings(tmp_path: Path) -> None:
+    env = {
+        "HETANG_AGENT_ICE_HOSTS": " 127.0.0.1, ::1 ",
+        "HETANG_AGENT_ICE_SERVERS": "stun:ignored.example",
+        "HETANG_AGENT_TURN_USERNAME": "venue",
+        "HETANG_AGENT_TURN_CREDENTIAL": "secret",
+    }
+    flags: dict[str, str | None] = {
+        "--server": "http://x",
+        "--token": TOKEN,
+        "--data-dir": str(tmp_path),
+        "--ice-servers": "stun:stun.example:3478,turn:turn.example:3478",
+    }
+    ice = AgentConfig.load(flags, env).ice
+    assert ice.hosts == ("127.0.0.1", "::1")
+    assert ice.servers == ("stun:stun.example:3478", "turn:turn.example:3478")
+    assert (ice.username, ice.credential) == ("venue", "secret")
 
 
 @pytest.mark.parametrize(
@@ -59,6 +80,14 @@ def test_config_reads_flags_over_variables(tmp_path: Path) -> None:
         ({"--server": "http://x", "--token": "hu_user"}, "--token / HETANG_AGENT_TOKEN"),
         ({"--server": "http://x", "--token": TOKEN, "--ui-port": "80a"}, "--ui-port"),
         ({"--server": "http://x", "--token": TOKEN, "--ui-port": "70000"}, "--ui-port"),
+        (
+            {"--server": "http://x", "--token": TOKEN, "--ice-hosts": "127.0.0.1,localhost"},
+            "--ice-hosts / HETANG_AGENT_ICE_HOSTS",
+        ),
+        (
+            {"--server": "http://x", "--token": TOKEN, "--ice-servers": "stun.example:3478"},
+            "--ice-servers / HETANG_AGENT_ICE_SERVERS",
+        ),
     ],
 )
 def test_config_names_the_bad_setting(
@@ -87,6 +116,9 @@ def test_cli_exit_codes_without_tracebacks(tmp_path: Path) -> None:
         )
     )
     cases.append((["status", "--data-dir", str(tmp_path / "empty")], 3, "no agent journal"))
+    cases.append(
+        (["run", *server, "--data-dir", str(tmp_path), "--ice-hosts", "x"], 2, "--ice-hosts")
+    )
     for args, code, named in cases:
         result = _run(*args)
         assert result.returncode == code, (args, result.stderr)
@@ -277,6 +309,28 @@ def test_import_and_status_commands(tmp_path: Path) -> None:
     assert data["queue_depth"] == 2 and data["rejected_count"] == 0
     assert data["next_session"]["id"] == "s1" and data["session"] is None
     assert data["last_sync"] is None
+    assert data["stream"] == {"state": "idle", "session_id": None}
+    assert "未接收 idle" in status.stdout
+    # The newest stream sample in the journal is what `status` says of the stream.
+    outbox = Outbox.open(tmp_path)
+    try:
+        sample = {
+            "at": datetime.now(UTC).isoformat(),
+            "state": "degraded",
+            "bitrate_kbps": 812.5,
+            "fps": 12.0,
+            "loss_pct": 0.5,
+            "jitter_ms": 4.0,
+            "freezes": 1,
+            "frames_decoded": 600,
+        }
+        outbox.add([NewEvent("sample-1", "sample", "s1", sample, sample["at"])])
+    finally:
+        outbox.close()
+    stream = _json_status(tmp_path)["stream"]
+    assert stream == {**sample, "session_id": "s1"}
+    line = _run("status", "--data-dir", str(tmp_path)).stdout
+    assert "较差 degraded · 12.0 fps · 812.5 kbps" in line
 
 
 def _json_status(data_dir: Path) -> Any:
@@ -379,6 +433,27 @@ def test_staff_page(offline_agent: Agent) -> None:
     assert data["session"]["id"] == "s1" and data["session"]["roster_size"] == 2
     assert [p["code"] for p in data["present"]] == ["M900"]
     assert data["queue_depth"] == 4
+    assert data["stream"] == {"state": "idle", "session_id": None}
+
+
+def test_room_screen_page(offline_agent: Agent) -> None:
+    agent = offline_agent
+    status, html = http_json("GET", agent.ui + "/screen")
+    assert status == 200 and "等待主会场开始直播" in html
+    token = html.split('name="csrf-token" content="')[1].split('"')[0]
+    for path in ("/screen.js", "/screen.css"):
+        assert http_json("GET", agent.ui + path)[0] == 200
+    status, state = http_json("GET", agent.ui + "/screen/state")
+    assert status == 200 and state == {"live": False, "state": "idle", "title": None}
+    offer = {"sdp": "v=0\r\n", "type": "offer"}
+    assert http_json("POST", agent.ui + "/screen/offer", offer)[0] == 403  # no CSRF token
+    rebound = {"Host": "attacker.example", "X-CSRF-Token": token}
+    assert http_json("POST", agent.ui + "/screen/offer", offer, rebound)[0] == 403
+    good = {"X-CSRF-Token": token}
+    status, answer = http_json("POST", agent.ui + "/screen/offer", offer, good)
+    assert status == 409 and answer["error"]["code"] == "conflict"  # nothing is received
+    status, answer = http_json("POST", agent.ui + "/screen/offer", {"sdp": 1}, good)
+    assert status == 422 and answer["error"]["code"] == "invalid"
 
 
 def test_a_scan_with_no_session_is_kept_as_refused(tmp_path: Path) -> None:

@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="where the journal lives (HETANG_AGENT_DATA_DIR)")
     run.add_argument("--ui-port", help="the staff page's port (HETANG_AGENT_UI_PORT, 8765)")
     run.add_argument("--scanner", help="'stdin' or a device path (HETANG_AGENT_SCANNER)")
+    run.add_argument(
+        "--ice-hosts",
+        help="IP addresses to offer for the live stream, comma-separated; empty: every address "
+        "found (HETANG_AGENT_ICE_HOSTS)",
+    )
+    run.add_argument(
+        "--ice-servers",
+        help="stun:/turn: URLs, comma-separated; empty: none (HETANG_AGENT_ICE_SERVERS)",
+    )
     sheet = sub.add_parser("import", help="queue a paper sign-in sheet (CSV) for upload")
     sheet.add_argument("file", type=Path, metavar="FILE.csv")
     sheet.add_argument("--session", required=True, help="the session id the sheet belongs to")
@@ -65,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, str | None]:
-    names = ("server", "token", "data_dir", "ui_port", "scanner")
+    names = ("server", "token", "data_dir", "ui_port", "scanner", "ice_hosts", "ice_servers")
     return {"--" + name.replace("_", "-"): getattr(args, name, None) for name in names}
 
 
@@ -77,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # aioice logs every candidate pair at INFO: more than an operator wants to read.
+    logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLogger().level))
     commands = {"run": run, "import": import_sheet, "status": status}
     try:
         return int(commands[args.command](args, os.environ))
@@ -187,7 +198,21 @@ def status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
             f"{_local(upcoming['starts_at'])} – {_local(upcoming['ends_at'])}"
         )
     print(f"已拒绝 rejected:          {data['rejected_count']}")
+    print(f"直播 stream:              {_stream_line(data['stream'])}")
     return ExitCode.OK
+
+
+STREAM_STATES = {"good": "良好 good", "degraded": "较差 degraded", "down": "中断 down"}
+
+
+def _stream_line(stream: dict[str, object]) -> str:
+    state = str(stream.get("state"))
+    if state not in STREAM_STATES:
+        return "未接收 idle"
+    return (
+        f"{STREAM_STATES[state]} · {stream.get('fps')} fps · {stream.get('bitrate_kbps')} kbps · "
+        f"丢包 loss {stream.get('loss_pct')} % (场次 session {stream.get('session_id')})"
+    )
 
 
 def _local(iso_text: str | None) -> str:

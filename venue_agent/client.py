@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -159,6 +160,33 @@ class ServerClient:
                 )
             )
         return results
+
+    async def stream_stats(
+        self, sent_at: str, session_id: str, samples: Sequence[Mapping[str, Any]]
+    ) -> int:
+        """POST stream-stats: one session's samples; answers how many the server stored."""
+        body = await self._call(
+            "POST",
+            "/stream-stats",
+            {"sent_at": sent_at, "session_id": session_id, "samples": list(samples)},
+        )
+        accepted = body.get("accepted")
+        if isinstance(accepted, bool) or not isinstance(accepted, int):
+            raise Unavailable("stream-stats answered without a count")
+        return accepted
+
+    async def subscribe(self, session_id: str, offer_sdp: str) -> str:
+        """POST sessions/{id}/subscribe: our receive-only offer for the broadcast; answers the
+        server's answer SDP (409 Refused when no broadcast is on)."""
+        body = await self._call(
+            "POST",
+            f"/sessions/{quote(session_id, safe='')}/subscribe",
+            {"sdp": offer_sdp, "type": "offer"},
+        )
+        sdp = body.get("sdp")
+        if body.get("type") != "answer" or not isinstance(sdp, str) or not sdp:
+            raise Unavailable("subscribe answered without an SDP answer")
+        return sdp
 
     async def _call(self, method: str, path: str, payload: object) -> dict[str, Any]:
         async with self._request(method, path, payload, {}) as response:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from passthrough.peer import IceSettings, parse_hosts, parse_servers
 
 VENUE_TOKEN_PREFIX = "hv_"  # noqa: S105  (a prefix, not a secret)
 DEFAULT_UI_PORT = 8765
@@ -51,6 +53,11 @@ TOKEN = Setting("--token", "HETANG_AGENT_TOKEN")
 DATA_DIR = Setting("--data-dir", "HETANG_AGENT_DATA_DIR")
 UI_PORT = Setting("--ui-port", "HETANG_AGENT_UI_PORT")
 SCANNER = Setting("--scanner", "HETANG_AGENT_SCANNER")
+ICE_HOSTS = Setting("--ice-hosts", "HETANG_AGENT_ICE_HOSTS")
+ICE_SERVERS = Setting("--ice-servers", "HETANG_AGENT_ICE_SERVERS")
+# TURN credentials come from the environment only: a flag would show them to `ps`.
+TURN_USERNAME = "HETANG_AGENT_TURN_USERNAME"
+TURN_CREDENTIAL = "HETANG_AGENT_TURN_CREDENTIAL"
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class AgentConfig:
     data_dir: Path
     ui_port: int = DEFAULT_UI_PORT
     scanner: str | None = None  # "stdin", a device path, or None for no scanner
+    ice: IceSettings = field(default_factory=IceSettings)  # no ICE server unless configured
 
     @classmethod
     def load(cls, flags: Mapping[str, str | None], environ: Mapping[str, str]) -> AgentConfig:
@@ -77,7 +85,8 @@ class AgentConfig:
         data_dir = writable_data_dir(flags, environ)
         ui_port = _port(_pick(UI_PORT, flags, environ) or str(DEFAULT_UI_PORT))
         scanner = _scanner(_pick(SCANNER, flags, environ))
-        return cls(server=server, data_dir=data_dir, ui_port=ui_port, scanner=scanner)
+        ice = ice_settings(flags, environ)
+        return cls(server=server, data_dir=data_dir, ui_port=ui_port, scanner=scanner, ice=ice)
 
 
 def _pick(setting: Setting, flags: Mapping[str, str | None], environ: Mapping[str, str]) -> str:
@@ -115,6 +124,26 @@ def server_access(flags: Mapping[str, str | None], environ: Mapping[str, str]) -
     if not token.startswith(VENUE_TOKEN_PREFIX) or any(ch.isspace() for ch in token):
         raise ConfigError(f"{TOKEN.label} must be a venue token starting with hv_")
     return ServerAccess(url=url.rstrip("/"), token=token)
+
+
+def ice_settings(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> IceSettings:
+    """The host addresses to offer and the STUN/TURN servers to ask (both empty unless given)."""
+    try:
+        hosts = parse_hosts(_pick(ICE_HOSTS, flags, environ))
+    except ValueError as error:
+        raise ConfigError(
+            f"{ICE_HOSTS.label}: {error} (give IP addresses, comma-separated)"
+        ) from None
+    try:
+        servers = parse_servers(_pick(ICE_SERVERS, flags, environ))
+    except ValueError as error:
+        raise ConfigError(f"{ICE_SERVERS.label}: {error} (comma-separated)") from None
+    return IceSettings(
+        hosts=hosts,
+        servers=servers,
+        username=environ.get(TURN_USERNAME, "").strip() or None,
+        credential=environ.get(TURN_CREDENTIAL, "").strip() or None,
+    )
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:

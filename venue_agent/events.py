@@ -1,11 +1,12 @@
 """Listening to the server's events WebSocket: a changed schedule is fetched at once instead of
-at the next poll; broadcast events are kept for the receiver (the live stream comes later)."""
+at the next poll; a broadcast starting or ending starts or stops its reception."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from typing import Protocol
 
 import aiohttp
 
@@ -15,12 +16,28 @@ from venue_agent.link import Backoff
 log = logging.getLogger(__name__)
 
 
+class Broadcasts(Protocol):
+    """What reacts to broadcasts starting and ending (the receiver)."""
+
+    def broadcast_started(self, session_id: str) -> None:
+        """A broadcast of this session is on (said again after every reconnection)."""
+
+    def broadcast_ended(self, session_id: str) -> None:
+        """The operator ended this session's broadcast."""
+
+
 class EventListener:
     """Keeps one events connection open, reconnecting with backoff when it drops."""
 
-    def __init__(self, client: ServerClient, schedule_stale: asyncio.Event) -> None:
+    def __init__(
+        self,
+        client: ServerClient,
+        schedule_stale: asyncio.Event,
+        broadcasts: Broadcasts | None = None,
+    ) -> None:
         self.client = client
         self.schedule_stale = schedule_stale
+        self.broadcasts = broadcasts
         self.backoff = Backoff()
         self.last_event: dict[str, object] | None = None
 
@@ -49,6 +66,14 @@ class EventListener:
         if not isinstance(event, dict):
             return
         self.last_event = event
-        if event.get("type") == "schedule_changed":
+        kind, session_id = event.get("type"), event.get("session_id")
+        log.info("event %s for session %s", kind, session_id)
+        if kind == "schedule_changed":
             self.schedule_stale.set()
-        log.info("event %s for session %s", event.get("type"), event.get("session_id"))
+        elif kind in ("broadcast_started", "broadcast_ended") and self.broadcasts is not None:
+            if not isinstance(session_id, str) or not 0 < len(session_id) <= 32:
+                log.warning("ignored a %s event without a session id", kind)
+            elif kind == "broadcast_started":
+                self.broadcasts.broadcast_started(session_id)
+            else:
+                self.broadcasts.broadcast_ended(session_id)

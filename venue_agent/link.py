@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 LAST_SYNC_KEY = "last_sync"
 DEFAULT_HEARTBEAT_S = 15.0
+DEFAULT_STATS_S = 5.0
 
 
 class Backoff:
@@ -46,18 +47,20 @@ class Link:
     venue_code: str | None = None
     venue_name: str | None = None
     heartbeat_s: float = DEFAULT_HEARTBEAT_S
+    stats_s: float = DEFAULT_STATS_S  # how often a received stream is sampled
     new_events: asyncio.Event = field(default_factory=asyncio.Event)
 
     def greeted(self, hello: Hello) -> None:
         """Hello went through."""
         self.needs_hello = False
         self.venue_code, self.venue_name = hello.venue_code, hello.venue_name
-        self.heartbeat_s = hello.heartbeat_s
+        self.heartbeat_s, self.stats_s = hello.heartbeat_s, hello.stats_s
         log.info(
-            "hello: venue %s (%s), heartbeat every %g s",
+            "hello: venue %s (%s), heartbeat every %g s, stream samples every %g s",
             hello.venue_code,
             hello.venue_name,
             hello.heartbeat_s,
+            hello.stats_s,
         )
 
     async def reached(self, outbox: Outbox) -> None:

@@ -1,4 +1,5 @@
-"""The staff page on 127.0.0.1: the session, roster search, check-in buttons, who is in."""
+"""The staff page on 127.0.0.1: the session, roster search, check-in buttons, who is in; and the
+room screen (/screen), which plays the received broadcast."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
-from venue_agent import clock, page
+from passthrough.wiring import NoCommonCodec
+from venue_agent import clock, page, screen_page
 from venue_agent.desk import KINDS, Desk
 from venue_agent.link import Link
 from venue_agent.outbox import Outbox
+from venue_agent.receiver import Receiver
+from venue_agent.screen import NotLive, Screen
 from venue_agent.status import rejected_json, snapshot
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,8 @@ class UiContext:
     csrf_token: str
     port: int
     agent_version: str
+    receiver: Receiver | None = None
+    screen: Screen | None = None
 
 
 UI_KEY = web.AppKey("ui", UiContext)
@@ -108,6 +114,8 @@ async def get_status(request: web.Request) -> web.Response:
             "rejected": [rejected_json(event) for event in rejected],
         }
     )
+    if ui.receiver is not None:
+        data["stream"] = ui.receiver.status()  # fresher than the journal's newest sample
     return _json(data)
 
 
@@ -176,6 +184,54 @@ async def post_scan_kind(request: web.Request) -> web.Response:
     return _json({"scan_kind": desk.scan_kind})
 
 
+async def get_screen(request: web.Request) -> web.Response:
+    """GET /screen: the room screen, for a full-screen browser."""
+    html = screen_page.render_screen(request.app[UI_KEY].csrf_token)
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+async def get_screen_css(request: web.Request) -> web.Response:
+    """GET /screen.css"""
+    return web.Response(text=screen_page.CSS, content_type="text/css", charset="utf-8")
+
+
+async def get_screen_js(request: web.Request) -> web.Response:
+    """GET /screen.js"""
+    return web.Response(text=screen_page.JS, content_type="text/javascript", charset="utf-8")
+
+
+async def get_screen_state(request: web.Request) -> web.Response:
+    """GET /screen/state: whether there is a broadcast to show, its state and title."""
+    ui = request.app[UI_KEY]
+    screen, receiver = ui.screen, ui.receiver
+    live = screen is not None and screen.live
+    title = None
+    if live and screen is not None and screen.session_id is not None:
+        session = ui.desk.book.get(screen.session_id)
+        title = session.title if session is not None else None
+    state = receiver.status()["state"] if receiver is not None else "idle"
+    return _json({"live": live, "state": state, "title": title})
+
+
+async def post_screen_offer(request: web.Request) -> web.Response:
+    """POST /screen/offer {sdp, type: offer}: the screen's receive-only offer → our answer."""
+    screen = request.app[UI_KEY].screen
+    body = await _body(request)
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or not sdp or body.get("type") != "offer":
+        return _json({"error": {"code": "invalid", "message": "需要 SDP offer"}}, 422)
+    if screen is None:
+        return _json({"error": {"code": "conflict", "message": "本机未接收直播"}}, 409)
+    try:
+        answer = await screen.answer(sdp)
+    except NotLive:
+        return _json({"error": {"code": "conflict", "message": "尚未收到直播"}}, 409)
+    except (NoCommonCodec, ValueError) as error:
+        log.warning("the screen's offer cannot be answered: %s", error)
+        return _json({"error": {"code": "invalid", "message": "浏览器不支持直播的编码"}}, 422)
+    return _json({"sdp": answer, "type": "answer"})
+
+
 def create_ui_app(context: UiContext) -> web.Application:
     """The staff page's application."""
     app = web.Application(middlewares=[guard_middleware], client_max_size=64 * 1024)
@@ -189,4 +245,9 @@ def create_ui_app(context: UiContext) -> web.Application:
     add("GET", "/roster", get_roster, name="roster")
     add("POST", "/checkins", post_checkin, name="checkin")
     add("POST", "/scan-kind", post_scan_kind, name="scan_kind")
+    add("GET", "/screen", get_screen, name="screen")
+    add("GET", "/screen.css", get_screen_css, name="screen_css")
+    add("GET", "/screen.js", get_screen_js, name="screen_js")
+    add("GET", "/screen/state", get_screen_state, name="screen_state")
+    add("POST", "/screen/offer", post_screen_offer, name="screen_offer")
     return app

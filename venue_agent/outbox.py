@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 DB_NAME = "agent.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the newest sample is found by (kind, seq)
 KINDS = ("checkin", "sample")
 PENDING, SENT, REJECTED = "pending", "sent", "rejected"
 
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS ix_outbox_state_kind_seq ON outbox (state, kind, seq);
 CREATE INDEX IF NOT EXISTS ix_outbox_session_id ON outbox (session_id, seq);
+CREATE INDEX IF NOT EXISTS ix_outbox_kind_seq ON outbox (kind, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -151,6 +152,11 @@ class Outbox:
     def rejected(self, limit: int = 100) -> list[Event]:
         """The most recently refused events."""
         return self._events("WHERE state = 'rejected' ORDER BY seq DESC LIMIT ?", (limit,))
+
+    def latest(self, kind: str) -> Event | None:
+        """The newest event of a kind, whatever became of it."""
+        found = self._events("WHERE kind = ? ORDER BY seq DESC LIMIT 1", (kind,))
+        return found[0] if found else None
 
     def session_events(self, kind: str, session_id: str) -> list[Event]:
         """Every event of one session, oldest first."""

@@ -18,6 +18,7 @@ HTML = """<!doctype html>
   <h1>合堂 · 分会场签到 <span id="venue"></span></h1>
   <p id="link" class="badge">正在连接…</p>
   <p>待上传 <b id="queue">0</b> · 上次同步 <b id="last-sync">从未</b></p>
+  <p>直播：<b id="stream">未接收</b> · <a href="/screen" target="_blank">打开直播大屏</a></p>
 </header>
 <main>
 <section id="session-card">
@@ -60,6 +61,7 @@ body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; margin: 0
 header { background: #b71c1c; color: #fff; padding: .6em 1.2em; }
 header h1 { font-size: 1.4em; margin: .2em 0; }
 header p { margin: .2em 0; }
+header a { color: #fff; }
 main { display: grid; grid-template-columns: repeat(auto-fit, minmax(26em, 1fr)); gap: 1em;
        padding: 1em; }
 section { background: #fff; border-radius: 6px; padding: .6em 1em; box-shadow: 0 1px 3px #0002; }
@@ -84,6 +86,7 @@ const REASONS = {
   outside_window: "不在签到时间内", event_id_reused: "事件编号重复", invalid: "数据无效",
   no_session: "当时没有可签到的场次"
 };
+const STREAM = {idle: "未接收", good: "良好", degraded: "较差", down: "中断"};
 let current = null;
 let presentCodes = new Set();
 
@@ -148,6 +151,16 @@ function showRejected(data) {
   }));
   document.getElementById("rejected-count").textContent = data.rejected_count + " 条";
 }
+function showStream(stream) {
+  let text = STREAM[stream.state] || stream.state;
+  if (stream.state !== "idle" && stream.fps !== undefined) {
+    text += " · " + stream.fps + " 帧/秒 · " + stream.bitrate_kbps + " kbps · 丢包 " +
+      stream.loss_pct + "%";
+  }
+  const box = document.getElementById("stream");
+  box.textContent = text;
+  box.className = stream.state === "down" || stream.state === "degraded" ? "badge offline" : "";
+}
 async function refresh() {
   let data;
   try {
@@ -162,6 +175,7 @@ async function refresh() {
   link.className = "badge" + (data.online ? "" : " offline");
   document.getElementById("queue").textContent = data.queue_depth;
   document.getElementById("last-sync").textContent = data.last_sync ? time(data.last_sync) : "从未";
+  showStream(data.stream);
   for (const b of document.querySelectorAll("button.kind")) {
     b.setAttribute("aria-pressed", String(b.dataset.kind === data.scan_kind));
   }

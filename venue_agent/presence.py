@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from typing import Protocol
 
 from venue_agent import clock
 from venue_agent.client import RateLimited, Refused, ServerClient, Unavailable
@@ -16,6 +16,22 @@ from venue_agent.schedule import ScheduleBook, ScheduleError
 log = logging.getLogger(__name__)
 
 SCHEDULE_EVERY_S = 30.0  # an unchanged schedule costs a 304
+
+
+class Media(Protocol):
+    """What the heartbeat says about the live stream (the receiver)."""
+
+    @property
+    def heartbeat_state(self) -> str:
+        """idle, receiving or degraded."""
+
+    @property
+    def session_id(self) -> str | None:
+        """The session whose broadcast is being received."""
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set when the heartbeat state changed (the server should hear of it now)."""
 
 
 class Presence:
@@ -30,10 +46,12 @@ class Presence:
         hostname: str,
         *,
         schedule_every_s: float = SCHEDULE_EVERY_S,
+        media: Media | None = None,
     ) -> None:
         self.client, self.outbox, self.book, self.link = client, outbox, book, link
         self.hostname = hostname
         self.schedule_every_s = schedule_every_s
+        self.media = media
         self.backoff = Backoff()
         self.schedule_stale = asyncio.Event()  # set by the events listener
 
@@ -49,7 +67,8 @@ class Presence:
                     self.schedule_stale.clear()
                     await self.refresh_schedule()
                     next_schedule = time.monotonic() + self.schedule_every_s
-                if time.monotonic() >= next_beat:
+                media_changed = self._media_changed()
+                if media_changed or time.monotonic() >= next_beat:
                     await self.heartbeat()
                     next_beat = time.monotonic() + self.link.heartbeat_s
             except RateLimited as error:
@@ -68,10 +87,23 @@ class Presence:
             await self.link.reached(self.outbox)
             await self._pause(max(0.0, min(next_schedule, next_beat) - time.monotonic()))
 
+    def _media_changed(self) -> bool:
+        if self.media is None or not self.media.changed.is_set():
+            return False
+        self.media.changed.clear()
+        return True
+
     async def _pause(self, seconds: float) -> None:
-        """Sleep until the next beat or poll, or until the schedule is known to have changed."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.schedule_stale.wait(), timeout=seconds)
+        """Sleep until the next beat or poll, or until the schedule is known to have changed or
+        the live stream's state did."""
+        events = [self.schedule_stale] + ([self.media.changed] if self.media else [])
+        waits = [asyncio.create_task(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     async def refresh_schedule(self) -> None:
         """GET schedule; keep the new copy, or the old one when it is unchanged or malformed."""
@@ -90,6 +122,10 @@ class Presence:
     async def heartbeat(self) -> None:
         """POST heartbeat with what we are doing and how much waits to be sent."""
         counts = await asyncio.to_thread(self.outbox.counts)
-        current = self.book.current(clock.now())
-        # No stream receiver yet (a later issue): the agent is idle as far as media goes.
-        await self.client.heartbeat("idle", current.id if current else None, counts.pending)
+        state, session_id = "idle", None
+        if self.media is not None:
+            state, session_id = self.media.heartbeat_state, self.media.session_id
+        if session_id is None:
+            current = self.book.current(clock.now())
+            session_id = current.id if current else None
+        await self.client.heartbeat(state, session_id, counts.pending)

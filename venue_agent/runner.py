@@ -23,8 +23,10 @@ from venue_agent.link import Link
 from venue_agent.local_ui import UiContext, create_ui_app
 from venue_agent.outbox import Outbox
 from venue_agent.presence import Presence
+from venue_agent.receiver import Receiver
 from venue_agent.scanner import Scanner
 from venue_agent.schedule import ScheduleBook
+from venue_agent.screen import Screen
 from venue_agent.uploader import Uploader
 
 log = logging.getLogger(__name__)
@@ -86,22 +88,35 @@ async def run_agent(config: AgentConfig, outbox: Outbox) -> None:
     link = Link()
     book = await asyncio.to_thread(ScheduleBook.load, outbox)
     desk = Desk(outbox, book, link)
-    ui = await start_ui(
-        UiContext(desk, outbox, link, secrets.token_urlsafe(32), config.ui_port, __version__)
-    )
+    screen = Screen(config.ice)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     tasks: list[asyncio.Task[None]] = []
-    try:
-        async with aiohttp.ClientSession() as http:
-            client = ServerClient(http, config.server.url, config.server.token, __version__)
+    # Opening the client session does no I/O: the staff page's port is still the first thing
+    # that can fail.
+    async with aiohttp.ClientSession() as http:
+        client = ServerClient(http, config.server.url, config.server.token, __version__)
+        receiver = Receiver(client, outbox, link, config.ice, screen)
+        ui = await start_ui(
+            UiContext(
+                desk,
+                outbox,
+                link,
+                secrets.token_urlsafe(32),
+                config.ui_port,
+                __version__,
+                receiver,
+                screen,
+            )
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
             uploader = Uploader(outbox, client, link)
-            presence = Presence(client, outbox, book, link, socket.gethostname())
+            presence = Presence(client, outbox, book, link, socket.gethostname(), media=receiver)
             tasks.append(asyncio.create_task(supervised("uploader", uploader.run_forever)))
             tasks.append(asyncio.create_task(supervised("presence", presence.run_forever)))
-            listener = EventListener(client, presence.schedule_stale)
+            listener = EventListener(client, presence.schedule_stale, receiver)
             tasks.append(asyncio.create_task(supervised("events", listener.run_forever)))
             if config.scanner is not None:
                 scanner = Scanner(config.scanner)
@@ -119,15 +134,15 @@ async def run_agent(config: AgentConfig, outbox: Outbox) -> None:
             print(
                 f"合堂签到程序已启动：请在浏览器打开 http://127.0.0.1:{config.ui_port}", flush=True
             )
-            try:
-                await stop.wait()
-                log.info("stopping")
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        await ui.cleanup()
-        sys.stdout.flush()
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await ui.cleanup()  # before the screen closes: no new viewer can come in between
+            await receiver.close()
+            await screen.close()
+            sys.stdout.flush()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from venue_agent.link import LAST_SYNC_KEY
 from venue_agent.outbox import Event, Outbox
 from venue_agent.schedule import ScheduleBook, Session
+
+# A sample older than this no longer describes the stream (samples come every few seconds).
+SAMPLE_FRESH_FOR = timedelta(seconds=30)
+STREAM_FIELDS = ("bitrate_kbps", "fps", "loss_pct", "jitter_ms", "freezes", "frames_decoded")
 
 
 def session_json(session: Session | None) -> dict[str, Any] | None:
@@ -40,8 +44,27 @@ def rejected_json(event: Event) -> dict[str, Any]:
     }
 
 
+def stream_json(event: Event | None, now: datetime) -> dict[str, Any]:
+    """The live stream as the newest journaled sample describes it; idle when there is none."""
+    if event is not None:
+        try:
+            at = datetime.fromisoformat(str(event.payload.get("at")))
+        except ValueError:
+            at = None
+        if at is not None and at.tzinfo is not None and now - at <= SAMPLE_FRESH_FOR:
+            figures = {name: event.payload.get(name) for name in STREAM_FIELDS}
+            return {
+                "state": event.payload.get("state"),
+                "session_id": event.session_id,
+                "at": event.payload.get("at"),
+                **figures,
+            }
+    return {"state": "idle", "session_id": None}
+
+
 def snapshot(outbox: Outbox, book: ScheduleBook, now: datetime) -> dict[str, Any]:
-    """Queue depth, last sync, the current and next session, rejected count (reads only)."""
+    """Queue depth, last sync, the current and next session, rejected count, the live stream
+    (reads only)."""
     counts = outbox.counts()
     return {
         "queue_depth": counts.pending,
@@ -50,4 +73,5 @@ def snapshot(outbox: Outbox, book: ScheduleBook, now: datetime) -> dict[str, Any
         "last_sync": outbox.get_meta(LAST_SYNC_KEY),
         "session": session_json(book.current(now)),
         "next_session": session_json(book.upcoming(now)),
+        "stream": stream_json(outbox.latest("sample"), now),
     }

@@ -1,21 +1,26 @@
-"""The sync loop: pending check-ins go to the server in batches until each has its answer."""
+"""The sync loop: pending check-ins and stream samples go to the server in batches until each has
+its answer. Each kind is a Lane (how a batch is delivered); failures and backoff are shared."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from venue_agent import clock
 from venue_agent.client import RateLimited, Refused, ServerClient, Unavailable
 from venue_agent.link import Backoff, Link
-from venue_agent.outbox import REJECTED, SENT, Outbox
+from venue_agent.outbox import REJECTED, SENT, Event, Outbox
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 500  # PROTOCOL.md: a batch holds at most 500 events
+MAX_CHECKINS = 500  # PROTOCOL.md: a batch holds at most 500 events
+MAX_SAMPLES = 2000  # and a stream-stats request at most 2000 samples
 IDLE_POLL_S = 5.0  # also picks up events another process (hetang-agent import) journaled
+
+Outcome = tuple[str, str, str | None]  # event_id, 'sent' | 'rejected', reason
 
 
 @dataclass(frozen=True)
@@ -26,8 +31,77 @@ class Pause:
     idle: bool = False
 
 
+@dataclass(frozen=True)
+class Lane:
+    """One kind of journaled event: how many go in a batch and how a batch is delivered."""
+
+    kind: str
+    label: str
+    batch_size: int
+    deliver: Callable[[ServerClient, Sequence[Event]], Awaitable[list[Outcome]]]
+    log_level: int = logging.INFO
+
+
+def refused_outcomes(
+    error: Refused, events: Sequence[Event], what: str, about_us: Callable[[Refused], bool]
+) -> list[Outcome]:
+    """A request refused as it is is never resent unchanged: its events become rejected. A
+    refusal of the agent itself (token, address) is raised instead, for the caller to wait out."""
+    if about_us(error):
+        raise error
+    reason = f"http_{error.status}" + (f" {error.code}" if error.code else "")
+    log.error("%s: the server refused a batch of %d (%s)", what, len(events), error)
+    return [(event.event_id, REJECTED, reason) for event in events]
+
+
+async def deliver_checkins(client: ServerClient, events: Sequence[Event]) -> list[Outcome]:
+    """POST checkins; each event gets the server's own verdict."""
+    try:
+        results = await client.checkins(clock.now_iso(), [e.payload for e in events])
+    except Refused as error:
+        return refused_outcomes(error, events, "check-ins", lambda e: e.about_us)
+    return [
+        (r.event_id, SENT, None if r.status == "accepted" else r.status)
+        if r.status in ("accepted", "duplicate")
+        else (r.event_id, REJECTED, r.reason or "rejected")
+        for r in results
+    ]
+
+
+def _sample_refusal_about_us(error: Refused) -> bool:
+    # The path is the one every call uses, so a 404 here is about the session (not ours, or
+    # gone), not a wrong address: those samples are refused, the others still go.
+    return error.about_us and error.status != 404
+
+
+async def deliver_samples(client: ServerClient, events: Sequence[Event]) -> list[Outcome]:
+    """POST stream-stats once per session; the server keeps one sample per second, so every
+    answered sample is sent (a repeat is simply not stored twice)."""
+    by_session: dict[str, list[Event]] = {}
+    for event in events:
+        by_session.setdefault(event.session_id or "", []).append(event)
+    outcomes: list[Outcome] = []
+    for session_id, group in by_session.items():
+        if not session_id:
+            outcomes += [(event.event_id, REJECTED, "no_session") for event in group]
+            continue
+        try:
+            await client.stream_stats(clock.now_iso(), session_id, [e.payload for e in group])
+        except Refused as error:
+            outcomes += refused_outcomes(error, group, "stream samples", _sample_refusal_about_us)
+            continue
+        outcomes += [(event.event_id, SENT, None) for event in group]
+    return outcomes
+
+
+CHECKINS = Lane("checkin", "check-ins", MAX_CHECKINS, deliver_checkins)
+# Samples come every few seconds: their routine delivery is not worth a log line each.
+SAMPLES = Lane("sample", "stream samples", MAX_SAMPLES, deliver_samples, logging.DEBUG)
+
+
 class Uploader:
-    """Sends the outbox's pending check-ins; an event is never sent again once answered."""
+    """Sends the outbox's pending events, lane by lane; an event is never sent again once
+    answered."""
 
     def __init__(
         self,
@@ -35,11 +109,11 @@ class Uploader:
         client: ServerClient,
         link: Link,
         *,
-        batch_size: int = MAX_BATCH,
+        lanes: Sequence[Lane] = (CHECKINS, SAMPLES),
         backoff: Backoff | None = None,
     ) -> None:
         self.outbox, self.client, self.link = outbox, client, link
-        self.batch_size = min(batch_size, MAX_BATCH)
+        self.lanes = tuple(lanes)
         self.backoff = backoff or Backoff()
 
     async def run_forever(self) -> None:
@@ -49,18 +123,19 @@ class Uploader:
             if pause is None:
                 continue
             if pause.idle:
-                # Nothing to send: a new scan wakes us at once.
+                # Nothing to send: a new scan or sample wakes us at once.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.link.new_events.wait(), pause.seconds)
             else:
                 await asyncio.sleep(pause.seconds)
 
     async def step(self) -> Pause | None:
-        """Send one batch; answers how long to wait before the next step (None: go on now)."""
+        """Send one batch of each lane; answers how long to wait before the next step (None: go
+        on now)."""
         try:
             sent = await self.upload_batch()
         except RateLimited as error:
-            log.warning("check-ins: rate limited, waiting %g s as asked", error.retry_after)
+            log.warning("upload: rate limited, waiting %g s as asked", error.retry_after)
             return Pause(error.retry_after)
         except Unavailable as error:
             self.link.lost(str(error))
@@ -72,34 +147,26 @@ class Uploader:
         return None if sent else Pause(IDLE_POLL_S, idle=True)
 
     async def upload_batch(self) -> int:
-        """Send the oldest pending check-ins once; answers how many were settled."""
-        self.link.new_events.clear()  # before reading, so a scan made meanwhile is not missed
-        batch = await asyncio.to_thread(self.outbox.pending, "checkin", self.batch_size)
-        if not batch:
-            return 0
-        try:
-            results = await self.client.checkins(clock.now_iso(), [e.payload for e in batch])
-        except Refused as error:
-            if error.about_us:
-                raise
-            # The whole batch is refused as it is: never resend it unchanged.
-            reason = f"http_{error.status}" + (f" {error.code}" if error.code else "")
-            log.error("check-ins: the server refused a batch of %d (%s)", len(batch), error)
-            outcomes: list[tuple[str, str, str | None]] = [
-                (event.event_id, REJECTED, reason) for event in batch
-            ]
-        else:
-            outcomes = [
-                (r.event_id, SENT, None if r.status == "accepted" else r.status)
-                if r.status in ("accepted", "duplicate")
-                else (r.event_id, REJECTED, r.reason or "rejected")
-                for r in results
-            ]
-        await asyncio.to_thread(self.outbox.finish, outcomes, clock.now_iso())
-        rejected = sum(1 for _, state, _ in outcomes if state == REJECTED)
-        log.info("check-ins: %d sent, %d rejected", len(outcomes) - rejected, rejected)
-        await self.link.reached(self.outbox)
-        return len(outcomes)
+        """Send the oldest pending events of every lane once; answers how many were settled."""
+        self.link.new_events.clear()  # before reading, so an event made meanwhile is not missed
+        settled = 0
+        for lane in self.lanes:
+            batch = await asyncio.to_thread(self.outbox.pending, lane.kind, lane.batch_size)
+            if not batch:
+                continue
+            outcomes = await lane.deliver(self.client, batch)
+            await asyncio.to_thread(self.outbox.finish, outcomes, clock.now_iso())
+            rejected = sum(1 for _, state, _ in outcomes if state == REJECTED)
+            log.log(
+                max(lane.log_level, logging.INFO) if rejected else lane.log_level,
+                "%s: %d sent, %d rejected",
+                lane.label,
+                len(outcomes) - rejected,
+                rejected,
+            )
+            await self.link.reached(self.outbox)
+            settled += len(outcomes)
+        return settled
 
     async def drain(self, tries: int = 3, longest_wait_s: float = 60.0) -> bool:
         """Upload until nothing is pending (for one-shot commands); False if it had to give up."""

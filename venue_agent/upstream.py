@@ -1,0 +1,137 @@
+"""One upstream connection: our receive-only offer to the server, the broadcast decoded (every
+track drained, so nothing queues up), its encoded frames tapped for the room screen, its counters
+read for the health samples."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.stats import RTCInboundRtpStreamStats, RTCTransportStats
+
+from passthrough.fanout import Source
+from passthrough.peer import IceSettings, before_gathering, new_peer
+from passthrough.wiring import Feed, tap_peer
+from venue_agent.client import ServerClient
+from venue_agent.health import FrameClock, Totals
+
+log = logging.getLogger(__name__)
+
+KINDS = ("audio", "video")
+CLOSED_STATES = frozenset({"failed", "closed"})
+
+
+def _without_rtx(kind: str) -> list[RTCRtpCodecCapability]:
+    # Without RTX a retransmission arrives as the original packet on the media SSRC. With it,
+    # aiortc's receiver reports whichever SSRC it saw last under one stats id, and once the
+    # RTX stream appears the loss figures would describe retransmissions only.
+    capabilities = RTCRtpReceiver.getCapabilities(kind)
+    codecs = capabilities.codecs if capabilities is not None else []
+    return [codec for codec in codecs if codec.mimeType.lower() != "video/rtx"]
+
+
+class Upstream:
+    """A live peer connection receiving one session's broadcast."""
+
+    def __init__(self, pc: RTCPeerConnection, feed: Feed | None, frames: FrameClock) -> None:
+        self.pc = pc
+        self.feed = feed
+        self.frames = frames
+        self.opened_at = time.monotonic()
+        self.changed = asyncio.Event()  # the connection's state changed
+        self._drains: list[asyncio.Task[None]] = []
+        pc.on("connectionstatechange", self.changed.set)
+
+    @classmethod
+    async def open(
+        cls,
+        client: ServerClient,
+        session_id: str,
+        ice: IceSettings,
+        sources: Mapping[str, Source] | None,
+        frames: FrameClock,
+    ) -> Upstream:
+        """Subscribe; raises the client's ServerError (or ValueError for an unusable answer)."""
+        pc = new_peer(ice)
+        feed: Feed | None = None
+        try:
+            for kind in KINDS:
+                transceiver = pc.addTransceiver(kind, direction="recvonly")
+                if kind == "video":
+                    transceiver.setCodecPreferences(_without_rtx(kind))
+            if sources is not None:
+                feed = tap_peer(pc, sources, decode=True)
+            before_gathering(pc, ice)
+            await pc.setLocalDescription(await pc.createOffer())
+            answer = await client.subscribe(session_id, pc.localDescription.sdp)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        except BaseException:
+            if feed is not None:
+                feed.stop()
+            await pc.close()
+            raise
+        if feed is not None:
+            feed.connect(answer)
+        upstream = cls(pc, feed, frames)
+        upstream._start_draining()
+        return upstream
+
+    def _start_draining(self) -> None:
+        for transceiver in self.pc.getTransceivers():
+            track = transceiver.receiver.track
+            if track is None:  # the server sends nothing of this kind
+                continue
+            counting = self.frames if transceiver.kind == "video" else None
+            self._drains.append(asyncio.create_task(_drain(track, counting)))
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection failed or was closed."""
+        return self.pc.connectionState in CLOSED_STATES
+
+    def silence(self, now: float) -> float:
+        """Seconds without a video frame on this connection."""
+        last = self.frames.last_at
+        return now - max(self.opened_at, last if last is not None else self.opened_at)
+
+    async def totals(self) -> Totals:
+        """The connection's counters now (audio and video together; jitter of the video)."""
+        report = await self.pc.getStats()
+        received = lost = octets = jitter = 0
+        for stats in report.values():
+            if isinstance(stats, RTCTransportStats):
+                octets += stats.bytesReceived
+            elif isinstance(stats, RTCInboundRtpStreamStats):
+                received += stats.packetsReceived
+                lost += stats.packetsLost
+                if stats.kind == "video":
+                    jitter = max(jitter, stats.jitter)
+        return Totals(octets, received, lost, jitter)
+
+    async def close(self) -> None:
+        """Let go of the sources, close the peer, and wait for the drains to end."""
+        if self.feed is not None:
+            self.feed.stop()
+        await self.pc.close()
+        for task in self._drains:
+            task.cancel()
+        await asyncio.gather(*self._drains, return_exceptions=True)
+
+
+async def _drain(track: MediaStreamTrack, frames: FrameClock | None) -> None:
+    """Take every decoded frame (an undrained track grows without bound); count the video."""
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            await track.recv()
+            if frames is not None:
+                frames.frame(time.monotonic())
