@@ -71,20 +71,24 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
+def _text(text: str, content_type: str) -> web.Response:
+    return web.Response(text=text, content_type=content_type, charset="utf-8")
+
+
 async def get_page(request: web.Request) -> web.Response:
     """GET /"""
     html = page.render_page(request.app[UI_KEY].csrf_token)
-    return web.Response(text=html, content_type="text/html", charset="utf-8")
+    return _text(html, "text/html")
 
 
 async def get_css(request: web.Request) -> web.Response:
     """GET /app.css"""
-    return web.Response(text=page.CSS, content_type="text/css", charset="utf-8")
+    return _text(page.CSS, "text/css")
 
 
 async def get_js(request: web.Request) -> web.Response:
     """GET /app.js"""
-    return web.Response(text=page.JS, content_type="text/javascript", charset="utf-8")
+    return _text(page.JS, "text/javascript")
 
 
 async def get_favicon(request: web.Request) -> web.Response:
@@ -187,17 +191,17 @@ async def post_scan_kind(request: web.Request) -> web.Response:
 async def get_screen(request: web.Request) -> web.Response:
     """GET /screen: the room screen, for a full-screen browser."""
     html = screen_page.render_screen(request.app[UI_KEY].csrf_token)
-    return web.Response(text=html, content_type="text/html", charset="utf-8")
+    return _text(html, "text/html")
 
 
 async def get_screen_css(request: web.Request) -> web.Response:
     """GET /screen.css"""
-    return web.Response(text=screen_page.CSS, content_type="text/css", charset="utf-8")
+    return _text(screen_page.CSS, "text/css")
 
 
 async def get_screen_js(request: web.Request) -> web.Response:
     """GET /screen.js"""
-    return web.Response(text=screen_page.JS, content_type="text/javascript", charset="utf-8")
+    return _text(screen_page.JS, "text/javascript")
 
 
 async def get_screen_state(request: web.Request) -> web.Response:
