@@ -1,29 +1,82 @@
-"""The venue wall: each venue's agent and head count, and a WebSocket that says when to re-read."""
+"""The venue wall: each venue's agent, head count and stream health, the broadcast, and a
+WebSocket that says when to re-read."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.auth.principal import WHOLE_TREE
+from server.db.session import read_session
+from server.services.wall import (
+    STREAM_STALE_AFTER,
+    Readiness,
+    StreamHealth,
+    WallTile,
+    readiness,
+    venue_wall,
+)
 from tests import browser
 from tests.conftest import World
+from tests.test_openapi import ROOT, _response_schema, _validate
+
+WALL = "/api/v1/sessions/{id}/wall"
+
+
+@functools.cache
+def _spec() -> dict[str, Any]:
+    """openapi.yaml, which the wall's answers must match exactly."""
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "openapi.yaml").read_text("utf-8"))
+    return loaded
+
+
+async def _venues(client: Any, world: World, *codes: str) -> dict[str, str]:
+    """New venues of county A; their agent tokens by code."""
+    tokens = {}
+    for code in codes:
+        answer = await client.post(
+            "/api/v1/venues",
+            headers=world.auth("admin", "a"),
+            json={"code": code, "name": f"会场{code}", "org_code": "a1"},
+        )
+        assert answer.status == 201, await answer.text()
+        tokens[code] = (await answer.json())["token"]
+    return tokens
+
+
+async def _plain_session(client: Any, world: World, main: str, branches: list[str]) -> str:
+    """A session running now, with no roster."""
+    now = datetime.now(UTC)
+    created = await client.post(
+        "/api/v1/sessions",
+        headers=world.auth("admin", "a"),
+        json={
+            "title": "合堂培训",
+            "topic_code": "W",
+            "credit_hours": 1,
+            "main_venue": main,
+            "branch_venues": branches,
+            "starts_at": now.isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(),
+        },
+    )
+    assert created.status == 201, await created.text()
+    public_id: str = (await created.json())["id"]
+    return public_id
 
 
 async def _session(client: Any, world: World) -> tuple[str, str]:
     admin = world.auth("admin", "a")
-    tokens = {}
-    for code in ("M", "B"):
-        answer = await client.post(
-            "/api/v1/venues",
-            headers=admin,
-            json={"code": code, "name": f"会场{code}", "org_code": "a1"},
-        )
-        tokens[code] = (await answer.json())["token"]
+    tokens = await _venues(client, world, "M", "B")
     for number in ("P1", "P2", "P3"):
         await client.post(
             "/api/v1/members",
@@ -116,3 +169,173 @@ async def test_the_live_socket_says_when_to_reread(client: Any, world: World, db
                 f"/sessions/{session_id}/live", headers={"Origin": "http://evil.example"}
             ):
                 pass
+
+
+async def _stats(client: Any, token: str, session_id: str, *samples: dict[str, Any]) -> None:
+    answer = await client.post(
+        "/api/v1/agent/stream-stats",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "sent_at": datetime.now(UTC).isoformat(),
+            "session_id": session_id,
+            "samples": list(samples),
+        },
+    )
+    assert answer.status == 200, await answer.text()
+    assert (await answer.json())["accepted"] == len(samples)
+
+
+def _sample(ago: float, state: str, **numbers: Any) -> dict[str, Any]:
+    at = (datetime.now(UTC) - timedelta(seconds=ago)).replace(microsecond=0)
+    return {
+        "at": at.isoformat(),
+        "state": state,
+        "bitrate_kbps": 900.0,
+        "fps": 25.0,
+        "loss_pct": 0.0,
+        "jitter_ms": 4.0,
+        "freezes": 0,
+        "frames_decoded": 1000,
+        **numbers,
+    }
+
+
+async def _wall(client: Any, world: World, session_id: str) -> dict[str, Any]:
+    answer = await client.get(
+        f"/api/v1/sessions/{session_id}/wall", headers=world.auth("reviewer", "a")
+    )
+    assert answer.status == 200, await answer.text()
+    body: dict[str, Any] = await answer.json()
+    _validate(body, _response_schema(_spec(), "get", WALL, 200))
+    return body
+
+
+async def test_the_wall_shows_each_venues_latest_stream_sample(client: Any, world: World) -> None:
+    session_id, branch = await _session(client, world)
+    before = await _wall(client, world, session_id)
+    assert [v["stream"] for v in before["venues"]] == [None, None]
+    assert before["broadcast"] == {
+        "on": False,
+        "publishing": False,
+        "subscribers": 0,
+        "since": None,
+    }
+    latest = _sample(2, "degraded", bitrate_kbps=612.5, fps=17.5, loss_pct=3.25, freezes=2)
+    # Out of order on purpose: the newest sample wins, not the last one sent.
+    await _stats(client, branch, session_id, latest, _sample(8, "good"))
+    await _stats(client, branch, session_id, _sample(6, "down", bitrate_kbps=0, fps=0))
+    main, branch_tile = (await _wall(client, world, session_id))["venues"]
+    assert main["code"] == "M" and main["stream"] is None  # the origin reports nothing
+    assert branch_tile["stream"] == {
+        "state": "degraded",
+        "stale": False,
+        "bitrate_kbps": 612.5,
+        "fps": 17.5,
+        "loss_pct": 3.25,
+        "freezes": 2,
+        "at": latest["at"].replace("+00:00", "Z"),
+    }
+
+
+async def test_a_sample_older_than_three_reports_reads_as_down(client: Any, world: World) -> None:
+    session_id, branch = await _session(client, world)
+    old = _sample(STREAM_STALE_AFTER.total_seconds() + 5, "good", bitrate_kbps=1100.0)
+    await _stats(client, branch, session_id, old)
+    stream = (await _wall(client, world, session_id))["venues"][1]["stream"]
+    assert stream["state"] == "down" and stream["stale"] is True
+    assert stream["bitrate_kbps"] == 1100.0  # the last figures stay, marked stale
+    assert stream["at"] == old["at"].replace("+00:00", "Z")
+    fresh = _sample(1, "good")
+    await _stats(client, branch, session_id, fresh)
+    stream = (await _wall(client, world, session_id))["venues"][1]["stream"]
+    assert (stream["state"], stream["stale"]) == ("good", False)
+
+
+async def test_samples_of_other_sessions_stay_off_this_wall(client: Any, world: World) -> None:
+    first, branch = await _session(client, world)
+    await _venues(client, world, "M2")
+    second = await _plain_session(client, world, "M2", ["B"])  # the same branch venue
+    await _stats(client, branch, first, _sample(1, "good"))
+    assert (await _wall(client, world, first))["venues"][1]["stream"]["state"] == "good"
+    assert [v["stream"] for v in (await _wall(client, world, second))["venues"]] == [None, None]
+
+
+async def test_stream_samples_are_read_in_one_query_whatever_the_venues(
+    db: async_sessionmaker[AsyncSession], client: Any, world: World
+) -> None:
+    small, branch = await _session(client, world)
+    tokens = await _venues(client, world, "M3", "B3", "C3", "D3")
+    large = await _plain_session(client, world, "M3", ["B", "B3", "C3", "D3"])
+    for code, token in [("B", branch), *tokens.items()]:
+        if code != "M3":
+            await _stats(client, token, large, _sample(1, "good"))
+    engine = db.kw["bind"]
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        counts = []
+        for public_id in (small, large):
+            statements.clear()
+            async with read_session(db) as session:
+                _, tiles = await venue_wall(session, WHOLE_TREE, public_id, datetime.now(UTC))
+            counts.append((len(tiles), len(statements)))
+            assert sum("stream_samples" in s for s in statements) == 1
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert counts[0][0] == 2 and counts[1][0] == 5
+    assert counts[0][1] == counts[1][1]
+
+
+def test_readiness_counts_agents_and_good_reception() -> None:
+    now = datetime.now(UTC)
+
+    def tile(
+        code: str, role: str, online: bool, state: str | None, stale: bool = False
+    ) -> WallTile:
+        stream = None if state is None else StreamHealth(state, 1.0, 1.0, 0.0, 0, now, stale)
+        return WallTile(code, f"会场{code}", role, online, None, None, None, 0, 0, stream)
+
+    summary = readiness(
+        [
+            tile("M", "main", True, None),
+            tile("A", "branch", True, "good"),
+            tile("B", "branch", False, "down", stale=True),
+            tile("C", "branch", True, "degraded"),
+            tile("D", "branch", False, None),
+        ]
+    )
+    assert summary == Readiness(
+        venues=5, online=3, offline=("会场B", "会场D"), branches=4, receiving_well=1
+    )
+
+
+async def test_only_the_organizers_operators_get_broadcast_controls(
+    client: Any, world: World, db: Any
+) -> None:
+    await _venues(client, world, "M")
+    answer = await client.post(
+        "/api/v1/venues",
+        headers=world.auth("admin", "b"),
+        json={"code": "TC", "name": "铜城镇会场", "org_code": "b1"},
+    )
+    assert answer.status == 201, await answer.text()
+    # County A organizes; county B only takes part through its branch venue.
+    session_id = await _plain_session(client, world, "M", ["TC"])
+    seen = {}
+    for username, role, org in (
+        ("op-a", "operator", "a"),
+        ("rev-a", "reviewer", "a"),
+        ("op-b", "operator", "b"),
+    ):
+        await browser.add_user(db, username, role, org)
+        async with browser.Browser(client) as page:
+            await page.signed_in(username)
+            async with page.request("GET", f"/sessions/{session_id}/console") as response:
+                html = await response.text()
+            assert response.status == 200, html[:500]
+            seen[username] = ('id="broadcast"' in html, "铜城镇会场" in html)
+    assert seen == {"op-a": (True, True), "rev-a": (False, True), "op-b": (False, True)}

@@ -12,7 +12,7 @@ from server.api.body import checked, iso, query_int, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.sessions import parse_session
-from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
 from server.services import sessions, workflow
 from server.services.attendance_view import (
@@ -22,7 +22,7 @@ from server.services.attendance_view import (
 )
 from server.services.clock import utcnow
 from server.services.sessions import SessionView
-from server.services.wall import venue_wall
+from server.services.wall import StreamHealth, venue_wall
 
 READERS = ("admin", "operator", "reviewer")
 PLANNERS = ("admin", "operator")
@@ -211,17 +211,38 @@ async def get_member_record(request: web.Request) -> web.Response:
     )
 
 
+def _stream_json(stream: StreamHealth | None) -> dict[str, object] | None:
+    if stream is None:
+        return None
+    return {
+        "state": stream.state,
+        "stale": stream.stale,
+        "bitrate_kbps": stream.bitrate_kbps,
+        "fps": stream.fps,
+        "loss_pct": stream.loss_pct,
+        "freezes": stream.freezes,
+        "at": iso(stream.at),
+    }
+
+
 @allow(*READERS)
 async def get_wall(request: web.Request) -> web.Response:
-    """GET /api/v1/sessions/{id}/wall: every venue's agent and head count, right now."""
+    """GET /api/v1/sessions/{id}/wall: every venue's agent, head count and stream, and the
+    broadcast, right now."""
     principal = request[PRINCIPAL_KEY]
+    public_id = request.match_info["id"]
     async with read_session(request.app[DB_KEY]) as session:
-        state, tiles = await venue_wall(
-            session, principal.scope, request.match_info["id"], utcnow()
-        )
+        state, tiles = await venue_wall(session, principal.scope, public_id, utcnow())
+    broadcast = request.app[BROADCASTS_KEY].status(public_id)
     return reply(
         {
             "state": state,
+            "broadcast": {
+                "on": broadcast.on,
+                "publishing": broadcast.publishing,
+                "subscribers": broadcast.subscribers,
+                "since": iso(broadcast.since),
+            },
             "venues": [
                 {
                     "code": t.code,
@@ -233,6 +254,7 @@ async def get_wall(request: web.Request) -> web.Response:
                     "queue_depth": t.queue_depth,
                     "checked_in": t.checked_in,
                     "expected": t.expected,
+                    "stream": _stream_json(t.stream),
                 }
                 for t in tiles
             ],

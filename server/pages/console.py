@@ -1,23 +1,50 @@
-"""The operator console: the live venue wall of a session (the broadcast controls come next)."""
+"""The operator console: the live venue wall of a session, and the broadcast controls."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.access import allow
+from server.auth.principal import Scope
+from server.db.models import TrainingSession
 from server.db.session import read_session
 from server.errors import Forbidden, Invalid
-from server.keys import DB_KEY, PRINCIPAL_KEY
+from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import session_channel
 from server.live.sockets import serve_channel
 from server.pages.render import render
 from server.services import sessions
+from server.services.broadcasts import BROADCASTABLE
 from server.services.clock import utcnow
-from server.services.wall import venue_wall
+from server.services.wall import readiness, venue_wall
 
 WATCHERS = ("admin", "operator", "reviewer")
+BROADCASTERS = ("admin", "operator")
+
+
+def _ice_servers(request: web.Request) -> list[dict[str, object]]:
+    """The configured STUN/TURN servers as RTCPeerConnection takes them (none by default)."""
+    ice = request.app[SETTINGS_KEY].ice
+    if not ice.servers:
+        return []
+    server: dict[str, object] = {"urls": list(ice.servers)}
+    if ice.username is not None:
+        server["username"] = ice.username
+    if ice.credential is not None:
+        server["credential"] = ice.credential
+    return [server]
+
+
+async def _owns(session: AsyncSession, scope: Scope, training: TrainingSession) -> bool:
+    """Whether the caller's subtree organizes the session (only the organizer broadcasts)."""
+    try:
+        await sessions.check_owner(session, scope, training)
+    except Forbidden:
+        return False
+    return True
 
 
 @allow(*WATCHERS)
@@ -26,9 +53,22 @@ async def get_console(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     public_id = request.match_info["id"]
     async with read_session(request.app[DB_KEY]) as session:
-        view = await sessions.get_session(session, principal.scope, public_id)
+        training = await sessions.load_visible(session, principal.scope, public_id)
+        view = await sessions.view_of(session, training)
+        owner = await _owns(session, principal.scope, training)
         _, tiles = await venue_wall(session, principal.scope, public_id, utcnow())
-    return render(request, "console.html", {"session": view, "tiles": tiles})
+    context = {
+        "session": view,
+        "tiles": tiles,
+        "readiness": readiness(tiles),
+        "broadcast": request.app[BROADCASTS_KEY].status(public_id),
+        # Only the organizer's operators publish; everyone else watches the wall.
+        "can_broadcast": owner and principal.role in BROADCASTERS,
+        "broadcastable": BROADCASTABLE,
+        "ice_servers": _ice_servers(request),
+        "time_zone": request.app[SETTINGS_KEY].tz.key,
+    }
+    return render(request, "console.html", context)
 
 
 @allow(*WATCHERS)

@@ -1,17 +1,34 @@
-"""The venue wall of a session: each venue's agent and head count, read fresh each time."""
+"""The venue wall of a session: each venue's agent, head count and stream health, read fresh."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import and_, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
-from server.db.models import CheckIn, RosterEntry, SessionVenue, Venue
-from server.domain.venues import is_online
+from server.db.models import CheckIn, RosterEntry, SessionVenue, StreamSample, Venue
+from server.domain.venues import STATS_S, is_online
 from server.services.sessions import load_visible
+
+MISSED_REPORTS_STALE = 3
+# A venue whose latest sample is older than this has stopped reporting: its stream counts as down.
+STREAM_STALE_AFTER = timedelta(seconds=MISSED_REPORTS_STALE * STATS_S)
+
+
+@dataclass(frozen=True)
+class StreamHealth:
+    """A venue's latest stream-health sample; a stale one reads as down."""
+
+    state: str
+    bitrate_kbps: float | None
+    fps: float | None
+    loss_pct: float | None
+    freezes: int | None
+    at: datetime
+    stale: bool
 
 
 @dataclass(frozen=True)
@@ -27,6 +44,71 @@ class WallTile:
     queue_depth: int | None
     checked_in: int
     expected: int
+    stream: StreamHealth | None = None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The wall in one sentence: agents online, who is offline, branches receiving well."""
+
+    venues: int
+    online: int
+    offline: tuple[str, ...]
+    branches: int
+    receiving_well: int
+
+
+def stream_health(sample: StreamSample, now: datetime) -> StreamHealth:
+    """A stored sample as the wall shows it: too old means the venue stopped reporting."""
+    stale = now - sample.at > STREAM_STALE_AFTER
+    return StreamHealth(
+        "down" if stale else sample.state,
+        sample.bitrate_kbps,
+        sample.fps,
+        sample.loss_pct,
+        sample.freezes,
+        sample.at,
+        stale,
+    )
+
+
+def readiness(tiles: list[WallTile]) -> Readiness:
+    """Count what the operator checks before and while broadcasting."""
+    branches = [tile for tile in tiles if tile.role == "branch"]
+    return Readiness(
+        venues=len(tiles),
+        online=sum(1 for tile in tiles if tile.online),
+        offline=tuple(tile.name for tile in tiles if not tile.online),
+        branches=len(branches),
+        receiving_well=sum(
+            1 for tile in branches if tile.stream is not None and tile.stream.state == "good"
+        ),
+    )
+
+
+async def _latest_samples(
+    session: AsyncSession, training_id: int, now: datetime
+) -> dict[int, StreamHealth]:
+    """Each venue's newest sample of the session, in one query."""
+    newest = (
+        select(StreamSample.venue_id, func.max(StreamSample.at).label("at"))
+        .where(StreamSample.session_id == training_id)
+        .group_by(StreamSample.venue_id)
+        .subquery()
+    )
+    samples = (
+        await session.scalars(
+            select(StreamSample).join(
+                newest,
+                and_(
+                    StreamSample.session_id == training_id,
+                    StreamSample.venue_id == newest.c.venue_id,
+                    StreamSample.at == newest.c.at,
+                ),
+            )
+        )
+    ).all()
+    return {sample.venue_id: stream_health(sample, now) for sample in samples}
 
 
 async def venue_wall(
@@ -52,6 +134,7 @@ async def venue_wall(
             )
         ).all()
     )
+    streams = await _latest_samples(session, training.id, now)
     rows = (
         await session.execute(
             select(Venue, SessionVenue.role)
@@ -71,6 +154,7 @@ async def venue_wall(
             venue.agent_queue_depth,
             int(checked_in.get(venue.id, 0)),
             int(expected.get(venue.id, 0)),
+            streams.get(venue.id),
         )
         for venue, role in rows
     ]
