@@ -50,6 +50,7 @@ bench: install-test
 	$(BIN)/python bench/members.py
 	$(BIN)/python bench/checkins.py
 	$(BIN)/python bench/finalize.py
+	$(BIN)/python bench/relay.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
