@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import sqlite3
 import time
 import uuid
@@ -24,6 +23,7 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamT
 from playwright.async_api import async_playwright, expect
 
 from passthrough.peer import IceSettings, before_gathering, new_peer
+from tests.chromium import CHROMIUM, FLAGS, needs_chromium
 from tests.conftest import Agents
 from tests.procs import Agent, Server, http_json
 from venue_agent.client import ServerClient
@@ -35,17 +35,8 @@ pytestmark = pytest.mark.slow
 LOOPBACK = IceSettings(hosts=("127.0.0.1",))
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 T = TypeVar("T")
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",  # as a kiosk room screen is started
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+# As a kiosk room screen is started: sound plays without a click.
+CHROMIUM_FLAGS = [*FLAGS, "--autoplay-policy=no-user-gesture-required"]
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], what: str, within: float) -> T:
@@ -365,7 +356,7 @@ async def test_samples_go_through_the_outbox_and_a_refusal_is_final(
     assert [s["state"] for s in stored] == ["good", "degraded", "good", "down"]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not on PATH")
+@needs_chromium
 async def test_the_room_screen_plays_in_chromium(
     server: Server, agents: Agents, tmp_path: Path
 ) -> None:

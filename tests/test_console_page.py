@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,24 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.settings import Settings
 from tests import browser
+from tests.chromium import CHROMIUM, FLAGS, needs_chromium
 from tests.conftest import SECRET, World
 from tests.rtc_peers import LOOPBACK
 
-CHROMIUM = shutil.which("chromium")
-FLAGS = [
-    "--no-sandbox",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 WAIT_MS = 15_000
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not on PATH")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
