@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiortc import MediaStreamTrack, RTCRtpCodecCapability
+from aiortc.codecs import get_encoder
 from aiortc.mediastreams import MediaStreamError
 
 from passthrough.frames import EncodedPacket, clock_rate, is_keyframe, to_packet
@@ -32,6 +33,23 @@ class RelayCounters:
     bytes_forwarded: int = 0
     keyframe_requests: int = 0
     resyncs: int = 0
+
+
+class SharedPacketizer:
+    """Splits each frame into RTP payloads once for every subscriber of a source (the senders
+    all get the same packet object, so the last result is reused)."""
+
+    def __init__(self, codec: RTCRtpCodecCapability) -> None:
+        self._encoder = get_encoder(codec)  # type: ignore[arg-type]  # only mimeType is read
+        self._last: EncodedPacket | None = None
+        self._packed: tuple[list[bytes], int] = ([], 0)
+
+    def pack(self, packet: EncodedPacket) -> tuple[list[bytes], int]:
+        """The payloads and RTP timestamp of this packet, computed once."""
+        if packet is not self._last:
+            self._packed = self._encoder.pack(packet)
+            self._last = packet
+        return self._packed
 
 
 class RelayTrack(MediaStreamTrack):
@@ -98,6 +116,7 @@ class Source:
     ) -> None:
         self.kind = kind
         self.codec: RTCRtpCodecCapability | None = None
+        self.packetizer: SharedPacketizer | None = None
         self.counters = counters
         self._tracks: set[RelayTrack] = set()
         self._requester: KeyframeRequester | None = None
@@ -135,6 +154,8 @@ class Source:
 
     def connect(self, codec: RTCRtpCodecCapability, requester: KeyframeRequester) -> None:
         """A publisher starts feeding this source; its timestamps are rebased onto ours."""
+        if self.codec is None or self.codec.mimeType.lower() != codec.mimeType.lower():
+            self.packetizer = SharedPacketizer(codec)
         self.codec = codec
         self._requester = requester
         self._offset = None

@@ -8,7 +8,7 @@ import functools
 import logging
 import queue
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from aioice import Connection
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
@@ -19,9 +19,18 @@ log = logging.getLogger(__name__)
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
+
+class Packetizer(Protocol):
+    """What an RTCRtpSender asks of its encoder when it is handed packets: pack()."""
+
+    def pack(self, packet: Any) -> tuple[list[bytes], int]:
+        """RTP payloads of one encoded frame, and its RTP timestamp."""
+
+
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
+_SENDER_ENCODER = "_RTCRtpSender__encoder"
 
 
 class HookMissing(RuntimeError):
@@ -66,6 +75,15 @@ def forward_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None])
     if not callable(getattr(sender, "_send_keyframe", None)):
         raise HookMissing("RTCRtpSender._send_keyframe is gone")
     sender._send_keyframe = request  # type: ignore[method-assign]
+
+
+def share_packetizer(sender: RTCRtpSender, packetizer: Packetizer) -> None:
+    """The sender packs each packet with `packetizer` instead of an encoder of its own, so a
+    frame sent to many subscribers is split into RTP payloads once, not once per subscriber.
+    Call before the sender starts."""
+    if getattr(sender, _SENDER_ENCODER, False) is not None:
+        raise HookMissing("RTCRtpSender has no encoder slot to share (or it already started)")
+    setattr(sender, _SENDER_ENCODER, packetizer)
 
 
 def media_ssrc(receiver: RTCRtpReceiver) -> int | None:

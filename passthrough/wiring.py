@@ -16,6 +16,7 @@ from passthrough.hooks import (
     forward_keyframe_requests,
     media_ssrc,
     send_pli,
+    share_packetizer,
     tap_receiver,
 )
 from passthrough.peer import IceSettings, before_gathering, codec_preferences, negotiated_codecs
@@ -104,6 +105,8 @@ async def answer_subscriber(
         transceiver = pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(preferences)
         forward_keyframe_requests(transceiver.sender, source.request_keyframe)
+        if source.packetizer is not None:
+            share_packetizer(transceiver.sender, source.packetizer)
     try:
         await pc.setRemoteDescription(offer)
     except Exception as error:

@@ -13,10 +13,12 @@ from typing import Any
 import av
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, VideoStreamTrack
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
+from passthrough.fanout import RelayCounters, SharedPacketizer, Source
 from passthrough.frames import is_keyframe
 from passthrough.hooks import (
     HookMissing,
@@ -24,11 +26,14 @@ from passthrough.hooks import (
     media_ssrc,
     restrict_host_addresses,
     send_pli,
+    share_packetizer,
     tap_receiver,
 )
 from passthrough.peer import IceSettings, before_gathering, new_peer
+from passthrough.wiring import accept_publisher, answer_subscriber
 
 LOOPBACK = IceSettings(hosts=("127.0.0.1",))
+VP8 = RTCRtpCodecCapability(mimeType="video/VP8", clockRate=90000)
 WAIT_S = 5.0  # generous: a hook that works answers in well under a second on loopback
 RTP_PAYLOAD_MAX = 1300  # bytes; a frame larger than this arrived in several RTP packets
 
@@ -379,3 +384,65 @@ async def test_each_hook_raises_hook_missing_when_aiortc_changed(
 ) -> None:
     with pytest.raises(HookMissing):
         await use_hook(peers())
+
+
+async def _share_plain_object(pc: RTCPeerConnection) -> None:
+    share_packetizer(object(), SharedPacketizer(VP8))  # type: ignore[arg-type]
+
+
+async def _share_started_sender(pc: RTCPeerConnection) -> None:
+    sender = pc.addTransceiver("video").sender
+    sender._RTCRtpSender__encoder = object()  # type: ignore[attr-defined]  # as once it runs
+    share_packetizer(sender, SharedPacketizer(VP8))
+
+
+@pytest.mark.parametrize("use_hook", [_share_plain_object, _share_started_sender])
+async def test_share_packetizer_raises_hook_missing_when_aiortc_changed(
+    peers: PeerFactory, use_hook: Callable[[RTCPeerConnection], Awaitable[None]]
+) -> None:
+    with pytest.raises(HookMissing):
+        await use_hook(peers())
+
+
+class CountingPacker:
+    """A VP8 packer that counts how often it really packs."""
+
+    def __init__(self) -> None:
+        self.encoder = Vp8Encoder()
+        self.calls = 0
+
+    def pack(self, packet: Any) -> tuple[list[bytes], int]:
+        self.calls += 1
+        return self.encoder.pack(packet)
+
+
+async def test_share_packetizer_packs_each_frame_once_for_every_subscriber(
+    peers: PeerFactory,
+) -> None:
+    """Two subscribers' senders share one packetizer: both decode, and each frame was split into
+    RTP payloads once, not once per subscriber."""
+    publisher, relay_in = peers(), peers()
+    publisher.addTrack(VideoStreamTrack())
+    sources = {"video": Source("video", RelayCounters())}
+    before_gathering(publisher, LOOPBACK)
+    await publisher.setLocalDescription(await publisher.createOffer())
+    answer, _ = await accept_publisher(relay_in, publisher.localDescription, sources, LOOPBACK)
+    await publisher.setRemoteDescription(answer)
+    shared = sources["video"].packetizer
+    assert shared is not None
+    counting = CountingPacker()
+    shared._encoder = counting  # type: ignore[assignment]
+    receivers = []
+    for _ in range(2):
+        viewer, relay_out = peers(), peers()
+        viewer.addTransceiver("video", direction="recvonly")
+        before_gathering(viewer, LOOPBACK)
+        await viewer.setLocalDescription(await viewer.createOffer())
+        answer, _ = await answer_subscriber(relay_out, viewer.localDescription, sources, LOOPBACK)
+        await viewer.setRemoteDescription(answer)
+        receivers.append(viewer.getTransceivers()[0].receiver)
+    for receiver in receivers:
+        for _ in range(10):
+            await asyncio.wait_for(receiver.track.recv(), WAIT_S)
+    pushed = sources["video"].frames_in
+    assert 0 < counting.calls <= pushed
