@@ -1,25 +1,30 @@
-"""Fan-out of encoded frames: one Source per media kind of a broadcast, one bounded RelayTrack per
-subscriber. A subscriber that falls behind is flushed and waits for the next keyframe; nobody else
-waits for it."""
+"""Fan-out of encoded frames: one Source per media kind of a broadcast, one Outlet per subscriber.
+Each frame is packetized once and sent to every subscriber in turn, on the loop that received it.
+A subscriber that falls behind is skipped and resumes at the next keyframe; nobody waits for it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from aiortc import MediaStreamTrack, RTCRtpCodecCapability
+from aiortc import RTCRtpCodecCapability
+from aiortc.clock import current_ntp_time
 from aiortc.codecs import get_encoder
-from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket
+from pylibsrtp import Error as SrtpError
 
 from passthrough.frames import EncodedPacket, clock_rate, is_keyframe, to_packet
+from passthrough.hooks import SenderLink, send_datagram
 
 log = logging.getLogger(__name__)
 
-VIDEO_QUEUE = 30  # frames: one second at 30 fps
-AUDIO_QUEUE = 50  # frames: one second of 20 ms Opus
+MAX_BACKLOG = 256 * 1024  # bytes waiting in a subscriber's socket before it is skipped
 KEYFRAME_INTERVAL_S = 0.5  # at most this often a PLI goes to the publisher
 
 KeyframeRequester = Callable[[], Awaitable[None]]
@@ -52,59 +57,95 @@ class SharedPacketizer:
         return self._packed
 
 
-class RelayTrack(MediaStreamTrack):
-    """The track one subscriber's sender reads: packets from the source, in a bounded queue."""
+@dataclass(frozen=True)
+class PackedFrame:
+    """One encoded frame, split into RTP payloads once for every subscriber."""
 
-    def __init__(self, source: Source, capacity: int) -> None:
-        super().__init__()
+    payloads: list[bytes]
+    timestamp: int  # RTP units since the source's start
+    keyframe: bool
+    ntp: int  # when it is sent, for sender reports
+    abs_send_time: int  # the 24-bit header extension value
+
+    @property
+    def size(self) -> int:
+        """Payload bytes."""
+        return sum(len(payload) for payload in self.payloads)
+
+
+class Outlet:
+    """One subscriber's media of one kind: each frame's packets are protected and sent straight
+    to the subscriber (no queue, no task per subscriber; aiortc keeps RTCP, NACK and reports).
+    A subscriber whose socket backs up is skipped, then resumes at the next keyframe."""
+
+    def __init__(self, source: Source, link: SenderLink) -> None:
         self.kind = source.kind
         self._source = source
-        self._queue: asyncio.Queue[EncodedPacket | None] = asyncio.Queue(capacity)
+        self._link = link
+        self._sequence = secrets.randbelow(1 << 16)
+        self._origin = secrets.randbelow(1 << 32)
         self.waiting_for_keyframe = source.kind == "video"
+        self.connected = False
+        self.stopped = False
 
-    def offer(self, packet: EncodedPacket, keyframe: bool) -> bool:
-        """Queue a packet; answers False when it was dropped (not yet resynchronised)."""
-        if self.readyState != "live":
+    def offer(self, frame: PackedFrame) -> bool:
+        """Send the frame if this subscriber can take it; False when it was skipped."""
+        if self.stopped:
+            return False
+        route = self._link.route()
+        self.connected = route is not None
+        if route is None:
             return False
         if self.waiting_for_keyframe:
-            if not keyframe:
+            if not frame.keyframe:
                 return False
             self.waiting_for_keyframe = False
-        if self._queue.full():
-            self._flush()
-            if self.kind == "video" and not keyframe:
-                # Decoding can only resume at a keyframe: drop until one comes.
+        srtp, protocol, address = route
+        transport = getattr(protocol, "transport", None)
+        if transport is not None and transport.get_write_buffer_size() > MAX_BACKLOG:
+            if self.kind == "video":
                 self.waiting_for_keyframe = True
                 self._source.resynchronise()
-                return False
-        self._queue.put_nowait(packet)
+            return False
+        self._send(frame, srtp, protocol, address)
         return True
 
-    def _flush(self) -> None:
-        while not self._queue.empty():
-            self._queue.get_nowait()
-
-    async def recv(self) -> EncodedPacket:
-        """The next packet for the sender; ends when the track is stopped."""
-        if self.readyState != "live":
-            raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
-            raise MediaStreamError
-        return packet
+    def _send(self, frame: PackedFrame, srtp: Any, protocol: Any, address: tuple[str, int]) -> None:
+        link = self._link
+        payload_type = link.payload_type or 0
+        timestamp = (self._origin + frame.timestamp) & 0xFFFFFFFF
+        extensions = HeaderExtensions(mid=link.mid, abs_send_time=frame.abs_send_time)
+        profile, value = link.extensions.set(extensions)
+        first = 0x90 if value else 0x80
+        extension = struct.pack("!HH", profile, len(value) >> 2) + value if value else b""
+        last = len(frame.payloads) - 1
+        for index, payload in enumerate(frame.payloads):
+            sequence = self._sequence
+            marker = 1 if index == last else 0
+            header = struct.pack(
+                "!BBHLL", first, (marker << 7) | payload_type, sequence, timestamp, link.ssrc
+            )
+            # Kept for aiortc's NACK handling, which retransmits from the sender's history.
+            packet = RtpPacket(payload_type, marker, sequence, timestamp, link.ssrc, payload)
+            packet.extensions = extensions
+            link.history[sequence % RTP_HISTORY_SIZE] = packet
+            try:
+                send_datagram(protocol, srtp.protect(header + extension + payload), address)
+            except (OSError, SrtpError) as error:
+                log.debug("a packet to a subscriber was not sent: %s", error)
+            self._sequence = (sequence + 1) & 0xFFFF
+        link.sent(frame.ntp, timestamp, len(frame.payloads), frame.size)
 
     def stop(self) -> None:
-        """Leave the source and wake a sender waiting in recv()."""
-        if self.readyState == "live":
+        """Leave the source for good."""
+        if not self.stopped:
+            self.stopped = True
             self._source.detach(self)
-            self._flush()
-            self._queue.put_nowait(None)
-        super().stop()
 
 
 class Source:
     """One media kind of one broadcast: takes the publisher's encoded frames and hands each to
-    every subscriber's track. Outlives publishers, so a republish reaches the same subscribers."""
+    every subscriber. Outlives publishers, so a republish reaches the same subscribers."""
 
     def __init__(
         self,
@@ -118,7 +159,7 @@ class Source:
         self.codec: RTCRtpCodecCapability | None = None
         self.packetizer: SharedPacketizer | None = None
         self.counters = counters
-        self._tracks: set[RelayTrack] = set()
+        self._outlets: set[Outlet] = set()
         self._requester: KeyframeRequester | None = None
         self._interval = keyframe_interval_s
         self._clock = clock
@@ -132,25 +173,25 @@ class Source:
 
     @property
     def subscribers(self) -> int:
-        """How many subscriber tracks are attached."""
-        return len(self._tracks)
+        """How many subscribers are attached."""
+        return len(self._outlets)
 
     @property
     def connected(self) -> bool:
         """True while a publisher feeds this source."""
         return self._requester is not None
 
-    def attach(self) -> RelayTrack:
-        """A new subscriber's track; it starts at the next keyframe, which is asked for now."""
-        track = RelayTrack(self, VIDEO_QUEUE if self.kind == "video" else AUDIO_QUEUE)
-        self._tracks.add(track)
+    def attach(self, link: SenderLink) -> Outlet:
+        """A new subscriber; video starts at the next keyframe, which is asked for now."""
+        outlet = Outlet(self, link)
+        self._outlets.add(outlet)
         if self.kind == "video":
             self.request_keyframe()
-        return track
+        return outlet
 
-    def detach(self, track: RelayTrack) -> None:
-        """Forget a subscriber's track."""
-        self._tracks.discard(track)
+    def detach(self, outlet: Outlet) -> None:
+        """Forget a subscriber."""
+        self._outlets.discard(outlet)
 
     def connect(self, codec: RTCRtpCodecCapability, requester: KeyframeRequester) -> None:
         """A publisher starts feeding this source; its timestamps are rebased onto ours."""
@@ -178,15 +219,17 @@ class Source:
                 self._offset = self._last_pts + gap - timestamp
         pts = timestamp + self._offset
         self._last_pts, self._last_at = pts, now
-        if not self._tracks:
+        if not self._outlets or self.packetizer is None:
             return
         keyframe = is_keyframe(codec_name, data)
-        packet = to_packet(data, pts, self._rate)
-        delivered = sum(1 for track in list(self._tracks) if track.offer(packet, keyframe))
+        payloads, rtp_timestamp = self.packetizer.pack(to_packet(data, pts, self._rate))
+        ntp = current_ntp_time()
+        frame = PackedFrame(payloads, rtp_timestamp, keyframe, ntp, (ntp >> 14) & 0xFFFFFF)
+        delivered = sum(1 for outlet in list(self._outlets) if outlet.offer(frame))
         self.counters.frames_forwarded += delivered
         self.counters.bytes_forwarded += delivered * len(data)
-        if not keyframe and any(track.waiting_for_keyframe for track in self._tracks):
-            # The keyframe asked for went by before this subscriber started waiting (or never
+        if not keyframe and any(o.waiting_for_keyframe and o.connected for o in self._outlets):
+            # The keyframe asked for went by before this subscriber could take it (or never
             # came): ask again, once the interval allows.
             self.request_keyframe()
 
@@ -216,9 +259,9 @@ class Source:
             log.warning("a keyframe request failed: %s", task.exception())
 
     def close(self) -> None:
-        """End every subscriber's track and drop pending requests."""
+        """Let every subscriber go and drop pending requests."""
         self._requester = None
-        for track in list(self._tracks):
-            track.stop()
+        for outlet in list(self._outlets):
+            outlet.stop()
         for task in list(self._pending):
             task.cancel()

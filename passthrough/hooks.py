@@ -4,33 +4,48 @@ incompatible upgrade fails loudly instead of silently relaying nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import queue
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from aioice import Connection
+from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 log = logging.getLogger(__name__)
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
 
-class Packetizer(Protocol):
-    """What an RTCRtpSender asks of its encoder when it is handed packets: pack()."""
-
-    def pack(self, packet: Any) -> tuple[list[bytes], int]:
-        """RTP payloads of one encoded frame, and its RTP timestamp."""
-
-
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
-_SENDER_ENCODER = "_RTCRtpSender__encoder"
+_HISTORY = "_RTCRtpSender__rtp_history"
+_EXTENSIONS = "_RTCRtpSender__rtp_header_extensions_map"
+_PACKETS = "_RTCRtpSender__packet_count"
+_OCTETS = "_RTCRtpSender__octet_count"
+_NTP = "_RTCRtpSender__ntp_timestamp"
+_RTP_TIME = "_RTCRtpSender__rtp_timestamp"
+_RTP_STARTED = "_RTCRtpSender__rtp_started"
+_RTP_EXITED = "_RTCRtpSender__rtp_exited"
+_MID = "_RTCRtpSender__mid"
+_SENDER_STATE = (
+    _HISTORY,
+    _EXTENSIONS,
+    _PACKETS,
+    _OCTETS,
+    _NTP,
+    _RTP_TIME,
+    _RTP_STARTED,
+    _RTP_EXITED,
+    _MID,
+)
 
 
 class HookMissing(RuntimeError):
@@ -75,15 +90,6 @@ def forward_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None])
     if not callable(getattr(sender, "_send_keyframe", None)):
         raise HookMissing("RTCRtpSender._send_keyframe is gone")
     sender._send_keyframe = request  # type: ignore[method-assign]
-
-
-def share_packetizer(sender: RTCRtpSender, packetizer: Packetizer) -> None:
-    """The sender packs each packet with `packetizer` instead of an encoder of its own, so a
-    frame sent to many subscribers is split into RTP payloads once, not once per subscriber.
-    Call before the sender starts."""
-    if getattr(sender, _SENDER_ENCODER, False) is not None:
-        raise HookMissing("RTCRtpSender has no encoder slot to share (or it already started)")
-    setattr(sender, _SENDER_ENCODER, packetizer)
 
 
 def media_ssrc(receiver: RTCRtpReceiver) -> int | None:
@@ -134,3 +140,82 @@ async def _gather_on(connection: Connection, addresses: list[str]) -> None:
             component=component, addresses=addresses
         )
     connection._local_candidates_end = True
+
+
+class SenderLink:
+    """The parts of an aiortc sender and its transports that sending packets directly needs
+    (RTCP — reports, NACK retransmissions, PLIs — stays with aiortc). `take_over_rtp` must run
+    before the sender starts."""
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        for name in (*_SENDER_STATE, "_ssrc", "_run_rtp"):
+            if not hasattr(sender, name):
+                raise HookMissing(f"RTCRtpSender.{name} is gone")
+        if not isinstance(getattr(sender, _HISTORY), dict):
+            raise HookMissing("RTCRtpSender's RTP history is not a dict")
+        if not hasattr(sender.transport, "_tx_srtp"):
+            raise HookMissing("RTCDtlsTransport._tx_srtp is gone")
+        self.sender = sender
+        self.ssrc: int = sender._ssrc
+        self.payload_type: int | None = None  # known once the sender starts
+        self.history: dict[int, RtpPacket] = getattr(sender, _HISTORY)
+        self.extensions: HeaderExtensionsMap = getattr(sender, _EXTENSIONS)
+
+    @property
+    def mid(self) -> str | None:
+        """The transceiver's mid, sent in every packet's header extension."""
+        mid: str | None = getattr(self.sender, _MID)
+        return mid
+
+    def take_over_rtp(self) -> None:
+        """Replace the sender's RTP loop (which would read a track) by one that only learns the
+        negotiated payload type and waits: packets are sent by `send`, RTCP runs as before."""
+        sender = self.sender
+
+        async def run_rtp(codec: RTCRtpCodecParameters) -> None:
+            self.payload_type = codec.payloadType
+            getattr(sender, _RTP_STARTED).set()
+            try:
+                await asyncio.Event().wait()  # until sender.stop() cancels it
+            finally:
+                getattr(sender, _RTP_EXITED).set()
+
+        sender._run_rtp = run_rtp  # type: ignore[method-assign]
+
+    def route(self) -> tuple[Any, Any, tuple[str, int]] | None:
+        """(SRTP session, ICE protocol, remote address) once DTLS is connected, else None."""
+        dtls = self.sender.transport
+        srtp = dtls._tx_srtp
+        if srtp is None or dtls.state != "connected" or self.payload_type is None:
+            return None
+        connection = getattr(dtls.transport, "_connection", None)
+        nominated = getattr(connection, "_nominated", None)
+        if not isinstance(nominated, dict):
+            raise HookMissing("aioice Connection._nominated is gone")
+        pair = nominated.get(1)
+        if pair is None:
+            return None
+        return srtp, pair.protocol, pair.remote_addr
+
+    def sent(self, ntp_timestamp: int, rtp_timestamp: int, packets: int, octets: int) -> None:
+        """Keep the sender's figures for its RTCP sender reports (and getStats) true."""
+        state = vars(self.sender)
+        state[_NTP] = ntp_timestamp
+        state[_RTP_TIME] = rtp_timestamp
+        state[_PACKETS] += packets
+        state[_OCTETS] += octets
+
+
+def send_datagram(protocol: Any, data: bytes, address: tuple[str, int]) -> None:
+    """Send on an ICE candidate pair's protocol without a coroutine per packet (a TURN relay's
+    protocol wraps data, so it keeps its own send_data)."""
+    if type(protocol) is StunProtocol:
+        protocol.transport.sendto(data, address)
+    else:
+        task = asyncio.ensure_future(protocol.send_data(data, address))
+        task.add_done_callback(_ignore_result)
+
+
+def _ignore_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("a relayed datagram was not sent: %s", task.exception())

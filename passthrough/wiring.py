@@ -6,17 +6,17 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from passthrough.fanout import KeyframeRequester, RelayTrack, Source
+from passthrough.fanout import KeyframeRequester, Outlet, Source
 from passthrough.hooks import (
     FrameSink,
+    SenderLink,
     forward_keyframe_requests,
     media_ssrc,
     send_pli,
-    share_packetizer,
     tap_receiver,
 )
 from passthrough.peer import IceSettings, before_gathering, codec_preferences, negotiated_codecs
@@ -90,9 +90,9 @@ async def answer_subscriber(
     offer: RTCSessionDescription,
     sources: Mapping[str, Source],
     ice: IceSettings,
-) -> tuple[RTCSessionDescription, list[RelayTrack]]:
+) -> tuple[RTCSessionDescription, list[Outlet]]:
     """Answer a subscriber's (receive-only) offer with the sources' packets, in their codecs."""
-    tracks: list[RelayTrack] = []
+    outlets: dict[RTCRtpTransceiver, Outlet] = {}
     for kind in KINDS:
         source = sources.get(kind)
         if source is None or source.codec is None:
@@ -100,25 +100,25 @@ async def answer_subscriber(
         preferences = codec_preferences(kind, source.codec)
         if not preferences:
             continue
-        track = source.attach()
-        tracks.append(track)
-        transceiver = pc.addTransceiver(track, direction="sendonly")
+        transceiver = pc.addTransceiver(kind, direction="sendonly")
         transceiver.setCodecPreferences(preferences)
+        link = SenderLink(transceiver.sender)
+        link.take_over_rtp()
         forward_keyframe_requests(transceiver.sender, source.request_keyframe)
-        if source.packetizer is not None:
-            share_packetizer(transceiver.sender, source.packetizer)
+        outlets[transceiver] = source.attach(link)
     try:
         await pc.setRemoteDescription(offer)
     except Exception as error:
-        for track in tracks:
-            track.stop()
+        for outlet in outlets.values():
+            outlet.stop()
         raise NoCommonCodec(str(error)) from error
     before_gathering(pc, ice)
     await pc.setLocalDescription(await pc.createAnswer())
-    for transceiver in pc.getTransceivers():
-        if transceiver.mid is None and isinstance(transceiver.sender.track, RelayTrack):
-            transceiver.sender.track.stop()  # the offer had no line for this kind
-    return pc.localDescription, tracks
+    for transceiver, outlet in list(outlets.items()):
+        if transceiver.mid is None:  # the offer had no line for this kind
+            outlet.stop()
+            del outlets[transceiver]
+    return pc.localDescription, list(outlets.values())
 
 
 def _sink(source: Source, feed: Feed) -> FrameSink:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from passthrough.fanout import RelayCounters, RelayTrack, Source
+from passthrough.fanout import Outlet, RelayCounters, Source
 from passthrough.peer import IceSettings, new_peer
 from passthrough.wiring import KINDS, answer_subscriber
 
@@ -26,16 +26,16 @@ class NotLive(Exception):
 
 
 class Viewer:
-    """One local browser's peer connection and the tracks it reads."""
+    """One local browser's peer connection and what the sources send it."""
 
     def __init__(self, pc: RTCPeerConnection) -> None:
         self.pc = pc
-        self.tracks: list[RelayTrack] = []
+        self.outlets: list[Outlet] = []
 
     async def close(self) -> None:
         """Detach from the sources and close the peer."""
-        for track in self.tracks:
-            track.stop()  # a track nobody reads would fill up and keep asking for keyframes
+        for outlet in self.outlets:
+            outlet.stop()  # a closed viewer must not keep asking for keyframes
         await self.pc.close()
 
 
@@ -77,7 +77,7 @@ class Screen:
                 self._later(self._drop(viewer))
 
         try:
-            answer, viewer.tracks = await answer_subscriber(
+            answer, viewer.outlets = await answer_subscriber(
                 pc, RTCSessionDescription(sdp=offer_sdp, type="offer"), self.sources, self.ice
             )
         except BaseException:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCSessionDescription
 
-from passthrough.fanout import RelayCounters, RelayTrack, Source
+from passthrough.fanout import Outlet, RelayCounters, Source
 from passthrough.peer import IceSettings, new_peer
 from passthrough.wiring import KINDS, Feed, accept_publisher, answer_subscriber
 
@@ -38,7 +38,7 @@ class BroadcastStatus:
 @dataclass
 class _Subscriber:
     pc: RTCPeerConnection
-    tracks: list[RelayTrack]
+    outlets: list[Outlet]
 
 
 @dataclass
@@ -139,11 +139,11 @@ class Broadcasts:
             raise NotOnAir(public_id)
         pc = new_peer(self.ice)
         try:
-            answer, tracks = await answer_subscriber(pc, offer, broadcast.sources, self.ice)
+            answer, outlets = await answer_subscriber(pc, offer, broadcast.sources, self.ice)
         except Exception:
             await pc.close()
             raise
-        subscriber = _Subscriber(pc, tracks)
+        subscriber = _Subscriber(pc, outlets)
         previous = broadcast.subscribers.get(venue_code)
         broadcast.subscribers[venue_code] = subscriber
         self._watch(pc, lambda: self._subscriber_gone(broadcast, venue_code, subscriber))
@@ -184,8 +184,8 @@ class Broadcasts:
 
     @staticmethod
     async def _close_subscriber(subscriber: _Subscriber) -> None:
-        for track in subscriber.tracks:
-            track.stop()
+        for outlet in subscriber.outlets:
+            outlet.stop()
         await subscriber.pc.close()
 
     def _watch(self, pc: RTCPeerConnection, gone: Callable[[], object]) -> None:
@@ -203,8 +203,8 @@ class Broadcasts:
         self._close_later(pc)
 
     def _subscriber_gone(self, broadcast: Broadcast, code: str, subscriber: _Subscriber) -> None:
-        for track in subscriber.tracks:
-            track.stop()
+        for outlet in subscriber.outlets:
+            outlet.stop()
         if broadcast.subscribers.get(code) is subscriber:
             del broadcast.subscribers[code]
         self._close_later(subscriber.pc)
