@@ -242,10 +242,17 @@ def demo_agents(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
 
     async def work(factory: async_sessionmaker[AsyncSession]) -> int:
-        agents = await pick_and_rotate(factory, args.count, settings.data_dir)
+        public_id, agents = await pick_and_rotate(factory, args.count, settings.data_dir)
         if not agents:
             print("hetang: there are no venues; run `hetang demo` first", file=sys.stderr)
             return EXIT_ERROR
+        base = f"http://{settings.host}:{settings.port}"
+        if public_id is not None:
+            print(
+                f"demo agents follow session {public_id}: open {base}/sessions/{public_id}/console "
+                "as the operator and press 开始直播",
+                flush=True,
+            )
         return await run_agents(
             agents, f"http://{settings.host}:{settings.port}", settings.ice.hosts
         )

@@ -35,35 +35,38 @@ class DemoAgent:
 
 async def pick_and_rotate(
     factory: async_sessionmaker[AsyncSession], count: int, data_dir: Path
-) -> list[DemoAgent]:
-    """Branch venues of the next joint session (the busiest), each with a fresh token."""
+) -> tuple[str | None, list[DemoAgent]]:
+    """The next joint session (the busiest) and its branch venues, each with a fresh token."""
     async with write_session(factory) as session:
-        codes = await _branch_venues_of_next_session(session, count)
+        public_id, codes = await _branch_venues_of_next_session(session, count)
         agents = []
         for index, code in enumerate(codes):
             token = await venues.rotate_token(session, WHOLE_TREE, DEMO_ACTOR, code)
             agents.append(DemoAgent(code, token, data_dir / "agents" / code, FIRST_UI_PORT + index))
-    return agents
+    return public_id, agents
 
 
-async def _branch_venues_of_next_session(session: AsyncSession, count: int) -> list[str]:
+async def _branch_venues_of_next_session(
+    session: AsyncSession, count: int
+) -> tuple[str | None, list[str]]:
     size = func.count(SessionVenue.id)
-    upcoming = (
+    found = (
         await session.execute(
-            select(TrainingSession.id)
+            select(TrainingSession.id, TrainingSession.public_id)
             .join(SessionVenue, SessionVenue.session_id == TrainingSession.id)
             .where(TrainingSession.ends_at >= utcnow())
-            .group_by(TrainingSession.id, TrainingSession.starts_at)
+            .group_by(TrainingSession.id, TrainingSession.public_id, TrainingSession.starts_at)
             .order_by(size.desc(), TrainingSession.starts_at)
             .limit(1)
         )
-    ).scalar_one_or_none()
+    ).first()
+    upcoming, public_id = (found[0], found[1]) if found is not None else (None, None)
     query = select(Venue.code).order_by(Venue.code).limit(count)
     if upcoming is not None:
         query = query.join(SessionVenue, SessionVenue.venue_id == Venue.id).where(
             SessionVenue.session_id == upcoming, SessionVenue.role == "branch"
         )
-    return list((await session.execute(query)).scalars())
+    return public_id, list((await session.execute(query)).scalars())
 
 
 async def run_agents(

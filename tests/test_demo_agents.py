@@ -41,12 +41,14 @@ def test_demo_agents_come_online_and_stop(server: Server, tmp_path: Path) -> Non
         HETANG_SECRET_KEY=server.env["HETANG_SECRET_KEY"],
         HETANG_PORT=str(server.port),
     )
-    process = subprocess.Popen(
-        [str(BIN / "hetang"), "--log-level", "WARNING", "demo-agents", "--count", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    output = tmp_path / "demo-agents.out"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(BIN / "hetang"), "--log-level", "WARNING", "demo-agents", "--count", "1"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+        )
     try:
 
         def online() -> list[str] | None:
@@ -64,3 +66,7 @@ def test_demo_agents_come_online_and_stop(server: Server, tmp_path: Path) -> Non
         assert audited == [("demo",)]
     finally:
         assert stop_process(process, signal.SIGTERM) == 0
+    printed = output.read_text()
+    session_id = server.api("GET", "sessions")["sessions"][0]["id"]
+    # The newcomer is told where to press Start.
+    assert f"/sessions/{session_id}/console" in printed
