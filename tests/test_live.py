@@ -90,3 +90,40 @@ async def test_two_processes_share_events_through_redis(
         session_id = (await created.json())["id"]
         message = await asyncio.wait_for(socket.receive_json(), timeout=10)
     assert message == {"type": "schedule_changed", "session_id": session_id}
+
+
+@pytest.mark.skipif(not os.environ.get(REDIS_ENV), reason=f"{REDIS_ENV} is not set")
+async def test_two_processes_show_the_same_venue_wall(
+    client: Any, world: World, settings: Settings
+) -> None:
+    """An agent reports to one server process; a reviewer watching the wall on the other is told
+    at once (through Redis) and reads the same stream state there."""
+    shared = dataclasses.replace(settings, redis_url=os.environ[REDIS_ENV])
+    await _venue(client, world, "W1")
+    branch = await _venue(client, world, "W2")
+    body = {**_session("W1"), "branch_venues": ["W2"]}
+    created = await client.post("/api/v1/sessions", headers=world.auth("admin", "a"), json=body)
+    session_id = (await created.json())["id"]
+    reviewer = world.auth("reviewer", "a")
+    async with (
+        TestClient(TestServer(create_app(shared))) as first,
+        TestClient(TestServer(create_app(shared))) as second,
+        second.ws_connect(f"/sessions/{session_id}/live", headers=reviewer) as wall,
+    ):
+        await asyncio.sleep(0.2)  # the subscription is in place before the report
+        now = datetime.now(UTC).replace(microsecond=0).isoformat()
+        sample = {"at": now, "state": "good", "bitrate_kbps": 950.0, "fps": 29.5, "freezes": 0}
+        answer = await first.post(
+            "/api/v1/agent/stream-stats",
+            headers={"Authorization": f"Bearer {branch}"},
+            json={"sent_at": now, "session_id": session_id, "samples": [sample]},
+        )
+        assert answer.status == 200
+        assert await asyncio.wait_for(wall.receive_json(), timeout=10) == {"type": "wall_changed"}
+        walls = [
+            await (await app.get(f"/api/v1/sessions/{session_id}/wall", headers=reviewer)).json()
+            for app in (first, second)
+        ]
+    assert walls[0] == walls[1]
+    stream = walls[1]["venues"][1]["stream"]
+    assert (stream["state"], stream["fps"], stream["bitrate_kbps"]) == ("good", 29.5, 950.0)
