@@ -168,6 +168,15 @@ async def stage(
         assert opened.problems == [], opened.problems
 
 
+async def _until(page: Page, expression: str) -> None:
+    """Poll a page expression (wait_for_function compiles its predicate with eval, which the
+    page's CSP forbids: whether that is reported depends on timing)."""
+    deadline = asyncio.get_running_loop().time() + WAIT_MS / 1000
+    while not await page.evaluate(expression):
+        assert asyncio.get_running_loop().time() < deadline, f"never true: {expression}"
+        await asyncio.sleep(0.1)
+
+
 async def _options(page: Page, select: str) -> list[str]:
     labels: list[str] = await page.eval_on_selector_all(
         f"{select} option", "options => options.map(option => option.textContent)"
@@ -182,7 +191,7 @@ async def test_an_operator_gets_the_controls_and_the_devices(stage: Stage) -> No
     await expect(page.locator("#camera option")).not_to_have_count(0, timeout=WAIT_MS)
     assert await _options(page, "#camera") == ["fake_device_0"]
     assert "Fake Default Audio Input" in await _options(page, "#microphone")
-    await page.wait_for_function("document.getElementById('preview').videoWidth > 0")
+    await _until(page, "document.getElementById('preview').videoWidth > 0")
     assert await page.eval_on_selector("#preview", "video => video.muted && video.autoplay")
     start = page.get_by_role("button", name="开始直播")
     await expect(start).to_be_enabled()
