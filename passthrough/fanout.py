@@ -41,20 +41,15 @@ class RelayCounters:
 
 
 class SharedPacketizer:
-    """Splits each frame into RTP payloads once for every subscriber of a source (the senders
-    all get the same packet object, so the last result is reused)."""
+    """Splits each frame into RTP payloads, once for every subscriber of a source (aiortc's
+    encoder of the codec, used only for its packetizer)."""
 
     def __init__(self, codec: RTCRtpCodecCapability) -> None:
         self._encoder = get_encoder(codec)  # type: ignore[arg-type]  # only mimeType is read
-        self._last: EncodedPacket | None = None
-        self._packed: tuple[list[bytes], int] = ([], 0)
 
     def pack(self, packet: EncodedPacket) -> tuple[list[bytes], int]:
-        """The payloads and RTP timestamp of this packet, computed once."""
-        if packet is not self._last:
-            self._packed = self._encoder.pack(packet)
-            self._last = packet
-        return self._packed
+        """The payloads and RTP timestamp of this packet."""
+        return self._encoder.pack(packet)
 
 
 @dataclass(frozen=True)
@@ -82,7 +77,7 @@ class Outlet:
         self.kind = source.kind
         self._source = source
         self._link = link
-        self._sequence = secrets.randbelow(1 << 16)
+        self._sequence = secrets.randbelow(1 << 15)  # low half, as aiortc and Chrome do
         self._origin = secrets.randbelow(1 << 32)
         self.waiting_for_keyframe = source.kind == "video"
         self.connected = False
@@ -101,8 +96,9 @@ class Outlet:
                 return False
             self.waiting_for_keyframe = False
         srtp, protocol, address = route
-        transport = getattr(protocol, "transport", None)
-        if transport is not None and transport.get_write_buffer_size() > MAX_BACKLOG:
+        # A TURN-relayed pair's transport (aioice's TurnTransport) has no write buffer to ask.
+        backlog = getattr(getattr(protocol, "transport", None), "get_write_buffer_size", None)
+        if backlog is not None and backlog() > MAX_BACKLOG:
             if self.kind == "video":
                 self.waiting_for_keyframe = True
                 self._source.resynchronise()
@@ -225,13 +221,22 @@ class Source:
         payloads, rtp_timestamp = self.packetizer.pack(to_packet(data, pts, self._rate))
         ntp = current_ntp_time()
         frame = PackedFrame(payloads, rtp_timestamp, keyframe, ntp, (ntp >> 14) & 0xFFFFFF)
-        delivered = sum(1 for outlet in list(self._outlets) if outlet.offer(frame))
+        delivered = sum(1 for outlet in list(self._outlets) if self._offer(outlet, frame))
         self.counters.frames_forwarded += delivered
         self.counters.bytes_forwarded += delivered * len(data)
         if not keyframe and any(o.waiting_for_keyframe and o.connected for o in self._outlets):
             # The keyframe asked for went by before this subscriber could take it (or never
             # came): ask again, once the interval allows.
             self.request_keyframe()
+
+    @staticmethod
+    def _offer(outlet: Outlet, frame: PackedFrame) -> bool:
+        try:
+            return outlet.offer(frame)
+        except Exception:
+            # One broken subscriber must not starve the others.
+            log.exception("a subscriber could not be sent a frame")
+            return False
 
     def resynchronise(self) -> None:
         """A subscriber fell behind and was flushed."""

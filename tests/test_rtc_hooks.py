@@ -1,36 +1,54 @@
 """Each private aiortc/aioice hook in passthrough/hooks.py (and new_peer's ICE defaults), exercised
-against the real, pinned aiortc on loopback, so that an incompatible upgrade fails here, loudly."""
+against the real, pinned aiortc on loopback, so that an incompatible upgrade fails here, loudly:
+among them the SenderLink through which the relay's outlets send RTP themselves, checked by what
+an aiortc viewer decodes, reports and gets retransmitted."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import av
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpReceiver, VideoStreamTrack
-from aiortc.codecs.vpx import Vp8Encoder
+from aioice import Connection
+from aioice.ice import StunProtocol
+from aioice.turn import TurnClientUdpProtocol
+from aiortc import (
+    AudioStreamTrack,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
+from aiortc.clock import current_datetime
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
+from aiortc.sdp import SessionDescription
 
-from passthrough.fanout import RelayCounters, SharedPacketizer, Source
+from passthrough.fanout import Outlet, RelayCounters, Source
 from passthrough.frames import is_keyframe
 from passthrough.hooks import (
     HookMissing,
+    SenderLink,
     forward_keyframe_requests,
     media_ssrc,
     restrict_host_addresses,
+    send_datagram,
     send_pli,
-    share_packetizer,
     tap_receiver,
 )
 from passthrough.peer import IceSettings, before_gathering, new_peer
-from passthrough.wiring import accept_publisher, answer_subscriber
+from passthrough.wiring import KINDS, accept_publisher, answer_subscriber
 
 LOOPBACK = IceSettings(hosts=("127.0.0.1",))
 VP8 = RTCRtpCodecCapability(mimeType="video/VP8", clockRate=90000)
@@ -86,6 +104,18 @@ class Tap:
                 await self._changed.wait()
 
 
+async def close_all(made: list[RTCPeerConnection]) -> None:
+    """Close every peer; one whose close hangs (a sender whose RTP loop never says it exited)
+    fails the test instead of hanging the run."""
+    stuck = []
+    for pc in made:
+        try:
+            await asyncio.wait_for(pc.close(), WAIT_S)
+        except TimeoutError:
+            stuck.append(pc)
+    assert not stuck, f"{len(stuck)} peer connection(s) did not close"
+
+
 @pytest.fixture
 async def peers() -> AsyncIterator[PeerFactory]:
     """Makes peer connections (loopback-only unless told otherwise) and closes them all."""
@@ -99,8 +129,7 @@ async def peers() -> AsyncIterator[PeerFactory]:
     try:
         yield make
     finally:
-        for pc in made:
-            await pc.close()
+        await close_all(made)
 
 
 async def negotiate(
@@ -295,6 +324,245 @@ async def test_new_peer_asks_no_stun_server_unless_configured(peers: PeerFactory
         await default.close()
 
 
+class LinkedSource(Source):
+    """A Source that keeps the SenderLink each subscriber attaches with."""
+
+    def __init__(self, kind: str, counters: RelayCounters) -> None:
+        super().__init__(kind, counters)
+        self.links: list[SenderLink] = []
+
+    def attach(self, link: SenderLink) -> Outlet:
+        self.links.append(link)
+        return super().attach(link)
+
+
+@dataclass
+class Relayed:
+    """A publisher → relay → aiortc viewer chain made with the relay's own wiring, the viewer's
+    answer not yet applied."""
+
+    track: NoiseTrack
+    viewer: RTCPeerConnection
+    relay_out: RTCPeerConnection
+    answer: RTCSessionDescription
+    links: dict[str, SenderLink]
+    outlets: dict[str, Outlet]
+
+    def receiver(self, kind: str) -> RTCRtpReceiver:
+        return next(t.receiver for t in self.viewer.getTransceivers() if t.kind == kind)
+
+    async def connect(self) -> None:
+        """The viewer takes the answer and decodes a first video frame."""
+        await self.viewer.setRemoteDescription(self.answer)
+        await asyncio.wait_for(self.receiver("video").track.recv(), WAIT_S)
+
+
+@pytest.fixture
+async def relayed(peers: PeerFactory) -> AsyncIterator[Relayed]:
+    publisher, relay_in = peers(), peers()
+    track = NoiseTrack()
+    publisher.addTrack(track)
+    publisher.addTrack(AudioStreamTrack())
+    counters = RelayCounters()
+    sources = {kind: LinkedSource(kind, counters) for kind in KINDS}
+    try:
+        before_gathering(publisher, LOOPBACK)
+        await publisher.setLocalDescription(await publisher.createOffer())
+        answer, _ = await accept_publisher(relay_in, publisher.localDescription, sources, LOOPBACK)
+        await publisher.setRemoteDescription(answer)
+
+        viewer, relay_out = peers(), peers()
+        viewer.addTransceiver("video", direction="recvonly")
+        viewer.addTransceiver("audio", direction="recvonly")
+        before_gathering(viewer, LOOPBACK)
+        await viewer.setLocalDescription(await viewer.createOffer())
+        answer, outlets = await answer_subscriber(
+            relay_out, viewer.localDescription, sources, LOOPBACK
+        )
+        yield Relayed(
+            track=track,
+            viewer=viewer,
+            relay_out=relay_out,
+            answer=answer,
+            links={kind: source.links[-1] for kind, source in sources.items()},
+            outlets={outlet.kind: outlet for outlet in outlets},
+        )
+    finally:
+        for source in sources.values():
+            source.close()
+
+
+async def stats_of(party: RTCRtpSender | RTCRtpReceiver, kind: str) -> list[Any]:
+    """The statistics of one type from a sender's or receiver's getStats()."""
+    return [s for s in (await party.getStats()).values() if s.type == kind]
+
+
+async def outbound(sender: RTCRtpSender) -> tuple[int, int]:
+    """The sender's own figures: packets and bytes sent (what its sender reports say too)."""
+    [stats] = await stats_of(sender, "outbound-rtp")
+    return stats.packetsSent, stats.bytesSent
+
+
+async def test_sender_link_routes_packets_an_aiortc_viewer_decodes(relayed: Relayed) -> None:
+    links = relayed.links
+    # Before the viewer answers: no payload type negotiated, no DTLS, no nominated pair.
+    assert [(link.payload_type, link.route()) for link in links.values()] == [(None, None)] * 2
+
+    await relayed.connect()
+    video = relayed.receiver("video")
+    frames = [await asyncio.wait_for(video.track.recv(), WAIT_S) for _ in range(5)]
+    assert {(frame.width, frame.height) for frame in frames} == {(320, 240)}
+    sound = await asyncio.wait_for(relayed.receiver("audio").track.recv(), WAIT_S)
+    assert isinstance(sound, av.AudioFrame)
+
+    for media in SessionDescription.parse(relayed.answer.sdp).media:
+        link = links[media.kind]
+        assert link.payload_type == media.rtp.codecs[0].payloadType
+        assert link.mid == media.rtp.muxId
+        assert link.ssrc == media.ssrc[0].ssrc
+        assert relayed.outlets[media.kind].connected
+        route = link.route()
+        assert route is not None
+        srtp, protocol, address = route
+        assert srtp is link.sender.transport._tx_srtp
+        assert type(protocol) is StunProtocol
+        # The viewer's end of the pair ICE nominated (audio and video share it: BUNDLE).
+        viewer_ice = relayed.receiver(media.kind).transport.transport._connection
+        assert address == viewer_ice._nominated[1].local_addr
+        kept = list(link.history.values())
+        assert kept
+        assert all(isinstance(packet, RtpPacket) for packet in kept)
+        assert {(p.payload_type, p.ssrc, p.extensions.mid) for p in kept} == {
+            (link.payload_type, link.ssrc, link.mid)
+        }
+
+    # Without aioice's nominated pairs, route() says the hook is gone rather than guessing.
+    connection = links["video"].sender.transport.transport._connection
+    nominated = connection._nominated
+    del connection._nominated
+    try:
+        with pytest.raises(HookMissing, match="_nominated"):
+            links["video"].route()
+    finally:
+        connection._nominated = nominated
+
+
+async def test_sender_link_keeps_the_senders_figures_for_stats_and_reports(
+    relayed: Relayed,
+) -> None:
+    await relayed.connect()
+    video = relayed.receiver("video")
+    sender = relayed.links["video"].sender
+    before = await outbound(sender)
+    for _ in range(5):
+        await asyncio.wait_for(video.track.recv(), WAIT_S)
+    after = await outbound(sender)
+    assert after[0] > before[0] > 0
+    assert after[1] > before[1] > 0
+    [inbound] = await stats_of(video, "inbound-rtp")
+    assert 0 < inbound.packetsReceived <= after[0]
+
+    # aiortc's sender reports carry them to the viewer (one every 0.5–1.5 s; no event says so).
+    async with asyncio.timeout(WAIT_S):
+        while not (reports := await stats_of(video, "remote-outbound-rtp")):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    [report] = reports
+    assert report.ssrc == sender._ssrc
+    assert 0 < report.packetsSent <= (await outbound(sender))[0]
+    assert 0 < report.bytesSent <= (await outbound(sender))[1]
+    # The report's NTP time is the time of sending, not zero or a frame's capture clock.
+    assert abs((report.remoteTimestamp - current_datetime()).total_seconds()) < 2
+
+
+async def test_a_viewers_nack_is_answered_from_the_history_the_outlet_fills(
+    relayed: Relayed,
+) -> None:
+    await relayed.connect()
+    video = relayed.receiver("video")
+    link = relayed.links["video"]
+    rtx = link.sender._rtx_ssrc
+    assert rtx in {s.ssrc for s in SessionDescription.parse(relayed.answer.sdp).media[0].ssrc}
+    # Stop the media, so that the history holds still and any new SSRC is the retransmission's.
+    relayed.track.running.clear()
+    await asyncio.sleep(0.2)
+    assert rtx not in {s.source for s in video.getSynchronizationSources()}
+
+    lost = next(iter(link.history.values()))
+    assert link.history[lost.sequence_number % RTP_HISTORY_SIZE] is lost
+    await video._send_rtcp_nack(link.ssrc, [lost.sequence_number])
+    async with asyncio.timeout(WAIT_S):
+        # aiortc tells nobody when a new SSRC shows up: look again and again.
+        while rtx not in {s.source for s in video.getSynchronizationSources()}:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+async def test_closing_a_subscribers_peer_ends_the_taken_over_rtp_loop(
+    relayed: Relayed, caplog: pytest.LogCaptureFixture
+) -> None:
+    await relayed.connect()
+    with caplog.at_level(logging.WARNING, logger="aiortc"):
+        async with asyncio.timeout(3):  # sender.stop() waits for the RTP loop to say it exited
+            await relayed.relay_out.close()
+    assert caplog.records == []
+    sent = {kind: dict(link.history) for kind, link in relayed.links.items()}
+    await asyncio.sleep(0.1)  # the publisher goes on, but nothing more is sent to this peer
+    for kind, link in relayed.links.items():
+        assert vars(link.sender)["_RTCRtpSender__rtp_exited"].is_set()
+        assert link.route() is None
+        assert link.history == sent[kind]
+        assert not relayed.outlets[kind].connected
+
+
+class RecordingSocket(asyncio.DatagramTransport):
+    """A UDP socket that keeps what is sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.datagrams: list[tuple[bytes, Any]] = []
+
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        self.datagrams.append((bytes(data), addr))
+
+
+def turn_client(socket: RecordingSocket, peer: tuple[str, int] | None) -> TurnClientUdpProtocol:
+    """aioice's TURN client protocol, with its channel to `peer` already bound."""
+    client = TurnClientUdpProtocol(
+        ("127.0.0.1", 3478), "relay", "secret", lifetime=600, channel_refresh_time=500
+    )
+    client.connection_made(socket)
+    if peer is not None:
+        client.peer_to_channel[peer] = 0x4000
+        client.channel_to_peer[0x4000] = peer
+        client.channel_refresh_at[0x4000] = time.time() + 500
+    return client
+
+
+async def test_send_datagram_writes_to_a_udp_pair_at_once_and_other_protocols_send_data(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    peer = ("127.0.0.1", 50_000)
+    udp, socket = StunProtocol(Connection(ice_controlling=True)), RecordingSocket()
+    udp.connection_made(socket)
+    send_datagram(udp, b"rtp", peer)
+    assert socket.datagrams == [(b"rtp", peer)]  # at once: no coroutine, no task
+
+    # Another kind of protocol (aioice's TURN client here) keeps its own send_data.
+    turn_socket = RecordingSocket()
+    send_datagram(turn_client(turn_socket, peer), b"rtp", peer)
+    assert turn_socket.datagrams == []
+    await asyncio.sleep(0)
+    assert turn_socket.datagrams == [(b"\x40\x00\x00\x03rtp", None)]  # as ChannelData
+
+    # Its failures are noted, never raised at the sender nor left unretrieved in a task.
+    full = turn_client(RecordingSocket(), None)
+    full.channel_number = 0x5000  # every channel number taken
+    with caplog.at_level(logging.DEBUG, logger="passthrough.hooks"):
+        send_datagram(full, b"rtp", peer)
+        for _ in range(3):
+            await asyncio.sleep(0)
+    assert "a relayed datagram was not sent: No TURN channel number available" in caplog.text
+
+
 def _ignore(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
     pass
 
@@ -362,6 +630,34 @@ async def _send_pli_plain_object(pc: RTCPeerConnection) -> None:
     await send_pli(object(), 1234)  # type: ignore[arg-type]
 
 
+async def _link_plain_object(pc: RTCPeerConnection) -> None:
+    SenderLink(object())  # type: ignore[arg-type]
+
+
+async def _link_no_history(pc: RTCPeerConnection) -> None:
+    SenderLink(_without(pc.addTransceiver("video").sender, "_RTCRtpSender__rtp_history"))  # type: ignore[arg-type]
+
+
+async def _link_history_not_a_dict(pc: RTCPeerConnection) -> None:
+    sender = pc.addTransceiver("video").sender
+    sender._RTCRtpSender__rtp_history = [None] * RTP_HISTORY_SIZE  # type: ignore[attr-defined]
+    SenderLink(sender)
+
+
+async def _link_no_rtp_exited(pc: RTCPeerConnection) -> None:
+    SenderLink(_without(pc.addTransceiver("video").sender, "_RTCRtpSender__rtp_exited"))  # type: ignore[arg-type]
+
+
+async def _link_no_packet_count(pc: RTCPeerConnection) -> None:
+    SenderLink(_without(pc.addTransceiver("video").sender, "_RTCRtpSender__packet_count"))  # type: ignore[arg-type]
+
+
+async def _link_no_tx_srtp(pc: RTCPeerConnection) -> None:
+    sender = pc.addTransceiver("video").sender
+    _without(sender.transport, "_tx_srtp")
+    SenderLink(sender)
+
+
 @pytest.mark.parametrize(
     "use_hook",
     [
@@ -376,6 +672,12 @@ async def _send_pli_plain_object(pc: RTCPeerConnection) -> None:
         _send_pli_no_method,
         _restrict_no_connection,
         _restrict_no_gathering_flag,
+        _link_plain_object,
+        _link_no_history,
+        _link_history_not_a_dict,
+        _link_no_rtp_exited,
+        _link_no_packet_count,
+        _link_no_tx_srtp,
     ],
     ids=lambda use_hook: use_hook.__name__.strip("_"),
 )
@@ -384,65 +686,3 @@ async def test_each_hook_raises_hook_missing_when_aiortc_changed(
 ) -> None:
     with pytest.raises(HookMissing):
         await use_hook(peers())
-
-
-async def _share_plain_object(pc: RTCPeerConnection) -> None:
-    share_packetizer(object(), SharedPacketizer(VP8))  # type: ignore[arg-type]
-
-
-async def _share_started_sender(pc: RTCPeerConnection) -> None:
-    sender = pc.addTransceiver("video").sender
-    sender._RTCRtpSender__encoder = object()  # type: ignore[attr-defined]  # as once it runs
-    share_packetizer(sender, SharedPacketizer(VP8))
-
-
-@pytest.mark.parametrize("use_hook", [_share_plain_object, _share_started_sender])
-async def test_share_packetizer_raises_hook_missing_when_aiortc_changed(
-    peers: PeerFactory, use_hook: Callable[[RTCPeerConnection], Awaitable[None]]
-) -> None:
-    with pytest.raises(HookMissing):
-        await use_hook(peers())
-
-
-class CountingPacker:
-    """A VP8 packer that counts how often it really packs."""
-
-    def __init__(self) -> None:
-        self.encoder = Vp8Encoder()
-        self.calls = 0
-
-    def pack(self, packet: Any) -> tuple[list[bytes], int]:
-        self.calls += 1
-        return self.encoder.pack(packet)
-
-
-async def test_share_packetizer_packs_each_frame_once_for_every_subscriber(
-    peers: PeerFactory,
-) -> None:
-    """Two subscribers' senders share one packetizer: both decode, and each frame was split into
-    RTP payloads once, not once per subscriber."""
-    publisher, relay_in = peers(), peers()
-    publisher.addTrack(VideoStreamTrack())
-    sources = {"video": Source("video", RelayCounters())}
-    before_gathering(publisher, LOOPBACK)
-    await publisher.setLocalDescription(await publisher.createOffer())
-    answer, _ = await accept_publisher(relay_in, publisher.localDescription, sources, LOOPBACK)
-    await publisher.setRemoteDescription(answer)
-    shared = sources["video"].packetizer
-    assert shared is not None
-    counting = CountingPacker()
-    shared._encoder = counting  # type: ignore[assignment]
-    receivers = []
-    for _ in range(2):
-        viewer, relay_out = peers(), peers()
-        viewer.addTransceiver("video", direction="recvonly")
-        before_gathering(viewer, LOOPBACK)
-        await viewer.setLocalDescription(await viewer.createOffer())
-        answer, _ = await answer_subscriber(relay_out, viewer.localDescription, sources, LOOPBACK)
-        await viewer.setRemoteDescription(answer)
-        receivers.append(viewer.getTransceivers()[0].receiver)
-    for receiver in receivers:
-        for _ in range(10):
-            await asyncio.wait_for(receiver.track.recv(), WAIT_S)
-    pushed = sources["video"].frames_in
-    assert 0 < counting.calls <= pushed
