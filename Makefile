@@ -51,6 +51,7 @@ bench: install-test
 	$(BIN)/python bench/checkins.py
 	$(BIN)/python bench/finalize.py
 	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/agent_cost.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
