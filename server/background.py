@@ -1,4 +1,5 @@
-"""Background work that runs for the life of the app: the session workflow's clock."""
+"""Background work that runs for the life of the app: the session workflow's clock, which also
+keeps each month's report (月报告) of the top-level organizations once the month is over."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from aiohttp import web
 
 from server.db.session import read_session, write_session
 from server.keys import DB_KEY, SETTINGS_KEY
-from server.services import workflow
+from server.services import reports, workflow
 from server.services.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -30,12 +32,27 @@ async def run_workflow_clock(app: web.Application, stop: asyncio.Event) -> None:
             for public_id, action in due:
                 async with write_session(app[DB_KEY]) as session:
                     await workflow.run_due(session, public_id, action, settings.tz, now)
+            await store_monthly_reports(app, now)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("the workflow clock failed; trying again next round")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.workflow_interval_s)
+
+
+async def store_monthly_reports(app: web.Application, now: datetime) -> None:
+    """On the 1st (or the first round after it, should the server have been down), keep the
+    previous month's report of every top-level organization that has none yet."""
+    tz = app[SETTINGS_KEY].tz
+    async with read_session(app[DB_KEY]) as session:
+        due = await reports.snapshots_due(session, tz, now)
+    if not due:
+        return
+    async with write_session(app[DB_KEY]) as session:
+        stored = await reports.store_due_snapshots(session, workflow.SYSTEM_ACTOR, tz, now)
+    if stored:
+        log.info("kept the monthly report of %s", ", ".join(stored))
 
 
 async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:

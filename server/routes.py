@@ -6,7 +6,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.api import agent, broadcast, members, organizations, sessions, system, venues
+from server.api import (
+    agent,
+    broadcast,
+    members,
+    organizations,
+    reports,
+    sessions,
+    system,
+    venues,
+)
 from server.pages import auth as auth_pages
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -82,6 +91,20 @@ def setup_routes(app: web.Application) -> None:
         "/api/v1/members/{member_no}/record",
         sessions.get_member_record,
         name="api_member_record",
+    )
+    # Monthly reports (月报告)
+    add("GET", "/api/v1/reports/monthly", reports.get_monthly_report, name="api_monthly_report")
+    add(
+        "POST",
+        "/api/v1/reports/monthly/snapshots",
+        reports.create_report_snapshot,
+        name="api_create_report_snapshot",
+    )
+    add(
+        "GET",
+        "/api/v1/reports/monthly/snapshots",
+        reports.list_report_snapshots,
+        name="api_list_report_snapshots",
     )
     # Agent API
     add("POST", "/api/v1/agent/hello", agent.agent_hello, name="agent_hello")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -133,6 +134,7 @@ class Route:
     session_state: str = ""
     after: str = ""  # the state a successful request leaves that session in ("" = unchanged)
     refused: frozenset[str] = frozenset()  # roles the route admits but this request refuses: 403
+    query: dict[str, str] = field(default_factory=dict)  # query values; "{ref}" is replaced
 
 
 MATRIX: dict[str, Route] = {
@@ -332,6 +334,32 @@ MATRIX: dict[str, Route] = {
         "object",
         "M-A-1",
         {"member_no": "{ref}"},
+    ),
+    # Monthly reports: the organization is named in the query or the body
+    "api_monthly_report": Route(
+        "GET",
+        "/api/v1/reports/monthly",
+        READERS,
+        "object",
+        "a1",
+        query={"org": "{ref}", "month": "2026-03"},
+    ),
+    "api_create_report_snapshot": Route(
+        "POST",
+        "/api/v1/reports/monthly/snapshots",
+        PLANNERS,
+        "object",
+        "a1",
+        body=lambda ref, fresh: ("json", {"org": ref, "month": "2026-03"}),
+        ok=(201,),
+    ),
+    "api_list_report_snapshots": Route(
+        "GET",
+        "/api/v1/reports/monthly/snapshots",
+        READERS,
+        "object",
+        "a1",
+        query={"org": "{ref}", "month": "2026-03"},
     ),
     # Agent API (venue token); the ref of stream-stats is a session of the agent's venue
     "agent_hello": Route(
@@ -653,8 +681,11 @@ def readable(body: bytes) -> str:
 
 
 def path_of(route: Route, ref: str) -> str:
-    """The row's path about one object."""
-    return route.path.format(**{k: v.format(ref=ref) for k, v in route.parts.items()})
+    """The row's path about one object (with its query, when it has one)."""
+    path = route.path.format(**{k: v.format(ref=ref) for k, v in route.parts.items()})
+    if route.query:
+        path += "?" + urlencode({k: v.format(ref=ref) for k, v in route.query.items()})
+    return path
 
 
 async def make_session(

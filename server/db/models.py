@@ -62,6 +62,8 @@ class Member(Base):
     __table_args__ = (
         CheckConstraint(_in("category", MEMBER_CATEGORIES), name="category"),
         Index("ix_members_org_id_member_no", "org_id", "member_no"),
+        # Members per organization and category, read from the index alone (monthly reports).
+        Index("ix_members_org_id_category", "org_id", "category"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -329,3 +331,20 @@ class AuditEntry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class ReportSnapshot(Base):
+    """A monthly report (月报告) as generated at one moment: never rewritten, a regenerated one
+    is a new version beside it."""
+
+    __tablename__ = "report_snapshots"
+    __table_args__ = (UniqueConstraint("org_id", "month", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="RESTRICT"))
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    version: Mapped[int] = mapped_column(Integer)
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    generated_by: Mapped[str] = mapped_column(String(100))
+    # The report's JSON text exactly as it was answered.
+    figures: Mapped[str] = mapped_column(Text)

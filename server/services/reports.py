@@ -1,0 +1,373 @@
+"""The monthly report (月报告) of an organization's subtree, from a few GROUP BY queries over the
+whole subtree at once; members are counted where they belong now (current membership)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Integer, Text, case, cast, func, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from server.auth.principal import Scope
+from server.db.models import (
+    Attendance,
+    Member,
+    Organization,
+    ReportSnapshot,
+    TrainingRecord,
+    TrainingSession,
+)
+from server.db.session import lock_for_audit
+from server.domain.audit_chain import AuditFacts
+from server.domain.members import REQUIRED_HOURS
+from server.domain.reports import (
+    MONTHS_IN_YEAR,
+    Figures,
+    Month,
+    OrgFacts,
+    Tally,
+    is_below_requirement,
+    month_of,
+    monthly_report,
+    scaled_requirement,
+)
+from server.services import audit
+from server.services.organizations import get_org
+
+HELD_STATES = ("finalized", "approved")
+# Up to this many members (a committee or a small county) a report reads member by member
+# through the indexes; above it, one pass over the month's and the year's rows is faster.
+SMALL_SUBTREE_MEMBERS = 20_000
+
+
+def _flagged(flag: str) -> object:
+    """1 for a result carrying this flag (flags are a JSON list of fixed words), else 0."""
+    return case((cast(Attendance.flags, Text).like(f'%"{flag}"%'), 1), else_=0)
+
+
+def _in_orgs(org_ids: list[int], large: bool) -> ColumnElement[bool]:
+    """Members of these organizations. For a large subtree the column is wrapped in an
+    expression, so SQLite does not walk the members one by one through their index but
+    reads the month's results or the year's records in one pass (PostgreSQL plans by its
+    statistics either way)."""
+    column = (Member.org_id + 0) if large else Member.org_id
+    return column.in_(org_ids)
+
+
+async def _member_totals(session: AsyncSession, org_ids: list[int]) -> dict[tuple[int, str], int]:
+    """(organization, category) → how many members it has now."""
+    rows = await session.execute(
+        select(Member.org_id, Member.category, func.count())
+        .where(Member.org_id.in_(org_ids))
+        .group_by(Member.org_id, Member.category)
+    )
+    return {(org_id, category): int(count) for org_id, category, count in rows}
+
+
+async def _member_counts(
+    session: AsyncSession,
+    org_ids: list[int],
+    totals: dict[tuple[int, str], int],
+    month: Month,
+    tz: ZoneInfo,
+    large: bool,
+) -> dict[int, Tally]:
+    """Per organization, of its own members: how many (`totals`), trained in the month,
+    trained since January 1, and below the pro-rated requirement (hours through the month's
+    end)."""
+    month_start, month_end = month.bounds(tz)
+    # Windows are the sessions' own start times: a record's copy of it may be stored in
+    # another text form on SQLite (written in bulk), where comparing it would be unreliable.
+    since_january = select(TrainingSession.id).where(
+        TrainingSession.starts_at >= month.year_starts(tz),
+        TrainingSession.starts_at < month_end,
+    )
+    this_month = select(TrainingSession.id).where(
+        TrainingSession.starts_at >= month_start, TrainingSession.starts_at < month_end
+    )
+    # Raw hundredths (the stored integers) keep the comparison exact inside the database.
+    hundredths = type_coerce(TrainingRecord.credit_hours, Integer)
+    earned_query = select(
+        TrainingRecord.member_id.label("member_id"),
+        func.sum(hundredths).label("hundredths"),
+        func.max(case((TrainingRecord.session_id.in_(this_month), 1), else_=0)).label("in_month"),
+    ).where(TrainingRecord.year == month.year, TrainingRecord.session_id.in_(since_january))
+    if not large:
+        in_subtree = select(Member.id).where(_in_orgs(org_ids, large))
+        earned_query = earned_query.where(TrainingRecord.member_id.in_(in_subtree))
+    earned = earned_query.group_by(TrainingRecord.member_id).subquery()
+    threshold = case(
+        {category: scaled_requirement(hours, month) for category, hours in REQUIRED_HOURS.items()},
+        value=Member.category,
+        else_=0,
+    )
+    rows = await session.execute(
+        select(
+            Member.org_id,
+            Member.category,
+            func.count(),
+            func.sum(earned.c.in_month),
+            func.sum(case((earned.c.hundredths * MONTHS_IN_YEAR < threshold, 1), else_=0)),
+        )
+        .select_from(earned)
+        .join(Member, Member.id == earned.c.member_id)
+        .where(_in_orgs(org_ids, large))
+        .group_by(Member.org_id, Member.category)
+    )
+    trained = {(org_id, category): (int(n), int(m), int(b)) for org_id, category, n, m, b in rows}
+    tallies: dict[int, Tally] = defaultdict(Tally)
+    for (org_id, category), total in totals.items():
+        count, in_month, short = trained.get((org_id, category), (0, 0, 0))
+        # Members with no credit at all are below whenever the pro-rated requirement is > 0.
+        if is_below_requirement(Decimal(0), REQUIRED_HOURS.get(category, Decimal(0)), month):
+            short += total - count
+        tallies[org_id] = tallies[org_id] + Tally(
+            members_total=total,
+            members_trained_month=in_month,
+            members_trained_ytd=count,
+            below_requirement=short,
+        )
+    return tallies
+
+
+async def _month_results(
+    session: AsyncSession, org_ids: list[int], month: Month, tz: ZoneInfo, large: bool
+) -> tuple[dict[int, Tally], dict[int, set[int]]]:
+    """Per organization, of its own members' results in the month's held sessions: present,
+    repeat, outage and conflict counts, and which sessions they took part in (on the roster
+    or present: finalization writes a result for every roster member and every walk-in)."""
+    month_start, month_end = month.bounds(tz)
+    rows = await session.execute(
+        select(
+            Member.org_id,
+            Attendance.session_id,
+            func.sum(case((Attendance.status == "present", 1), else_=0)),
+            func.sum(_flagged("repeat")),
+            func.sum(case((Attendance.reason == "outage", 1), else_=0)),
+            func.sum(_flagged("conflict")),
+        )
+        .select_from(Attendance)
+        .join(TrainingSession, TrainingSession.id == Attendance.session_id)
+        .join(Member, Member.id == Attendance.member_id)
+        .where(
+            TrainingSession.state.in_(HELD_STATES),
+            TrainingSession.starts_at >= month_start,
+            TrainingSession.starts_at < month_end,
+            _in_orgs(org_ids, large),
+        )
+        .group_by(Member.org_id, Attendance.session_id)
+    )
+    tallies: dict[int, Tally] = defaultdict(Tally)
+    sessions: dict[int, set[int]] = defaultdict(set)
+    for org_id, session_id, present, repeat, outage, conflict in rows:
+        tallies[org_id] = tallies[org_id] + Tally(
+            person_times=int(present),
+            repeat_blocked=int(repeat),
+            partial_outage=int(outage),
+            conflicts=int(conflict),
+        )
+        sessions[org_id].add(session_id)
+    return tallies, sessions
+
+
+async def _runs_held(
+    session: AsyncSession, org_ids: list[int], month: Month, tz: ZoneInfo
+) -> dict[int, Tally]:
+    """Per organization: the held sessions it owns that start in the month."""
+    month_start, month_end = month.bounds(tz)
+    rows = await session.execute(
+        select(TrainingSession.org_id, func.count())
+        .where(
+            TrainingSession.state.in_(HELD_STATES),
+            TrainingSession.starts_at >= month_start,
+            TrainingSession.starts_at < month_end,
+            TrainingSession.org_id.in_(org_ids),
+        )
+        .group_by(TrainingSession.org_id)
+    )
+    return {org_id: Tally(runs_held=int(count)) for org_id, count in rows}
+
+
+async def report_for(
+    session: AsyncSession,
+    root: Organization,
+    month: Month,
+    tz: ZoneInfo,
+    small_subtree: int = SMALL_SUBTREE_MEMBERS,
+) -> Figures:
+    """The report of an organization already checked to lie in the caller's scope (a subtree
+    of more than `small_subtree` members is read in one pass; the figures are the same)."""
+    orgs = (
+        await session.execute(
+            select(Organization.id, Organization.code, Organization.path, Organization.parent_id)
+            .where(Organization.path.startswith(root.path, autoescape=True))
+            .order_by(Organization.id)
+        )
+    ).all()
+    org_ids = [row.id for row in orgs]
+    totals = await _member_totals(session, org_ids)
+    large = sum(totals.values()) > small_subtree
+    members = await _member_counts(session, org_ids, totals, month, tz, large)
+    results, sessions = await _month_results(session, org_ids, month, tz, large)
+    runs = await _runs_held(session, org_ids, month, tz)
+    facts = {
+        row.id: OrgFacts(
+            row.code,
+            row.path,
+            members.get(row.id, Tally()) + results.get(row.id, Tally()) + runs.get(row.id, Tally()),
+            frozenset(sessions.get(row.id, ())),
+        )
+        for row in orgs
+    }
+    children = [facts[row.id] for row in orgs if row.parent_id == root.id]
+    return monthly_report(facts[root.id], children, month, facts.values())
+
+
+async def monthly(
+    session: AsyncSession, scope: Scope, org_code: str, month: Month, tz: ZoneInfo
+) -> Figures:
+    """GET reports/monthly: the organization must lie in the scope (else 404)."""
+    root = await get_org(session, scope, org_code)
+    return await report_for(session, root, month, tz)
+
+
+@dataclass(frozen=True)
+class SnapshotView:
+    """A stored report as callers see it."""
+
+    org: str
+    month: str
+    version: int
+    generated_at: datetime
+    generated_by: str
+    report: dict[str, Any]
+
+
+def _view(row: ReportSnapshot, org_code: str) -> SnapshotView:
+    return SnapshotView(
+        org_code,
+        row.month,
+        row.version,
+        row.generated_at,
+        row.generated_by,
+        json.loads(row.figures),
+    )
+
+
+async def _store(
+    session: AsyncSession, root: Organization, month: Month, actor: str, tz: ZoneInfo, now: datetime
+) -> SnapshotView:
+    """Compute the report and keep it as the next version (audited writers are serialized, so
+    two callers never pick the same version; the unique constraint would refuse it anyway)."""
+    await lock_for_audit(session)
+    figures = (await report_for(session, root, month, tz)).as_json()
+    latest = await session.scalar(
+        select(func.max(ReportSnapshot.version)).where(
+            ReportSnapshot.org_id == root.id, ReportSnapshot.month == month.label
+        )
+    )
+    row = ReportSnapshot(
+        org_id=root.id,
+        month=month.label,
+        version=(latest or 0) + 1,
+        generated_at=now,
+        generated_by=actor,
+        figures=json.dumps(figures, ensure_ascii=False, separators=(",", ":")),
+    )
+    session.add(row)
+    await session.flush()
+    await audit.append(
+        session,
+        [
+            AuditFacts(
+                now,
+                actor,
+                "report.snapshot",
+                "report_snapshot",
+                str(row.id),
+                None,
+                {"org": root.code, "month": month.label, "version": row.version, **figures},
+            )
+        ],
+    )
+    return _view(row, root.code)
+
+
+async def create_snapshot(
+    session: AsyncSession,
+    scope: Scope,
+    actor: str,
+    org_code: str,
+    month: Month,
+    tz: ZoneInfo,
+    now: datetime,
+) -> SnapshotView:
+    """POST reports/monthly/snapshots: generate and keep a new version (earlier ones stay)."""
+    root = await get_org(session, scope, org_code)
+    return await _store(session, root, month, actor, tz, now)
+
+
+async def list_snapshots(
+    session: AsyncSession, scope: Scope, org_code: str, month: Month | None
+) -> list[SnapshotView]:
+    """GET reports/monthly/snapshots: the organization's stored reports (of one month, or of
+    every month), newest month first and within a month newest version first."""
+    root = await get_org(session, scope, org_code)
+    query = select(ReportSnapshot).where(ReportSnapshot.org_id == root.id)
+    if month is not None:
+        query = query.where(ReportSnapshot.month == month.label)
+    rows = (
+        await session.execute(
+            query.order_by(ReportSnapshot.month.desc(), ReportSnapshot.version.desc())
+        )
+    ).scalars()
+    return [_view(row, root.code) for row in rows]
+
+
+async def _unreported_roots(
+    session: AsyncSession, month: Month, tz: ZoneInfo
+) -> list[Organization]:
+    """Top-level organizations that existed when the month ended and have no stored report
+    of it (an organization made later has no report of a month before it)."""
+    _, month_end = month.bounds(tz)
+    stored = select(ReportSnapshot.id).where(
+        ReportSnapshot.org_id == Organization.id, ReportSnapshot.month == month.label
+    )
+    query = (
+        select(Organization)
+        .where(
+            Organization.parent_id.is_(None),
+            Organization.created_at < month_end,
+            ~stored.exists(),
+        )
+        .order_by(Organization.code)
+    )
+    return list((await session.execute(query)).scalars().all())
+
+
+async def snapshots_due(session: AsyncSession, tz: ZoneInfo, now: datetime) -> bool:
+    """True when the previous month still lacks a stored report of some top-level organization
+    (a cheap read the clock makes every round before it takes a writer's lock)."""
+    return bool(await _unreported_roots(session, month_of(now, tz).previous(), tz))
+
+
+async def store_due_snapshots(
+    session: AsyncSession, actor: str, tz: ZoneInfo, now: datetime
+) -> list[str]:
+    """The monthly run ("on the 1st, for the previous month"): keep a report of the previous
+    month for every top-level organization lacking one. Idempotent: checked again under the
+    writers' lock, so running it twice, or from two processes, stores each report once.
+    Returns the codes of the organizations reported."""
+    month = month_of(now, tz).previous()
+    await lock_for_audit(session)
+    roots = await _unreported_roots(session, month, tz)
+    for root in roots:
+        await _store(session, root, month, actor, tz, now)
+    return [root.code for root in roots]
