@@ -30,7 +30,7 @@ async def bulk_insert(
     )
     order = list(compiled.positiontup or names)
     processors: list[Callable[[Any], Any] | None] = [
-        table.c[name].type.bind_processor(dialect) for name in order
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
     ]
     plan = list(zip(order, processors, strict=True))
     sql = str(compiled)
