@@ -18,6 +18,8 @@ from server.settings import Settings
 from tests.conftest import SECRET, World
 from tests.rtc_peers import LOOPBACK, description, offer_to_publish, offer_to_view
 
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:

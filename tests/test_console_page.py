@@ -27,7 +27,7 @@ from tests.rtc_peers import LOOPBACK
 
 WAIT_MS = 15_000
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.sqlite_only]
 
 
 @pytest.fixture
