@@ -139,6 +139,7 @@ def setup_page_routes(app: web.Application) -> None:
     from server.pages import home as home_pages
     from server.pages import members as member_pages
     from server.pages import organizations as org_pages
+    from server.pages import reports as report_pages
     from server.pages import sessions as session_pages
     from server.pages import users as user_pages
     from server.pages import venues as venue_pages
@@ -197,3 +198,16 @@ def setup_page_routes(app: web.Application) -> None:
     )
     add("GET", "/sessions/{id}/console", console_pages.get_console, name="session_console")
     add("GET", "/sessions/{id}/live", console_pages.get_live, name="session_live")
+    add("GET", "/reports/monthly", report_pages.get_monthly_report, name="report_monthly")
+    add(
+        "GET",
+        "/reports/monthly.xlsx",
+        report_pages.get_monthly_report_xlsx,
+        name="report_monthly_xlsx",
+    )
+    add(
+        "POST",
+        "/reports/monthly/snapshots",
+        report_pages.create_report_snapshot,
+        name="report_snapshot_create",
+    )

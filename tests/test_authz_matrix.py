@@ -565,6 +565,32 @@ MATRIX: dict[str, Route] = {
         parts={"id": "{ref}"},
         session_state="finalized",
     ),
+    # Monthly report pages: the organization is named in the query or the form
+    "report_monthly": Route(
+        "GET",
+        "/reports/monthly",
+        READERS,
+        "object",
+        "a1",
+        query={"org": "{ref}", "month": "2026-03"},
+    ),
+    "report_monthly_xlsx": Route(
+        "GET",
+        "/reports/monthly.xlsx",
+        READERS,
+        "object",
+        "a1",
+        query={"org": "{ref}", "month": "2026-03"},
+    ),
+    "report_snapshot_create": Route(
+        "POST",
+        "/reports/monthly/snapshots",
+        PLANNERS,
+        "object",
+        "a1",
+        body=lambda ref, fresh: ("form", {"org": ref, "month": "2026-03"}),
+        ok=(303,),
+    ),
     "users": Route("GET", "/users", ADMIN, "list", lists="users"),
     "user_create": Route(
         "POST",

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Text, case, cast, func, select, type_coerce
+from sqlalchemy import Integer, Text, case, cast, distinct, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -236,6 +236,110 @@ async def monthly(
     """GET reports/monthly: the organization must lie in the scope (else 404)."""
     root = await get_org(session, scope, org_code)
     return await report_for(session, root, month, tz)
+
+
+# The report page's hours bins, in 学时: an ordinary member needs 32 a year, a secretary or a
+# committee member 56; below 8 is short even of a quarter of the ordinary requirement.
+HOURS_BIN_EDGES = (8, 16, 32, 56)
+
+
+@dataclass(frozen=True)
+class ReportSeries:
+    """What the report page draws besides the figures: members of the subtree trained in each
+    month from January through the month, and members by hours earned this year through the
+    month's end (no hours, then below each of HOURS_BIN_EDGES, then at or above the last)."""
+
+    trained_by_month: tuple[int, ...]
+    hours_bins: tuple[int, ...]
+
+
+async def _trained_by_month(
+    session: AsyncSession, org_ids: list[int], month: Month, tz: ZoneInfo, large: bool
+) -> tuple[int, ...]:
+    """Distinct members with credit from sessions starting in each month, January..month."""
+    ends = [Month(month.year, m).following().starts(tz) for m in range(1, month.month + 1)]
+    month_no = case(
+        *((TrainingSession.starts_at < end, index) for index, end in enumerate(ends, start=1)),
+        else_=0,
+    )
+    # Grouped outside a subquery: PostgreSQL would not match the CASE's parameters twice.
+    credited = (
+        select(TrainingRecord.member_id.label("member_id"), month_no.label("month_no"))
+        .join(TrainingSession, TrainingSession.id == TrainingRecord.session_id)
+        .join(Member, Member.id == TrainingRecord.member_id)
+        .where(
+            TrainingRecord.year == month.year,
+            TrainingSession.starts_at >= month.year_starts(tz),
+            TrainingSession.starts_at < ends[-1],
+            _in_orgs(org_ids, large),
+        )
+        .subquery()
+    )
+    rows = await session.execute(
+        select(credited.c.month_no, func.count(distinct(credited.c.member_id))).group_by(
+            credited.c.month_no
+        )
+    )
+    counts = {int(number): int(count) for number, count in rows}
+    return tuple(counts.get(number, 0) for number in range(1, month.month + 1))
+
+
+async def _hours_bins(
+    session: AsyncSession,
+    org_ids: list[int],
+    month: Month,
+    tz: ZoneInfo,
+    members_total: int,
+    large: bool,
+) -> tuple[int, ...]:
+    """Members by the hours they earned from January 1 through the month's end, in bins."""
+    _, month_end = month.bounds(tz)
+    hundredths = type_coerce(TrainingRecord.credit_hours, Integer)
+    earned = (
+        select(TrainingRecord.member_id.label("member_id"), func.sum(hundredths).label("earned"))
+        .join(TrainingSession, TrainingSession.id == TrainingRecord.session_id)
+        .join(Member, Member.id == TrainingRecord.member_id)
+        .where(
+            TrainingRecord.year == month.year,
+            TrainingSession.starts_at >= month.year_starts(tz),
+            TrainingSession.starts_at < month_end,
+            _in_orgs(org_ids, large),
+        )
+        .group_by(TrainingRecord.member_id)
+        .subquery()
+    )
+    bin_no = case(
+        (earned.c.earned <= 0, 0),
+        *((earned.c.earned < edge * 100, index) for index, edge in enumerate(HOURS_BIN_EDGES, 1)),
+        else_=len(HOURS_BIN_EDGES) + 1,
+    )
+    binned = select(bin_no.label("bin_no")).select_from(earned).subquery()
+    rows = await session.execute(select(binned.c.bin_no, func.count()).group_by(binned.c.bin_no))
+    counts = {int(number): int(count) for number, count in rows}
+    # Members without a single record of the year are in the first bin with the zeros.
+    counts[0] = counts.get(0, 0) + members_total - sum(counts.values())
+    return tuple(counts.get(number, 0) for number in range(len(HOURS_BIN_EDGES) + 2))
+
+
+async def report_series(
+    session: AsyncSession, root: Organization, month: Month, tz: ZoneInfo, members_total: int
+) -> ReportSeries:
+    """The monthly trend and the hours distribution of an organization's subtree (already
+    checked to lie in the caller's scope; `members_total` is the report's own count)."""
+    org_ids = list(
+        (
+            await session.execute(
+                select(Organization.id).where(
+                    Organization.path.startswith(root.path, autoescape=True)
+                )
+            )
+        ).scalars()
+    )
+    large = members_total > SMALL_SUBTREE_MEMBERS
+    return ReportSeries(
+        await _trained_by_month(session, org_ids, month, tz, large),
+        await _hours_bins(session, org_ids, month, tz, members_total, large),
+    )
 
 
 @dataclass(frozen=True)
