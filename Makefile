@@ -52,6 +52,7 @@ bench: install-test
 	$(BIN)/python bench/finalize.py
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/agent_cost.py
+	$(BIN)/python bench/reports.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
