@@ -42,7 +42,7 @@ typecheck: install-test
 	$(BIN)/mypy
 
 pytest: install-test
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 test: lint typecheck pytest
 
