@@ -13,7 +13,7 @@ from aiohttp import web
 
 from server.db.session import read_session, write_session
 from server.keys import DB_KEY, SETTINGS_KEY
-from server.services import reports, workflow
+from server.services import report_snapshots, workflow
 from server.services.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,11 @@ async def store_monthly_reports(app: web.Application, now: datetime) -> None:
     previous month's report of every top-level organization that has none yet."""
     tz = app[SETTINGS_KEY].tz
     async with read_session(app[DB_KEY]) as session:
-        due = await reports.snapshots_due(session, tz, now)
+        due = await report_snapshots.snapshots_due(session, tz, now)
     if not due:
         return
     async with write_session(app[DB_KEY]) as session:
-        stored = await reports.store_due_snapshots(session, workflow.SYSTEM_ACTOR, tz, now)
+        stored = await report_snapshots.store_due_snapshots(session, workflow.SYSTEM_ACTOR, tz, now)
     if stored:
         log.info("kept the monthly report of %s", ", ".join(stored))
 

@@ -40,7 +40,7 @@ from server.domain.reports import (
     scaled_requirement,
 )
 from server.migrate import downgrade, upgrade
-from server.services import reports
+from server.services import report_snapshots, reports
 from server.settings import Settings
 from tests.conftest import PG_ENV, World
 from tests.test_openapi import ROOT, _check
@@ -663,17 +663,19 @@ async def test_last_months_report_is_kept_once_for_top_level_organizations(
     april_first = datetime(2026, 4, 1, 0, 5, tzinfo=TZ).astimezone(UTC)
     # Made today, the city has no report of any month before it.
     async with read_session(db) as session:
-        assert not await reports.snapshots_due(session, TZ, april_first)
+        assert not await report_snapshots.snapshots_due(session, TZ, april_first)
     async with write_session(db) as session:
         await session.execute(
             update(Organization).values(created_at=datetime(2025, 12, 1, tzinfo=UTC))
         )
     async with read_session(db) as session:
-        assert await reports.snapshots_due(session, TZ, april_first)
+        assert await report_snapshots.snapshots_due(session, TZ, april_first)
     async with write_session(db) as session:
-        assert await reports.store_due_snapshots(session, "system", TZ, april_first) == ["city"]
+        assert await report_snapshots.store_due_snapshots(session, "system", TZ, april_first) == [
+            "city"
+        ]
     async with write_session(db) as session:
-        assert await reports.store_due_snapshots(session, "system", TZ, april_first) == []
+        assert await report_snapshots.store_due_snapshots(session, "system", TZ, april_first) == []
     listed = await client.get(f"{SNAPSHOTS}?org=city", headers=world.auth("admin", "all"))
     snapshots = (await listed.json())["snapshots"]
     assert [(s["month"], s["version"], s["generated_by"]) for s in snapshots] == [

@@ -12,9 +12,9 @@ from server.db.session import read_session, write_session
 from server.domain import validation as v
 from server.domain.reports import ReportQuery, month_of, parse_month, parse_report_query
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
-from server.services import reports
+from server.services import report_snapshots, reports
 from server.services.clock import utcnow
-from server.services.reports import SnapshotView
+from server.services.report_snapshots import SnapshotView
 
 READERS = ("admin", "operator", "reviewer")
 WRITERS = ("admin", "operator")
@@ -56,7 +56,7 @@ async def create_report_snapshot(request: web.Request) -> web.Response:
     query = _query(request, await read_json(request))
     principal = request[PRINCIPAL_KEY]
     async with write_session(request.app[DB_KEY]) as session:
-        view = await reports.create_snapshot(
+        view = await report_snapshots.create_snapshot(
             session,
             principal.scope,
             principal.actor,
@@ -77,5 +77,5 @@ async def list_report_snapshots(request: web.Request) -> web.Response:
     org = checked((org, problems))
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
-        views = await reports.list_snapshots(session, principal.scope, org, month)
+        views = await report_snapshots.list_snapshots(session, principal.scope, org, month)
     return reply({"snapshots": [snapshot_json(view) for view in views]})

@@ -25,10 +25,11 @@ from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.pages.attendance_export import XLSX_TYPE, content_disposition, xlsx_bytes
 from server.pages.render import render
 from server.pages.report_export import REPORT_COLUMN_LABELS, report_lines, report_sheets
-from server.services import organizations, reports
+from server.services import organizations, report_snapshots, reports
 from server.services.clock import utcnow
 from server.services.organizations import TreeNode
-from server.services.reports import HOURS_BIN_EDGES, ReportSeries, SnapshotView
+from server.services.report_snapshots import SnapshotView
+from server.services.reports import HOURS_BIN_EDGES, ReportSeries
 
 READERS = ("admin", "operator", "reviewer")
 WRITERS = ("admin", "operator")
@@ -101,7 +102,7 @@ async def _report(request: web.Request, *, with_series: bool) -> Report:
             else ReportSeries((), ())
         )
         snapshots = (
-            await reports.list_snapshots(session, principal.scope, code, month)
+            await report_snapshots.list_snapshots(session, principal.scope, code, month)
             if with_series
             else []
         )
@@ -224,7 +225,7 @@ async def create_report_snapshot(request: web.Request) -> web.Response:
     if not v.CODE_PATTERN.match(code):
         raise NotFound(UNKNOWN_ORGANIZATION, code=code[:64])
     async with write_session(request.app[DB_KEY]) as session:
-        view = await reports.create_snapshot(
+        view = await report_snapshots.create_snapshot(
             session,
             principal.scope,
             principal.actor,
