@@ -8,14 +8,17 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+from aiortc import RTCPeerConnection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from passthrough.peer import IceSettings, new_peer
 from server.app import create_app
 from server.auth.principal import WHOLE_TREE
 from server.db.base import Base
@@ -25,6 +28,7 @@ from server.migrate import upgrade
 from server.services import organizations, users
 from server.settings import Settings
 from tests.procs import Agent, Server, new_server, server_template
+from tests.rtc_peers import LOOPBACK, PeerFactory, close_all
 
 SECRET = "test-secret-key-" + "x" * 32
 PG_ENV = "HETANG_TEST_DATABASE_URL"
@@ -48,13 +52,10 @@ def _pg_admin_url(url: str, database: str) -> str:
     return f"{base}/{database}"
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run, migrated; dropped afterwards."""
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set")
-    name = f"hetang_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def fresh_pg_database(url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server of `url`; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
 
     async def admin(statement: str) -> None:
         engine = make_engine(url)
@@ -64,10 +65,21 @@ def pg_database() -> Iterator[str]:
         await engine.dispose()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    target = _pg_admin_url(url, name)
-    upgrade(target)
-    yield target
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield _pg_admin_url(url, name)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated; dropped afterwards."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set")
+    with fresh_pg_database(url, "hetang_test") as target:
+        upgrade(target)
+        yield target
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -107,10 +119,30 @@ async def db(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession
 
 
 @pytest.fixture
+async def peers() -> AsyncIterator[PeerFactory]:
+    """Makes peer connections (loopback-only unless told otherwise) and closes them all."""
+    made: list[RTCPeerConnection] = []
+
+    def make(ice: IceSettings = LOOPBACK) -> RTCPeerConnection:
+        pc = new_peer(ice)
+        made.append(pc)
+        return pc
+
+    try:
+        yield make
+    finally:
+        await close_all(made)
+
+
+@pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """Settings built directly (never from os.environ)."""
     return Settings(
-        data_dir=tmp_path, database_url=database_url, secret_key=SECRET, hash_concurrency=2
+        data_dir=tmp_path,
+        database_url=database_url,
+        secret_key=SECRET,
+        hash_concurrency=2,
+        ice=LOOPBACK,  # WebRTC on loopback, as the one-machine demo runs
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
@@ -14,6 +15,20 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from passthrough.peer import IceSettings, before_gathering, new_peer
 
 LOOPBACK = IceSettings(hosts=("127.0.0.1",))
+CLOSE_WAIT_S = 5.0
+PeerFactory = Callable[..., RTCPeerConnection]
+
+
+async def close_all(made: list[RTCPeerConnection]) -> None:
+    """Close every peer; one whose close hangs (a sender whose RTP loop never says it exited)
+    fails the test instead of hanging the run."""
+    stuck = []
+    for pc in made:
+        try:
+            await asyncio.wait_for(pc.close(), CLOSE_WAIT_S)
+        except TimeoutError:
+            stuck.append(pc)
+    assert not stuck, f"{len(stuck)} peer connection(s) did not close"
 
 
 async def offer_to_publish(ice: IceSettings = LOOPBACK) -> RTCPeerConnection:

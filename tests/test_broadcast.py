@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,23 +13,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.models import AuditEntry
-from server.settings import Settings
-from tests.conftest import SECRET, World
-from tests.rtc_peers import LOOPBACK, description, offer_to_publish, offer_to_view
+from tests.conftest import World
+from tests.rtc_peers import description, offer_to_publish, offer_to_view
 
 pytestmark = pytest.mark.sqlite_only
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Loopback ICE, as the one-machine demo runs."""
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        secret_key=SECRET,
-        hash_concurrency=2,
-        ice=LOOPBACK,
-    )
 
 
 async def _venue(client: Any, world: World, code: str) -> str:

@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,27 +18,13 @@ from aiortc import RTCPeerConnection
 from playwright.async_api import Browser, Page, async_playwright, expect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.settings import Settings
 from tests import browser
 from tests.chromium import CHROMIUM, FLAGS, needs_chromium
-from tests.conftest import SECRET, World
-from tests.rtc_peers import LOOPBACK
+from tests.conftest import World
 
 WAIT_MS = 15_000
 
 pytestmark = [needs_chromium, pytest.mark.sqlite_only]
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Loopback ICE, as the one-machine demo runs."""
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        secret_key=SECRET,
-        hash_concurrency=2,
-        ice=LOOPBACK,
-    )
 
 
 @pytest.fixture

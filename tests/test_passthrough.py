@@ -10,7 +10,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from fractions import Fraction
 from typing import Any
 
@@ -61,17 +61,15 @@ from passthrough.fanout import (
 from passthrough.frames import annexb_nal_types, clock_rate, is_keyframe, to_packet
 from passthrough.hooks import SenderLink
 from passthrough.peer import (
-    IceSettings,
     before_gathering,
     codec_preferences,
     negotiated_codecs,
-    new_peer,
     parse_hosts,
     parse_servers,
 )
 from passthrough.wiring import KINDS, Feed, accept_publisher, answer_subscriber
+from tests.rtc_peers import LOOPBACK, PeerFactory
 
-LOOPBACK = IceSettings(hosts=("127.0.0.1",))
 WAIT_S = 5.0
 # A viewer decodes video this soon after subscribing: ~0.12 s on loopback, or ~0.5 s when it joins
 # just after another viewer's keyframe went by (its request waits out KEYFRAME_INTERVAL_S).
@@ -916,37 +914,6 @@ async def test_counters_count_what_was_forwarded(
 
 
 # Whole runs on loopback --------------------------------------------------------------------
-
-
-PeerFactory = Callable[[], RTCPeerConnection]
-
-
-async def close_all(made: list[RTCPeerConnection]) -> None:
-    """Close every peer; one whose close hangs (a sender whose RTP loop never says it exited)
-    fails the test instead of hanging the run."""
-    stuck = []
-    for pc in made:
-        try:
-            await asyncio.wait_for(pc.close(), WAIT_S)
-        except TimeoutError:
-            stuck.append(pc)
-    assert not stuck, f"{len(stuck)} peer connection(s) did not close"
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[PeerFactory]:
-    """Makes loopback-only peer connections and closes them all."""
-    made: list[RTCPeerConnection] = []
-
-    def make() -> RTCPeerConnection:
-        pc = new_peer(LOOPBACK)
-        made.append(pc)
-        return pc
-
-    try:
-        yield make
-    finally:
-        await close_all(made)
 
 
 @pytest.fixture

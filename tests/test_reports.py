@@ -20,7 +20,7 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,7 +42,7 @@ from server.domain.reports import (
 from server.migrate import downgrade, upgrade
 from server.services import report_snapshots, reports
 from server.settings import Settings
-from tests.conftest import PG_ENV, World
+from tests.conftest import PG_ENV, World, fresh_pg_database
 from tests.test_openapi import ROOT, _check
 
 Db = async_sessionmaker[AsyncSession]
@@ -757,19 +757,6 @@ def test_migration_0003_goes_down_and_up_on_postgresql() -> None:
     url = os.environ.get(PG_ENV)
     if not url:
         pytest.skip(f"{PG_ENV} is not set")
-    name = f"hetang_mig_{uuid.uuid4().hex[:10]}"
-
-    async def admin(statement: str) -> None:
-        engine = make_engine(url)
-        async with engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(text(statement))
-        await engine.dispose()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        target = url.rpartition("/")[0] + f"/{name}"
+    with fresh_pg_database(url, "hetang_mig") as target:
         upgrade(target)
         _round_trip(target)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

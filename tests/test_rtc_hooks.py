@@ -47,15 +47,13 @@ from passthrough.hooks import (
     send_pli,
     tap_receiver,
 )
-from passthrough.peer import IceSettings, before_gathering, new_peer
+from passthrough.peer import IceSettings, before_gathering
 from passthrough.wiring import KINDS, accept_publisher, answer_subscriber
+from tests.rtc_peers import LOOPBACK, PeerFactory
 
-LOOPBACK = IceSettings(hosts=("127.0.0.1",))
 VP8 = RTCRtpCodecCapability(mimeType="video/VP8", clockRate=90000)
 WAIT_S = 5.0  # generous: a hook that works answers in well under a second on loopback
 RTP_PAYLOAD_MAX = 1300  # bytes; a frame larger than this arrived in several RTP packets
-
-PeerFactory = Callable[..., RTCPeerConnection]
 
 
 class NoiseTrack(VideoStreamTrack):
@@ -102,34 +100,6 @@ class Tap:
             while not condition():
                 self._changed.clear()
                 await self._changed.wait()
-
-
-async def close_all(made: list[RTCPeerConnection]) -> None:
-    """Close every peer; one whose close hangs (a sender whose RTP loop never says it exited)
-    fails the test instead of hanging the run."""
-    stuck = []
-    for pc in made:
-        try:
-            await asyncio.wait_for(pc.close(), WAIT_S)
-        except TimeoutError:
-            stuck.append(pc)
-    assert not stuck, f"{len(stuck)} peer connection(s) did not close"
-
-
-@pytest.fixture
-async def peers() -> AsyncIterator[PeerFactory]:
-    """Makes peer connections (loopback-only unless told otherwise) and closes them all."""
-    made: list[RTCPeerConnection] = []
-
-    def make(ice: IceSettings = LOOPBACK) -> RTCPeerConnection:
-        pc = new_peer(ice)
-        made.append(pc)
-        return pc
-
-    try:
-        yield make
-    finally:
-        await close_all(made)
 
 
 async def negotiate(
