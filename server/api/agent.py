@@ -250,19 +250,15 @@ async def agent_stream_stats(request: web.Request) -> web.Response:
             indexes=", ".join(str(index) for index in bad[:20]),
             fields={"samples": "has malformed samples"},
         )
+    valid = [r for r in readings if r is not None]
     async with write_session(request.app[DB_KEY]) as session:
         count = await agents.record_samples(
-            session,
-            request[AGENT_VENUE_KEY],
-            session_id,
-            [r for r in readings if r is not None],
-            received_at,
+            session, request[AGENT_VENUE_KEY], session_id, valid, received_at
         )
     metrics = request.app[METRICS_KEY]
     metrics.stream_samples.inc(count)
-    stored = [r for r in readings if r is not None]
-    if stored:
-        metrics.record_stream(request[AGENT_VENUE_KEY].code, max(stored, key=lambda r: r.at))
+    if valid:
+        metrics.record_stream(request[AGENT_VENUE_KEY].code, max(valid, key=lambda r: r.at))
     if count:
         await wall_changed(request.app, {session_id})
     return reply({"accepted": count})
