@@ -16,8 +16,9 @@ class PasswordService:
     def __init__(self, concurrency: int = 2) -> None:
         self._hasher = PasswordHasher()
         self._slots = asyncio.Semaphore(concurrency)
-        # Verifying against this when the user is unknown keeps both answers equally slow.
-        self._dummy = self._hasher.hash("hetang-dummy-password")
+        # Verifying against this when the user is unknown keeps both answers equally slow. Made
+        # on the first such sign-in, not at start-up: one argon2 hash costs a third of a second.
+        self._dummy: str | None = None
 
     def hash_sync(self, password: str) -> str:
         """Hash now, on this thread (CLI use)."""
@@ -34,8 +35,10 @@ class PasswordService:
             return await asyncio.to_thread(self._verify, stored, password)
 
     def _verify(self, stored: str | None, password: str) -> bool:
+        if stored is None and self._dummy is None:
+            self._dummy = self._hasher.hash("hetang-dummy-password")
         try:
-            self._hasher.verify(stored or self._dummy, password)
+            self._hasher.verify(stored or self._dummy or "", password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
         return stored is not None
