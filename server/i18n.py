@@ -8,6 +8,7 @@ from io import BytesIO
 from pathlib import Path
 
 from aiohttp import web
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -20,16 +21,34 @@ LANG_COOKIE = "hetang_lang"
 Translations = dict[str, gettext_module.NullTranslations]
 
 
+def read_catalog(locale: str, locale_dir: Path = LOCALE_DIR) -> Catalog | None:
+    """A locale's messages: `messages.po` and any other `*.po` beside it (one file per area of
+    the product), merged; None when the locale has none."""
+    files = sorted(
+        (locale_dir / locale / "LC_MESSAGES").glob("*.po"),
+        key=lambda path: (path.name != "messages.po", path.name),
+    )
+    merged: Catalog | None = None
+    for po_path in files:
+        with po_path.open("rb") as handle:
+            catalog = read_po(handle, locale=locale)
+        if merged is None:
+            merged = catalog
+            continue
+        for message in catalog:
+            if message.id:
+                merged[message.id] = message
+    return merged
+
+
 def load_translations(locale_dir: Path = LOCALE_DIR) -> Translations:
     """Read every supported locale's catalog; English is the source language."""
     result: Translations = {}
     for locale in SUPPORTED_LOCALES:
-        po_path = locale_dir / locale / "LC_MESSAGES" / "messages.po"
-        if not po_path.exists():
+        catalog = read_catalog(locale, locale_dir)
+        if catalog is None:
             result[locale] = gettext_module.NullTranslations()
             continue
-        with po_path.open("rb") as handle:
-            catalog = read_po(handle, locale=locale)
         buffer = BytesIO()
         write_mo(buffer, catalog)
         buffer.seek(0)

@@ -15,15 +15,13 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract
-from babel.messages.pofile import read_po
 
 import server.errors
-from server.i18n import LOCALE_DIR, load_translations
+from server.i18n import load_translations, read_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "web" / "templates"
 SERVER = ROOT / "server"
-CATALOG = LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / "messages.po"
 GETTEXT_NAMES = frozenset({"gettext", "_"})
 TABLE_SUFFIXES = ("_LABELS", "_MESSAGES")
 PLACEHOLDER = re.compile(r"\{(\w*)[^{}]*\}|%\((\w+)\)[sd]")
@@ -209,10 +207,9 @@ def placeholders(text: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def catalog() -> dict[str, str]:
-    """msgid → msgstr of the Simplified Chinese catalog."""
-    with CATALOG.open("rb") as handle:
-        parsed = read_po(handle, locale="zh_CN")
-    assert parsed.locale is not None and str(parsed.locale) == "zh_Hans_CN"
+    """msgid → msgstr of the Simplified Chinese catalog (all its files)."""
+    parsed = read_catalog("zh_CN")
+    assert parsed is not None and parsed.locale is not None and str(parsed.locale) == "zh_Hans_CN"
     assert parsed.plural_forms == "nplurals=1; plural=0;"
     result: dict[str, str] = {}
     for message in parsed:
