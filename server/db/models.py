@@ -30,6 +30,7 @@ CHECKIN_KINDS = ("in", "out")
 CHECKIN_SOURCES = ("scanner", "manual", "import", "qr")
 STREAM_STATES = ("good", "degraded", "down")
 ATTENDANCE_STATUSES = ("present", "partial", "absent")
+PLAN_STATES = ("draft", "filed", "accepted", "returned")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -163,6 +164,10 @@ class TrainingSession(Base):
         ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
     )
     main_venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id", ondelete="RESTRICT"))
+    # The class of a filed plan this session is a run of (None: outside any plan).
+    plan_class_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plan_classes.id", ondelete="SET NULL"), index=True
+    )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -348,3 +353,84 @@ class ReportSnapshot(Base):
     generated_by: Mapped[str] = mapped_column(String(100))
     # The report's JSON text exactly as it was answered.
     figures: Mapped[str] = mapped_column(Text)
+
+
+class Plan(Base):
+    """An organization's training plan for a year (培训计划备案), reviewed by the level above:
+    draft → filed → accepted | returned (with a comment; a returned plan is edited and refiled)."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        UniqueConstraint("org_id", "year"),
+        CheckConstraint(_in("state", PLAN_STATES), name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="RESTRICT"))
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    filed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    filed_by: Mapped[str | None] = mapped_column(String(100))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reviewed_by: Mapped[str | None] = mapped_column(String(100))
+    review_comment: Mapped[str | None] = mapped_column(Text)
+
+
+class PlanClass(Base):
+    """A class (班次) of a plan: its runs (期) and trainees, for whom, on what, in which months."""
+
+    __tablename__ = "plan_classes"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "code"),
+        CheckConstraint("runs_planned >= 0", name="runs_planned"),
+        CheckConstraint("trainees_planned >= 0", name="trainees_planned"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64))  # unique within the plan, e.g. "C01"
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    runs_planned: Mapped[int] = mapped_column(Integer)
+    trainees_planned: Mapped[int] = mapped_column(Integer)
+    hours_per_run: Mapped[Decimal] = mapped_column(Hours())
+    topics: Mapped[list[str]] = mapped_column(JSON)  # topic codes
+    months: Mapped[list[int]] = mapped_column(JSON)  # 1..12
+    target_categories: Mapped[list[str]] = mapped_column(JSON)  # member categories; [] = all
+    target_org_codes: Mapped[list[str]] = mapped_column(JSON)  # subtrees; [] = the plan's own
+    # Opens with the political-theory first lesson (政治理论首课).
+    first_lesson: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WorkflowStep(Base):
+    """One step of the standard ten-step class workflow: the city's list, which an admin may
+    rename and reorder. `key` is fixed (templates hang on it); `name` None = the default name."""
+
+    __tablename__ = "workflow_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class ClassStep(Base):
+    """Whether a class has done a workflow step, and who marked it when."""
+
+    __tablename__ = "class_steps"
+    __table_args__ = (UniqueConstraint("class_id", "step_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("plan_classes.id", ondelete="CASCADE"))
+    step_key: Mapped[str] = mapped_column(String(32))
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    done_by: Mapped[str | None] = mapped_column(String(100))
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(Text)

@@ -23,16 +23,18 @@ WRITE_OPTION = "hetang_write"
 AUDIT_LOCK_KEY = 0x48455441
 
 
-def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the engine; SQLite gets WAL, foreign keys, FULL sync and writer locking."""
+def make_engine(url: str, *, echo: bool = False, foreign_keys: bool = True) -> AsyncEngine:
+    """Create the engine; SQLite gets WAL, foreign keys, FULL sync and writer locking.
+    Migrations turn SQLite's foreign keys off: a batch table copy drops the old table, and with
+    them on that drop would cascade into every child row."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, foreign_keys)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, foreign_keys: bool) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -41,7 +43,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
