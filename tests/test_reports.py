@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.app import create_app
 from server.db.base import Base
-from server.db.models import AuditEntry, Organization, ReportSnapshot
+from server.db.models import AuditEntry, Organization, Plan, PlanClass, ReportSnapshot
 from server.db.session import make_engine, read_session, write_session
 from server.domain import validation as v
 from server.domain.reports import (
@@ -37,6 +37,7 @@ from server.domain.reports import (
     is_below_requirement,
     month_of,
     parse_month,
+    runs_in_month,
     scaled_requirement,
 )
 from server.migrate import downgrade, upgrade
@@ -760,3 +761,65 @@ def test_migration_0003_goes_down_and_up_on_postgresql() -> None:
     with fresh_pg_database(url, "hetang_mig") as target:
         upgrade(target)
         _round_trip(target)
+
+
+@pytest.mark.parametrize(
+    ("runs", "months", "expected"),
+    [
+        (5, [3, 4, 5], {3: 2, 4: 2, 5: 1, 6: 0}),
+        (1, [5, 3], {3: 1, 5: 0}),  # the earliest month takes the remainder, whatever the order
+        (24, [], {1: 2, 12: 2}),  # no months named: spread over the year
+        (0, [3], {3: 0}),
+        (2, [3, 3, 13], {3: 2}),  # repeats and impossible months are ignored
+    ],
+)
+def test_runs_of_a_class_are_spread_over_its_months(
+    runs: int, months: list[int], expected: dict[int, int]
+) -> None:
+    assert {m: runs_in_month(runs, months, m) for m in expected} == expected
+
+
+async def add_plan(db: Db, org_code: str, state: str, classes: list[tuple[int, list[int]]]) -> None:
+    """A 2026 plan of the organization in a state, with classes of (runs planned, months)."""
+    now = datetime.now(UTC)
+    async with write_session(db) as session:
+        org_id = await session.scalar(select(Organization.id).where(Organization.code == org_code))
+        plan = Plan(
+            org_id=org_id, year=2026, title="计划", state=state, created_at=now, updated_at=now
+        )
+        session.add(plan)
+        await session.flush()
+        for index, (runs, months) in enumerate(classes):
+            session.add(
+                PlanClass(
+                    plan_id=plan.id,
+                    code=f"C{index}",
+                    position=index,
+                    title="班",
+                    runs_planned=runs,
+                    trainees_planned=10,
+                    hours_per_run=Decimal(2),
+                    topics=[],
+                    months=months,
+                    target_categories=[],
+                    target_org_codes=[],
+                    first_lesson=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+
+async def test_runs_planned_come_from_the_plans_in_force(client: Any, db: Db, world: World) -> None:
+    city = await build_city(client, db, world)
+    await add_plan(db, "a", "accepted", [(5, [3, 4, 5]), (12, [])])
+    await add_plan(db, "a1", "filed", [(2, [3])])
+    await add_plan(db, "b", "draft", [(9, [3])])  # not filed: counts for nothing
+    await add_plan(db, "b1", "returned", [(9, [3])])  # sent back: nothing either
+    march = await city.report("city", "2026-03")
+    a, b = march["children"][0], march["children"][1]
+    assert a["plan_progress"]["runs_planned"] == 2 + 1 + 2  # C0's March, C1's twelfth, a1's
+    assert b["plan_progress"]["runs_planned"] == 0
+    assert march["plan_progress"]["runs_planned"] == 5
+    assert (await city.report("a", "2026-06"))["plan_progress"]["runs_planned"] == 1
+    assert (await city.report("a", "2025-03"))["plan_progress"]["runs_planned"] == 0

@@ -8,6 +8,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.domain import validation as v
+from server.domain.sessions import NOT_A_CLASS_REF
+from server.services.plan_links import UNKNOWN_CLASS
 from tests.api_site import (
     ACTIONS,
     ALLOWED,
@@ -122,6 +124,10 @@ BAD_SESSIONS: list[tuple[str, dict[str, Any], str, str]] = [
         "must be true or false",
     ),
     ("policy not an object", {"policy": "strict"}, "policy", "must be an object"),
+    ("plan class not a reference", {"plan_class": "C01"}, "plan_class", NOT_A_CLASS_REF),
+    ("plan class year absurd", {"plan_class": "a1/1900/C01"}, "plan_class", NOT_A_CLASS_REF),
+    ("plan class a number", {"plan_class": 7}, "plan_class", v.NOT_TEXT),
+    ("plan class unknown", {"plan_class": "a1/2026/C99"}, "plan_class", UNKNOWN_CLASS),
 ]
 
 

@@ -56,6 +56,7 @@ def session_json(view: SessionView) -> dict[str, Any]:
         "main_venue": view.main_venue,
         "branch_venues": [v.code for v in view.venues if v.role == "branch"],
         "roster_size": view.roster_size,
+        "plan_class": str(view.plan_class) if view.plan_class else None,
     }
 
 

@@ -118,6 +118,18 @@ def is_below_requirement(earned: Decimal, required: Decimal, month: Month) -> bo
     return earned * 100 * MONTHS_IN_YEAR < scaled_requirement(required, month)
 
 
+def runs_in_month(runs: int, months: Iterable[int], month: int) -> int:
+    """A plan class's runs planned for one month: its runs spread evenly over the months it
+    names (over all twelve when it names none), the remainder going to the earliest months."""
+    spread = sorted({m for m in months if 1 <= m <= MONTHS_IN_YEAR}) or list(
+        range(1, MONTHS_IN_YEAR + 1)
+    )
+    if month not in spread:
+        return 0
+    base, extra = divmod(runs, len(spread))
+    return base + (1 if spread.index(month) < extra else 0)
+
+
 def coverage_pct(trained: int, total: int) -> Decimal:
     """trained ÷ total × 100 to one decimal, half up; 0.0 for an organization with no members."""
     if total <= 0:
@@ -139,6 +151,7 @@ class Tally:
     partial_outage: int = 0
     conflicts: int = 0
     runs_held: int = 0
+    runs_planned: int = 0
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Tally)))
@@ -191,8 +204,7 @@ class Figures:
             "repeat_blocked": t.repeat_blocked,
             "partial_outage": t.partial_outage,
             "conflicts": t.conflicts,
-            # Plans (备案) will fill runs_planned once they are filed; until then it is 0.
-            "plan_progress": {"runs_planned": 0, "runs_held": t.runs_held},
+            "plan_progress": {"runs_planned": t.runs_planned, "runs_held": t.runs_held},
             "children": [child.as_json() for child in self.children],
         }
 

@@ -36,6 +36,39 @@ class RosterLine:
 
 
 @dataclass(frozen=True)
+class ClassRef:
+    """A class of a filed plan, named as its page is: organization, year, class code."""
+
+    org_code: str
+    year: int
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.org_code}/{self.year}/{self.code}"
+
+
+NOT_A_CLASS_REF = "must name a plan class as ORGANIZATION/YEAR/CLASS"
+
+
+def parse_class_ref(raw: Mapping[str, object], name: str, problems: v.Problems) -> ClassRef | None:
+    """An optional "ORG/YEAR/CLASS" reference; absent or blank means none."""
+    value = v.text(raw, name, problems, max_len=200, optional=True)
+    if value is None:
+        return None
+    org_code, _, rest = value.partition("/")
+    year, _, class_code = rest.partition("/")
+    if not (
+        v.CODE_PATTERN.match(org_code)
+        and v.CODE_PATTERN.match(class_code)
+        and year.isdigit()
+        and FIRST_YEAR <= int(year) <= LAST_YEAR
+    ):
+        problems[name] = NOT_A_CLASS_REF
+        return None
+    return ClassRef(org_code, int(year), class_code)
+
+
+@dataclass(frozen=True)
 class SessionFields:
     """A new session as given, already checked."""
 
@@ -48,6 +81,7 @@ class SessionFields:
     branch_venues: tuple[str, ...]
     policy: Policy
     roster: tuple[RosterLine, ...]
+    plan_class: ClassRef | None = None  # the plan class (班次) this session is a run of
 
     @property
     def venues(self) -> tuple[str, ...]:
@@ -169,6 +203,7 @@ def parse_session(raw: Mapping[str, Any]) -> tuple[SessionFields | None, v.Probl
         }
     )
     roster = _roster(raw, {main or "", *branches}, problems)
+    plan_class = parse_class_ref(raw, "plan_class", problems)
     if (
         problems
         or title is None
@@ -180,5 +215,5 @@ def parse_session(raw: Mapping[str, Any]) -> tuple[SessionFields | None, v.Probl
     ):
         return None, problems
     return SessionFields(
-        title, topic_code, window[0], window[1], hours, main, branches, policy, roster
+        title, topic_code, window[0], window[1], hours, main, branches, policy, roster, plan_class
     ), problems

@@ -41,6 +41,7 @@ TEXT_FIELDS = (
     "early_grace_min",
     "stats_interval_s",
     "roster_lines",
+    "plan_class",
 )
 WHOLE_FIELDS = ("late_grace_min", "early_grace_min", "stats_interval_s")
 SEPARATORS = re.compile(r"[\s,，;；]+")
@@ -70,6 +71,11 @@ class SessionForm:
         """A text value (for the template)."""
         return self.values.get(name, default)
 
+    def year(self, default: int) -> int:
+        """The year the session starts in (whose plans' classes it may be a run of)."""
+        text = self.get("starts_at")[:4]
+        return int(text) if text.isdigit() else default
+
     def org_row(self, index: int) -> tuple[str, str]:
         """The organization and venue chosen in one "all members of" row."""
         return self.org_rows[index] if index < len(self.org_rows) else ("", "")
@@ -92,6 +98,7 @@ class SessionForm:
             "main_venue": fields.main_venue,
             "other_branches": " ".join(c for c in fields.branch_venues if c not in shown),
             "roster_lines": "\n".join(f"{line.member_no} {line.venue}" for line in fields.roster),
+            "plan_class": str(fields.plan_class) if fields.plan_class else "",
             **_policy_values(fields.policy),
         }
         branches = tuple(code for code in fields.branch_venues if code in shown)
@@ -240,7 +247,7 @@ def start_draft(form: SessionForm, tz: ZoneInfo, gettext: Callable[[str], str]) 
     uploaded are read here; organizations are drawn by the caller (Draft.add_drawn)."""
     draft = Draft(gettext)
     raw = draft.raw
-    for name in ("title", "topic_code", "credit_hours", "main_venue"):
+    for name in ("title", "topic_code", "credit_hours", "main_venue", "plan_class"):
         raw[name] = form.get(name).strip() or None
     for name in ("starts_at", "ends_at"):
         text = form.get(name).strip()

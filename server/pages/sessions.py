@@ -29,7 +29,8 @@ from server.pages.session_form import (
     field_problems,
     start_draft,
 )
-from server.services import organizations, rosters, sessions, venues, workflow
+from server.services import organizations, plan_links, rosters, sessions, venues, workflow
+from server.services.clock import utcnow
 
 READERS = ("admin", "operator", "reviewer")
 PLANNERS = ("admin", "operator")
@@ -64,6 +65,8 @@ async def _form_page(
     async with read_session(request.app[DB_KEY]) as session:
         rooms = await venues.list_venues(session, principal.scope)
         tree = await organizations.list_tree(session, principal.scope, with_counts=False)
+        this_year = utcnow().astimezone(request.app[SETTINGS_KEY].tz).year
+        classes = await plan_links.class_options(session, principal.scope, form.year(this_year))
     return render(
         request,
         "session_form.html",
@@ -72,6 +75,7 @@ async def _form_page(
             "editing": editing,
             "venues": rooms,
             "tree": tree,
+            "classes": classes,
             "org_rows": range(ORG_ROWS),
             "problem": problem,
             "bad": field_problems(problem),

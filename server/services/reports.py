@@ -17,6 +17,8 @@ from server.db.models import (
     Attendance,
     Member,
     Organization,
+    Plan,
+    PlanClass,
     TrainingRecord,
     TrainingSession,
 )
@@ -29,11 +31,13 @@ from server.domain.reports import (
     Tally,
     is_below_requirement,
     monthly_report,
+    runs_in_month,
     scaled_requirement,
 )
 from server.services.organizations import get_org
 
 HELD_STATES = ("finalized", "approved")
+PLANS_IN_FORCE = ("filed", "accepted")  # a draft or a returned plan counts for nothing yet
 # Up to this many members (a committee or a small county) a report reads member by member
 # through the indexes; above it, one pass over the month's and the year's rows is faster.
 SMALL_SUBTREE_MEMBERS = 20_000
@@ -187,6 +191,24 @@ async def _runs_held(
     return {org_id: Tally(runs_held=int(count)) for org_id, count in rows}
 
 
+async def _runs_planned(
+    session: AsyncSession, org_ids: list[int], month: Month
+) -> dict[int, Tally]:
+    """Per organization: the runs its filed or accepted plan for the year puts in the month."""
+    planned: dict[int, int] = {}
+    for org_id, runs, months in await session.execute(
+        select(Plan.org_id, PlanClass.runs_planned, PlanClass.months)
+        .join(PlanClass, PlanClass.plan_id == Plan.id)
+        .where(
+            Plan.year == month.year,
+            Plan.state.in_(PLANS_IN_FORCE),
+            Plan.org_id.in_(org_ids),
+        )
+    ):
+        planned[org_id] = planned.get(org_id, 0) + runs_in_month(runs, months, month.month)
+    return {org_id: Tally(runs_planned=runs) for org_id, runs in planned.items()}
+
+
 async def report_for(
     session: AsyncSession,
     root: Organization,
@@ -209,11 +231,15 @@ async def report_for(
     members = await _member_counts(session, org_ids, totals, month, tz, large)
     results, sessions = await _month_results(session, org_ids, month, tz, large)
     runs = await _runs_held(session, org_ids, month, tz)
+    planned = await _runs_planned(session, org_ids, month)
     facts = {
         row.id: OrgFacts(
             row.code,
             row.path,
-            members.get(row.id, Tally()) + results.get(row.id, Tally()) + runs.get(row.id, Tally()),
+            sum(
+                (part.get(row.id, Tally()) for part in (members, results, runs, planned)),
+                Tally(),
+            ),
             frozenset(sessions.get(row.id, ())),
         )
         for row in orgs

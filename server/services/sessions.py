@@ -26,10 +26,11 @@ from server.db.models import (
 from server.domain.attendance import Policy
 from server.domain.audit_chain import AuditFacts, changed_fields
 from server.domain.labels import SESSION_ACTION_LABELS, SESSION_STATE_LABELS
-from server.domain.sessions import RosterLine, SessionFields, next_state
+from server.domain.sessions import ClassRef, RosterLine, SessionFields, next_state
 from server.errors import Conflict, Forbidden, Invalid, NotFound, Term
 from server.services import audit
 from server.services.clock import utcnow
+from server.services.plan_links import class_id_for, class_refs
 
 PUBLIC_ID_ALPHABET = string.ascii_lowercase + string.digits
 LOOKUP_CHUNK = 5000
@@ -59,6 +60,7 @@ class SessionView:
     org_code: str
     venues: tuple[VenueRole, ...]
     roster_size: int
+    plan_class: ClassRef | None = None
 
     @property
     def main_venue(self) -> str:
@@ -103,6 +105,7 @@ class _Resolved:
 
     venues: dict[str, tuple[Venue, Organization]]
     members: dict[str, int]
+    plan_class_id: int | None
 
     def main(self, fields: SessionFields) -> Venue:
         """The main venue's row."""
@@ -128,7 +131,7 @@ async def _resolve(session: AsyncSession, scope: Scope, fields: SessionFields) -
             numbers=", ".join(unknown[:20]) + (" …" if len(unknown) > 20 else ""),
             fields={"roster": "names unknown members"},
         )
-    return _Resolved(venues, members)
+    return _Resolved(venues, members, await class_id_for(session, scope, fields.plan_class))
 
 
 async def _write_parts(
@@ -163,7 +166,9 @@ async def _write_parts(
     )
 
 
-def _apply(training: TrainingSession, fields: SessionFields, main: Venue) -> None:
+def _apply(training: TrainingSession, fields: SessionFields, resolved: _Resolved) -> None:
+    main = resolved.main(fields)
+    training.plan_class_id = resolved.plan_class_id
     training.title, training.topic_code = fields.title, fields.topic_code
     training.starts_at, training.ends_at = fields.starts_at, fields.ends_at
     training.credit_hours, training.policy = fields.credit_hours, fields.policy.to_json()
@@ -187,7 +192,7 @@ async def create_session(
         updated_at=now,
         created_by_id=creator_id,
     )
-    _apply(training, fields, resolved.main(fields))
+    _apply(training, fields, resolved)
     session.add(training)
     await session.flush()
     await _write_parts(session, training, fields, resolved)
@@ -213,7 +218,7 @@ async def update_session(
         raise Conflict("Only a session that has not started can be edited.")
     before = await _snapshot_of(session, training)
     resolved = await _resolve(session, scope, fields)
-    _apply(training, fields, resolved.main(fields))
+    _apply(training, fields, resolved)
     training.updated_at = utcnow()
     await session.flush()
     await _write_parts(session, training, fields, resolved)
@@ -241,6 +246,7 @@ def _snapshot(fields: SessionFields) -> dict[str, Any]:
         "branch_venues": sorted(fields.branch_venues),
         "policy": fields.policy.to_json(),
         "roster": sorted([line.member_no, line.venue] for line in fields.roster),
+        "plan_class": str(fields.plan_class) if fields.plan_class else None,
     }
 
 
@@ -269,6 +275,7 @@ async def fields_of(session: AsyncSession, training: TrainingSession) -> Session
         )
     ).all()
     policy, _ = Policy.from_json(training.policy)
+    refs = await class_refs(session, [training.plan_class_id])
     return SessionFields(
         training.title,
         training.topic_code,
@@ -279,6 +286,7 @@ async def fields_of(session: AsyncSession, training: TrainingSession) -> Session
         tuple(code for code, role in venues if role == "branch"),
         policy or Policy(),
         tuple(RosterLine(number, venue) for number, venue in roster),
+        refs.get(training.plan_class_id) if training.plan_class_id else None,
     )
 
 
@@ -340,6 +348,7 @@ async def views_of(
             )
         ).all()
     )
+    refs = await class_refs(session, (training.plan_class_id for training in trainings))
     org_codes = dict(
         (
             await session.execute(
@@ -362,6 +371,7 @@ async def views_of(
             org_codes.get(training.org_id, ""),
             tuple(venues[training.id]),
             int(sizes.get(training.id, 0)),
+            refs.get(training.plan_class_id) if training.plan_class_id else None,
         )
         for training in trainings
     ]

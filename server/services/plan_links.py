@@ -1,0 +1,78 @@
+"""Sessions as runs of plan classes: a class named as ORG/YEAR/CLASS, looked up inside the
+caller's subtree, and stored classes named again for views and edit forms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import Scope
+from server.db.models import Organization, Plan, PlanClass
+from server.domain.sessions import ClassRef
+from server.errors import Invalid
+
+UNKNOWN_CLASS = "is not a known plan class"
+
+
+@dataclass(frozen=True)
+class ClassOption:
+    """A class a session may be linked to, for the session form."""
+
+    ref: ClassRef
+    title: str
+    org_name: str
+
+
+async def class_id_for(session: AsyncSession, scope: Scope, ref: ClassRef | None) -> int | None:
+    """The class's id; a class outside the scope is as unknown as one that does not exist."""
+    if ref is None:
+        return None
+    row = (
+        await session.execute(
+            select(PlanClass.id, Organization.path)
+            .join(Plan, Plan.id == PlanClass.plan_id)
+            .join(Organization, Organization.id == Plan.org_id)
+            .where(
+                Organization.code == ref.org_code,
+                Plan.year == ref.year,
+                PlanClass.code == ref.code,
+            )
+        )
+    ).first()
+    if row is None or not scope.covers(row.path):
+        raise Invalid("No plan class {ref}.", ref=str(ref), fields={"plan_class": UNKNOWN_CLASS})
+    return int(row.id)
+
+
+async def class_refs(session: AsyncSession, class_ids: Iterable[int | None]) -> dict[int, ClassRef]:
+    """Class id → its reference, for the given ids (None skipped)."""
+    wanted = {class_id for class_id in class_ids if class_id is not None}
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(PlanClass.id, Organization.code, Plan.year, PlanClass.code)
+        .join(Plan, Plan.id == PlanClass.plan_id)
+        .join(Organization, Organization.id == Plan.org_id)
+        .where(PlanClass.id.in_(wanted))
+    )
+    return {row[0]: ClassRef(row[1], row[2], row[3]) for row in rows}
+
+
+async def class_options(session: AsyncSession, scope: Scope, year: int) -> list[ClassOption]:
+    """The classes of the year's plans inside the scope, by organization and class order."""
+    rows = await session.execute(
+        select(Organization.code, Organization.name, Organization.path, PlanClass.code)
+        .add_columns(PlanClass.title)
+        .join(Plan, Plan.org_id == Organization.id)
+        .join(PlanClass, PlanClass.plan_id == Plan.id)
+        .where(Plan.year == year)
+        .order_by(Organization.path, PlanClass.position, PlanClass.code)
+    )
+    return [
+        ClassOption(ClassRef(org_code, year, code), title, org_name)
+        for org_code, org_name, path, code, title in rows
+        if scope.covers(path)
+    ]

@@ -1,0 +1,156 @@
+"""A session is a run of a plan class (班次): linked by ORGANIZATION/YEAR/CLASS inside the caller's
+subtree, shown on the session, audited, and changed or removed by an edit."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from server.db.models import AuditEntry, Organization, Plan, PlanClass, TrainingSession
+from server.db.session import read_session, write_session
+from tests.api_site import Db, Site, counts, make_site, session_body
+from tests.browser import Browser, give_password
+from tests.conftest import World
+
+
+async def add_class(db: Db, org_code: str, code: str, year: int = 2026) -> None:
+    """A filed plan of the organization for the year with one class (straight into the tables)."""
+    now = datetime.now(UTC)
+    async with write_session(db) as session:
+        org_id = await session.scalar(select(Organization.id).where(Organization.code == org_code))
+        plan = await session.scalar(select(Plan).where(Plan.org_id == org_id, Plan.year == year))
+        if plan is None:
+            plan = Plan(
+                org_id=org_id,
+                year=year,
+                title="年度培训计划",
+                state="filed",
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(plan)
+            await session.flush()
+        session.add(
+            PlanClass(
+                plan_id=plan.id,
+                code=code,
+                position=1,
+                title=f"班次{code}",
+                runs_planned=4,
+                trainees_planned=120,
+                hours_per_run=Decimal(3),
+                topics=["T-1"],
+                months=[3, 4],
+                target_categories=[],
+                target_org_codes=[],
+                first_lesson=True,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+@pytest.fixture
+async def site(client: TestClient, db: Db, world: World) -> Site:  # type: ignore[type-arg]
+    return await make_site(client, db, world)
+
+
+async def ok(site: Site, method: str, path: str, **kwargs: Any) -> Any:
+    status, body = await site.call(method, path, site.admin, **kwargs)
+    assert status in (200, 201), body
+    return body
+
+
+async def stored_class(db: Db, public_id: str) -> str | None:
+    async with read_session(db) as session:
+        row = (
+            await session.execute(
+                select(Organization.code, Plan.year, PlanClass.code)
+                .join(Plan, Plan.org_id == Organization.id)
+                .join(PlanClass, PlanClass.plan_id == Plan.id)
+                .join(TrainingSession, TrainingSession.plan_class_id == PlanClass.id)
+                .where(TrainingSession.public_id == public_id)
+            )
+        ).first()
+    return f"{row[0]}/{row[1]}/{row[2]}" if row else None
+
+
+async def test_a_session_links_to_a_class_and_an_edit_moves_or_removes_it(
+    site: Site, db: Db
+) -> None:
+    await add_class(db, "a1", "C01")
+    await add_class(db, "a", "C02")
+    created = await ok(
+        site, "POST", "/api/v1/sessions", json=session_body(plan_class="a1/2026/C01")
+    )
+    assert created["plan_class"] == "a1/2026/C01"
+    assert await stored_class(db, created["id"]) == "a1/2026/C01"
+    path = f"/api/v1/sessions/{created['id']}"
+    assert (await ok(site, "GET", path))["plan_class"] == "a1/2026/C01"
+
+    moved = await ok(site, "PUT", path, json=session_body(plan_class="a/2026/C02"))
+    assert moved["plan_class"] == "a/2026/C02"
+    cleared = await ok(site, "PUT", path, json=session_body())
+    assert cleared["plan_class"] is None and await stored_class(db, created["id"]) is None
+
+    async with read_session(db) as session:
+        updates = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.object_id == created["id"], AuditEntry.action == "session.update")
+                .order_by(AuditEntry.id)
+            )
+        ).all()
+    assert [(json.loads(e.before or "{}"), json.loads(e.after or "{}")) for e in updates] == [
+        ({"plan_class": "a1/2026/C01"}, {"plan_class": "a/2026/C02"}),
+        ({"plan_class": "a/2026/C02"}, {"plan_class": None}),
+    ]
+
+
+async def test_a_class_of_another_subtree_is_as_unknown_as_none(site: Site, db: Db) -> None:
+    await add_class(db, "b1", "C01")
+    before = await counts(db)
+    other = await site.refused(
+        "POST",
+        "/api/v1/sessions",
+        422,
+        fields={"plan_class": "is not a known plan class"},
+        json=session_body(plan_class="b1/2026/C01"),
+    )
+    unknown = await site.refused(
+        "POST",
+        "/api/v1/sessions",
+        422,
+        fields={"plan_class": "is not a known plan class"},
+        json=session_body(plan_class="b9/2026/C01"),
+    )
+    assert other["message"].replace("b1", "?") == unknown["message"].replace("b9", "?")
+    assert await counts(db) == before
+
+
+async def test_the_session_form_offers_the_classes_and_keeps_the_chosen_one(
+    client: TestClient,  # type: ignore[type-arg]
+    site: Site,
+    db: Db,
+) -> None:
+    await add_class(db, "a1", "C01")
+    await add_class(db, "b1", "C09")
+    created = await ok(
+        site, "POST", "/api/v1/sessions", json=session_body(plan_class="a1/2026/C01")
+    )
+    await give_password(db, "operator-a")
+    async with Browser(client) as browser:
+        await browser.signed_in("operator-a")
+        async with browser.request("GET", "/sessions/new") as answer:
+            blank = await answer.text()
+        async with browser.request("GET", f"/sessions/{created['id']}/edit") as answer:
+            editing = await answer.text()
+    assert 'value="a1/2026/C01"' in blank and "班次C01" in blank
+    assert "C09" not in blank  # another subtree's class is not offered
+    assert 'value="a1/2026/C01" selected' in editing
