@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import bench_env, hetang, prepare, server, summary, temp_dir
-from server.domain.reports import Month
+from server.domain.reports import Month, month_of
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -218,6 +218,20 @@ def get(base: str, path: str, token: str) -> tuple[float, dict[str, Any]]:
     return time.perf_counter() - started, body
 
 
+def wait_for_monthly_job(base: str, token: str) -> tuple[str, float]:
+    """A server that starts keeps last month's city report at once (the job of the 1st, caught
+    up) — a whole-city report running beside the first request. Wait for it, so the timings
+    are of the requests alone; returns the month kept and the seconds it took."""
+    kept = month_of(datetime.now(UTC), TZ).previous().label
+    started = time.perf_counter()
+    while time.perf_counter() - started < 300:
+        _, body = get(base, f"/api/v1/reports/monthly/snapshots?org=city&month={kept}", token)
+        if body["snapshots"]:
+            break
+        time.sleep(0.1)
+    return kept, time.perf_counter() - started
+
+
 def main() -> None:
     """Build the city, run the timings and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -278,6 +292,7 @@ def main() -> None:
         connection.close()
         numbers = [f"3411{rng.randrange(args.members):08d}" for _ in range(args.records)]
         with server(env) as base:
+            kept, job_s = wait_for_monthly_job(base, token)
             city_times, branch_times, record_times = [], [], []
             report: dict[str, Any] = {}
             for _ in range(args.rounds):
@@ -298,6 +313,10 @@ def main() -> None:
         f"city: {counts['members']:,} members in 449 organizations, {sessions} sessions, "
         f"{counts['attendance']:,} attendance results, {counts['training_records']:,} training "
         f"records (written in {build_s:.0f} s)"
+    )
+    print(
+        f"server start-up: kept {kept}'s city report (the monthly job) within {job_s:.1f} s; "
+        "waited for before timing"
     )
     print(
         f"city monthly report {args.month} (HTTP)   median {city_median * 1000:7.0f} ms   "
