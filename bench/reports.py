@@ -308,6 +308,12 @@ def main() -> None:
             for number in numbers:
                 elapsed, _ = get(base, f"/api/v1/members/{number}/record?year={year}", token)
                 record_times.append(elapsed)
+            cabinet_times, cabinet = [], {}
+            for _ in range(args.rounds):
+                elapsed, cabinet = get(
+                    base, f"/api/v1/organizations/c3-m2/cabinet?year={year}", token
+                )
+                cabinet_times.append(elapsed)
     city_median, floor_median = statistics.median(city_times), statistics.median(floor)
     print(
         f"city: {counts['members']:,} members in 449 organizations, {sessions} sessions, "
@@ -331,6 +337,11 @@ def main() -> None:
     print(
         f"member record (HTTP)                 {summary(record_times)}   "
         f"({len(record_times)} requests)"
+    )
+    print(
+        f"committee cabinet 一党委一专柜 (HTTP)   median "
+        f"{statistics.median(cabinet_times) * 1000:7.1f} ms   ({args.rounds} requests; "
+        f"{cabinet['members_total']:,} members, {cabinet['complete']:,} complete)"
     )
     print(
         f"floor: raw SQL, the month's results per organization   median "

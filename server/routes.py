@@ -8,9 +8,11 @@ from aiohttp import web
 
 from server.api import (
     agent,
+    archive,
     broadcast,
     members,
     organizations,
+    plans,
     reports,
     sessions,
     system,
@@ -92,6 +94,19 @@ def setup_routes(app: web.Application) -> None:
         sessions.get_member_record,
         name="api_member_record",
     )
+    # Training archive (培训档案): registration form and committee cabinet (一党委一专柜)
+    add(
+        "GET",
+        "/api/v1/members/{member_no}/archive",
+        archive.get_member_archive,
+        name="api_member_archive",
+    )
+    add(
+        "GET",
+        "/api/v1/organizations/{code}/cabinet",
+        archive.get_cabinet,
+        name="api_organization_cabinet",
+    )
     # Monthly reports (月报告)
     add("GET", "/api/v1/reports/monthly", reports.get_monthly_report, name="api_monthly_report")
     add(
@@ -106,6 +121,19 @@ def setup_routes(app: web.Application) -> None:
         reports.list_report_snapshots,
         name="api_list_report_snapshots",
     )
+    # Training plans (培训计划备案)
+    add("POST", "/api/v1/plans", plans.create_plan, name="api_create_plan")
+    add("GET", "/api/v1/plans", plans.list_plans, name="api_list_plans")
+    add("GET", "/api/v1/plans/analysis", plans.get_plan_analysis, name="api_plan_analysis")
+    add("GET", "/api/v1/plans/{org}/{year}", plans.get_plan, name="api_get_plan")
+    add("PUT", "/api/v1/plans/{org}/{year}", plans.update_plan, name="api_update_plan")
+    for plan_action in ("file", "accept", "return"):
+        add(
+            "POST",
+            f"/api/v1/plans/{{org}}/{{year}}/{plan_action}",
+            getattr(plans, f"{plan_action}_plan"),
+            name=f"api_{plan_action}_plan",
+        )
     # Agent API
     add("POST", "/api/v1/agent/hello", agent.agent_hello, name="agent_hello")
     add("GET", "/api/v1/agent/events", agent.agent_events, name="agent_events")
@@ -134,11 +162,14 @@ def setup_page_routes(app: web.Application) -> None:
     """The administration pages."""
     # Imported here so this function is the one place the page map changes.
     from server.api.sessions import ACTIONS
+    from server.pages import archive as archive_pages
     from server.pages import attendance as attendance_pages
+    from server.pages import class_workflow as class_pages
     from server.pages import console as console_pages
     from server.pages import home as home_pages
     from server.pages import members as member_pages
     from server.pages import organizations as org_pages
+    from server.pages import plans as plan_pages
     from server.pages import reports as report_pages
     from server.pages import sessions as session_pages
     from server.pages import users as user_pages
@@ -152,6 +183,30 @@ def setup_page_routes(app: web.Application) -> None:
     add("POST", "/members", member_pages.create_member, name="member_create")
     add("POST", "/members/import", member_pages.import_members, name="members_import")
     add("GET", "/members/{member_no}", member_pages.get_member, name="member")
+    add(
+        "GET",
+        "/members/{member_no}/archive/{year}",
+        archive_pages.get_registration_form,
+        name="member_archive",
+    )
+    add(
+        "GET",
+        "/organizations/{code}/cabinet",
+        archive_pages.get_cabinet,
+        name="organization_cabinet",
+    )
+    add(
+        "GET",
+        "/organizations/{code}/cabinet.xlsx",
+        archive_pages.get_cabinet_xlsx,
+        name="organization_cabinet_xlsx",
+    )
+    add(
+        "GET",
+        "/organizations/{code}/cabinet.csv",
+        archive_pages.get_cabinet_csv,
+        name="organization_cabinet_csv",
+    )
     add("GET", "/venues", venue_pages.get_venues, name="venues")
     add("POST", "/venues", venue_pages.create_venue, name="venue_create")
     add(
@@ -210,4 +265,29 @@ def setup_page_routes(app: web.Application) -> None:
         "/reports/monthly/snapshots",
         report_pages.create_report_snapshot,
         name="report_snapshot_create",
+    )
+    # The ten-step class workflow (十步工作法) and its print templates
+    klass = "/plans/{org}/{year}/classes/{code}"
+    add("GET", klass, class_pages.get_class, name="class_workflow")
+    add("POST", f"{klass}/steps/{{key}}", class_pages.mark_step, name="class_step_mark")
+    add("GET", f"{klass}/print/{{template}}", class_pages.print_template, name="class_print")
+    add("GET", "/workflow-steps", class_pages.get_workflow_steps, name="workflow_steps")
+    add(
+        "POST",
+        "/workflow-steps",
+        class_pages.update_workflow_steps,
+        name="workflow_steps_update",
+    )
+    add("GET", "/plans", plan_pages.get_plans, name="plans")
+    add("GET", "/plans/new", plan_pages.new_plan, name="plan_new")
+    add("POST", "/plans", plan_pages.create_plan, name="plan_create")
+    add("GET", "/plans/{org}/{year}", plan_pages.get_plan, name="plan")
+    add("GET", "/plans/{org}/{year}/edit", plan_pages.edit_plan, name="plan_edit")
+    add("POST", "/plans/{org}/{year}/edit", plan_pages.update_plan, name="plan_update")
+    add("POST", "/plans/{org}/{year}/file", plan_pages.file_plan, name="plan_file")
+    add(
+        "POST",
+        "/plans/{org}/{year}/{action:accept|return}",
+        plan_pages.review_plan,
+        name="plan_review",
     )

@@ -35,6 +35,8 @@ from server.services import members, sessions, users, venues, workflow
 from server.settings import Settings
 from tests.browser import Browser, give_password
 from tests.conftest import ROLES, World
+from tests.plan_rows import PLAN_TITLE, make_plan_org, plan_body, plan_form, seed_plans
+from tests.test_class_workflow import MATRIX_YEAR, seed_matrix_classes, step_list_form
 
 PUBLIC, AGENT = "public", "agent"
 ALL = frozenset(ROLES)
@@ -135,6 +137,10 @@ class Route:
     after: str = ""  # the state a successful request leaves that session in ("" = unchanged)
     refused: frozenset[str] = frozenset()  # roles the route admits but this request refuses: 403
     query: dict[str, str] = field(default_factory=dict)  # query values; "{ref}" is replaced
+    # The row's object is a fresh committee of subtree "a" with a 2026 plan in this state
+    # ("none": without a plan); its code is the ref (see make_plan_org).
+    plan_state: str = ""
+    whole_tree: bool = False  # only a caller of the whole tree passes; the rest of `who`: 403
 
 
 MATRIX: dict[str, Route] = {
@@ -335,6 +341,25 @@ MATRIX: dict[str, Route] = {
         "M-A-1",
         {"member_no": "{ref}"},
     ),
+    # Training archive (培训档案): registration form and committee cabinet
+    "api_member_archive": Route(
+        "GET",
+        "/api/v1/members/{member_no}/archive",
+        READERS,
+        "object",
+        "M-A-1",
+        {"member_no": "{ref}"},
+        query={"year": "2026"},
+    ),
+    "api_organization_cabinet": Route(
+        "GET",
+        "/api/v1/organizations/{code}/cabinet",
+        READERS,
+        "object",
+        "a1",
+        {"code": "{ref}"},
+        query={"year": "2026"},
+    ),
     # Monthly reports: the organization is named in the query or the body
     "api_monthly_report": Route(
         "GET",
@@ -360,6 +385,69 @@ MATRIX: dict[str, Route] = {
         "object",
         "a1",
         query={"org": "{ref}", "month": "2026-03"},
+    ),
+    # Training plans (备案): admins file, the level above reviews, operators read
+    "api_create_plan": Route(
+        "POST",
+        "/api/v1/plans",
+        ADMIN,
+        "create",
+        body=lambda ref, fresh: ("json", plan_body(ref, fresh)),
+        ok=(201,),
+        created=(PLAN_TITLE, "P-{fresh}"),
+        plan_state="none",
+    ),
+    "api_list_plans": Route("GET", "/api/v1/plans", READERS, "list", lists="plans"),
+    "api_plan_analysis": Route(
+        "GET",
+        "/api/v1/plans/analysis",
+        READERS,
+        "object",
+        "a1",
+        query={"org": "{ref}", "year": "2026"},
+    ),
+    "api_get_plan": Route(
+        "GET",
+        "/api/v1/plans/{org}/{year}",
+        READERS,
+        "object",
+        "a1",
+        {"org": "{ref}", "year": "2026"},
+    ),
+    "api_update_plan": Route(
+        "PUT",
+        "/api/v1/plans/{org}/{year}",
+        ADMIN,
+        "object",
+        parts={"org": "{ref}", "year": "2026"},
+        body=lambda ref, fresh: ("json", plan_body(ref, fresh)),
+        created=(PLAN_TITLE, "P-{fresh}"),
+        plan_state="draft",
+    ),
+    "api_file_plan": Route(
+        "POST",
+        "/api/v1/plans/{org}/{year}/file",
+        ADMIN,
+        "object",
+        parts={"org": "{ref}", "year": "2026"},
+        plan_state="draft",
+    ),
+    "api_accept_plan": Route(
+        "POST",
+        "/api/v1/plans/{org}/{year}/accept",
+        CLOSERS,
+        "object",
+        parts={"org": "{ref}", "year": "2026"},
+        plan_state="filed",
+    ),
+    "api_return_plan": Route(
+        "POST",
+        "/api/v1/plans/{org}/{year}/return",
+        CLOSERS,
+        "object",
+        parts={"org": "{ref}", "year": "2026"},
+        body=lambda ref, fresh: ("json", {"comment": "请补充首课"}),
+        plan_state="filed",
     ),
     # Agent API (venue token); the ref of stream-stats is a session of the agent's venue
     "agent_hello": Route(
@@ -452,6 +540,41 @@ MATRIX: dict[str, Route] = {
     ),
     "member": Route(
         "GET", "/members/{member_no}", READERS, "object", "M-A-1", {"member_no": "{ref}"}
+    ),
+    "member_archive": Route(
+        "GET",
+        "/members/{member_no}/archive/{year}",
+        READERS,
+        "object",
+        "M-A-1",
+        {"member_no": "{ref}", "year": "2026"},
+    ),
+    "organization_cabinet": Route(
+        "GET",
+        "/organizations/{code}/cabinet",
+        READERS,
+        "object",
+        "a1",
+        {"code": "{ref}"},
+        query={"year": "2026"},
+    ),
+    "organization_cabinet_xlsx": Route(
+        "GET",
+        "/organizations/{code}/cabinet.xlsx",
+        READERS,
+        "object",
+        "a1",
+        {"code": "{ref}"},
+        query={"year": "2026"},
+    ),
+    "organization_cabinet_csv": Route(
+        "GET",
+        "/organizations/{code}/cabinet.csv",
+        READERS,
+        "object",
+        "a1",
+        {"code": "{ref}"},
+        query={"year": "2026"},
     ),
     "venues": Route("GET", "/venues", VENUE_READERS, "list", lists="venues"),
     "venue_create": Route(
@@ -582,6 +705,42 @@ MATRIX: dict[str, Route] = {
         "a1",
         query={"org": "{ref}", "month": "2026-03"},
     ),
+    # The ten-step class workflow (十步工作法): a class of a1's plan (tests/test_class_workflow.py)
+    "class_workflow": Route(
+        "GET",
+        "/plans/{org}/{year}/classes/{code}",
+        READERS,
+        "object",
+        "a1",
+        {"org": "{ref}", "year": str(MATRIX_YEAR), "code": "C01"},
+    ),
+    "class_step_mark": Route(
+        "POST",
+        "/plans/{org}/{year}/classes/{code}/steps/{key}",
+        PLANNERS,
+        "object",
+        "a1",
+        {"org": "{ref}", "year": str(MATRIX_YEAR), "code": "C01", "key": "faculty"},
+        body=lambda ref, fresh: ("form", {"done": "on", "note": ""}),
+        ok=(303,),
+    ),
+    "class_print": Route(
+        "GET",
+        "/plans/{org}/{year}/classes/{code}/print/{template}",
+        READERS,
+        "object",
+        "a1",
+        {"org": "{ref}", "year": str(MATRIX_YEAR), "code": "C01", "template": "signin_sheet"},
+    ),
+    "workflow_steps": Route("GET", "/workflow-steps", ADMIN, whole_tree=True),
+    "workflow_steps_update": Route(
+        "POST",
+        "/workflow-steps",
+        ADMIN,
+        body=lambda ref, fresh: ("form", step_list_form()),
+        ok=(303,),
+        whole_tree=True,
+    ),
     "report_snapshot_create": Route(
         "POST",
         "/reports/monthly/snapshots",
@@ -590,6 +749,55 @@ MATRIX: dict[str, Route] = {
         "a1",
         body=lambda ref, fresh: ("form", {"org": ref, "month": "2026-03"}),
         ok=(303,),
+    ),
+    "plans": Route("GET", "/plans", READERS, "list", lists="plans", query={"year": "2026"}),
+    "plan_new": Route("GET", "/plans/new", ADMIN),
+    "plan_create": Route(
+        "POST",
+        "/plans",
+        ADMIN,
+        "create",
+        body=lambda ref, fresh: ("form", plan_form(ref, fresh)),
+        ok=(303,),
+        created=(PLAN_TITLE, "P-{fresh}"),
+        plan_state="none",
+    ),
+    "plan": Route(
+        "GET", "/plans/{org}/{year}", READERS, "object", "a1", {"org": "{ref}", "year": "2026"}
+    ),
+    "plan_edit": Route(
+        "GET", "/plans/{org}/{year}/edit", ADMIN, "object", "a1", {"org": "{ref}", "year": "2026"}
+    ),
+    "plan_update": Route(
+        "POST",
+        "/plans/{org}/{year}/edit",
+        ADMIN,
+        "object",
+        parts={"org": "{ref}", "year": "2026"},
+        body=lambda ref, fresh: ("form", plan_form(ref, fresh)),
+        ok=(303,),
+        created=(PLAN_TITLE, "P-{fresh}"),
+        plan_state="draft",
+    ),
+    "plan_file": Route(
+        "POST",
+        "/plans/{org}/{year}/file",
+        ADMIN,
+        "object",
+        parts={"org": "{ref}", "year": "2026"},
+        body=lambda ref, fresh: ("form", {}),
+        ok=(303,),
+        plan_state="draft",
+    ),
+    "plan_review": Route(
+        "POST",
+        "/plans/{org}/{year}/{action}",
+        CLOSERS,
+        "object",
+        parts={"org": "{ref}", "year": "2026", "action": "return"},
+        body=lambda ref, fresh: ("form", {"comment": "请补充首课"}),
+        ok=(303,),
+        plan_state="filed",
     ),
     "users": Route("GET", "/users", ADMIN, "list", lists="users"),
     "user_create": Route(
@@ -641,6 +849,7 @@ LIST_MARKS = {
     "venues": {"a": "VEN-A", "b": "VEN-B"},
     "users": {"a": "spare-a", "b": "spare-b"},
     "sessions": {"a": "甲区培训班", "b": "乙区培训班"},
+    "plans": {"a": "甲区培训计划", "b": "乙区培训计划"},
 }
 
 
@@ -766,6 +975,8 @@ class Run:
         """The object the request names: the row's ref, or a session made for this request."""
         if route.session_state:
             return await make_session(self.db, route.session_state)
+        if route.plan_state:
+            return await make_plan_org(self.db, route.plan_state)
         return route.ref
 
     async def send(self, caller: Caller, route: Route, ref: str, fresh: str) -> Answer:
@@ -824,7 +1035,11 @@ class Run:
             return
         if caller.role is None or route.who == AGENT:
             self._expect_unauthenticated(name, route, caller, answer, api, ref)
-        elif caller.role not in route.who or caller.role in route.refused:
+        elif (
+            caller.role not in route.who
+            or caller.role in route.refused
+            or (route.whole_tree and caller.subtree != "all")
+        ):
             if answer.status != 403:
                 self.fail(name, caller, "wrong role must be 403", answer)
             elif api and answer.json()["error"]["code"] != "forbidden":
@@ -942,6 +1157,8 @@ async def seed(db: async_sessionmaker[AsyncSession]) -> None:
             )
     for subtree in ("a", "b"):
         await make_session(db, subtree=subtree)
+    await seed_matrix_classes(db)
+    await seed_plans(db)
 
 
 @pytest.mark.parametrize("role", [*ROLES, None], ids=[*ROLES, "anonymous"])

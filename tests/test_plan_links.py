@@ -4,8 +4,6 @@ subtree, shown on the session, audited, and changed or removed by an edit."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,47 +11,16 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from server.db.models import AuditEntry, Organization, Plan, PlanClass, TrainingSession
-from server.db.session import read_session, write_session
+from server.db.session import read_session
 from tests.api_site import Db, Site, counts, make_site, session_body
 from tests.browser import Browser, give_password
 from tests.conftest import World
+from tests.plan_rows import add_class
 
 
-async def add_class(db: Db, org_code: str, code: str, year: int = 2026) -> None:
-    """A filed plan of the organization for the year with one class (straight into the tables)."""
-    now = datetime.now(UTC)
-    async with write_session(db) as session:
-        org_id = await session.scalar(select(Organization.id).where(Organization.code == org_code))
-        plan = await session.scalar(select(Plan).where(Plan.org_id == org_id, Plan.year == year))
-        if plan is None:
-            plan = Plan(
-                org_id=org_id,
-                year=year,
-                title="年度培训计划",
-                state="filed",
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(plan)
-            await session.flush()
-        session.add(
-            PlanClass(
-                plan_id=plan.id,
-                code=code,
-                position=1,
-                title=f"班次{code}",
-                runs_planned=4,
-                trainees_planned=120,
-                hours_per_run=Decimal(3),
-                topics=["T-1"],
-                months=[3, 4],
-                target_categories=[],
-                target_org_codes=[],
-                first_lesson=True,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+async def add_link_class(db: Db, org_code: str, code: str) -> None:
+    """A filed 2026 plan of the organization with a class of that code."""
+    await add_class(db, org_code, 2026, code, "年度培训计划", title=f"班次{code}")
 
 
 @pytest.fixture
@@ -84,8 +51,8 @@ async def stored_class(db: Db, public_id: str) -> str | None:
 async def test_a_session_links_to_a_class_and_an_edit_moves_or_removes_it(
     site: Site, db: Db
 ) -> None:
-    await add_class(db, "a1", "C01")
-    await add_class(db, "a", "C02")
+    await add_link_class(db, "a1", "C01")
+    await add_link_class(db, "a", "C02")
     created = await ok(
         site, "POST", "/api/v1/sessions", json=session_body(plan_class="a1/2026/C01")
     )
@@ -114,7 +81,7 @@ async def test_a_session_links_to_a_class_and_an_edit_moves_or_removes_it(
 
 
 async def test_a_class_of_another_subtree_is_as_unknown_as_none(site: Site, db: Db) -> None:
-    await add_class(db, "b1", "C01")
+    await add_link_class(db, "b1", "C01")
     before = await counts(db)
     other = await site.refused(
         "POST",
@@ -139,8 +106,8 @@ async def test_the_session_form_offers_the_classes_and_keeps_the_chosen_one(
     site: Site,
     db: Db,
 ) -> None:
-    await add_class(db, "a1", "C01")
-    await add_class(db, "b1", "C09")
+    await add_link_class(db, "a1", "C01")
+    await add_link_class(db, "b1", "C09")
     created = await ok(
         site, "POST", "/api/v1/sessions", json=session_body(plan_class="a1/2026/C01")
     )

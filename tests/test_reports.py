@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.app import create_app
 from server.db.base import Base
-from server.db.models import AuditEntry, Organization, Plan, PlanClass, ReportSnapshot
+from server.db.models import AuditEntry, Organization, ReportSnapshot
 from server.db.session import make_engine, read_session, write_session
 from server.domain import validation as v
 from server.domain.reports import (
@@ -44,6 +44,7 @@ from server.migrate import downgrade, upgrade
 from server.services import report_snapshots, reports
 from server.settings import Settings
 from tests.conftest import PG_ENV, World, fresh_pg_database
+from tests.plan_rows import add_class
 from tests.test_openapi import ROOT, _check
 
 Db = async_sessionmaker[AsyncSession]
@@ -781,33 +782,10 @@ def test_runs_of_a_class_are_spread_over_its_months(
 
 async def add_plan(db: Db, org_code: str, state: str, classes: list[tuple[int, list[int]]]) -> None:
     """A 2026 plan of the organization in a state, with classes of (runs planned, months)."""
-    now = datetime.now(UTC)
-    async with write_session(db) as session:
-        org_id = await session.scalar(select(Organization.id).where(Organization.code == org_code))
-        plan = Plan(
-            org_id=org_id, year=2026, title="计划", state=state, created_at=now, updated_at=now
+    for index, (runs, months) in enumerate(classes):
+        await add_class(
+            db, org_code, 2026, f"C{index}", "计划", state=state, runs_planned=runs, months=months
         )
-        session.add(plan)
-        await session.flush()
-        for index, (runs, months) in enumerate(classes):
-            session.add(
-                PlanClass(
-                    plan_id=plan.id,
-                    code=f"C{index}",
-                    position=index,
-                    title="班",
-                    runs_planned=runs,
-                    trainees_planned=10,
-                    hours_per_run=Decimal(2),
-                    topics=[],
-                    months=months,
-                    target_categories=[],
-                    target_org_codes=[],
-                    first_lesson=True,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
 
 
 async def test_runs_planned_come_from_the_plans_in_force(client: Any, db: Db, world: World) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +10,7 @@ from aiohttp import web
 from server.api.body import checked, iso, query_int, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
+from server.domain.members import hours_number as hours
 from server.domain.sessions import parse_session
 from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
@@ -34,11 +34,6 @@ ACTIONS = {
     "approve": ("admin", "reviewer"),
     "reopen": ("admin",),
 }
-
-
-def hours(value: Decimal) -> int | float:
-    """Credit hours as a JSON number (3, not "3.00"; 1.5 stays 1.5)."""
-    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def session_json(view: SessionView) -> dict[str, Any]:

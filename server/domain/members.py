@@ -10,6 +10,13 @@ from server.domain import validation as v
 
 CATEGORIES = ("ordinary", "secretary", "committee")
 REQUIRED_HOURS = {"ordinary": Decimal(32), "secretary": Decimal(56), "committee": Decimal(56)}
+
+
+def hours_number(value: Decimal) -> int | float:
+    """Credit hours as a number for JSON and spreadsheets: 3, not "3.00"; 1.5 stays 1.5."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 CSV_COLUMNS = ("member_no", "name", "org_code", "category", "card_code")
 
 

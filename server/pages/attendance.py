@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -16,9 +16,7 @@ from server.errors import Conflict
 from server.i18n import request_locale, translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.attendance_export import (
-    XLSX_TYPE,
     Sheet,
-    content_disposition,
     csv_bytes,
     member_sheet,
     up_percent,
@@ -26,6 +24,7 @@ from server.pages.attendance_export import (
     window_seconds,
     xlsx_bytes,
 )
+from server.pages.downloads import download
 from server.pages.forms import problem_of
 from server.pages.render import render
 from server.services import sessions
@@ -143,18 +142,10 @@ def _member_sheet(request: web.Request, result: SessionAttendance) -> Sheet:
 
 
 def _download(
-    request: web.Request, result: SessionAttendance, body: bytes, kind: str, content_type: str
+    request: web.Request, result: SessionAttendance, body: bytes, kind: str
 ) -> web.Response:
-    gettext: Callable[[str], str] = translate_for(request)
-    full = f"{result.title}-{gettext('Attendance')}-{result.id}.{kind}"
-    response = web.Response(body=body, content_type=content_type)
-    if kind == "csv":
-        response.charset = "utf-8"
-    response.headers["Content-Disposition"] = content_disposition(
-        f"attendance-{result.id}.{kind}", full
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    full = f"{result.title}-{translate_for(request)('Attendance')}-{result.id}"
+    return download(body, kind, f"attendance-{result.id}", full)
 
 
 @allow(*READERS)
@@ -162,7 +153,7 @@ async def get_attendance_csv(request: web.Request) -> web.Response:
     """GET /sessions/{id}/attendance.csv: the member table as filtered, UTF-8 with a BOM."""
     result = await _attendance(request)
     body = csv_bytes(_member_sheet(request, result))
-    return _download(request, result, body, "csv", "text/csv")
+    return _download(request, result, body, "csv")
 
 
 @allow(*READERS)
@@ -172,4 +163,4 @@ async def get_attendance_xlsx(request: web.Request) -> web.Response:
     sheets = [_member_sheet(request, result), venue_sheet(result, translate_for(request))]
     # Building a workbook of thousands of rows takes a moment: keep the event loop free.
     body = await asyncio.get_running_loop().run_in_executor(None, xlsx_bytes, sheets)
-    return _download(request, result, body, "xlsx", XLSX_TYPE)
+    return _download(request, result, body, "xlsx")

@@ -7,7 +7,6 @@ import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from urllib.parse import quote
 
 from openpyxl import Workbook
@@ -20,6 +19,7 @@ from server.domain.labels import (
     STATUS_LABELS,
     VENUE_ROLE_LABELS,
 )
+from server.domain.members import hours_number as number
 from server.services.attendance_view import MemberLine, SessionAttendance
 
 Cell = str | int | float | None
@@ -62,11 +62,6 @@ class Sheet:
     headings: list[str]
     widths: list[int]
     rows: list[list[Cell]]
-
-
-def number(value: Decimal) -> int | float:
-    """Credit hours as a spreadsheet number (3, 1.5)."""
-    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def up_percent(up_seconds: int, window_seconds: int) -> float:

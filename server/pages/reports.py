@@ -22,7 +22,8 @@ from server.domain.reports import FUTURE_MONTH, Figures, Month, month_of, parse_
 from server.errors import Invalid, NotFound
 from server.i18n import request_locale, translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
-from server.pages.attendance_export import XLSX_TYPE, content_disposition, xlsx_bytes
+from server.pages.attendance_export import xlsx_bytes
+from server.pages.downloads import download
 from server.pages.render import render
 from server.pages.report_export import REPORT_COLUMN_LABELS, report_lines, report_sheets
 from server.services import organizations, report_snapshots, reports
@@ -203,13 +204,8 @@ async def get_monthly_report_xlsx(request: web.Request) -> web.Response:
     sheets = report_sheets(report.figures, report.names, gettext)
     body = await asyncio.get_running_loop().run_in_executor(None, xlsx_bytes, sheets)
     name = report.names.get(report.org.code, report.org.code)
-    full = f"{name}-{gettext('Monthly report')}-{report.month.label}.xlsx"
-    response = web.Response(body=body, content_type=XLSX_TYPE)
-    response.headers["Content-Disposition"] = content_disposition(
-        f"report-{report.org.code}-{report.month.label}.xlsx", full
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    full = f"{name}-{gettext('Monthly report')}-{report.month.label}"
+    return download(body, "xlsx", f"report-{report.org.code}-{report.month.label}", full)
 
 
 @allow(*WRITERS)

@@ -1,0 +1,83 @@
+"""Training archive pages: a member's printable registration form (培训登记表) for a year, and
+the committee cabinet (一党委一专柜) with its CSV and XLSX files."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from server.api.archive import read_cabinet, read_registration_form
+from server.auth.access import allow
+from server.domain.archive import (
+    CABINET_STATE_LABELS,
+    MAX_YEAR,
+    MIN_YEAR,
+    parse_year,
+    year_of,
+)
+from server.errors import NotFound
+from server.i18n import translate_for
+from server.keys import SETTINGS_KEY
+from server.pages.attendance_export import csv_bytes, xlsx_bytes
+from server.pages.cabinet_export import CABINET_COLUMN_LABELS, cabinet_sheet
+from server.pages.downloads import download
+from server.pages.render import render
+from server.services.archive import Cabinet
+from server.services.clock import utcnow
+
+READERS = ("admin", "operator", "reviewer")
+
+
+@allow(*READERS)
+async def get_registration_form(request: web.Request) -> web.Response:
+    """GET /members/{member_no}/archive/{year}: the A4 form to print and file; a year that is
+    no year of 2000..2100 is no address (404)."""
+    raw = request.match_info["year"]
+    year = parse_year(raw)
+    if year is None:
+        raise NotFound("There is no registration form for the year {year}.", year=raw[:16])
+    form = await read_registration_form(request, year)
+    return render(request, "archive_form.html", {"form": form})
+
+
+@allow(*READERS)
+async def get_cabinet(request: web.Request) -> web.Response:
+    """GET /organizations/{code}/cabinet?year=YYYY: every member's hours against the
+    requirement, each linking to their registration form."""
+    found = await read_cabinet(request)
+    gettext = translate_for(request)
+    return render(
+        request,
+        "cabinet.html",
+        {
+            "cabinet": found,
+            "cabinet_state_labels": CABINET_STATE_LABELS,
+            "headings": {key: gettext(label) for key, label in CABINET_COLUMN_LABELS.items()},
+            "this_year": year_of(utcnow(), request.app[SETTINGS_KEY].tz),
+            "min_year": MIN_YEAR,
+            "max_year": MAX_YEAR,
+        },
+    )
+
+
+def _download(request: web.Request, found: Cabinet, body: bytes, kind: str) -> web.Response:
+    full = f"{found.org_name}-{translate_for(request)('Training archive cabinet')}-{found.year}"
+    return download(body, kind, f"cabinet-{found.org_code}-{found.year}", full)
+
+
+@allow(*READERS)
+async def get_cabinet_csv(request: web.Request) -> web.Response:
+    """GET /organizations/{code}/cabinet.csv?year=YYYY: the cabinet's rows, UTF-8 with a BOM."""
+    found = await read_cabinet(request)
+    return _download(request, found, csv_bytes(cabinet_sheet(found, translate_for(request))), "csv")
+
+
+@allow(*READERS)
+async def get_cabinet_xlsx(request: web.Request) -> web.Response:
+    """GET /organizations/{code}/cabinet.xlsx?year=YYYY: the cabinet's rows as a workbook."""
+    found = await read_cabinet(request)
+    sheet = cabinet_sheet(found, translate_for(request))
+    # A committee of thousands of members takes a moment to write: keep the event loop free.
+    body = await asyncio.get_running_loop().run_in_executor(None, xlsx_bytes, [sheet])
+    return _download(request, found, body, "xlsx")

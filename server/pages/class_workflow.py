@@ -1,0 +1,172 @@
+"""Class workflow pages (十步工作法): a plan class with its ten steps and their print templates,
+marking a step, printing a template, and the city's step list (rename and reorder)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.api.body import checked
+from server.auth.access import allow
+from server.db.session import read_session, write_session
+from server.domain.class_workflow import (
+    STEP_LABELS,
+    TEMPLATES_BY_KEY,
+    parse_mark,
+    parse_step_list,
+)
+from server.errors import ApiError, NotFound
+from server.i18n import translate_for
+from server.keys import DB_KEY, PRINCIPAL_KEY
+from server.pages.forms import FormProblem, problem_of, read_form
+from server.pages.render import render
+from server.services import class_sheets, class_workflow
+from server.services.class_workflow import ClassRef
+from server.services.clock import utcnow
+
+READERS = ("admin", "operator", "reviewer")
+MARKERS = ("admin", "operator")
+
+
+def _ref(request: web.Request) -> ClassRef:
+    info = request.match_info
+    return ClassRef(info["org"], info["year"], info["code"])
+
+
+async def _class_page(
+    request: web.Request,
+    *,
+    problem: FormProblem | None = None,
+    form: dict[str, str] | None = None,
+) -> web.Response:
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        facts = await class_workflow.load_class(session, principal.scope, _ref(request))
+        steps = await class_workflow.class_steps(session, facts.id)
+        sheet = await class_sheets.class_sheet(session, principal.scope, facts)
+    return render(
+        request,
+        "class_workflow.html",
+        {
+            "c": facts,
+            "steps": steps,
+            "sheet": sheet,
+            "done_count": sum(step.done for step in steps),
+            "may_mark": principal.role in MARKERS,
+            "problem": problem,
+            "form": form or {},
+        },
+        status=problem.status if problem else 200,
+    )
+
+
+@allow(*READERS)
+async def get_class(request: web.Request) -> web.Response:
+    """GET /plans/{org}/{year}/classes/{code}: the class's steps, runs and print templates."""
+    return await _class_page(request)
+
+
+@allow(*MARKERS)
+async def mark_step(request: web.Request) -> web.Response:
+    """POST /plans/{org}/{year}/classes/{code}/steps/{key} (done=on|off, note): back to the
+    class page; a bad note shows the page again with the problem, nothing stored."""
+    principal = request[PRINCIPAL_KEY]
+    ref, key = _ref(request), request.match_info["key"]
+    form = await read_form(request)
+    try:
+        mark = checked(parse_mark(form))
+        async with write_session(request.app[DB_KEY]) as session:
+            await class_workflow.mark_step(
+                session, principal.scope, principal.actor, ref, key, mark, utcnow()
+            )
+    except ApiError as error:
+        if error.status != 422:
+            raise
+        if key not in STEP_LABELS:
+            raise NotFound("No workflow step {key}.", key=key) from None
+        problem = problem_of(request, f"step-{key}", error)
+        return await _class_page(request, problem=problem, form=form)
+    url = request.app.router["class_workflow"].url_for(org=ref.org, year=ref.year, code=ref.code)
+    raise web.HTTPSeeOther(f"{url}#step-{key}")
+
+
+@allow(*READERS)
+async def print_template(request: web.Request) -> web.Response:
+    """GET /plans/{org}/{year}/classes/{code}/print/{template}: a form filled with the class."""
+    principal = request[PRINCIPAL_KEY]
+    name = request.match_info["template"]
+    async with read_session(request.app[DB_KEY]) as session:
+        facts = await class_workflow.load_class(session, principal.scope, _ref(request))
+        template = TEMPLATES_BY_KEY.get(name)
+        if template is None:
+            raise NotFound("No print template {template}.", template=name)
+        steps = await class_workflow.class_steps(session, facts.id)
+        sheet = await class_sheets.class_sheet(session, principal.scope, facts)
+    gettext = translate_for(request)
+    step_names = {step.key: step.name or gettext(step.label) for step in steps}
+    number = next(step.position for step in steps if step.key == template.step)
+    return render(
+        request,
+        template.file,
+        {
+            "c": facts,
+            "sheet": sheet,
+            "doc": template,
+            "steps": steps,
+            "step_name": step_names[template.step],
+            "step_number": number,
+            "step_names": step_names,
+            "printed_at": utcnow(),
+        },
+    )
+
+
+async def _steps_page(
+    request: web.Request,
+    *,
+    problem: FormProblem | None = None,
+    form: dict[str, str] | None = None,
+) -> web.Response:
+    principal = request[PRINCIPAL_KEY]
+    class_workflow.require_whole_tree(principal.scope)
+    async with read_session(request.app[DB_KEY]) as session:
+        steps = await class_workflow.current_steps(session)
+    return render(
+        request,
+        "workflow_steps.html",
+        {
+            "steps": steps,
+            "problem": problem,
+            "form": form,
+            "saved": request.query.get("saved") == "1" and problem is None,
+        },
+        status=problem.status if problem else 200,
+    )
+
+
+@allow("admin")
+async def get_workflow_steps(request: web.Request) -> web.Response:
+    """GET /workflow-steps: the city's ten steps, to rename and reorder (whole-tree admin)."""
+    return await _steps_page(request)
+
+
+@allow("admin")
+async def update_workflow_steps(request: web.Request) -> web.Response:
+    """POST /workflow-steps (name_<key>, position_<key> for all ten): saved, or the form again
+    with its problems and nothing stored."""
+    principal = request[PRINCIPAL_KEY]
+    class_workflow.require_whole_tree(principal.scope)
+    form = await read_form(request)
+    gettext = translate_for(request)
+    defaults = {key: gettext(label) for key, label in STEP_LABELS.items()}
+    try:
+        settings = checked(parse_step_list(form, defaults))
+        async with write_session(request.app[DB_KEY]) as session:
+            await class_workflow.update_steps(
+                session, principal.scope, principal.actor, settings, utcnow()
+            )
+    except ApiError as error:
+        if error.status != 422:
+            raise
+        return await _steps_page(request, problem=problem_of(request, "steps", error), form=form)
+    url = request.app.router["workflow_steps"].url_for().with_query(saved="1")
+    raise web.HTTPSeeOther(str(url))
