@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from server.db.models import AuditEntry, Organization, Plan, PlanClass, TrainingSession
 from server.db.session import read_session
+from server.services.plan_links import NOT_ABOVE
 from tests.api_site import Db, Site, counts, make_site, session_body
 from tests.browser import Browser, give_password
 from tests.conftest import World
@@ -121,3 +122,24 @@ async def test_the_session_form_offers_the_classes_and_keeps_the_chosen_one(
     assert 'value="a1/2026/C01"' in blank and "班次C01" in blank
     assert "C09" not in blank  # another subtree's class is not offered
     assert 'value="a1/2026/C01" selected' in editing
+
+
+async def test_a_session_is_a_run_only_of_its_own_or_a_higher_plan(site: Site, db: Db) -> None:
+    """Runs of a class lie inside the plan's subtree: a county-level session (main venue OTHER
+    of county a) is no run of its committee a1's class, though both are the caller's."""
+    await add_link_class(db, "a1", "C01")
+    body = session_body(
+        main_venue="OTHER",
+        roster=[{"member_no": "P1", "venue": "OTHER"}, {"member_no": "P2", "venue": "BRANCH"}],
+    )
+    await site.refused(
+        "POST",
+        "/api/v1/sessions",
+        422,
+        fields={"plan_class": NOT_ABOVE},
+        json={**body, "plan_class": "a1/2026/C01"},
+    )
+    await add_link_class(db, "a", "C02")
+    assert (await ok(site, "POST", "/api/v1/sessions", json={**body, "plan_class": "a/2026/C02"}))[
+        "plan_class"
+    ] == "a/2026/C02"

@@ -3,7 +3,7 @@ their venues and rosters, attendance once finalized, and the figures over all of
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,9 +23,8 @@ from server.db.models import (
     Venue,
 )
 from server.domain.class_workflow import Tally, tally
+from server.domain.sessions import HELD_STATES
 from server.services.class_workflow import ClassFacts
-
-FINAL_STATES = ("finalized", "approved")
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class Run:
     @property
     def finalized(self) -> bool:
         """Attendance is computed (finalized or approved)."""
-        return self.state in FINAL_STATES
+        return self.state in HELD_STATES
 
     @property
     def main_venue(self) -> VenuePart | None:
@@ -135,18 +134,20 @@ class ClassSheet:
 
 
 async def class_sheet(session: AsyncSession, scope: Scope, facts: ClassFacts) -> ClassSheet:
-    """The class's runs in time order; members outside the scope are left out of rosters and
-    results (as a joint session's attendance leaves them out)."""
+    """The class's runs in time order (those the caller sees: a run lies in the plan's subtree,
+    see services/plan_links.py); members outside the scope are left out of rosters and results
+    (as a joint session's attendance leaves them out)."""
     sessions = (
         await session.scalars(
             select(TrainingSession)
-            .where(TrainingSession.plan_class_id == facts.id)
+            .join(Organization, Organization.id == TrainingSession.org_id)
+            .where(TrainingSession.plan_class_id == facts.id, scope.clause(Organization.path))
             .order_by(TrainingSession.starts_at, TrainingSession.id)
         )
     ).all()
     ids = [training.id for training in sessions]
     rosters = await _rosters(session, scope, ids)
-    results = await _results(session, scope, [t.id for t in sessions if t.state in FINAL_STATES])
+    results = await _results(session, scope, [t.id for t in sessions if t.state in HELD_STATES])
     venues = await _venues(session, ids, rosters)
     runs = [
         Run(
@@ -264,8 +265,12 @@ async def _venues(
         )
     ).all()
     found: dict[int, list[VenuePart]] = defaultdict(list)
+    per_venue = {
+        session_id: Counter(line.venue_code for line in lines)
+        for session_id, lines in rosters.items()
+    }
     for session_id, role, expected, checked_in, code, name, org_name in rows:
-        rostered = sum(1 for line in rosters.get(session_id, []) if line.venue_code == code)
+        rostered = per_venue.get(session_id, Counter())[code]
         found[session_id].append(
             VenuePart(code, name, org_name, role, rostered, expected, checked_in)
         )

@@ -86,7 +86,9 @@ class StepState:
 
 async def load_class(session: AsyncSession, scope: Scope, ref: ClassRef) -> ClassFacts:
     """The class, if its plan's organization lies in the scope; otherwise it does not exist."""
-    year = int(ref.year) if ref.year.isdigit() and len(ref.year) == 4 else None
+    year = (
+        int(ref.year) if ref.year.isascii() and ref.year.isdigit() and len(ref.year) == 4 else None
+    )
     row = (
         await session.execute(
             select(PlanClass, Plan, Organization)
@@ -102,7 +104,8 @@ async def load_class(session: AsyncSession, scope: Scope, ref: ClassRef) -> Clas
         (
             await session.execute(
                 select(Organization.code, Organization.name).where(
-                    Organization.code.in_(klass.target_org_codes)
+                    Organization.code.in_(klass.target_org_codes),
+                    Organization.path.startswith(org.path, autoescape=True),
                 )
             )
         ).all()

@@ -19,9 +19,8 @@ from server.domain.plans import (
     totals,
     without_first_lesson,
 )
+from server.domain.sessions import HELD_STATES
 from server.services.organizations import get_org
-
-HELD_STATES = ("finalized", "approved")
 
 
 @dataclass(frozen=True)
@@ -105,10 +104,14 @@ async def _tallies(
             )
         ).all()
     )
+    # Trainees reached are the plan's own: members of its organization's subtree (a joint
+    # session's other members are another plan's, and outside the caller's view).
     present = (
         select(TrainingSession.plan_class_id, Attendance.member_id)
         .join(Attendance, Attendance.session_id == TrainingSession.id)
-        .where(_held(ids), Attendance.status == "present")
+        .join(Member, Member.id == Attendance.member_id)
+        .join(Organization, Organization.id == Member.org_id)
+        .where(_held(ids), Attendance.status == "present", _in_subtrees([org.path]))
     )
     reached: dict[int, set[int]] = {class_id: set() for class_id in ids}
     for class_id, member_id in await session.execute(present):
@@ -118,7 +121,9 @@ async def _tallies(
     paths = dict(
         (
             await session.execute(
-                select(Organization.code, Organization.path).where(Organization.code.in_(codes))
+                select(Organization.code, Organization.path).where(
+                    Organization.code.in_(codes), _in_subtrees([org.path])
+                )
             )
         ).all()
     )

@@ -15,6 +15,7 @@ from server.domain.sessions import ClassRef
 from server.errors import Invalid
 
 UNKNOWN_CLASS = "is not a known plan class"
+NOT_ABOVE = "belongs to a plan of another organization than the main venue's or one above it"
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,12 @@ class ClassOption:
     org_name: str
 
 
-async def class_id_for(session: AsyncSession, scope: Scope, ref: ClassRef | None) -> int | None:
-    """The class's id; a class outside the scope is as unknown as one that does not exist."""
+async def class_id_for(
+    session: AsyncSession, scope: Scope, ref: ClassRef | None, owner_path: str
+) -> int | None:
+    """The class's id; a class outside the scope is as unknown as one that does not exist, and
+    a session is a run only of a plan of its owner (the main venue's organization) or of an
+    organization above it — so a class's runs always lie inside the plan's subtree."""
     if ref is None:
         return None
     row = (
@@ -44,6 +49,12 @@ async def class_id_for(session: AsyncSession, scope: Scope, ref: ClassRef | None
     ).first()
     if row is None or not scope.covers(row.path):
         raise Invalid("No plan class {ref}.", ref=str(ref), fields={"plan_class": UNKNOWN_CLASS})
+    if not owner_path.startswith(row.path):
+        raise Invalid(
+            "The class {ref} is not of the main venue's organization or one above it.",
+            ref=str(ref),
+            fields={"plan_class": NOT_ABOVE},
+        )
     return int(row.id)
 
 
@@ -64,15 +75,13 @@ async def class_refs(session: AsyncSession, class_ids: Iterable[int | None]) -> 
 async def class_options(session: AsyncSession, scope: Scope, year: int) -> list[ClassOption]:
     """The classes of the year's plans inside the scope, by organization and class order."""
     rows = await session.execute(
-        select(Organization.code, Organization.name, Organization.path, PlanClass.code)
-        .add_columns(PlanClass.title)
+        select(Organization.code, Organization.name, PlanClass.code, PlanClass.title)
         .join(Plan, Plan.org_id == Organization.id)
         .join(PlanClass, PlanClass.plan_id == Plan.id)
-        .where(Plan.year == year)
+        .where(Plan.year == year, scope.clause(Organization.path))
         .order_by(Organization.path, PlanClass.position, PlanClass.code)
     )
     return [
         ClassOption(ClassRef(org_code, year, code), title, org_name)
-        for org_code, org_name, path, code, title in rows
-        if scope.covers(path)
+        for org_code, org_name, code, title in rows
     ]

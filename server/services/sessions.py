@@ -131,7 +131,9 @@ async def _resolve(session: AsyncSession, scope: Scope, fields: SessionFields) -
             numbers=", ".join(unknown[:20]) + (" …" if len(unknown) > 20 else ""),
             fields={"roster": "names unknown members"},
         )
-    return _Resolved(venues, members, await class_id_for(session, scope, fields.plan_class))
+    owner_path = venues[fields.main_venue][1].path
+    plan_class_id = await class_id_for(session, scope, fields.plan_class, owner_path)
+    return _Resolved(venues, members, plan_class_id)
 
 
 async def _write_parts(
