@@ -20,6 +20,7 @@ from server.auth.principal import WHOLE_TREE
 from server.db.models import (
     Attendance,
     AuditEntry,
+    ClassStep,
     Member,
     Organization,
     Plan,
@@ -150,7 +151,9 @@ def test_states_and_who_reviews() -> None:
     assert reviews("/1/2/", "/1/2/")  # the county reviews its committee
     assert not reviews("/1/2/3/", "/1/2/")  # the committee does not review itself
     assert not reviews("/1/", None)  # the city's own plan: the whole tree only
+    assert not reviews("/1/", "/1/2/")  # never two levels above: the county reviews its own
     assert reviews(None, None) and reviews(None, "/1/")
+    assert not reviews(None, "/1/2/")
     assert not_filed({"a": None, "b": "draft", "c": "filed", "d": "accepted", "e": "returned"}) == [
         "a",
         "b",
@@ -243,9 +246,14 @@ async def test_a_plan_is_created_edited_filed_returned_refiled_and_accepted(
         {"state": "returned", "comment": comment},
     )
     await _check(client, spec, "post", f"{one}/accept", 409, headers=reviewer)
-    # Edited and filed again, then accepted.
+    # Edited and filed again (the old review is the audit trail's now), then accepted.
     await _check(client, spec, "put", one, 200, headers=admin, json=body)
-    await _check(client, spec, "post", f"{one}/file", 200, headers=admin)
+    refiled = await _check(client, spec, "post", f"{one}/file", 200, headers=admin)
+    assert (refiled["review_comment"], refiled["reviewed_by"], refiled["reviewed_at"]) == (
+        None,
+        None,
+        None,
+    )
     accepted = await _check(client, spec, "post", f"{one}/accept", 200, headers=reviewer)
     assert accepted["state"] == "accepted" and accepted["reviewed_by"] == "user:reviewer-a"
     assert (await last_audit(db)).action == "plan.accept"
@@ -450,3 +458,26 @@ async def test_the_analysis_and_runs_planned(
     assert await planned("city", "2026-03") == 2 and await planned("b", "2026-03") == 0
     county = await (await client.get(f"{API}/analysis?org=a&year=2026", headers=admin)).json()
     assert county["not_filed"] == []
+
+
+async def test_a_class_with_runs_or_steps_done_stays_in_the_plan(
+    client: TestClient,  # type: ignore[type-arg]
+    db: Db,
+    world: World,
+    spec: dict[str, Any],
+) -> None:
+    """An edit that drops a class some session is a run of, or whose workflow has begun, is
+    refused (409) and changes nothing; a class with neither may go."""
+    admin = world.auth("admin", "a")
+    await _check(client, spec, "post", API, 201, headers=admin, json=a_plan())
+    one = f"{API}/a1/2026"
+    async with write_session(db) as session:
+        c01 = await session.scalar(select(PlanClass.id).where(PlanClass.code == "C01"))
+        session.add(ClassStep(class_id=c01, step_key="needs_analysis", done=True))
+    before = await counts(db)
+    only_c02 = {"title": "新标题", "classes": [a_class(code="C02")]}
+    await _check(client, spec, "put", one, 409, headers=admin, json=only_c02)
+    assert await counts(db) == before
+    only_c01 = {"title": "新标题", "classes": [a_class()]}
+    kept = await _check(client, spec, "put", one, 200, headers=admin, json=only_c01)
+    assert [c["code"] for c in kept["classes"]] == ["C01"]

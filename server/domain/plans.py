@@ -30,7 +30,6 @@ TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = {
     "accept": (frozenset({"filed"}), "accepted"),
     "return": (frozenset({"filed"}), "returned"),
 }
-REVIEW_ACTIONS = ("accept", "return")
 WHOLE = re.compile(r"^[+-]?\d{1,9}$")
 
 NOT_WHOLE = "must be a whole number"
@@ -115,11 +114,12 @@ def next_state(action: str, state: str) -> str | None:
 
 def reviews(scope_path: str | None, parent_path: str | None) -> bool:
     """Whether a caller with this scope (None: the whole tree) stands at the level that reviews
-    a plan whose organization has this parent (None: the top of the tree, which only the whole
-    tree reviews)."""
+    a plan whose organization has this parent: exactly the level above, never two above (a
+    county's committees are the county's to review, not the city's). The whole tree reviews as
+    the top does: the top's own plan (no parent) and those of the level below it."""
     if scope_path is None:
-        return True
-    return parent_path is not None and parent_path.startswith(scope_path)
+        return parent_path is None or parent_path.count("/") == 2  # "/1/": a top organization
+    return parent_path == scope_path
 
 
 def is_filed(state: str | None) -> bool:

@@ -10,7 +10,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
-from server.db.models import Organization, Plan, PlanClass
+from server.db.models import ClassStep, Organization, Plan, PlanClass, TrainingSession
+from server.db.session import lock_for_audit
 from server.domain import validation as v
 from server.domain.audit_chain import AuditFacts, changed_fields
 from server.domain.plans import (
@@ -194,8 +195,9 @@ async def _write_classes(session: AsyncSession, plan: Plan, body: PlanBody) -> N
     steps hung on it), dropped ones go, new ones are added."""
     existing = {row.code: row for row in (await _classes_of(session, [plan.id]))[plan.id]}
     wanted = {item.code for item in body.classes}
-    dropped = [row.id for code, row in existing.items() if code not in wanted]
+    dropped = {row.id: code for code, row in existing.items() if code not in wanted}
     if dropped:
+        await _check_droppable(session, dropped)
         await session.execute(delete(PlanClass).where(PlanClass.id.in_(dropped)))
     for position, item in enumerate(body.classes):
         row = existing.get(item.code)
@@ -211,11 +213,37 @@ async def _write_classes(session: AsyncSession, plan: Plan, body: PlanBody) -> N
     await session.flush()
 
 
+async def _check_droppable(session: AsyncSession, dropped: dict[int, str]) -> None:
+    """A class that sessions are runs of, or whose workflow has begun, is not dropped from a
+    plan by an edit (its runs and its steps would go with it, unseen): 409 naming it."""
+    used = set(
+        (
+            await session.scalars(
+                select(TrainingSession.plan_class_id).where(
+                    TrainingSession.plan_class_id.in_(dropped)
+                )
+            )
+        ).all()
+    ) | set(
+        (
+            await session.scalars(
+                select(ClassStep.class_id).where(ClassStep.class_id.in_(dropped), ClassStep.done)
+            )
+        ).all()
+    )
+    if used:
+        raise Conflict(
+            "Classes {codes} have runs or workflow steps done; keep them in the plan.",
+            codes=", ".join(sorted(dropped[class_id] for class_id in used if class_id)),
+        )
+
+
 async def create_plan(
     session: AsyncSession, scope: Scope, actor: str, fields: PlanFields
 ) -> PlanView:
     """Start a plan (draft) of an organization inside the scope: one per organization and year;
     branches file none."""
+    await lock_for_audit(session)  # two clerks saving at once: one plan, the other a 409
     org = await org_named_in(session, scope, fields.org_code)
     if org.level not in FILING_LEVELS:
         raise Invalid(
@@ -252,6 +280,7 @@ async def update_plan(
     session: AsyncSession, scope: Scope, actor: str, org_code: str, year: int, body: PlanBody
 ) -> PlanView:
     """Replace the title and classes of a plan in draft or returned (409 otherwise)."""
+    await lock_for_audit(session)  # the state is read and written by one writer at a time
     plan, org = await _plan_in_scope(session, scope, org_code, year)
     if plan.state not in EDITABLE:
         raise Conflict(STATE_MESSAGES["edit"])
@@ -297,6 +326,7 @@ async def act(
     """File (draft|returned → filed), accept or return (filed → accepted|returned) a plan.
     Accepting and returning belong to the level above the plan's organization (403 for the
     plan's own level); returning needs a comment (422)."""
+    await lock_for_audit(session)  # two reviewers at once: one moves the plan, the other a 409
     plan, org = await _plan_in_scope(session, scope, org_code, year)
     if action != "file" and not reviews(scope.path, await _parent_path(session, org)):
         raise Forbidden("Only the level above {org} reviews its plan.", org=org_code)
@@ -312,7 +342,9 @@ async def act(
     plan.state, plan.updated_at = target, now
     after: dict[str, Any] = {"state": target}
     if action == "file":
+        # A refiled plan awaits a new review; the last one stays in the audit trail.
         plan.filed_at, plan.filed_by = now, actor
+        plan.reviewed_at, plan.reviewed_by, plan.review_comment = None, None, None
     else:
         plan.reviewed_at, plan.reviewed_by, plan.review_comment = now, actor, comment
         after["comment"] = comment
