@@ -87,7 +87,10 @@ def analysis_json(result: PlanAnalysis) -> dict[str, Any]:
 def plan_key(request: web.Request) -> tuple[str, int]:
     """The organization code and year a plan's address names (404 for a year that cannot be)."""
     org, raw_year = request.match_info["org"], request.match_info["year"]
-    if not raw_year.isdigit() or not FIRST_YEAR <= int(raw_year) <= LAST_YEAR:
+    if (
+        not (raw_year.isascii() and raw_year.isdigit())
+        or not FIRST_YEAR <= int(raw_year) <= LAST_YEAR
+    ):
         raise NotFound("No plan of {org} for {year}.", org=org, year=raw_year)
     return org, int(raw_year)
 

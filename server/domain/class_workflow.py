@@ -139,7 +139,11 @@ def parse_step_list(
 
 
 def _position(value: object) -> int | None:
-    if not isinstance(value, str) or not value.strip().isdigit() or len(value.strip()) > 2:
+    if (
+        not isinstance(value, str)
+        or not (value.strip().isascii() and value.strip().isdigit())
+        or len(value.strip()) > 2
+    ):
         return None
     number = int(value.strip())
     return number if 1 <= number <= len(STEP_KEYS) else None

@@ -17,6 +17,7 @@ MAX_SESSION_LENGTH = timedelta(days=3)
 MAX_BRANCHES = 1000
 FIRST_YEAR, LAST_YEAR = 2000, 2099  # training records are kept by year
 CHECKIN_MARGIN = timedelta(minutes=30)
+HELD_STATES = ("finalized", "approved")  # a session whose results count: held
 # action → (states it may start from, state it leads to)
 TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = {
     "start": (frozenset({"scheduled"}), "live"),
@@ -60,6 +61,7 @@ def parse_class_ref(raw: Mapping[str, object], name: str, problems: v.Problems) 
     if not (
         v.CODE_PATTERN.match(org_code)
         and v.CODE_PATTERN.match(class_code)
+        and year.isascii()
         and year.isdigit()
         and FIRST_YEAR <= int(year) <= LAST_YEAR
     ):

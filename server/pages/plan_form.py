@@ -79,7 +79,11 @@ class PlanForm:
     @classmethod
     def from_post(cls, form: Mapping[str, str]) -> PlanForm:
         """What was submitted: the plan's boxes, and every row the page had."""
-        count = int(form["rows"]) if form.get("rows", "").isdigit() else MIN_ROWS
+        count = (
+            int(form["rows"])
+            if form.get("rows", "").isascii() and form.get("rows", "").isdigit()
+            else MIN_ROWS
+        )
         rows = tuple(
             ClassRow(
                 {name: form.get(f"c{index}_{name}", "") for name in TEXT_BOXES},
@@ -125,7 +129,10 @@ def _words(text: str) -> list[str]:
 
 
 def _raw_class(row: ClassRow) -> dict[str, Any]:
-    months = [int(word) if word.isdigit() else word for word in _words(row.get("months"))]
+    months = [
+        int(word) if word.isascii() and word.isdigit() else word
+        for word in _words(row.get("months"))
+    ]
     return {
         "code": row.get("code"),
         "title": row.get("title"),

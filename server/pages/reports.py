@@ -191,7 +191,7 @@ async def get_monthly_report(request: web.Request) -> web.Response:
             "charts": _charts(report, gettext, request_locale(request)),
             "hours_bins": list(zip(hours_bin_labels(), report.series.hours_bins, strict=True)),
             "may_snapshot": principal.role in WRITERS,
-            "saved": int(saved) if saved.isdigit() and len(saved) < 6 else None,
+            "saved": int(saved) if saved.isascii() and saved.isdigit() and len(saved) < 6 else None,
         },
     )
 

@@ -74,7 +74,7 @@ class SessionForm:
     def year(self, default: int) -> int:
         """The year the session starts in (whose plans' classes it may be a run of)."""
         text = self.get("starts_at")[:4]
-        return int(text) if text.isdigit() else default
+        return int(text) if text.isascii() and text.isdigit() else default
 
     def org_row(self, index: int) -> tuple[str, str]:
         """The organization and venue chosen in one "all members of" row."""

@@ -34,9 +34,9 @@ from server.domain.reports import (
     runs_in_month,
     scaled_requirement,
 )
+from server.domain.sessions import HELD_STATES
 from server.services.organizations import get_org
 
-HELD_STATES = ("finalized", "approved")
 PLANS_IN_FORCE = ("filed", "accepted")  # a draft or a returned plan counts for nothing yet
 # Up to this many members (a committee or a small county) a report reads member by member
 # through the indexes; above it, one pass over the month's and the year's rows is faster.
