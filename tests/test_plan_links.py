@@ -10,9 +10,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from server.auth.principal import WHOLE_TREE, Scope
 from server.db.models import AuditEntry, Organization, Plan, PlanClass, TrainingSession
 from server.db.session import read_session
-from server.services.plan_links import NOT_ABOVE
+from server.services.plan_links import NOT_ABOVE, sees_plan_of
 from tests.api_site import Db, Site, counts, make_site, session_body
 from tests.browser import Browser, give_password
 from tests.conftest import World
@@ -143,3 +144,24 @@ async def test_a_session_is_a_run_only_of_its_own_or_a_higher_plan(site: Site, d
     assert (await ok(site, "POST", "/api/v1/sessions", json={**body, "plan_class": "a/2026/C02"}))[
         "plan_class"
     ] == "a/2026/C02"
+
+
+def test_a_scope_sees_the_plans_inside_it_and_above_it_never_beside_it() -> None:
+    county_a, committee_a1 = Scope("/1/2/"), Scope("/1/2/3/")
+    assert sees_plan_of(committee_a1, "/1/2/3/")  # its own
+    assert sees_plan_of(committee_a1, "/1/2/") and sees_plan_of(committee_a1, "/1/")  # above
+    assert sees_plan_of(county_a, "/1/2/3/")  # below
+    assert not sees_plan_of(committee_a1, "/1/2/4/") and not sees_plan_of(county_a, "/1/5/")
+    assert sees_plan_of(WHOLE_TREE, "/1/5/")
+
+
+async def test_a_joint_sessions_other_subtree_does_not_see_the_organizers_class(
+    site: Site, db: Db, world: World
+) -> None:
+    await add_link_class(db, "a1", "C01")
+    joint = session_body(branch_venues=["BRANCH", "VEN-B"], plan_class="a1/2026/C01")
+    created = await ok(site, "POST", "/api/v1/sessions", json=joint)
+    path = f"/api/v1/sessions/{created['id']}"
+    status, seen_by_b = await site.call("GET", path, world.auth("admin", "b"))
+    assert status == 200 and seen_by_b["plan_class"] is None
+    assert (await ok(site, "GET", path))["plan_class"] == "a1/2026/C01"

@@ -54,7 +54,7 @@ async def get_console(request: web.Request) -> web.Response:
     public_id = request.match_info["id"]
     async with read_session(request.app[DB_KEY]) as session:
         training = await sessions.load_visible(session, principal.scope, public_id)
-        view = await sessions.view_of(session, training)
+        view = await sessions.view_of(session, principal.scope, training)
         owner = await _owns(session, principal.scope, training)
         _, tiles = await venue_wall(session, principal.scope, public_id, utcnow())
     context = {

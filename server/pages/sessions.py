@@ -199,7 +199,7 @@ async def _session_page(
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
         training = await sessions.load_visible(session, principal.scope, public_id)
-        view = await sessions.view_of(session, training)
+        view = await sessions.view_of(session, principal.scope, training)
         owner = await _owns(session, principal.scope, training)
         # The roster names members of every subtree taking part: only the organizer sees it.
         roster = await rosters.roster_preview(session, training, ROSTER_SHOWN) if owner else []

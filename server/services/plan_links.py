@@ -1,5 +1,10 @@
-"""Sessions as runs of plan classes: a class named as ORG/YEAR/CLASS, looked up inside the
-caller's subtree, and stored classes named again for views and edit forms."""
+"""Sessions as runs of plan classes: a class named as ORG/YEAR/CLASS, and stored classes named
+again for views and edit forms.
+
+Whose classes a caller sees: the plans inside their subtree and the plans of the organizations
+above it (a township runs the county's classes; the county's plan is the township's business
+too) — never a sibling subtree's. A session is a run only of a plan of its own organization or
+one above it, so a class's runs always lie inside its plan's subtree."""
 
 from __future__ import annotations
 
@@ -27,12 +32,16 @@ class ClassOption:
     org_name: str
 
 
+def sees_plan_of(scope: Scope, org_path: str) -> bool:
+    """Whether the scope sees the plans of the organization at this path: inside it or above."""
+    return scope.covers(org_path) or (scope.path is not None and scope.path.startswith(org_path))
+
+
 async def class_id_for(
     session: AsyncSession, scope: Scope, ref: ClassRef | None, owner_path: str
 ) -> int | None:
-    """The class's id; a class outside the scope is as unknown as one that does not exist, and
-    a session is a run only of a plan of its owner (the main venue's organization) or of an
-    organization above it — so a class's runs always lie inside the plan's subtree."""
+    """The id of the class a session owned at `owner_path` is a run of; a class the scope does
+    not see is as unknown as one that does not exist."""
     if ref is None:
         return None
     row = (
@@ -47,7 +56,7 @@ async def class_id_for(
             )
         )
     ).first()
-    if row is None or not scope.covers(row.path):
+    if row is None or not sees_plan_of(scope, row.path):
         raise Invalid("No plan class {ref}.", ref=str(ref), fields={"plan_class": UNKNOWN_CLASS})
     if not owner_path.startswith(row.path):
         raise Invalid(
@@ -58,30 +67,38 @@ async def class_id_for(
     return int(row.id)
 
 
-async def class_refs(session: AsyncSession, class_ids: Iterable[int | None]) -> dict[int, ClassRef]:
-    """Class id → its reference, for the given ids (None skipped)."""
+async def class_refs(
+    session: AsyncSession, class_ids: Iterable[int | None], scope: Scope
+) -> dict[int, ClassRef]:
+    """Class id → its reference, for the given ids (None skipped) that the scope sees."""
     wanted = {class_id for class_id in class_ids if class_id is not None}
     if not wanted:
         return {}
     rows = await session.execute(
-        select(PlanClass.id, Organization.code, Plan.year, PlanClass.code)
+        select(PlanClass.id, Organization.code, Organization.path, Plan.year, PlanClass.code)
         .join(Plan, Plan.id == PlanClass.plan_id)
         .join(Organization, Organization.id == Plan.org_id)
         .where(PlanClass.id.in_(wanted))
     )
-    return {row[0]: ClassRef(row[1], row[2], row[3]) for row in rows}
+    return {
+        class_id: ClassRef(org_code, year, code)
+        for class_id, org_code, path, year, code in rows
+        if sees_plan_of(scope, path)
+    }
 
 
 async def class_options(session: AsyncSession, scope: Scope, year: int) -> list[ClassOption]:
-    """The classes of the year's plans inside the scope, by organization and class order."""
+    """The classes of the year's plans the scope sees, from the top down, in class order."""
     rows = await session.execute(
-        select(Organization.code, Organization.name, PlanClass.code, PlanClass.title)
+        select(Organization.code, Organization.name, Organization.path)
+        .add_columns(PlanClass.code, PlanClass.title)
         .join(Plan, Plan.org_id == Organization.id)
         .join(PlanClass, PlanClass.plan_id == Plan.id)
-        .where(Plan.year == year, scope.clause(Organization.path))
+        .where(Plan.year == year)
         .order_by(Organization.path, PlanClass.position, PlanClass.code)
     )
     return [
         ClassOption(ClassRef(org_code, year, code), title, org_name)
-        for org_code, org_name, code, title in rows
+        for org_code, org_name, path, code, title in rows
+        if sees_plan_of(scope, path)
     ]

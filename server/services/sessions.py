@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.auth.principal import Scope
+from server.auth.principal import WHOLE_TREE, Scope
 from server.db.bulk import bulk_insert
 from server.db.models import (
     Member,
@@ -198,7 +198,7 @@ async def create_session(
     session.add(training)
     await session.flush()
     await _write_parts(session, training, fields, resolved)
-    view = await view_of(session, training)
+    view = await view_of(session, scope, training)
     await audit.append(
         session,
         [
@@ -234,7 +234,7 @@ async def update_session(
                 )
             ],
         )
-    return await view_of(session, training)
+    return await view_of(session, scope, training)
 
 
 def _snapshot(fields: SessionFields) -> dict[str, Any]:
@@ -277,7 +277,7 @@ async def fields_of(session: AsyncSession, training: TrainingSession) -> Session
         )
     ).all()
     policy, _ = Policy.from_json(training.policy)
-    refs = await class_refs(session, [training.plan_class_id])
+    refs = await class_refs(session, [training.plan_class_id], WHOLE_TREE)
     return SessionFields(
         training.title,
         training.topic_code,
@@ -323,13 +323,13 @@ async def load_visible(session: AsyncSession, scope: Scope, public_id: str) -> T
     return training
 
 
-async def view_of(session: AsyncSession, training: TrainingSession) -> SessionView:
+async def view_of(session: AsyncSession, scope: Scope, training: TrainingSession) -> SessionView:
     """The session with its venues and roster size."""
-    return (await views_of(session, [training]))[0]
+    return (await views_of(session, scope, [training]))[0]
 
 
 async def views_of(
-    session: AsyncSession, trainings: Sequence[TrainingSession]
+    session: AsyncSession, scope: Scope, trainings: Sequence[TrainingSession]
 ) -> list[SessionView]:
     """Several sessions with their venues and roster sizes, in three queries in all."""
     ids = [training.id for training in trainings]
@@ -350,7 +350,8 @@ async def views_of(
             )
         ).all()
     )
-    refs = await class_refs(session, (training.plan_class_id for training in trainings))
+    # A joint session's other subtrees see it, but not the plan class of its organizer.
+    refs = await class_refs(session, (training.plan_class_id for training in trainings), scope)
     org_codes = dict(
         (
             await session.execute(
@@ -381,7 +382,7 @@ async def views_of(
 
 async def get_session(session: AsyncSession, scope: Scope, public_id: str) -> SessionView:
     """One session the scope may see."""
-    return await view_of(session, await load_visible(session, scope, public_id))
+    return await view_of(session, scope, await load_visible(session, scope, public_id))
 
 
 async def list_sessions(
@@ -392,7 +393,7 @@ async def list_sessions(
     condition = _visible(scope)
     if condition is not None:
         query = query.where(condition)
-    return await views_of(session, (await session.execute(query)).scalars().all())
+    return await views_of(session, scope, (await session.execute(query)).scalars().all())
 
 
 async def check_owner(session: AsyncSession, scope: Scope, training: TrainingSession) -> None:

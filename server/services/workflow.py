@@ -40,7 +40,7 @@ async def act(
         report = await finalize_session(session, training, actor, tz, moment)
         if report.changed:
             training.finalized_at = moment
-        return await sessions.view_of(session, training)
+        return await sessions.view_of(session, scope, training)
     training = await sessions.change_state(session, scope, actor, public_id, action, moment)
     if action == "reopen":
         # Check-ins kept while the session was approved now count: recompute with them.
@@ -51,7 +51,7 @@ async def act(
         )
     if action in ("finalize", "reopen"):
         await finalize_session(session, training, actor, tz, moment)
-    return await sessions.view_of(session, training)
+    return await sessions.view_of(session, scope, training)
 
 
 async def due_actions(session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
