@@ -115,10 +115,10 @@ def next_state(action: str, state: str) -> str | None:
 def reviews(scope_path: str | None, parent_path: str | None) -> bool:
     """Whether a caller with this scope (None: the whole tree) stands at the level that reviews
     a plan whose organization has this parent: exactly the level above, never two above (a
-    county's committees are the county's to review, not the city's). The whole tree reviews as
-    the top does: the top's own plan (no parent) and those of the level below it."""
+    county's committees are the county's to review, not the city's). A user of the whole tree
+    (no organization: the system's administrators) reviews any plan, the top's own included."""
     if scope_path is None:
-        return parent_path is None or parent_path.count("/") == 2  # "/1/": a top organization
+        return True
     return parent_path == scope_path
 
 
