@@ -14,13 +14,14 @@ from server.domain.class_workflow import (
     parse_mark,
     parse_step_list,
 )
+from server.domain.sessions import ClassRef
 from server.errors import ApiError, NotFound
 from server.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.forms import FormProblem, problem_of, read_form
 from server.pages.render import render
 from server.services import class_sheets, class_workflow
-from server.services.class_workflow import ClassRef
+from server.services.class_workflow import NO_CLASS
 from server.services.clock import utcnow
 
 READERS = ("admin", "operator", "reviewer")
@@ -28,8 +29,12 @@ MARKERS = ("admin", "operator")
 
 
 def _ref(request: web.Request) -> ClassRef:
+    """The class the address names; a year that is no year names no class."""
     info = request.match_info
-    return ClassRef(info["org"], info["year"], info["code"])
+    year = info["year"]
+    if not (year.isascii() and year.isdigit() and len(year) == 4):
+        raise NotFound(NO_CLASS, code=info["code"], year=year, org=info["org"])
+    return ClassRef(info["org"], int(year), info["code"])
 
 
 async def _class_page(
@@ -85,7 +90,9 @@ async def mark_step(request: web.Request) -> web.Response:
             raise NotFound("No workflow step {key}.", key=key) from None
         problem = problem_of(request, f"step-{key}", error)
         return await _class_page(request, problem=problem, form=form)
-    url = request.app.router["class_workflow"].url_for(org=ref.org, year=ref.year, code=ref.code)
+    url = request.app.router["class_workflow"].url_for(
+        org=ref.org_code, year=str(ref.year), code=ref.code
+    )
     raise web.HTTPSeeOther(f"{url}#step-{key}")
 
 

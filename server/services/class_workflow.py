@@ -24,24 +24,11 @@ from server.domain.class_workflow import (
     merge_steps,
     templates_of,
 )
+from server.domain.sessions import ClassRef
 from server.errors import Forbidden, NotFound
 from server.services import audit
 
 NO_CLASS = "No class {code} in the {year} plan of {org}."
-
-
-@dataclass(frozen=True)
-class ClassRef:
-    """A class as its address names it: the plan's organization and year, the class code."""
-
-    org: str
-    year: str
-    code: str
-
-    @property
-    def label(self) -> str:
-        """How the audit trail names the class."""
-        return f"{self.org}/{self.year}/{self.code}"
 
 
 @dataclass(frozen=True)
@@ -86,19 +73,18 @@ class StepState:
 
 async def load_class(session: AsyncSession, scope: Scope, ref: ClassRef) -> ClassFacts:
     """The class, if its plan's organization lies in the scope; otherwise it does not exist."""
-    year = (
-        int(ref.year) if ref.year.isascii() and ref.year.isdigit() and len(ref.year) == 4 else None
-    )
     row = (
         await session.execute(
             select(PlanClass, Plan, Organization)
             .join(Plan, PlanClass.plan_id == Plan.id)
             .join(Organization, Plan.org_id == Organization.id)
-            .where(Organization.code == ref.org, Plan.year == year, PlanClass.code == ref.code)
+            .where(
+                Organization.code == ref.org_code, Plan.year == ref.year, PlanClass.code == ref.code
+            )
         )
     ).first()
-    if year is None or row is None or not scope.covers(row[2].path):
-        raise NotFound(NO_CLASS, code=ref.code, year=ref.year, org=ref.org)
+    if row is None or not scope.covers(row[2].path):
+        raise NotFound(NO_CLASS, code=ref.code, year=ref.year, org=ref.org_code)
     klass, plan, org = row
     names = dict(
         (
@@ -215,7 +201,7 @@ async def mark_step(
     action = "class_step.done" if mark.done else "class_step.undone"
     await audit.append(
         session,
-        [AuditFacts(now, actor, action, "class_step", f"{ref.label}/{key}", before, after)],
+        [AuditFacts(now, actor, action, "class_step", f"{ref}/{key}", before, after)],
     )
 
 
