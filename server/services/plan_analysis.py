@@ -65,16 +65,25 @@ def _in_subtrees(paths: list[str]) -> ColumnElement[bool]:
     return or_(*(Organization.path.startswith(path, autoescape=True) for path in paths))
 
 
-async def _member_count(session: AsyncSession, paths: list[str], categories: list[str]) -> int:
-    query = (
-        select(func.count())
-        .select_from(Member)
-        .join(Organization, Member.org_id == Organization.id)
-        .where(_in_subtrees(paths))
+async def _member_counts(session: AsyncSession, org: Organization) -> dict[tuple[str, str], int]:
+    """Members of the organization's subtree per (organization path, category), in one query."""
+    rows = await session.execute(
+        select(Organization.path, Member.category, func.count())
+        .join(Member, Member.org_id == Organization.id)
+        .where(_in_subtrees([org.path]))
+        .group_by(Organization.path, Member.category)
     )
-    if categories:
-        query = query.where(Member.category.in_(categories))
-    return int(await session.scalar(query) or 0)
+    return {(path, category): int(count) for path, category, count in rows}
+
+
+def _members_in(counts: dict[tuple[str, str], int], paths: list[str], categories: list[str]) -> int:
+    """How many of the counted members lie in these subtrees (and categories; [] = all)."""
+    return sum(
+        count
+        for (path, category), count in counts.items()
+        if any(path.startswith(target) for target in paths)
+        and (not categories or category in categories)
+    )
 
 
 async def _children(session: AsyncSession, org: Organization, year: int) -> list[ChildFiling]:
@@ -92,7 +101,10 @@ def _held(class_ids: list[int]) -> ColumnElement[bool]:
 
 
 async def _tallies(
-    session: AsyncSession, org: Organization, classes: list[PlanClass]
+    session: AsyncSession,
+    org: Organization,
+    classes: list[PlanClass],
+    counts: dict[tuple[str, str], int],
 ) -> tuple[list[ClassTally], int]:
     ids = [row.id for row in classes]
     runs = dict(
@@ -130,7 +142,7 @@ async def _tallies(
     tallies = []
     for row in classes:
         targets = [paths[code] for code in row.target_org_codes if code in paths] or [org.path]
-        members = await _member_count(session, targets, list(row.target_categories))
+        members = _members_in(counts, targets, list(row.target_categories))
         tallies.append(
             ClassTally(
                 row.code,
@@ -160,7 +172,8 @@ async def analyse(session: AsyncSession, scope: Scope, org_code: str, year: int)
         if plan is not None
         else []
     )
-    tallies, reached = await _tallies(session, org, classes)
+    counts = await _member_counts(session, org)
+    tallies, reached = await _tallies(session, org, classes, counts)
     return PlanAnalysis(
         org.code,
         org.name,
@@ -168,7 +181,7 @@ async def analyse(session: AsyncSession, scope: Scope, org_code: str, year: int)
         year,
         plan.state if plan else None,
         plan.title if plan else None,
-        await _member_count(session, [org.path], []),
+        sum(counts.values()),
         tuple(await _children(session, org, year)),
         tuple(tallies),
         totals(tallies, reached),
