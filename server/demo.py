@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server import demo_data as data
+from server import demo_plans
 from server.auth.passwords import PasswordService
 from server.auth.principal import WHOLE_TREE
 from server.db.models import (
@@ -92,8 +93,11 @@ async def seed_demo(
             members = await _create_members(session, rng, org_paths, progress)
             venue_ids = await _create_venues(session, progress)
             operator_id = await _create_users(session, await hashing, progress)
+            now = utcnow()
+            year = now.astimezone(ZoneInfo(data.TIMEZONE)).year
+            classes = await demo_plans.create_plans(session, year, now, ACTOR, progress)
             rostered = await _create_sessions(
-                session, rng, org_paths, members, venue_ids, operator_id
+                session, rng, org_paths, members, venue_ids, operator_id, classes
             )
             progress(f"sessions: {len(data.SESSIONS)} with {rostered} roster entries")
     finally:
@@ -300,8 +304,10 @@ async def _create_sessions(
     members: list[DemoMember],
     venue_ids: dict[str, int],
     operator_id: int,
+    classes: dict[tuple[str, str], int],
 ) -> int:
-    """The demo training sessions with their venues and rosters; return the roster size."""
+    """The demo training sessions with their venues and rosters, each a run of its class of
+    this year's plan; return the roster size."""
     now = utcnow()
     zone = ZoneInfo(data.TIMEZONE)
     today = now.astimezone(zone).date()
@@ -328,8 +334,14 @@ async def _create_sessions(
         used.update(m.id for m in chosen)
         venue_codes = (spec.main_venue, *spec.branch_venues)
         roster = [(m, _nearest(rng, m.org_path, venue_codes, venue_paths)) for m in chosen]
+        # A run of its class when it falls in the year the plans are of.
+        plan_class = classes.get((spec.org_code, spec.plan_class or ""))
+        if day.year != today.year:
+            plan_class = None
         facts.append(
-            await _add_session(session, spec, (starts, ends, now), venue_ids, operator_id, roster)
+            await _add_session(
+                session, spec, (starts, ends, now), (venue_ids, plan_class), operator_id, roster
+            )
         )
         rostered += len(roster)
     await audit.append(session, facts)
@@ -351,12 +363,13 @@ async def _add_session(
     session: AsyncSession,
     spec: data.SessionSpec,
     window: tuple[datetime, datetime, datetime],
-    venue_ids: dict[str, int],
+    places: tuple[dict[str, int], int | None],
     operator_id: int,
     roster: list[tuple[DemoMember, str]],
 ) -> AuditFacts:
     """Write one session, its venues and its roster (no sessions service exists yet)."""
     starts, ends, now = window
+    venue_ids, plan_class_id = places
     org_id = (
         await session.execute(select(Organization.id).where(Organization.code == spec.org_code))
     ).scalar_one()
@@ -372,6 +385,7 @@ async def _add_session(
         policy=default_policy(),
         org_id=org_id,
         main_venue_id=venue_ids[spec.main_venue],
+        plan_class_id=plan_class_id,
         created_by_id=operator_id,
         created_at=now,
         updated_at=now,
@@ -402,6 +416,11 @@ async def _add_session(
         "main_venue": spec.main_venue,
         "branch_venues": list(spec.branch_venues),
         "roster": {member.member_no: code for member, code in roster},
+        "plan_class": (
+            f"{spec.org_code}/{starts.astimezone(ZoneInfo(data.TIMEZONE)).year}/{spec.plan_class}"
+            if plan_class_id is not None
+            else None
+        ),
     }
     return AuditFacts(now, ACTOR, "session.create", "session", training.public_id, None, snapshot)
 

@@ -51,6 +51,7 @@ class SessionSpec(NamedTuple):
     roster_orgs: tuple[str, ...]
     roster_categories: tuple[str, ...]
     roster_size: int | None  # None: everyone who qualifies
+    plan_class: str | None = None  # the class code of the session organization's plan
 
 
 class LoginSpec(NamedTuple):
@@ -275,6 +276,7 @@ SESSIONS = (
         (CITY_CODE,),
         ("ordinary",),
         360,
+        "YC",
     ),
     SessionSpec(
         "政治理论首课：抗大八分校旧址现场教学",
@@ -286,6 +288,7 @@ SESSIONS = (
         ("cz-tc",),
         ("ordinary", "secretary", "committee"),
         300,
+        "ZZ",
     ),
     SessionSpec(
         "村党组织书记全覆盖兜底培训",
@@ -297,6 +300,7 @@ SESSIONS = (
         (CITY_CODE,),
         ("secretary", "committee"),
         None,
+        "VS",
     ),
     SessionSpec(
         "年轻干部淬炼成钢能力提升培训（第二期）",
@@ -308,6 +312,7 @@ SESSIONS = (
         (CITY_CODE,),
         ("ordinary",),
         400,
+        "YC",
     ),
     SessionSpec(
         "农村集体经济发展专题培训班",
@@ -319,6 +324,7 @@ SESSIONS = (
         ("cz-fy-xq", "cz-fy-xxh", "cz-fy-fc"),
         ("ordinary", "secretary", "committee"),
         200,
+        "JJ",
     ),
 )
 
@@ -327,4 +333,133 @@ LOGINS = (
     LoginSpec("operator", "市委党校主会场操作员", "operator", CITY_CODE, "hetang-operator"),
     LoginSpec("reviewer", "市委组织部审核员", "reviewer", CITY_CODE, "hetang-reviewer"),
     LoginSpec("staff-fy", "凤阳县委党校分会场管理员", "venue_staff", "cz-fy", "hetang-staff"),
+)
+
+
+class ClassSpec(NamedTuple):
+    """A class (班次) of a demo plan."""
+
+    code: str
+    title: str
+    runs: int
+    trainees: int
+    topics: tuple[str, ...]
+    months: tuple[int, ...]
+    categories: tuple[str, ...]  # () = every member
+    first_lesson: bool
+
+
+class PlanSpec(NamedTuple):
+    """A demo plan (备案) of this year, brought into `state`; a returned one says why."""
+
+    org_code: str
+    title: str
+    state: str  # "draft", "filed", "accepted" or "returned"
+    classes: tuple[ClassSpec, ...]
+    comment: str | None = None
+
+
+def _first_lesson(months: tuple[int, ...], trainees: int) -> ClassSpec:
+    return ClassSpec(
+        "ZZ", "政治理论首课", len(months), trainees, (POLITICAL_THEORY,), months, (), True
+    )
+
+
+def _winter(trainees: int) -> ClassSpec:
+    return ClassSpec(
+        "DY", "党员冬训集中轮训", 3, trainees, ("winter-training",), (10, 11, 12), (), False
+    )
+
+
+PLANS = (
+    PlanSpec(
+        CITY_CODE,
+        "滁州市年度党员教育培训计划",
+        "accepted",
+        (
+            ClassSpec(
+                "YC",
+                "年轻干部淬炼成钢能力提升培训",
+                2,
+                760,
+                (YOUNG_CADRE,),
+                (11, 12),
+                ("ordinary",),
+                False,
+            ),
+            ClassSpec(
+                "VS",
+                "村党组织书记全覆盖兜底培训",
+                1,
+                400,
+                (VILLAGE_SECRETARY,),
+                (11,),
+                ("secretary", "committee"),
+                True,
+            ),
+            _first_lesson((3, 6, 9, 12), 600),
+        ),
+    ),
+    PlanSpec(
+        "cz-tc",
+        "天长市年度党员教育培训计划",
+        "accepted",
+        (
+            ClassSpec(
+                "ZZ",
+                "政治理论首课：抗大八分校旧址现场教学",
+                2,
+                500,
+                (POLITICAL_THEORY,),
+                (5, 11),
+                (),
+                True,
+            ),
+            _winter(900),
+        ),
+    ),
+    PlanSpec(
+        "cz-fy",
+        "凤阳县年度党员教育培训计划",
+        "filed",
+        (
+            ClassSpec(
+                "JJ",
+                "农村集体经济发展专题培训班",
+                2,
+                300,
+                (COLLECTIVE_ECONOMY,),
+                (11, 12),
+                (),
+                False,
+            ),
+            _first_lesson((3,), 450),
+        ),
+    ),
+    PlanSpec("cz-ly", "琅琊区年度党员教育培训计划", "accepted", (_first_lesson((4,), 380),)),
+    PlanSpec("cz-dy", "定远县年度党员教育培训计划", "filed", (_winter(600),)),
+    PlanSpec(
+        "cz-nq",
+        "南谯区年度党员教育培训计划",
+        "returned",
+        (_winter(420),),
+        "请补充政治理论首课安排，并按镇街分解参训人数后重新备案。",
+    ),
+    PlanSpec("cz-qj", "全椒县年度党员教育培训计划", "filed", (_first_lesson((6,), 350),)),
+    PlanSpec("cz-la", "来安县年度党员教育培训计划", "draft", (_winter(300),)),
+    PlanSpec(
+        "cz-sz", "市直机关工委年度党员教育培训计划", "accepted", (_first_lesson((3, 7), 260),)
+    ),
+    PlanSpec("cz-gz", "市国资委党委年度党员教育培训计划", "filed", (_winter(180),)),
+    # 明光市 (cz-mg) has filed nothing: the analysis lists it as 漏备案.
+    PlanSpec("cz-fy-xq", "西泉镇年度党员教育培训计划", "filed", (_first_lesson((3, 9), 120),)),
+)
+# The steps of the city's young-cadre class done so far, as the first run has been held.
+DONE_STEPS = (
+    "needs_analysis",
+    "plan_filing",
+    "curriculum",
+    "faculty",
+    "notice_enrolment",
+    "registration_forms",
 )

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,8 +20,11 @@ from server.auth.passwords import PasswordService
 from server.auth.principal import WHOLE_TREE
 from server.db.models import (
     AuditEntry,
+    ClassStep,
     Member,
     Organization,
+    Plan,
+    PlanClass,
     RosterEntry,
     SessionVenue,
     TrainingSession,
@@ -30,7 +34,7 @@ from server.db.models import (
 from server.db.session import make_engine, make_sessionmaker, read_session, write_session
 from server.demo import DemoRefused, default_policy, seed_demo
 from server.demo_data import LOGINS
-from server.services import audit, users
+from server.services import audit, plan_analysis, users
 from tests.conftest import SECRET
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -279,3 +283,38 @@ def test_the_cli_adds_the_demo_once(tmp_path: Path) -> None:
     assert "admin" in quiet.stdout and "hetang-admin" in quiet.stdout  # the logins again
     verified = run("audit", "verify")
     assert verified.returncode == 0 and verified.stdout.startswith("ok: ")
+
+
+async def test_the_demo_files_this_years_plans(db: async_sessionmaker[AsyncSession]) -> None:
+    """Every level's plan in a state a newcomer recognizes: the city's accepted, one county
+    returned with a comment, one in draft, one with nothing filed (漏备案); the demo sessions
+    are runs of their classes; the city's young-cadre class has its first steps done."""
+    await _seed(db)
+    year = datetime.now(SHANGHAI).year
+    async with read_session(db) as session:
+        states = dict(
+            (
+                await session.execute(
+                    select(Organization.code, Plan.state)
+                    .join(Plan, Plan.org_id == Organization.id)
+                    .where(Plan.year == year)
+                )
+            ).all()
+        )
+        city = await plan_analysis.analyse(session, WHOLE_TREE, "cz", year)
+        linked = (
+            await session.execute(
+                select(TrainingSession.title, PlanClass.code)
+                .join(PlanClass, PlanClass.id == TrainingSession.plan_class_id)
+                .order_by(TrainingSession.starts_at)
+            )
+        ).all()
+        steps = (await session.scalars(select(ClassStep.step_key).where(ClassStep.done))).all()
+        returned = await session.scalar(select(Plan.review_comment).where(Plan.state == "returned"))
+    assert states["cz"] == "accepted" and states["cz-nq"] == "returned"
+    assert states["cz-la"] == "draft" and "cz-mg" not in states
+    assert set(city.not_filed) == {"cz-mg", "cz-la", "cz-nq"}
+    assert returned and "首课" in returned
+    # Runs in this year are linked (the sessions lie from 28 days back to 3 ahead: some always).
+    assert linked and {code for _, code in linked} <= {"YC", "ZZ", "VS", "JJ"}
+    assert len(steps) == 6 and "needs_analysis" in steps
