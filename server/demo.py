@@ -20,7 +20,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server import demo_data as data
-from server import demo_plans
+from server import demo_history, demo_plans
 from server.auth.passwords import PasswordService
 from server.auth.principal import WHOLE_TREE
 from server.db.models import (
@@ -100,6 +100,8 @@ async def seed_demo(
                 session, rng, org_paths, members, venue_ids, operator_id, classes
             )
             progress(f"sessions: {len(data.SESSIONS)} with {rostered} roster entries")
+            zone = ZoneInfo(data.TIMEZONE)
+            await demo_history.play_past_sessions(session, rng, zone, now, ACTOR, progress)
     finally:
         await asyncio.gather(hashing, return_exceptions=True)
     progress(f"demo city ready in {time.monotonic() - started:.1f} s")

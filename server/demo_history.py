@@ -1,0 +1,142 @@
+"""What happened at the demo city's past sessions: members scanned in and out at their venues
+(most on time, some late, some leaving early, a few not at all), every branch agent reported
+its stream every 5 s (one branch lost its picture for 45 minutes of the first session), and the
+sessions were finalized through the workflow — the oldest also approved — so that the monthly
+report, the members' records and the committee cabinets have something to show."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import WHOLE_TREE
+from server.db.bulk import bulk_insert
+from server.db.models import CheckIn, RosterEntry, SessionVenue, StreamSample, TrainingSession
+from server.services import workflow
+
+STATS_S = 5
+OUTAGE = (timedelta(minutes=60), timedelta(minutes=105))  # into the first session, one branch
+ABSENT, LATE, SHORT, NO_OUT = 0.07, 0.11, 0.14, 0.45  # cumulative shares, then "no scan out"
+
+
+def _event_id(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _scans(
+    rng: random.Random, training: TrainingSession, member_id: int, venue_id: int
+) -> list[dict[str, Any]]:
+    """One member's scans at their venue: the kinds of day a branch venue sees."""
+    starts, ends = training.starts_at, training.ends_at
+    roll = rng.random()
+    if roll < ABSENT:
+        return []
+    arrive = starts - timedelta(seconds=rng.randint(0, 15 * 60))
+    leave: datetime | None = ends + timedelta(seconds=rng.randint(0, 10 * 60))
+    if roll < LATE:
+        arrive = starts + timedelta(seconds=rng.randint(20 * 60, 50 * 60))
+    elif roll < SHORT:
+        leave = ends - timedelta(seconds=rng.randint(50 * 60, 90 * 60))
+    elif rng.random() < NO_OUT:
+        leave = None  # sign-in-only: presence runs to the end
+    scans = [("in", arrive)] + ([("out", leave)] if leave is not None else [])
+    return [
+        {
+            "event_id": _event_id(rng),
+            "session_id": training.id,
+            "venue_id": venue_id,
+            "member_id": member_id,
+            "kind": kind,
+            "source": "scanner",
+            "at_raw": at,
+            "at": at,
+            "received_at": at + timedelta(seconds=rng.randint(1, 4)),
+            "after_approval": False,
+        }
+        for kind, at in scans
+    ]
+
+
+def _samples(
+    rng: random.Random, training: TrainingSession, venue_id: int, outage: bool
+) -> list[dict[str, Any]]:
+    """A branch agent's readings every STATS_S seconds through the session."""
+    rows = []
+    at, step = training.starts_at, timedelta(seconds=STATS_S)
+    down_from, down_to = (training.starts_at + OUTAGE[0], training.starts_at + OUTAGE[1])
+    while at < training.ends_at:
+        down = outage and down_from <= at < down_to
+        rows.append(
+            {
+                "session_id": training.id,
+                "venue_id": venue_id,
+                "at": at,
+                "state": "down" if down else "good",
+                "bitrate_kbps": 0.0 if down else round(rng.uniform(950, 1050), 1),
+                "fps": 0.0 if down else round(rng.uniform(29.5, 30.0), 1),
+                "loss_pct": 0.0 if down else round(rng.uniform(0, 0.6), 2),
+                "jitter_ms": 0.0 if down else round(rng.uniform(2, 9), 1),
+                "freezes": 0,
+                "frames_decoded": 0 if down else STATS_S * 30,
+                "received_at": at + timedelta(seconds=1),
+            }
+        )
+        at += step
+    return rows
+
+
+async def play_past_sessions(
+    session: AsyncSession,
+    rng: random.Random,
+    tz: ZoneInfo,
+    now: datetime,
+    actor: str,
+    progress: Callable[[str], None],
+) -> None:
+    """Scans and stream readings for every session that has ended, then finalize them all."""
+    past = (
+        await session.scalars(
+            select(TrainingSession)
+            .where(TrainingSession.state == "ended")
+            .order_by(TrainingSession.starts_at)
+        )
+    ).all()
+    scans = readings = 0
+    for index, training in enumerate(past):
+        roster = (
+            await session.execute(
+                select(RosterEntry.member_id, RosterEntry.venue_id)
+                .where(RosterEntry.session_id == training.id)
+                .order_by(RosterEntry.member_id)
+            )
+        ).all()
+        rows = [row for member, venue in roster for row in _scans(rng, training, member, venue)]
+        branches = (
+            await session.scalars(
+                select(SessionVenue.venue_id)
+                .where(SessionVenue.session_id == training.id, SessionVenue.role == "branch")
+                .order_by(SessionVenue.venue_id)
+            )
+        ).all()
+        samples = [
+            row
+            for number, venue in enumerate(branches)
+            for row in _samples(rng, training, venue, outage=index == 0 and number == 1)
+        ]
+        await bulk_insert(session, CheckIn, rows)
+        await bulk_insert(session, StreamSample, samples)
+        scans, readings = scans + len(rows), readings + len(samples)
+        # Finalized now, as the seed runs: the audit trail keeps its order of time.
+        await workflow.act(session, WHOLE_TREE, actor, training.public_id, "finalize", tz, now)
+    if past:
+        await workflow.act(session, WHOLE_TREE, actor, past[0].public_id, "approve", tz, now)
+    progress(
+        f"past sessions: {len(past)} finalized with {scans} scans and {readings} stream readings"
+    )
