@@ -366,6 +366,7 @@ async def test_the_registration_form_lists_exactly_the_credited_sessions(
         assert "已修 4.25 / 应修 56 学时, 完成 7.6%" in html
         assert "党员培训登记表" in html and "2026 年度" in html and "党组织书记" in html
         assert "培训班T3" in html and "培训班T0" not in html
+        assert "西泉会场" in html  # the venue by its name, as the form is read
         assert "本人签名" in html and "盖章" in html
         assert "archive.css" in html and "print.js" in html
         assert 'href="/members/X2?year=2026"' in html  # back to the member

@@ -12,7 +12,7 @@ from sqlalchemy import Integer, and_, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
-from server.db.models import Member, Organization, TrainingRecord
+from server.db.models import Member, Organization, TrainingRecord, Venue
 from server.domain.archive import ArchiveLine, CabinetSummary, cabinet_summary
 from server.domain.members import REQUIRED_HOURS
 from server.services.attendance_view import RecordEntry, member_record
@@ -30,6 +30,7 @@ class RegistrationForm:
     org_path: tuple[str, ...]  # names, from the top of the tree to the member's organization
     year: int
     entries: list[RecordEntry]  # the credited sessions of the year, by start
+    venue_names: dict[str, str]  # the entries' venues: code → name, as the form prints them
 
 
 async def registration_form(
@@ -61,7 +62,11 @@ async def registration_form(
         record.earned_hours,
     )
     credited = [entry for entry in record.entries if entry.credit_hours > 0]
-    return RegistrationForm(line, org_path, year, credited)
+    codes = {entry.venue for entry in credited if entry.venue}
+    venue_names = dict(
+        (await session.execute(select(Venue.code, Venue.name).where(Venue.code.in_(codes)))).all()
+    )
+    return RegistrationForm(line, org_path, year, credited, venue_names)
 
 
 @dataclass(frozen=True)
