@@ -14,14 +14,14 @@ from server.domain.members import hours_number as hours
 from server.domain.sessions import parse_session
 from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
-from server.services import sessions, workflow
+from server.services import session_views, sessions, workflow
 from server.services.attendance_view import (
     SessionAttendance,
     member_record,
     session_attendance,
 )
 from server.services.clock import utcnow
-from server.services.sessions import SessionView
+from server.services.session_views import SessionView
 from server.services.wall import StreamHealth, venue_wall
 
 READERS = ("admin", "operator", "reviewer")
@@ -124,7 +124,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     """GET /api/v1/sessions: latest first."""
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
-        views = await sessions.list_sessions(session, principal.scope)
+        views = await session_views.list_sessions(session, principal.scope)
     return reply({"sessions": [session_json(view) for view in views]})
 
 
@@ -133,7 +133,7 @@ async def get_session(request: web.Request) -> web.Response:
     """GET /api/v1/sessions/{id}"""
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
-        view = await sessions.get_session(session, principal.scope, request.match_info["id"])
+        view = await session_views.get_session(session, principal.scope, request.match_info["id"])
     return reply(session_json(view))
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from server.keys import BROKER_KEY
 from server.live.broker import venue_channel
-from server.services.sessions import SessionView
+from server.services.session_views import SessionView
 
 log = logging.getLogger(__name__)
 

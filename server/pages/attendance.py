@@ -27,7 +27,7 @@ from server.pages.attendance_export import (
 from server.pages.downloads import download
 from server.pages.forms import problem_of
 from server.pages.render import render
-from server.services import sessions
+from server.services import session_views
 from server.services.attendance_view import MemberLine, SessionAttendance, session_attendance
 
 READERS = ("admin", "operator", "reviewer")
@@ -126,7 +126,7 @@ async def _not_finalized(request: web.Request, error: Conflict) -> web.Response:
     """Before finalization the page says when attendance appears (409)."""
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
-        view = await sessions.get_session(session, principal.scope, request.match_info["id"])
+        view = await session_views.get_session(session, principal.scope, request.match_info["id"])
     return render(
         request,
         "session_attendance.html",

@@ -16,7 +16,7 @@ from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import session_channel
 from server.live.sockets import serve_channel
 from server.pages.render import render
-from server.services import sessions
+from server.services import session_views, sessions
 from server.services.broadcasts import BROADCASTABLE
 from server.services.clock import utcnow
 from server.services.wall import readiness, venue_wall
@@ -53,8 +53,8 @@ async def get_console(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     public_id = request.match_info["id"]
     async with read_session(request.app[DB_KEY]) as session:
-        training = await sessions.load_visible(session, principal.scope, public_id)
-        view = await sessions.view_of(session, principal.scope, training)
+        training = await session_views.load_visible(session, principal.scope, public_id)
+        view = await session_views.view_of(session, principal.scope, training)
         owner = await _owns(session, principal.scope, training)
         _, tiles = await venue_wall(session, principal.scope, public_id, utcnow())
     context = {
@@ -80,7 +80,7 @@ async def get_live(request: web.Request) -> web.WebSocketResponse:
     principal = request[PRINCIPAL_KEY]
     public_id = request.match_info["id"]
     async with read_session(request.app[DB_KEY]) as session:
-        await sessions.load_visible(session, principal.scope, public_id)
+        await session_views.load_visible(session, principal.scope, public_id)
     if not web.WebSocketResponse().can_prepare(request).ok:
         raise Invalid("This address is a WebSocket: connect with Upgrade: websocket.")
     return await serve_channel(request, session_channel(public_id))

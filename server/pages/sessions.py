@@ -29,7 +29,15 @@ from server.pages.session_form import (
     field_problems,
     start_draft,
 )
-from server.services import organizations, plan_links, rosters, sessions, venues, workflow
+from server.services import (
+    organizations,
+    plan_links,
+    rosters,
+    session_views,
+    sessions,
+    venues,
+    workflow,
+)
 from server.services.clock import utcnow
 
 READERS = ("admin", "operator", "reviewer")
@@ -48,7 +56,7 @@ async def get_sessions(request: web.Request) -> web.Response:
     """GET /sessions: latest first."""
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
-        views = await sessions.list_sessions(session, principal.scope)
+        views = await session_views.list_sessions(session, principal.scope)
     return render(
         request, "sessions.html", {"sessions": views, "may_plan": principal.role in PLANNERS}
     )
@@ -138,7 +146,7 @@ async def edit_session(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     public_id = request.match_info["id"]
     async with read_session(request.app[DB_KEY]) as session:
-        training = await sessions.load_visible(session, principal.scope, public_id)
+        training = await session_views.load_visible(session, principal.scope, public_id)
         await sessions.check_owner(session, principal.scope, training)
         fields = await sessions.fields_of(session, training)
         rooms = await venues.list_venues(session, principal.scope)
@@ -163,7 +171,7 @@ async def update_session(request: web.Request) -> web.Response:
     try:
         async with write_session(request.app[DB_KEY]) as session:
             # Who may change the session, and whether it may still change, before the form.
-            training = await sessions.load_visible(session, principal.scope, public_id)
+            training = await session_views.load_visible(session, principal.scope, public_id)
             await sessions.check_owner(session, principal.scope, training)
             if training.state != "scheduled":
                 raise Conflict(NOT_EDITABLE)
@@ -198,8 +206,8 @@ async def _session_page(
 ) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
-        training = await sessions.load_visible(session, principal.scope, public_id)
-        view = await sessions.view_of(session, principal.scope, training)
+        training = await session_views.load_visible(session, principal.scope, public_id)
+        view = await session_views.view_of(session, principal.scope, training)
         owner = await _owns(session, principal.scope, training)
         # The roster names members of every subtree taking part: only the organizer sees it.
         roster = await rosters.roster_preview(session, training, ROSTER_SHOWN) if owner else []

@@ -24,7 +24,7 @@ from server.db.models import (
 from server.domain.members import REQUIRED_HOURS
 from server.errors import Conflict
 from server.services.members import get_member
-from server.services.sessions import load_visible
+from server.services.session_views import load_visible
 
 SUMMARY_KEYS = ("expected", "present", "partial", "absent", "walk_in", "conflict")
 

@@ -14,7 +14,8 @@ from server.domain.audit_chain import AuditFacts
 from server.domain.labels import SESSION_STATE_LABELS
 from server.errors import Conflict, NotFound, Term
 from server.services import audit
-from server.services.sessions import check_owner, load_visible
+from server.services.session_views import load_visible
+from server.services.sessions import check_owner
 
 BROADCASTABLE = ("scheduled", "live")
 

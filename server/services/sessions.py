@@ -1,16 +1,15 @@
-"""Training-session use cases: create with venues and roster, look up, list, change state."""
+"""Training-session use cases: create with venues and roster, edit, change state (how they are
+seen: services/session_views.py)."""
 
 from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import WHOLE_TREE, Scope
@@ -26,46 +25,15 @@ from server.db.models import (
 from server.domain.attendance import Policy
 from server.domain.audit_chain import AuditFacts, changed_fields
 from server.domain.labels import SESSION_ACTION_LABELS, SESSION_STATE_LABELS
-from server.domain.sessions import ClassRef, RosterLine, SessionFields, next_state
-from server.errors import Conflict, Forbidden, Invalid, NotFound, Term
+from server.domain.sessions import RosterLine, SessionFields, next_state
+from server.errors import Conflict, Forbidden, Invalid, Term
 from server.services import audit
 from server.services.clock import utcnow
 from server.services.plan_links import class_id_for, class_refs
+from server.services.session_views import SessionView, load_visible, view_of
 
 PUBLIC_ID_ALPHABET = string.ascii_lowercase + string.digits
 LOOKUP_CHUNK = 5000
-
-
-@dataclass(frozen=True)
-class VenueRole:
-    """A venue of a session and its part in it."""
-
-    code: str
-    name: str
-    role: str
-
-
-@dataclass(frozen=True)
-class SessionView:
-    """A session as callers see it."""
-
-    id: str
-    title: str
-    topic_code: str
-    starts_at: datetime
-    ends_at: datetime
-    credit_hours: Decimal
-    state: str
-    policy: dict[str, Any]
-    org_code: str
-    venues: tuple[VenueRole, ...]
-    roster_size: int
-    plan_class: ClassRef | None = None
-
-    @property
-    def main_venue(self) -> str:
-        """The code of the main venue."""
-        return next(venue.code for venue in self.venues if venue.role == "main")
 
 
 def new_public_id() -> str:
@@ -290,110 +258,6 @@ async def fields_of(session: AsyncSession, training: TrainingSession) -> Session
         tuple(RosterLine(number, venue) for number, venue in roster),
         refs.get(training.plan_class_id) if training.plan_class_id else None,
     )
-
-
-async def _load(session: AsyncSession, public_id: str) -> TrainingSession | None:
-    return (
-        await session.execute(select(TrainingSession).where(TrainingSession.public_id == public_id))
-    ).scalar_one_or_none()
-
-
-def _visible(scope: Scope) -> Any:
-    """Sessions owned inside the scope, or with a venue inside it."""
-    if scope.path is None:
-        return None
-    in_scope = select(Organization.id).where(scope.clause(Organization.path))
-    with_venue = (
-        select(SessionVenue.session_id)
-        .join(Venue, SessionVenue.venue_id == Venue.id)
-        .where(Venue.org_id.in_(in_scope))
-    )
-    return or_(TrainingSession.org_id.in_(in_scope), TrainingSession.id.in_(with_venue))
-
-
-async def load_visible(session: AsyncSession, scope: Scope, public_id: str) -> TrainingSession:
-    """The session row, if the scope may see it (else 404)."""
-    query = select(TrainingSession).where(TrainingSession.public_id == public_id)
-    condition = _visible(scope)
-    if condition is not None:
-        query = query.where(condition)
-    training = (await session.execute(query)).scalar_one_or_none()
-    if training is None:
-        raise NotFound("No session with id {id}.", id=public_id)
-    return training
-
-
-async def view_of(session: AsyncSession, scope: Scope, training: TrainingSession) -> SessionView:
-    """The session with its venues and roster size."""
-    return (await views_of(session, scope, [training]))[0]
-
-
-async def views_of(
-    session: AsyncSession, scope: Scope, trainings: Sequence[TrainingSession]
-) -> list[SessionView]:
-    """Several sessions with their venues and roster sizes, in three queries in all."""
-    ids = [training.id for training in trainings]
-    venues: dict[int, list[VenueRole]] = {session_id: [] for session_id in ids}
-    for session_id, code, name, role in await session.execute(
-        select(SessionVenue.session_id, Venue.code, Venue.name, SessionVenue.role)
-        .join(Venue, SessionVenue.venue_id == Venue.id)
-        .where(SessionVenue.session_id.in_(ids))
-        .order_by(SessionVenue.role.desc(), Venue.code)
-    ):
-        venues[session_id].append(VenueRole(code, name, role))
-    sizes = dict(
-        (
-            await session.execute(
-                select(RosterEntry.session_id, func.count())
-                .where(RosterEntry.session_id.in_(ids))
-                .group_by(RosterEntry.session_id)
-            )
-        ).all()
-    )
-    # A joint session's other subtrees see it, but not the plan class of its organizer.
-    refs = await class_refs(session, (training.plan_class_id for training in trainings), scope)
-    org_codes = dict(
-        (
-            await session.execute(
-                select(Organization.id, Organization.code).where(
-                    Organization.id.in_({training.org_id for training in trainings})
-                )
-            )
-        ).all()
-    )
-    return [
-        SessionView(
-            training.public_id,
-            training.title,
-            training.topic_code,
-            training.starts_at,
-            training.ends_at,
-            training.credit_hours,
-            training.state,
-            dict(training.policy),
-            org_codes.get(training.org_id, ""),
-            tuple(venues[training.id]),
-            int(sizes.get(training.id, 0)),
-            refs.get(training.plan_class_id) if training.plan_class_id else None,
-        )
-        for training in trainings
-    ]
-
-
-async def get_session(session: AsyncSession, scope: Scope, public_id: str) -> SessionView:
-    """One session the scope may see."""
-    return await view_of(session, scope, await load_visible(session, scope, public_id))
-
-
-async def list_sessions(
-    session: AsyncSession, scope: Scope, *, limit: int = 200
-) -> list[SessionView]:
-    """Sessions the scope may see, latest first."""
-    query = select(TrainingSession).order_by(TrainingSession.starts_at.desc()).limit(limit)
-    condition = _visible(scope)
-    if condition is not None:
-        query = query.where(condition)
-    return await views_of(session, scope, (await session.execute(query)).scalars().all())
 
 
 async def check_owner(session: AsyncSession, scope: Scope, training: TrainingSession) -> None:

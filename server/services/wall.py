@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.principal import Scope
 from server.db.models import CheckIn, RosterEntry, SessionVenue, StreamSample, Venue
 from server.domain.venues import STATS_S, is_online
-from server.services.sessions import load_visible
+from server.services.session_views import load_visible
 
 MISSED_REPORTS_STALE = 3
 # A venue whose latest sample is older than this has stopped reporting: its stream counts as down.

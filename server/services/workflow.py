@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import WHOLE_TREE, Scope
 from server.db.models import CheckIn, TrainingSession
-from server.services import sessions
+from server.services import session_views, sessions
 from server.services.clock import utcnow
 from server.services.finalize import finalize_session
-from server.services.sessions import SessionView
+from server.services.session_views import SessionView
 
 log = logging.getLogger(__name__)
 SYSTEM_ACTOR = "system"
@@ -32,7 +32,7 @@ async def act(
 ) -> SessionView:
     """Take a workflow action on a session (409 from a state that does not allow it)."""
     moment = now or utcnow()
-    training = await sessions.load_visible(session, scope, public_id)
+    training = await session_views.load_visible(session, scope, public_id)
     if action == "finalize" and training.state == "finalized":
         # Re-finalizing recomputes; it is a state change only in name, so nothing is audited
         # unless a result changed.
@@ -40,7 +40,7 @@ async def act(
         report = await finalize_session(session, training, actor, tz, moment)
         if report.changed:
             training.finalized_at = moment
-        return await sessions.view_of(session, scope, training)
+        return await session_views.view_of(session, scope, training)
     training = await sessions.change_state(session, scope, actor, public_id, action, moment)
     if action == "reopen":
         # Check-ins kept while the session was approved now count: recompute with them.
@@ -51,7 +51,7 @@ async def act(
         )
     if action in ("finalize", "reopen"):
         await finalize_session(session, training, actor, tz, moment)
-    return await sessions.view_of(session, scope, training)
+    return await session_views.view_of(session, scope, training)
 
 
 async def due_actions(session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
