@@ -6,72 +6,38 @@ import asyncio
 import csv
 import io
 import random
-import secrets
-import string
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from datetime import time as clock_time
-from decimal import Decimal
-from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server import demo_data as data
-from server import demo_history, demo_plans
+from server import demo_history, demo_plans, demo_sessions
 from server.auth.passwords import PasswordService
 from server.auth.principal import WHOLE_TREE
 from server.db.models import (
     Member,
     Organization,
-    RosterEntry,
-    SessionVenue,
-    TrainingSession,
     User,
     Venue,
 )
 from server.db.session import lock_for_audit, read_session, write_session
-from server.domain.audit_chain import AuditFacts
+from server.demo_sessions import DemoMember
 from server.domain.members import CSV_COLUMNS
 from server.domain.organizations import OrgFields
 from server.domain.venues import VenueFields
-from server.services import audit, organizations, users, venues
+from server.services import organizations, users, venues
 from server.services.clock import utcnow
 from server.services.member_import import import_members_csv
 
-ACTOR = "demo"
 SEED = 20240601
 SERVER_URL = "http://127.0.0.1:8080"
-PUBLIC_ID_ALPHABET = string.ascii_lowercase + string.digits
-PUBLIC_ID_LENGTH = 12
-CREDIT_HOURS = Decimal(3)
-CLASS_START, CLASS_END = clock_time(9, 0), clock_time(12, 0)
 
 
 class DemoRefused(Exception):
     """The database is not empty."""
-
-
-class DemoMember(NamedTuple):
-    """A stored demo member, as the roster builder needs it."""
-
-    id: int
-    member_no: str
-    category: str
-    org_path: str
-
-
-def default_policy() -> dict[str, Any]:
-    """The attendance policy of ATTENDANCE.md with every default."""
-    return {
-        "min_ratio": 0.8,
-        "late_grace_min": 10,
-        "early_grace_min": 10,
-        "require_stream_verification": True,
-        "stats_interval_s": 5,
-    }
 
 
 async def seed_demo(
@@ -93,15 +59,14 @@ async def seed_demo(
             members = await _create_members(session, rng, org_paths, progress)
             venue_ids = await _create_venues(session, progress)
             operator_id = await _create_users(session, await hashing, progress)
-            now = utcnow()
-            year = now.astimezone(ZoneInfo(data.TIMEZONE)).year
-            classes = await demo_plans.create_plans(session, year, now, ACTOR, progress)
-            rostered = await _create_sessions(
-                session, rng, org_paths, members, venue_ids, operator_id, classes
+            now, zone = utcnow(), ZoneInfo(data.TIMEZONE)
+            year = now.astimezone(zone).year
+            classes = await demo_plans.create_plans(session, year, now, data.ACTOR, progress)
+            rostered = await demo_sessions.create_sessions(
+                session, rng, now, org_paths, members, venue_ids, operator_id, classes
             )
             progress(f"sessions: {len(data.SESSIONS)} with {rostered} roster entries")
-            zone = ZoneInfo(data.TIMEZONE)
-            await demo_history.play_past_sessions(session, rng, zone, now, ACTOR, progress)
+            await demo_history.play_past_sessions(session, rng, zone, now, data.ACTOR, progress)
     finally:
         await asyncio.gather(hashing, return_exceptions=True)
     progress(f"demo city ready in {time.monotonic() - started:.1f} s")
@@ -139,7 +104,7 @@ async def _create_orgs(
 
     async def add(code: str, name: str, level: str, parent: str | None) -> None:
         view = await organizations.create_org(
-            session, WHOLE_TREE, ACTOR, OrgFields(code, name, level, parent)
+            session, WHOLE_TREE, data.ACTOR, OrgFields(code, name, level, parent)
         )
         paths[code] = view.path
 
@@ -237,7 +202,7 @@ async def _create_members(
                     f"CZ{card}" if rng.random() < data.CARD_SHARE else "",
                 )
             )
-    await import_members_csv(session, WHOLE_TREE, ACTOR, buffer.getvalue().encode("utf-8"))
+    await import_members_csv(session, WHOLE_TREE, data.ACTOR, buffer.getvalue().encode("utf-8"))
     rows = (
         await session.execute(
             select(Member.id, Member.member_no, Member.category, Organization.path)
@@ -271,7 +236,7 @@ async def _create_venues(session: AsyncSession, progress: Callable[[str], None])
     """Every demo venue through the venues service; return code → id."""
     for spec in data.VENUES:
         await venues.create_venue(
-            session, WHOLE_TREE, ACTOR, VenueFields(spec.code, spec.name, spec.org_code)
+            session, WHOLE_TREE, data.ACTOR, VenueFields(spec.code, spec.name, spec.org_code)
         )
     rows = await session.execute(select(Venue.code, Venue.id))
     found = {code: venue_id for code, venue_id in rows}
@@ -287,7 +252,7 @@ async def _create_users(
         await users.create_user(
             session,
             WHOLE_TREE,
-            ACTOR,
+            data.ACTOR,
             username=login.username,
             display_name=login.display_name,
             role=login.role,
@@ -297,134 +262,6 @@ async def _create_users(
     progress(f"users: {len(data.LOGINS)}, one per role")
     operator = next(login.username for login in data.LOGINS if login.role == "operator")
     return (await session.execute(select(User.id).where(User.username == operator))).scalar_one()
-
-
-async def _create_sessions(
-    session: AsyncSession,
-    rng: random.Random,
-    org_paths: dict[str, str],
-    members: list[DemoMember],
-    venue_ids: dict[str, int],
-    operator_id: int,
-    classes: dict[tuple[str, str], int],
-) -> int:
-    """The demo training sessions with their venues and rosters, each a run of its class of
-    this year's plan; return the roster size."""
-    now = utcnow()
-    zone = ZoneInfo(data.TIMEZONE)
-    today = now.astimezone(zone).date()
-    venue_paths = {spec.code: org_paths[spec.org_code] for spec in data.VENUES}
-    # Runs of one class take different members: a topic is credited once a year (ATTENDANCE.md).
-    taken: dict[str, set[int]] = {}
-    rostered = 0
-    facts: list[AuditFacts] = []
-    for spec in data.SESSIONS:
-        day = today + timedelta(days=spec.day_offset)
-        starts = datetime.combine(day, CLASS_START, zone).astimezone(UTC)
-        ends = datetime.combine(day, CLASS_END, zone).astimezone(UTC)
-        used = taken.setdefault(spec.topic_code, set())
-        roots = tuple(org_paths[code] for code in spec.roster_orgs)
-        eligible = [
-            m
-            for m in members
-            if m.category in spec.roster_categories
-            and m.org_path.startswith(roots)
-            and m.id not in used
-        ]
-        size = len(eligible) if spec.roster_size is None else spec.roster_size
-        chosen = sorted(rng.sample(eligible, min(size, len(eligible))))
-        used.update(m.id for m in chosen)
-        venue_codes = (spec.main_venue, *spec.branch_venues)
-        roster = [(m, _nearest(rng, m.org_path, venue_codes, venue_paths)) for m in chosen]
-        # A run of its class when it falls in the year the plans are of.
-        plan_class = classes.get((spec.org_code, spec.plan_class or ""))
-        if day.year != today.year:
-            plan_class = None
-        facts.append(
-            await _add_session(
-                session, spec, (starts, ends, now), (venue_ids, plan_class), operator_id, roster
-            )
-        )
-        rostered += len(roster)
-    await audit.append(session, facts)
-    return rostered
-
-
-def _nearest(
-    rng: random.Random, org_path: str, venue_codes: Sequence[str], venue_paths: dict[str, str]
-) -> str:
-    """A session venue closest to the member in the tree; the main venue when none is."""
-    inside = [code for code in venue_codes if org_path.startswith(venue_paths[code])]
-    if not inside:
-        return venue_codes[0]
-    deepest = max(len(venue_paths[code]) for code in inside)
-    return rng.choice([code for code in inside if len(venue_paths[code]) == deepest])
-
-
-async def _add_session(
-    session: AsyncSession,
-    spec: data.SessionSpec,
-    window: tuple[datetime, datetime, datetime],
-    places: tuple[dict[str, int], int | None],
-    operator_id: int,
-    roster: list[tuple[DemoMember, str]],
-) -> AuditFacts:
-    """Write one session, its venues and its roster (no sessions service exists yet)."""
-    starts, ends, now = window
-    venue_ids, plan_class_id = places
-    org_id = (
-        await session.execute(select(Organization.id).where(Organization.code == spec.org_code))
-    ).scalar_one()
-    past = ends <= now
-    training = TrainingSession(
-        public_id="".join(secrets.choice(PUBLIC_ID_ALPHABET) for _ in range(PUBLIC_ID_LENGTH)),
-        title=spec.title,
-        topic_code=spec.topic_code,
-        starts_at=starts,
-        ends_at=ends,
-        credit_hours=CREDIT_HOURS,
-        state="ended" if past else "scheduled",
-        policy=default_policy(),
-        org_id=org_id,
-        main_venue_id=venue_ids[spec.main_venue],
-        plan_class_id=plan_class_id,
-        created_by_id=operator_id,
-        created_at=now,
-        updated_at=now,
-        started_at=starts if past else None,
-        ended_at=ends if past else None,
-    )
-    session.add(training)
-    await session.flush()
-    roles = [(spec.main_venue, "main"), *((code, "branch") for code in spec.branch_venues)]
-    await session.execute(
-        insert(SessionVenue),
-        [{"session_id": training.id, "venue_id": venue_ids[c], "role": r} for c, r in roles],
-    )
-    await session.execute(
-        insert(RosterEntry),
-        [
-            {"session_id": training.id, "member_id": member.id, "venue_id": venue_ids[code]}
-            for member, code in roster
-        ],
-    )
-    snapshot = {
-        "title": spec.title,
-        "topic_code": spec.topic_code,
-        "starts_at": starts.isoformat(),
-        "ends_at": ends.isoformat(),
-        "credit_hours": str(CREDIT_HOURS),
-        "state": training.state,
-        "main_venue": spec.main_venue,
-        "branch_venues": list(spec.branch_venues),
-        "roster": {member.member_no: code for member, code in roster},
-        "plan_class": (
-            f"{spec.org_code}/{starts.astimezone(ZoneInfo(data.TIMEZONE)).year}/{spec.plan_class}"
-            if plan_class_id is not None
-            else None
-        ),
-    }
-    return AuditFacts(now, ACTOR, "session.create", "session", training.public_id, None, snapshot)
 
 
 def _login_lines(org_count: int, member_count: int, venue_count: int) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+ACTOR = "demo"  # who the audit trail says made the demo city
 CITY_CODE = "cz"
 CITY_NAME = "滁州市"
 CITY_ADMIN_CODE = "341100"

@@ -58,8 +58,8 @@ async def create_plans(
     now: datetime,
     actor: str,
     progress: Callable[[str], None],
-) -> dict[tuple[str, str], int]:
-    """File the year's plans; return (organization code, class code) → class id."""
+) -> dict[ClassRef, int]:
+    """File the year's plans; return each class's id by its reference."""
     for spec in data.PLANS:
         fields, problems = parse_plan(plan_body(spec, year))
         if fields is None:
@@ -78,6 +78,6 @@ async def create_plans(
         .join(PlanClass, PlanClass.plan_id == Plan.id)
         .where(Plan.year == year)
     )
-    classes = {(org_code, code): class_id for org_code, code, class_id in rows}
+    classes = {ClassRef(org_code, year, code): class_id for org_code, code, class_id in rows}
     progress(f"plans: {len(data.PLANS)} for {year} with {len(classes)} classes")
     return classes

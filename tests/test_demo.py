@@ -35,8 +35,9 @@ from server.db.models import (
     Venue,
 )
 from server.db.session import make_engine, make_sessionmaker, read_session, write_session
-from server.demo import DemoRefused, default_policy, seed_demo
+from server.demo import DemoRefused, seed_demo
 from server.demo_data import LOGINS
+from server.domain.attendance import Policy
 from server.services import audit, plan_analysis, users
 from tests.conftest import SECRET
 
@@ -126,7 +127,7 @@ async def test_demo_fills_an_empty_database(db: async_sessionmaker[AsyncSession]
             assert title in titles
         for training in sessions:
             assert re.fullmatch(r"[a-z0-9]{12}", training.public_id)
-            assert training.policy == default_policy()
+            assert training.policy == Policy().to_json()
             local = training.starts_at.astimezone(SHANGHAI)
             assert (local.hour, local.minute) == (9, 0) and training.ends_at > training.starts_at
             past = training.state in ("finalized", "approved")
