@@ -8,8 +8,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.session import read_session, write_session
 from server.keys import DB_KEY, SETTINGS_KEY
@@ -44,15 +46,27 @@ async def run_workflow_clock(app: web.Application, stop: asyncio.Event) -> None:
 async def store_monthly_reports(app: web.Application, now: datetime) -> None:
     """On the 1st (or the first round after it, should the server have been down), keep the
     previous month's report of every top-level organization that has none yet."""
-    tz = app[SETTINGS_KEY].tz
-    async with read_session(app[DB_KEY]) as session:
-        due = await report_snapshots.snapshots_due(session, tz, now)
-    if not due:
-        return
-    async with write_session(app[DB_KEY]) as session:
-        stored = await report_snapshots.store_due_snapshots(session, workflow.SYSTEM_ACTOR, tz, now)
+    stored = await store_due_reports(app[DB_KEY], workflow.SYSTEM_ACTOR, app[SETTINGS_KEY].tz, now)
     if stored:
         log.info("kept the monthly report of %s", ", ".join(stored))
+
+
+async def store_due_reports(
+    db: async_sessionmaker[AsyncSession], actor: str, tz: ZoneInfo, now: datetime
+) -> list[str]:
+    """Each due report is computed in a read and kept in a short write of its own (a city's
+    report takes seconds: no writer waits for it); one already kept meanwhile, by another
+    round or process, is not kept again. Returns the codes of the organizations reported."""
+    async with read_session(db) as session:
+        month, roots = await report_snapshots.due_reports(session, tz, now)
+    stored = []
+    for root in roots:
+        async with read_session(db) as session:
+            report = await report_snapshots.generate_for(session, root, month, tz)
+        async with write_session(db) as session:
+            if await report_snapshots.keep_first(session, actor, report, now):
+                stored.append(root.code)
+    return stored
 
 
 async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:

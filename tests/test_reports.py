@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.app import create_app
+from server.background import store_due_reports
 from server.db.base import Base
 from server.db.models import AuditEntry, Organization, ReportSnapshot
 from server.db.session import make_engine, read_session, write_session
@@ -665,19 +666,16 @@ async def test_last_months_report_is_kept_once_for_top_level_organizations(
     april_first = datetime(2026, 4, 1, 0, 5, tzinfo=TZ).astimezone(UTC)
     # Made today, the city has no report of any month before it.
     async with read_session(db) as session:
-        assert not await report_snapshots.snapshots_due(session, TZ, april_first)
+        assert (await report_snapshots.due_reports(session, TZ, april_first))[1] == []
     async with write_session(db) as session:
         await session.execute(
             update(Organization).values(created_at=datetime(2025, 12, 1, tzinfo=UTC))
         )
     async with read_session(db) as session:
-        assert await report_snapshots.snapshots_due(session, TZ, april_first)
-    async with write_session(db) as session:
-        assert await report_snapshots.store_due_snapshots(session, "system", TZ, april_first) == [
-            "city"
-        ]
-    async with write_session(db) as session:
-        assert await report_snapshots.store_due_snapshots(session, "system", TZ, april_first) == []
+        month, due = await report_snapshots.due_reports(session, TZ, april_first)
+    assert (month.label, [org.code for org in due]) == ("2026-03", ["city"])
+    assert await store_due_reports(db, "system", TZ, april_first) == ["city"]
+    assert await store_due_reports(db, "system", TZ, april_first) == []
     listed = await client.get(f"{SNAPSHOTS}?org=city", headers=world.auth("admin", "all"))
     snapshots = (await listed.json())["snapshots"]
     assert [(s["month"], s["version"], s["generated_by"]) for s in snapshots] == [

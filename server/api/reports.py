@@ -55,16 +55,12 @@ async def create_report_snapshot(request: web.Request) -> web.Response:
     """POST /api/v1/reports/monthly/snapshots {"org", "month"}: keep a new version."""
     query = _query(request, await read_json(request))
     principal = request[PRINCIPAL_KEY]
-    async with write_session(request.app[DB_KEY]) as session:
-        view = await report_snapshots.create_snapshot(
-            session,
-            principal.scope,
-            principal.actor,
-            query.org,
-            query.month,
-            request.app[SETTINGS_KEY].tz,
-            utcnow(),
+    async with read_session(request.app[DB_KEY]) as session:
+        report = await report_snapshots.generate(
+            session, principal.scope, query.org, query.month, request.app[SETTINGS_KEY].tz
         )
+    async with write_session(request.app[DB_KEY]) as session:
+        view = await report_snapshots.keep(session, principal.actor, report, utcnow())
     return reply(snapshot_json(view), status=201)
 
 

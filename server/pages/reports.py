@@ -220,16 +220,12 @@ async def create_report_snapshot(request: web.Request) -> web.Response:
         code = principal.org_code or ""
     if not v.CODE_PATTERN.match(code):
         raise NotFound(UNKNOWN_ORGANIZATION, code=code[:64])
-    async with write_session(request.app[DB_KEY]) as session:
-        view = await report_snapshots.create_snapshot(
-            session,
-            principal.scope,
-            principal.actor,
-            code,
-            month,
-            request.app[SETTINGS_KEY].tz,
-            utcnow(),
+    async with read_session(request.app[DB_KEY]) as session:
+        report = await report_snapshots.generate(
+            session, principal.scope, code, month, request.app[SETTINGS_KEY].tz
         )
+    async with write_session(request.app[DB_KEY]) as session:
+        view = await report_snapshots.keep(session, principal.actor, report, utcnow())
     url = request.app.router["report_monthly"].url_for()
     query = {"org": view.org, "month": view.month, "saved": str(view.version)}
     raise web.HTTPSeeOther(str(url.with_query(query)))

@@ -45,57 +45,84 @@ def _view(row: ReportSnapshot, org_code: str) -> SnapshotView:
     )
 
 
-async def _store(
-    session: AsyncSession, root: Organization, month: Month, actor: str, tz: ZoneInfo, now: datetime
-) -> SnapshotView:
-    """Compute the report and keep it as the next version (audited writers are serialized, so
-    two callers never pick the same version; the unique constraint would refuse it anyway)."""
-    await lock_for_audit(session)
+@dataclass(frozen=True)
+class Generated:
+    """A report just computed, not yet kept."""
+
+    org_id: int
+    org_code: str
+    month: Month
+    figures: dict[str, Any]
+
+
+async def generate_for(
+    session: AsyncSession, root: Organization, month: Month, tz: ZoneInfo
+) -> Generated:
+    """Compute the report of an organization already known to the caller (a read: a city's
+    report takes a second or two, and no writer should wait for it)."""
     figures = (await report_for(session, root, month, tz)).as_json()
-    latest = await session.scalar(
+    return Generated(root.id, root.code, month, figures)
+
+
+async def generate(
+    session: AsyncSession, scope: Scope, org_code: str, month: Month, tz: ZoneInfo
+) -> Generated:
+    """Compute the report of an organization in the scope (404 outside it)."""
+    return await generate_for(session, await get_org(session, scope, org_code), month, tz)
+
+
+async def _latest_version(session: AsyncSession, report: Generated) -> int | None:
+    return await session.scalar(
         select(func.max(ReportSnapshot.version)).where(
-            ReportSnapshot.org_id == root.id, ReportSnapshot.month == month.label
+            ReportSnapshot.org_id == report.org_id, ReportSnapshot.month == report.month.label
         )
     )
+
+
+async def keep(session: AsyncSession, actor: str, report: Generated, now: datetime) -> SnapshotView:
+    """Keep a generated report as the next version of its month (audited writers are
+    serialized, so two callers never pick the same version; the unique constraint would refuse
+    it anyway)."""
+    await lock_for_audit(session)
+    latest = await _latest_version(session, report)
+    return await _insert(session, actor, report, now, (latest or 0) + 1)
+
+
+async def keep_first(
+    session: AsyncSession, actor: str, report: Generated, now: datetime
+) -> SnapshotView | None:
+    """Keep the month's first version, or nothing (None) when it has one: the monthly run
+    stores each report once, however many rounds or processes run it."""
+    await lock_for_audit(session)
+    if await _latest_version(session, report) is not None:
+        return None
+    return await _insert(session, actor, report, now, 1)
+
+
+async def _insert(
+    session: AsyncSession, actor: str, report: Generated, now: datetime, version: int
+) -> SnapshotView:
     row = ReportSnapshot(
-        org_id=root.id,
-        month=month.label,
-        version=(latest or 0) + 1,
+        org_id=report.org_id,
+        month=report.month.label,
+        version=version,
         generated_at=now,
         generated_by=actor,
-        figures=json.dumps(figures, ensure_ascii=False, separators=(",", ":")),
+        figures=json.dumps(report.figures, ensure_ascii=False, separators=(",", ":")),
     )
     session.add(row)
     await session.flush()
+    after = {
+        "org": report.org_code,
+        "month": report.month.label,
+        "version": row.version,
+        **report.figures,
+    }
     await audit.append(
         session,
-        [
-            AuditFacts(
-                now,
-                actor,
-                "report.snapshot",
-                "report_snapshot",
-                str(row.id),
-                None,
-                {"org": root.code, "month": month.label, "version": row.version, **figures},
-            )
-        ],
+        [AuditFacts(now, actor, "report.snapshot", "report_snapshot", str(row.id), None, after)],
     )
-    return _view(row, root.code)
-
-
-async def create_snapshot(
-    session: AsyncSession,
-    scope: Scope,
-    actor: str,
-    org_code: str,
-    month: Month,
-    tz: ZoneInfo,
-    now: datetime,
-) -> SnapshotView:
-    """POST reports/monthly/snapshots: generate and keep a new version (earlier ones stay)."""
-    root = await get_org(session, scope, org_code)
-    return await _store(session, root, month, actor, tz, now)
+    return _view(row, report.org_code)
 
 
 async def list_snapshots(
@@ -136,22 +163,11 @@ async def _unreported_roots(
     return list((await session.execute(query)).scalars().all())
 
 
-async def snapshots_due(session: AsyncSession, tz: ZoneInfo, now: datetime) -> bool:
-    """True when the previous month still lacks a stored report of some top-level organization
-    (a cheap read the clock makes every round before it takes a writer's lock)."""
-    return bool(await _unreported_roots(session, month_of(now, tz).previous(), tz))
-
-
-async def store_due_snapshots(
-    session: AsyncSession, actor: str, tz: ZoneInfo, now: datetime
-) -> list[str]:
-    """The monthly run ("on the 1st, for the previous month"): keep a report of the previous
-    month for every top-level organization lacking one. Idempotent: checked again under the
-    writers' lock, so running it twice, or from two processes, stores each report once.
-    Returns the codes of the organizations reported."""
+async def due_reports(
+    session: AsyncSession, tz: ZoneInfo, now: datetime
+) -> tuple[Month, list[Organization]]:
+    """The monthly run ("on the 1st, for the previous month"): the previous month and the
+    top-level organizations still lacking a stored report of it (a cheap read the clock makes
+    every round)."""
     month = month_of(now, tz).previous()
-    await lock_for_audit(session)
-    roots = await _unreported_roots(session, month, tz)
-    for root in roots:
-        await _store(session, root, month, actor, tz, now)
-    return [root.code for root in roots]
+    return month, await _unreported_roots(session, month, tz)
