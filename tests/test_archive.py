@@ -20,9 +20,8 @@ from server.domain.archive import (
     cabinet_summary,
     completeness_pct,
     member_state,
-    parse_year,
-    year_of,
 )
+from server.domain.times import parse_year, year_of
 from server.services.clock import utcnow
 from tests.browser import Browser, give_password
 from tests.conftest import World

@@ -29,7 +29,8 @@ from server.db.models import (
 )
 from server.db.session import read_session, write_session
 from server.domain.members import MemberFields
-from server.domain.plans import next_state, not_filed, parse_plan, percent, reviews
+from server.domain.plans import next_state, not_filed, parse_plan, reviews
+from server.domain.reports import coverage_pct
 from server.services import members
 from tests.conftest import World
 from tests.test_authz_matrix import make_session, seed
@@ -162,13 +163,15 @@ def test_states_and_who_reviews() -> None:
 
 @given(st.integers(0, 10_000), st.integers(0, 10_000))
 def test_percent_is_bounded_and_rounded(part: int, whole: int) -> None:
-    value = percent(part, whole)
+    """The plan's progress figures use the reports' percentage (coverage_pct)."""
+    value = float(coverage_pct(part, whole))
     assert value == round(value, 1)
     if whole == 0:
         assert value == 0.0
     elif part <= whole:
         assert 0.0 <= value <= 100.0
-    assert percent(1, 3) == 33.3 and percent(2, 3) == 66.7 and percent(1, 8) == 12.5
+    assert [float(coverage_pct(part, 3)) for part in (1, 2)] == [33.3, 66.7]
+    assert float(coverage_pct(1, 8)) == 12.5
 
 
 # --- the API ----------------------------------------------------------------------------------

@@ -7,23 +7,16 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.body import iso, query_int, reply
+from server.api.body import iso, query_year, reply
 from server.auth.access import allow
 from server.db.session import read_session
-from server.domain.archive import MAX_YEAR, MIN_YEAR, ArchiveLine, year_of
+from server.domain.archive import ArchiveLine
 from server.domain.members import hours_number as hours
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.services import archive
 from server.services.archive import Cabinet, RegistrationForm
-from server.services.clock import utcnow
 
 READERS = ("admin", "operator", "reviewer")
-
-
-def query_year(request: web.Request) -> int:
-    """`year` of the query (this year when absent); 422 when it is no year of 2000..2100."""
-    current = year_of(utcnow(), request.app[SETTINGS_KEY].tz)
-    return query_int(request, "year", current, low=MIN_YEAR, high=MAX_YEAR)
 
 
 def line_json(line: ArchiveLine) -> dict[str, Any]:

@@ -8,7 +8,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from server.domain import validation as v
+from server.domain.times import FIRST_YEAR, LAST_YEAR, year_of
 from server.errors import Invalid
+from server.keys import SETTINGS_KEY
+from server.services.clock import utcnow
 
 T = TypeVar("T")
 
@@ -58,6 +61,16 @@ def query_int(request: web.Request, name: str, default: int, *, low: int, high: 
             fields={name: "is out of range"},
         )
     return value
+
+
+def this_year(request: web.Request) -> int:
+    """The current year in the server's time zone."""
+    return year_of(utcnow(), request.app[SETTINGS_KEY].tz)
+
+
+def query_year(request: web.Request) -> int:
+    """The query's `year` (FIRST_YEAR..LAST_YEAR; 422 otherwise), this year when none is."""
+    return query_int(request, "year", this_year(request), low=FIRST_YEAR, high=LAST_YEAR)
 
 
 def iso(value: Any) -> str | None:

@@ -7,11 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.body import checked, iso, query_int, read_json, reply
+from server.api.body import checked, iso, query_year, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain import validation as v
-from server.domain.plans import FIRST_YEAR, LAST_YEAR, parse_body, parse_comment, parse_plan
+from server.domain.plans import parse_body, parse_comment, parse_plan
+from server.domain.times import parse_year
 from server.errors import Invalid, NotFound
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import plan_analysis, plans
@@ -87,19 +88,15 @@ def analysis_json(result: PlanAnalysis) -> dict[str, Any]:
 def plan_key(request: web.Request) -> tuple[str, int]:
     """The organization code and year a plan's address names (404 for a year that cannot be)."""
     org, raw_year = request.match_info["org"], request.match_info["year"]
-    if (
-        not (raw_year.isascii() and raw_year.isdigit())
-        or not FIRST_YEAR <= int(raw_year) <= LAST_YEAR
-    ):
+    year = parse_year(raw_year)
+    if year is None:
         raise NotFound("No plan of {org} for {year}.", org=org, year=raw_year)
-    return org, int(raw_year)
+    return org, year
 
 
-def query_year(request: web.Request) -> int | None:
+def asked_year(request: web.Request) -> int | None:
     """The year asked for in the query string, if any."""
-    if not request.query.get("year"):
-        return None
-    return query_int(request, "year", 0, low=FIRST_YEAR, high=LAST_YEAR)
+    return query_year(request) if request.query.get("year") else None
 
 
 @allow("admin")
@@ -116,7 +113,7 @@ async def create_plan(request: web.Request) -> web.Response:
 async def list_plans(request: web.Request) -> web.Response:
     """GET /api/v1/plans?year=&org="""
     principal = request[PRINCIPAL_KEY]
-    year = query_year(request)
+    year = asked_year(request)
     async with read_session(request.app[DB_KEY]) as session:
         views = await plans.list_plans(
             session, principal.scope, year=year, org_code=request.query.get("org") or None
@@ -188,7 +185,7 @@ async def get_plan_analysis(request: web.Request) -> web.Response:
     """GET /api/v1/plans/analysis?org=&year="""
     principal = request[PRINCIPAL_KEY]
     org = request.query.get("org", "")
-    year = query_year(request)
+    year = asked_year(request)
     if not org or year is None:
         raise Invalid(
             "Name the organization and the year: ?org=CODE&year=YYYY.",

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from server.api.body import checked, iso, query_int, read_json, reply
+from server.api.body import checked, iso, query_year, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.members import hours_number as hours
@@ -179,7 +178,7 @@ async def get_member_record(request: web.Request) -> web.Response:
     """GET /api/v1/members/{member_no}/record?year=YYYY"""
     principal = request[PRINCIPAL_KEY]
     tz = request.app[SETTINGS_KEY].tz
-    year = query_int(request, "year", datetime.now(tz).year, low=2000, high=2100)
+    year = query_year(request)
     async with read_session(request.app[DB_KEY]) as session:
         record = await member_record(
             session, principal.scope, request.match_info["member_no"], year, tz

@@ -3,17 +3,12 @@ state in the committee cabinet (一党委一专柜), and the cabinet's summary."
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from server.domain.reports import coverage_pct
 
-MIN_YEAR, MAX_YEAR = 2000, 2100
-YEAR_PATTERN = re.compile(r"^[0-9]{4}$")
 FULL = Decimal("100.0")
 # A member's state in the cabinet: the yearly requirement met, some credit but not enough,
 # no credit at all in the year.
@@ -22,19 +17,6 @@ CABINET_STATE_LABELS = {
     "incomplete": "Incomplete",
     "untrained": "Untrained",
 }
-
-
-def year_of(moment: datetime, tz: ZoneInfo) -> int:
-    """The calendar year of a moment in the local time zone."""
-    return moment.astimezone(tz).year
-
-
-def parse_year(raw: str) -> int | None:
-    """A year written as four digits within MIN_YEAR..MAX_YEAR, else None."""
-    if not YEAR_PATTERN.match(raw):
-        return None
-    year = int(raw)
-    return year if MIN_YEAR <= year <= MAX_YEAR else None
 
 
 def completeness_pct(earned: Decimal, required: Decimal) -> Decimal:

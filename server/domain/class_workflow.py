@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from server.domain import validation as v
+from server.domain.reports import coverage_pct
 
 # The fixed keys, in the city's default order; templates and stored marks hang on them.
 STEP_KEYS = (
@@ -210,12 +211,9 @@ class Tally:
 
     @property
     def rate_pct(self) -> Decimal:
-        """Present (fully or partly) as a share of results, one decimal; 0 with no results."""
+        """Present (fully or partly) as a share of results, half up to one decimal; 0 with none."""
         total = self.present + self.partial + self.absent
-        if not total:
-            return Decimal("0.0")
-        share = Decimal(100 * (self.present + self.partial)) / Decimal(total)
-        return share.quantize(Decimal("0.1"))
+        return coverage_pct(self.present + self.partial, total)
 
 
 def tally(runs: Iterable[Iterable[tuple[str, Decimal, bool]]]) -> Tally:

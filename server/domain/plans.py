@@ -11,8 +11,9 @@ from typing import Any
 
 from server.domain import validation as v
 from server.domain.members import hours_number
+from server.domain.reports import coverage_pct
+from server.domain.times import FIRST_YEAR, LAST_YEAR
 
-FIRST_YEAR, LAST_YEAR = 2000, 2100
 MAX_RUNS = 1000
 MAX_TRAINEES = 1_000_000
 MAX_HOURS = Decimal(200)
@@ -320,25 +321,17 @@ class ClassTally:
     @property
     def runs_pct(self) -> float:
         """Runs held ÷ planned, in percent."""
-        return percent(self.runs_held, self.runs_planned)
+        return float(coverage_pct(self.runs_held, self.runs_planned))
 
     @property
     def trainees_pct(self) -> float:
         """Trainees reached ÷ planned, in percent."""
-        return percent(self.trainees_reached, self.trainees_planned)
+        return float(coverage_pct(self.trainees_reached, self.trainees_planned))
 
     @property
     def over_members(self) -> bool:
         """More trainees planned than there are members to train: a 虚训 warning."""
         return self.trainees_planned > self.members
-
-
-def percent(part: int, whole_: int) -> float:
-    """part ÷ whole × 100, rounded half up to one decimal; 0.0 when nothing was planned."""
-    if whole_ <= 0:
-        return 0.0
-    value = (Decimal(part) * 100 / Decimal(whole_)).quantize(Decimal("0.1"), "ROUND_HALF_UP")
-    return float(value)
 
 
 @dataclass(frozen=True)

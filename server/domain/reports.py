@@ -12,9 +12,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.domain import validation as v
+from server.domain.times import FIRST_YEAR, LAST_YEAR
 
 MONTHS_IN_YEAR = 12
-FIRST_YEAR, LAST_YEAR = 2000, 2100
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 BAD_MONTH = "must be a month written YYYY-MM"
 FUTURE_MONTH = "is a month still to come"

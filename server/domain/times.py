@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+# The years records, plans, reports and archives are kept for.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+YEAR_PATTERN = re.compile(r"^[0-9]{4}$")
+
+
+def year_of(moment: datetime, tz: ZoneInfo) -> int:
+    """The calendar year of a moment in the local time zone."""
+    return moment.astimezone(tz).year
+
+
+def parse_year(raw: str) -> int | None:
+    """A year written as four digits within FIRST_YEAR..LAST_YEAR, else None."""
+    if not YEAR_PATTERN.match(raw):
+        return None
+    year = int(raw)
+    return year if FIRST_YEAR <= year <= LAST_YEAR else None
 
 
 def parse_instant(value: object) -> datetime | None:

@@ -8,23 +8,17 @@ import asyncio
 from aiohttp import web
 
 from server.api.archive import read_cabinet, read_registration_form
+from server.api.body import this_year
 from server.auth.access import allow
-from server.domain.archive import (
-    CABINET_STATE_LABELS,
-    MAX_YEAR,
-    MIN_YEAR,
-    parse_year,
-    year_of,
-)
+from server.domain.archive import CABINET_STATE_LABELS
+from server.domain.times import FIRST_YEAR, LAST_YEAR, parse_year
 from server.errors import NotFound
 from server.i18n import translate_for
-from server.keys import SETTINGS_KEY
 from server.pages.attendance_export import csv_bytes, xlsx_bytes
 from server.pages.cabinet_export import CABINET_COLUMN_LABELS, cabinet_sheet
 from server.pages.downloads import download
 from server.pages.render import render
 from server.services.archive import Cabinet
-from server.services.clock import utcnow
 
 READERS = ("admin", "operator", "reviewer")
 
@@ -54,9 +48,9 @@ async def get_cabinet(request: web.Request) -> web.Response:
             "cabinet": found,
             "cabinet_state_labels": CABINET_STATE_LABELS,
             "headings": {key: gettext(label) for key, label in CABINET_COLUMN_LABELS.items()},
-            "this_year": year_of(utcnow(), request.app[SETTINGS_KEY].tz),
-            "min_year": MIN_YEAR,
-            "max_year": MAX_YEAR,
+            "this_year": this_year(request),
+            "min_year": FIRST_YEAR,
+            "max_year": LAST_YEAR,
         },
     )
 

@@ -15,6 +15,7 @@ from server.domain.class_workflow import (
     parse_step_list,
 )
 from server.domain.sessions import ClassRef
+from server.domain.times import parse_year
 from server.errors import ApiError, NotFound
 from server.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
@@ -31,10 +32,10 @@ MARKERS = ("admin", "operator")
 def _ref(request: web.Request) -> ClassRef:
     """The class the address names; a year that is no year names no class."""
     info = request.match_info
-    year = info["year"]
-    if not (year.isascii() and year.isdigit() and len(year) == 4):
-        raise NotFound(NO_CLASS, code=info["code"], year=year, org=info["org"])
-    return ClassRef(info["org"], int(year), info["code"])
+    year = parse_year(info["year"])
+    if year is None:
+        raise NotFound(NO_CLASS, code=info["code"], year=info["year"], org=info["org"])
+    return ClassRef(info["org"], year, info["code"])
 
 
 async def _class_page(

@@ -3,14 +3,13 @@ importing a CSV file."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
-from server.api.body import checked, query_int
+from server.api.body import checked, query_int, query_year, this_year
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.members import CATEGORIES, REQUIRED_HOURS, parse_member
+from server.domain.times import FIRST_YEAR, LAST_YEAR
 from server.errors import ApiError, Invalid
 from server.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
@@ -22,7 +21,6 @@ from server.services.member_import import ImportRejected, import_members_csv
 
 READERS = ("admin", "operator", "reviewer")
 PER_PAGE = 50
-MIN_YEAR, MAX_YEAR = 2000, 2100
 
 
 async def _list_page(
@@ -71,8 +69,7 @@ async def get_member(request: web.Request) -> web.Response:
     outside the caller's scope the member does not exist."""
     principal = request[PRINCIPAL_KEY]
     tz = request.app[SETTINGS_KEY].tz
-    this_year = datetime.now(tz).year
-    year = query_int(request, "year", this_year, low=MIN_YEAR, high=MAX_YEAR)
+    year = query_year(request)
     number = request.match_info["member_no"]
     async with read_session(request.app[DB_KEY]) as session:
         view = await members.get_member(session, principal.scope, number)
@@ -84,9 +81,9 @@ async def get_member(request: web.Request) -> web.Response:
             "member": view,
             "required_hours": REQUIRED_HOURS[view.category],
             "record": record,
-            "this_year": this_year,
-            "min_year": MIN_YEAR,
-            "max_year": MAX_YEAR,
+            "this_year": this_year(request),
+            "min_year": FIRST_YEAR,
+            "max_year": LAST_YEAR,
         },
     )
 

@@ -7,29 +7,24 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from server.api.body import checked
+from server.api.body import checked, query_year, this_year
 from server.api.plans import plan_key
 from server.auth.access import allow
 from server.db.session import read_session, write_session
-from server.domain import validation as v
 from server.domain.plans import (
     EDITABLE,
-    FIRST_YEAR,
-    LAST_YEAR,
     parse_body,
     parse_comment,
     parse_plan,
     reviews,
-    whole,
 )
 from server.errors import Conflict, Invalid
 from server.i18n import translate_for
-from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.forms import FormProblem, problem_of, read_form
 from server.pages.plan_form import PlanForm, on_form
 from server.pages.render import render
 from server.services import organizations, plan_analysis, plans
-from server.services.clock import utcnow
 
 READERS = ("admin", "operator", "reviewer")
 REVIEWERS = ("admin", "reviewer")
@@ -55,23 +50,6 @@ PLAN_DONE_MESSAGES = {
     "accept": "The plan was accepted.",
     "return": "The plan was returned with your comment.",
 }
-BAD_YEAR = "The year must be a number between 2000 and 2100."
-
-
-def _this_year(request: web.Request) -> int:
-    return utcnow().astimezone(request.app[SETTINGS_KEY].tz).year
-
-
-def _chosen_year(request: web.Request) -> int:
-    """The year asked for in the query string; this year when none is."""
-    raw = request.query.get("year", "")
-    if not raw:
-        return _this_year(request)
-    problems = v.Problems()
-    year = whole(raw, "year", problems, low=FIRST_YEAR, high=LAST_YEAR)
-    if year is None:
-        raise Invalid(BAD_YEAR, fields=problems)
-    return year
 
 
 def _plan_url(request: web.Request, org: str, year: int, done: str | None = None) -> str:
@@ -84,7 +62,7 @@ async def get_plans(request: web.Request) -> web.Response:
     """GET /plans?year=&org=: the year's plans, and the analysis of the caller's level (or of
     the organization asked for)."""
     principal = request[PRINCIPAL_KEY]
-    year = _chosen_year(request)
+    year = query_year(request)
     async with read_session(request.app[DB_KEY]) as session:
         tree = await organizations.list_tree(session, principal.scope, with_counts=False)
         views = await plans.list_plans(session, principal.scope, year=year)
@@ -135,7 +113,7 @@ async def _form_page(
 async def new_plan(request: web.Request) -> web.Response:
     """GET /plans/new: an empty plan form for the caller's organization and this year."""
     principal = request[PRINCIPAL_KEY]
-    return await _form_page(request, PlanForm.blank(principal.org_code or "", _this_year(request)))
+    return await _form_page(request, PlanForm.blank(principal.org_code or "", this_year(request)))
 
 
 @allow("admin")
