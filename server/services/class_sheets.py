@@ -62,7 +62,6 @@ class Result:
     org_name: str
     venue_name: str | None
     status: str
-    reason: str | None
     presence_minutes: int
     credit_hours: Decimal
     flags: list[str]
@@ -234,7 +233,6 @@ async def _results(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[
                 org_name,
                 venue_name,
                 line.status,
-                line.reason,
                 line.presence_seconds // 60,
                 line.credit_hours,
                 sorted(line.flags),

@@ -38,14 +38,12 @@ class ClassFacts:
     id: int
     org_code: str
     org_name: str
-    org_path: str
     plan_year: int
     plan_title: str
     plan_state: str
     plan_filed_at: datetime | None
     code: str
     title: str
-    position: int
     runs_planned: int
     trainees_planned: int
     hours_per_run: Decimal
@@ -100,14 +98,12 @@ async def load_class(session: AsyncSession, scope: Scope, ref: ClassRef) -> Clas
         klass.id,
         org.code,
         org.name,
-        org.path,
         plan.year,
         plan.title,
         plan.state,
         plan.filed_at,
         klass.code,
         klass.title,
-        klass.position,
         klass.runs_planned,
         klass.trainees_planned,
         klass.hours_per_run,

@@ -39,7 +39,6 @@ class PlanAnalysis:
 
     org_code: str
     org_name: str
-    org_level: str
     year: int
     state: str | None  # the organization's own plan, None without one
     title: str | None
@@ -177,7 +176,6 @@ async def analyse(session: AsyncSession, scope: Scope, org_code: str, year: int)
     return PlanAnalysis(
         org.code,
         org.name,
-        org.level,
         year,
         plan.state if plan else None,
         plan.title if plan else None,

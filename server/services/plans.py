@@ -44,7 +44,6 @@ class PlanView:
 
     org_code: str
     org_name: str
-    org_level: str
     year: int
     title: str
     state: str
@@ -111,7 +110,6 @@ async def _views(session: AsyncSession, rows: list[tuple[Plan, Organization]]) -
         PlanView(
             org.code,
             org.name,
-            org.level,
             plan.year,
             plan.title,
             plan.state,

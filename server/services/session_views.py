@@ -51,12 +51,6 @@ class SessionView:
         return next(venue.code for venue in self.venues if venue.role == "main")
 
 
-async def _load(session: AsyncSession, public_id: str) -> TrainingSession | None:
-    return (
-        await session.execute(select(TrainingSession).where(TrainingSession.public_id == public_id))
-    ).scalar_one_or_none()
-
-
 def _visible(scope: Scope) -> Any:
     """Sessions owned inside the scope, or with a venue inside it."""
     if scope.path is None:
