@@ -929,6 +929,7 @@ async def make_session(
     *,
     subtree: str = "a",
     branch: str | None = None,
+    plan_class: str | None = None,
 ) -> str:
     """A session owned by the subtree (its venue and member on the roster), driven into `state`
     through the workflow, as the first engineer to use it would; returns its id."""
@@ -936,7 +937,12 @@ async def make_session(
         "a": ("VEN-A", "M-A-1", "甲区培训班"),
         "b": ("VEN-B", "M-B-1", "乙区培训班"),
     }[subtree]
-    raw = {**_session(venue, ""), "title": title, "roster": [{"member_no": member, "venue": venue}]}
+    raw = {
+        **_session(venue, ""),
+        "title": title,
+        "roster": [{"member_no": member, "venue": venue}],
+        "plan_class": plan_class,
+    }
     if branch is not None:
         other = {"VEN-A": "M-A-1", "VEN-B": "M-B-1"}[branch]
         raw["branch_venues"] = [branch]

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.principal import WHOLE_TREE
@@ -118,16 +118,12 @@ async def seed_class(db: Db, *, with_run: bool = True, code: str = "C01") -> See
                 {"member_no": "WF-2", "venue": "WF-MAIN"},
                 {"member_no": "WF-3", "venue": "WF-BR"},
             ],
+            "plan_class": f"a1/2026/{code}",
         }
     )
     assert fields is not None and not problems, problems
     async with write_session(db) as session:
         view = await sessions.create_session(session, WHOLE_TREE, "test", fields)
-        await session.execute(
-            update(TrainingSession)
-            .where(TrainingSession.public_id == view.id)
-            .values(plan_class_id=class_id)
-        )
         training_id = await session.scalar(
             select(TrainingSession.id).where(TrainingSession.public_id == view.id)
         )

@@ -22,10 +22,8 @@ from server.db.models import (
     AuditEntry,
     ClassStep,
     Member,
-    Organization,
     Plan,
     PlanClass,
-    TrainingSession,
 )
 from server.db.session import read_session, write_session
 from server.domain.members import MemberFields
@@ -398,21 +396,9 @@ async def test_the_analysis_and_runs_planned(
     # The seed holds a draft 2026 plan of a1: it becomes this one.
     assert (await client.put(f"{API}/a1/2026", headers=admin, json=body)).status == 200
     # Two runs of C01 held (finalized), one still scheduled; M-A-1 present in both.
-    async with read_session(db) as session:
-        c01 = await session.scalar(
-            select(PlanClass.id)
-            .join(Plan, PlanClass.plan_id == Plan.id)
-            .join(Organization, Plan.org_id == Organization.id)
-            .where(PlanClass.code == "C01", Organization.code == "a1", Plan.year == 2026)
-        )
-    held = [await make_session(db, "finalized"), await make_session(db, "approved")]
-    pending = await make_session(db, "scheduled")
+    for state in ("finalized", "approved", "scheduled"):
+        await make_session(db, state, plan_class="a1/2026/C01")
     async with write_session(db) as session:
-        await session.execute(
-            update(TrainingSession)
-            .where(TrainingSession.public_id.in_([*held, pending]))
-            .values(plan_class_id=c01)
-        )
         member = await session.scalar(select(Member.id).where(Member.member_no == "M-A-1"))
         await session.execute(
             update(Attendance).where(Attendance.member_id == member).values(status="present")
