@@ -5,20 +5,18 @@ requirement, from one grouped query."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, and_, func, select, type_coerce
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
+from server.db.base import Hours
 from server.db.models import Member, Organization, TrainingRecord, Venue
 from server.domain.archive import ArchiveLine, CabinetSummary, cabinet_summary
 from server.domain.members import REQUIRED_HOURS
 from server.services.attendance_view import RecordEntry, member_record
-from server.services.organizations import get_org
-
-HUNDREDTH = Decimal("0.01")
+from server.services.organizations import get_org, tree_sort_key
 
 
 @dataclass(frozen=True)
@@ -94,11 +92,6 @@ async def cabinet(session: AsyncSession, scope: Scope, org_code: str, year: int)
         )
     ).all()
     by_id = {row.id: row for row in orgs}
-    in_subtree = select(Organization.id).where(
-        Organization.path.startswith(root.path, autoescape=True)
-    )
-    # Raw hundredths (the stored integers) add up exactly in the database.
-    hundredths = type_coerce(TrainingRecord.credit_hours, Integer)
     rows = (
         await session.execute(
             select(
@@ -106,23 +99,19 @@ async def cabinet(session: AsyncSession, scope: Scope, org_code: str, year: int)
                 Member.name,
                 Member.org_id,
                 Member.category,
-                func.coalesce(func.sum(hundredths), 0),
+                func.coalesce(func.sum(TrainingRecord.credit_hours), 0, type_=Hours()),
             )
             .outerjoin(
                 TrainingRecord,
                 and_(TrainingRecord.member_id == Member.id, TrainingRecord.year == year),
             )
-            .where(Member.org_id.in_(in_subtree))
+            .where(Member.org_id.in_(by_id))
             .group_by(Member.id, Member.member_no, Member.name, Member.org_id, Member.category)
         )
     ).all()
 
-    def tree_order(org_id: int) -> tuple[str, ...]:
-        """The codes from the subtree's root down to the organization."""
-        parts = (int(part) for part in by_id[org_id].path.strip("/").split("/"))
-        return tuple(by_id[part].code for part in parts if part in by_id)
-
-    order = {org_id: tree_order(org_id) for org_id in by_id}
+    code_of = {org_id: row.code for org_id, row in by_id.items()}
+    order = {org_id: tree_sort_key(row.path, code_of) for org_id, row in by_id.items()}
     ordered = sorted(rows, key=lambda row: (order[row[2]], row[0]))
     lines = [
         ArchiveLine(
@@ -132,7 +121,7 @@ async def cabinet(session: AsyncSession, scope: Scope, org_code: str, year: int)
             by_id[org_id].name,
             category,
             REQUIRED_HOURS[category],
-            (Decimal(int(earned)) / 100).quantize(HUNDREDTH),
+            earned,
         )
         for number, name, org_id, category, earned in ordered
     ]

@@ -177,13 +177,14 @@ async def list_tree(
         )
         for row in orgs
     ]
-    order = {row.id: _sort_key(row.path, code_of) for row in orgs}
+    order = {row.id: tree_sort_key(row.path, code_of) for row in orgs}
     by_code = {row.code: row.id for row in orgs}
     nodes.sort(key=lambda node: order[by_code[node.code]])
     return nodes
 
 
-def _sort_key(path: str, code_of: dict[int, str]) -> tuple[str, ...]:
+def tree_sort_key(path: str, code_of: dict[int, str]) -> tuple[str, ...]:
+    """Organizations in tree order: by the codes from the top down to them."""
     return tuple(code_of.get(int(part), "") for part in path.strip("/").split("/"))
 
 
