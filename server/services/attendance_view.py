@@ -22,6 +22,7 @@ from server.db.models import (
     Venue,
 )
 from server.domain.members import REQUIRED_HOURS
+from server.domain.sessions import HELD_STATES
 from server.errors import Conflict
 from server.services.members import get_member
 from server.services.session_views import load_visible
@@ -78,7 +79,7 @@ async def session_attendance(
 ) -> SessionAttendance:
     """The finalized result; members outside the scope are left out of a joint session's list."""
     training = await load_visible(session, scope, public_id)
-    if training.state not in ("finalized", "approved"):
+    if training.state not in HELD_STATES:
         raise Conflict("The session is not finalized yet; attendance appears after it is.")
     venue_rows = (
         await session.execute(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
@@ -35,6 +35,13 @@ class ClassOption:
 def sees_plan_of(scope: Scope, org_path: str) -> bool:
     """Whether the scope sees the plans of the organization at this path: inside it or above."""
     return scope.covers(org_path) or (scope.path is not None and scope.path.startswith(org_path))
+
+
+def _seen_plans(scope: Scope) -> ColumnElement[bool]:
+    """`sees_plan_of` as a WHERE clause on Organization: inside the scope, or one of the
+    organizations its path names (those above it)."""
+    above = [int(part) for part in (scope.path or "").strip("/").split("/") if part]
+    return or_(scope.clause(Organization.path), Organization.id.in_(above))
 
 
 async def class_id_for(
@@ -75,30 +82,24 @@ async def class_refs(
     if not wanted:
         return {}
     rows = await session.execute(
-        select(PlanClass.id, Organization.code, Organization.path, Plan.year, PlanClass.code)
+        select(PlanClass.id, Organization.code, Plan.year, PlanClass.code)
         .join(Plan, Plan.id == PlanClass.plan_id)
         .join(Organization, Organization.id == Plan.org_id)
-        .where(PlanClass.id.in_(wanted))
+        .where(PlanClass.id.in_(wanted), _seen_plans(scope))
     )
-    return {
-        class_id: ClassRef(org_code, year, code)
-        for class_id, org_code, path, year, code in rows
-        if sees_plan_of(scope, path)
-    }
+    return {class_id: ClassRef(org_code, year, code) for class_id, org_code, year, code in rows}
 
 
 async def class_options(session: AsyncSession, scope: Scope, year: int) -> list[ClassOption]:
     """The classes of the year's plans the scope sees, from the top down, in class order."""
     rows = await session.execute(
-        select(Organization.code, Organization.name, Organization.path)
-        .add_columns(PlanClass.code, PlanClass.title)
+        select(Organization.code, Organization.name, PlanClass.code, PlanClass.title)
         .join(Plan, Plan.org_id == Organization.id)
         .join(PlanClass, PlanClass.plan_id == Plan.id)
-        .where(Plan.year == year)
+        .where(Plan.year == year, _seen_plans(scope))
         .order_by(Organization.path, PlanClass.position, PlanClass.code)
     )
     return [
         ClassOption(ClassRef(org_code, year, code), title, org_name)
-        for org_code, org_name, path, code, title in rows
-        if sees_plan_of(scope, path)
+        for org_code, org_name, code, title in rows
     ]
