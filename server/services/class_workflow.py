@@ -27,6 +27,7 @@ from server.domain.class_workflow import (
 from server.domain.sessions import ClassRef
 from server.errors import Forbidden, NotFound
 from server.services import audit
+from server.services.organizations import named_in_subtree
 
 NO_CLASS = "No class {code} in the {year} plan of {org}."
 
@@ -84,16 +85,7 @@ async def load_class(session: AsyncSession, scope: Scope, ref: ClassRef) -> Clas
     if row is None or not scope.covers(row[2].path):
         raise NotFound(NO_CLASS, code=ref.code, year=ref.year, org=ref.org_code)
     klass, plan, org = row
-    names = dict(
-        (
-            await session.execute(
-                select(Organization.code, Organization.name).where(
-                    Organization.code.in_(klass.target_org_codes),
-                    Organization.path.startswith(org.path, autoescape=True),
-                )
-            )
-        ).all()
-    )
+    inside = await named_in_subtree(session, org, klass.target_org_codes)
     return ClassFacts(
         klass.id,
         org.code,
@@ -110,7 +102,7 @@ async def load_class(session: AsyncSession, scope: Scope, ref: ClassRef) -> Clas
         list(klass.topics),
         sorted(klass.months),
         list(klass.target_categories),
-        [(code, names.get(code, code)) for code in klass.target_org_codes],
+        [(code, inside[code][0] if code in inside else code) for code in klass.target_org_codes],
         klass.first_lesson,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -49,6 +50,19 @@ async def get_org(session: AsyncSession, scope: Scope, code: str) -> Organizatio
     if org is None or not scope.covers(org.path):
         raise NotFound("No organization with code {code}.", code=code)
     return org
+
+
+async def named_in_subtree(
+    session: AsyncSession, root: Organization, codes: Iterable[str]
+) -> dict[str, tuple[str, str]]:
+    """Of these codes, the organizations inside the root's subtree: code → (name, path)."""
+    rows = await session.execute(
+        select(Organization.code, Organization.name, Organization.path).where(
+            Organization.code.in_(set(codes)),
+            Organization.path.startswith(root.path, autoescape=True),
+        )
+    )
+    return {code: (name, path) for code, name, path in rows}
 
 
 async def org_named_in(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, false, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
@@ -20,7 +20,8 @@ from server.domain.plans import (
     without_first_lesson,
 )
 from server.domain.sessions import HELD_STATES
-from server.services.organizations import get_org
+from server.services.organizations import get_org, named_in_subtree
+from server.services.plans import classes_of
 
 
 @dataclass(frozen=True)
@@ -58,18 +59,12 @@ class PlanAnalysis:
         return without_first_lesson(self.classes)
 
 
-def _in_subtrees(paths: list[str]) -> ColumnElement[bool]:
-    if not paths:
-        return false()
-    return or_(*(Organization.path.startswith(path, autoescape=True) for path in paths))
-
-
 async def _member_counts(session: AsyncSession, org: Organization) -> dict[tuple[str, str], int]:
     """Members of the organization's subtree per (organization path, category), in one query."""
     rows = await session.execute(
         select(Organization.path, Member.category, func.count())
         .join(Member, Member.org_id == Organization.id)
-        .where(_in_subtrees([org.path]))
+        .where(Organization.path.startswith(org.path, autoescape=True))
         .group_by(Organization.path, Member.category)
     )
     return {(path, category): int(count) for path, category, count in rows}
@@ -122,25 +117,22 @@ async def _tallies(
         .join(Attendance, Attendance.session_id == TrainingSession.id)
         .join(Member, Member.id == Attendance.member_id)
         .join(Organization, Organization.id == Member.org_id)
-        .where(_held(ids), Attendance.status == "present", _in_subtrees([org.path]))
+        .where(
+            _held(ids),
+            Attendance.status == "present",
+            Organization.path.startswith(org.path, autoescape=True),
+        )
     )
     reached: dict[int, set[int]] = {class_id: set() for class_id in ids}
     for class_id, member_id in await session.execute(present):
         if class_id is not None:
             reached[class_id].add(member_id)
-    codes = {code for row in classes for code in row.target_org_codes}
-    paths = dict(
-        (
-            await session.execute(
-                select(Organization.code, Organization.path).where(
-                    Organization.code.in_(codes), _in_subtrees([org.path])
-                )
-            )
-        ).all()
+    inside = await named_in_subtree(
+        session, org, (code for row in classes for code in row.target_org_codes)
     )
     tallies = []
     for row in classes:
-        targets = [paths[code] for code in row.target_org_codes if code in paths] or [org.path]
+        targets = [inside[code][1] for code in row.target_org_codes if code in inside] or [org.path]
         members = _members_in(counts, targets, list(row.target_categories))
         tallies.append(
             ClassTally(
@@ -162,15 +154,7 @@ async def analyse(session: AsyncSession, scope: Scope, org_code: str, year: int)
     """The analysis of an organization inside the scope (404 outside it) for a year."""
     org = await get_org(session, scope, org_code)
     plan = await session.scalar(select(Plan).where(Plan.org_id == org.id, Plan.year == year))
-    classes = (
-        list(
-            await session.scalars(
-                select(PlanClass).where(PlanClass.plan_id == plan.id).order_by(PlanClass.position)
-            )
-        )
-        if plan is not None
-        else []
-    )
+    classes = (await classes_of(session, [plan.id]))[plan.id] if plan is not None else []
     counts = await _member_counts(session, org)
     tallies, reached = await _tallies(session, org, classes, counts)
     return PlanAnalysis(

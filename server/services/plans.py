@@ -26,7 +26,7 @@ from server.domain.plans import (
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.services import audit
 from server.services.clock import utcnow
-from server.services.organizations import get_org, org_named_in
+from server.services.organizations import get_org, named_in_subtree, org_named_in
 
 NOT_FILING = "is a party branch, which files no plan of its own"
 TARGET_OUTSIDE = "names an organization outside the plan's organization"
@@ -83,7 +83,7 @@ def _class_fields(row: PlanClass) -> ClassFields:
     )
 
 
-async def _classes_of(session: AsyncSession, plan_ids: list[int]) -> dict[int, list[PlanClass]]:
+async def classes_of(session: AsyncSession, plan_ids: list[int]) -> dict[int, list[PlanClass]]:
     found: dict[int, list[PlanClass]] = {plan_id: [] for plan_id in plan_ids}
     rows = await session.scalars(
         select(PlanClass)
@@ -104,7 +104,7 @@ async def _parent_paths(session: AsyncSession, orgs: list[Organization]) -> dict
 
 
 async def _views(session: AsyncSession, rows: list[tuple[Plan, Organization]]) -> list[PlanView]:
-    classes = await _classes_of(session, [plan.id for plan, _ in rows])
+    classes = await classes_of(session, [plan.id for plan, _ in rows])
     parents = await _parent_paths(session, [org for _, org in rows])
     return [
         PlanView(
@@ -173,16 +173,10 @@ async def _check_targets(session: AsyncSession, org: Organization, body: PlanBod
     """Every target organization lies in the plan organization's subtree (422 otherwise, the
     same for one that does not exist)."""
     codes = {code for item in body.classes for code in item.target_org_codes}
-    paths = dict(
-        (
-            await session.execute(
-                select(Organization.code, Organization.path).where(Organization.code.in_(codes))
-            )
-        ).all()
-    )
+    inside = await named_in_subtree(session, org, codes)
     problems = v.Problems()
     for index, item in enumerate(body.classes):
-        if any(not paths.get(code, "").startswith(org.path) for code in item.target_org_codes):
+        if any(code not in inside for code in item.target_org_codes):
             problems[f"classes[{index}].target_org_codes"] = TARGET_OUTSIDE
     if problems:
         raise Invalid("A class targets organizations outside {org}.", org=org.code, fields=problems)
@@ -191,7 +185,7 @@ async def _check_targets(session: AsyncSession, org: Organization, body: PlanBod
 async def _write_classes(session: AsyncSession, plan: Plan, body: PlanBody) -> None:
     """Make the plan's classes these: kept codes keep their row (and the sessions and workflow
     steps hung on it), dropped ones go, new ones are added."""
-    existing = {row.code: row for row in (await _classes_of(session, [plan.id]))[plan.id]}
+    existing = {row.code: row for row in (await classes_of(session, [plan.id]))[plan.id]}
     wanted = {item.code for item in body.classes}
     dropped = {row.id: code for code, row in existing.items() if code not in wanted}
     if dropped:
