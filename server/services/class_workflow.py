@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
-from server.db.models import ClassStep, Organization, Plan, PlanClass, WorkflowStep
+from server.db.models import ClassStep, WorkflowStep
 from server.db.session import lock_for_audit
 from server.domain.audit_chain import AuditFacts
 from server.domain.class_workflow import (
@@ -28,6 +28,7 @@ from server.domain.sessions import ClassRef
 from server.errors import Forbidden, NotFound
 from server.services import audit
 from server.services.organizations import named_in_subtree
+from server.services.plans import find_class
 
 NO_CLASS = "No class {code} in the {year} plan of {org}."
 
@@ -72,16 +73,7 @@ class StepState:
 
 async def load_class(session: AsyncSession, scope: Scope, ref: ClassRef) -> ClassFacts:
     """The class, if its plan's organization lies in the scope; otherwise it does not exist."""
-    row = (
-        await session.execute(
-            select(PlanClass, Plan, Organization)
-            .join(Plan, PlanClass.plan_id == Plan.id)
-            .join(Organization, Plan.org_id == Organization.id)
-            .where(
-                Organization.code == ref.org_code, Plan.year == ref.year, PlanClass.code == ref.code
-            )
-        )
-    ).first()
+    row = await find_class(session, ref)
     if row is None or not scope.covers(row[2].path):
         raise NotFound(NO_CLASS, code=ref.code, year=ref.year, org=ref.org_code)
     klass, plan, org = row

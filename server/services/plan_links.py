@@ -18,6 +18,7 @@ from server.auth.principal import Scope
 from server.db.models import Organization, Plan, PlanClass
 from server.domain.sessions import ClassRef
 from server.errors import Invalid
+from server.services.plans import find_class
 
 UNKNOWN_CLASS = "is not a known plan class"
 NOT_ABOVE = "belongs to a plan of another organization than the main venue's or one above it"
@@ -51,27 +52,17 @@ async def class_id_for(
     not see is as unknown as one that does not exist."""
     if ref is None:
         return None
-    row = (
-        await session.execute(
-            select(PlanClass.id, Organization.path)
-            .join(Plan, Plan.id == PlanClass.plan_id)
-            .join(Organization, Organization.id == Plan.org_id)
-            .where(
-                Organization.code == ref.org_code,
-                Plan.year == ref.year,
-                PlanClass.code == ref.code,
-            )
-        )
-    ).first()
-    if row is None or not sees_plan_of(scope, row.path):
+    found = await find_class(session, ref)
+    if found is None or not sees_plan_of(scope, found[2].path):
         raise Invalid("No plan class {ref}.", ref=str(ref), fields={"plan_class": UNKNOWN_CLASS})
-    if not owner_path.startswith(row.path):
+    klass, _, org = found
+    if not owner_path.startswith(org.path):
         raise Invalid(
             "The class {ref} is not of the main venue's organization or one above it.",
             ref=str(ref),
             fields={"plan_class": NOT_ABOVE},
         )
-    return int(row.id)
+    return klass.id
 
 
 async def class_refs(

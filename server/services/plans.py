@@ -23,6 +23,7 @@ from server.domain.plans import (
     next_state,
     reviews,
 )
+from server.domain.sessions import ClassRef
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.services import audit
 from server.services.clock import utcnow
@@ -81,6 +82,24 @@ def _class_fields(row: PlanClass) -> ClassFields:
         tuple(row.target_org_codes),
         row.first_lesson,
     )
+
+
+async def find_class(
+    session: AsyncSession, ref: ClassRef
+) -> tuple[PlanClass, Plan, Organization] | None:
+    """The class a reference names, with its plan and the plan's organization (no scope
+    check: each caller decides who sees it)."""
+    row = (
+        await session.execute(
+            select(PlanClass, Plan, Organization)
+            .join(Plan, PlanClass.plan_id == Plan.id)
+            .join(Organization, Plan.org_id == Organization.id)
+            .where(
+                Organization.code == ref.org_code, Plan.year == ref.year, PlanClass.code == ref.code
+            )
+        )
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
 
 
 async def classes_of(session: AsyncSession, plan_ids: list[int]) -> dict[int, list[PlanClass]]:
