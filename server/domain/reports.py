@@ -188,7 +188,11 @@ class Figures:
         return self.tally.members_total - self.tally.members_trained_ytd
 
     def as_json(self) -> dict[str, Any]:
-        """The report in the API's words (issue 5)."""
+        """The report in the API's words (issue 5), with each child's."""
+        return {**self.own_json(), "children": [child.as_json() for child in self.children]}
+
+    def own_json(self) -> dict[str, Any]:
+        """The organization's figures in the API's words, without its children's."""
         t = self.tally
         return {
             "org": self.org,
@@ -205,7 +209,6 @@ class Figures:
             "partial_outage": t.partial_outage,
             "conflicts": t.conflicts,
             "plan_progress": {"runs_planned": t.runs_planned, "runs_held": t.runs_held},
-            "children": [child.as_json() for child in self.children],
         }
 
 

@@ -41,11 +41,10 @@ class ReportLine:
 
     def cells(self) -> list[Cell]:
         """The line in the order of REPORT_COLUMN_LABELS."""
-        data = self.figures.as_json()
+        data = self.figures.own_json()
         values: dict[str, Cell] = {
             **{key: data[key] for key in REPORT_COLUMN_LABELS if key in data},
             "name": self.name,
-            "coverage_ytd_pct": float(self.figures.coverage_ytd_pct),
             "runs_planned": data["plan_progress"]["runs_planned"],
             "runs_held": data["plan_progress"]["runs_held"],
         }
