@@ -2,12 +2,16 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
+COPY requirements/server.txt ./requirements/
+# The locked, hashed dependencies first (a layer that changes only with the lock).
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/server.txt
 COPY pyproject.toml README.md alembic.ini ./
 COPY server ./server
 COPY venue_agent ./venue_agent
+COPY passthrough ./passthrough
 COPY migrations ./migrations
 COPY web ./web
-RUN pip install --no-cache-dir -e . && useradd --system --home /data hetang \
+RUN pip install --no-cache-dir --no-deps --no-build-isolation -e . && useradd --system --home /data hetang \
     && mkdir -p /data && chown hetang /data
 USER hetang
 EXPOSE 8080

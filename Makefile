@@ -4,23 +4,51 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export HETANG_DATA_DIR ?= ./var
 
-.PHONY: run test install install-test lint typecheck pytest migrate demo bench clean
+.PHONY: run test install install-test install-agent lock audit lint typecheck pytest migrate demo bench clean
+
+# Installs come only from the hashed locks in requirements/ (pip-tools: `make lock` refreshes
+# them from pyproject.toml); pip checks every file's hash, so every machine gets what CI tested.
+PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps
+# The project itself, without build isolation: its build backend is the locked setuptools.
+PIP_SELF := $(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: requirements/server.txt pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements/server.txt
+	$(PIP_SELF) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: requirements/test.txt pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements/test.txt
+	$(PIP_SELF) -e .
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
+
+# What a branch venue's PC gets: the agent's own lock (no server or test packages).
+AGENT_VENV ?= .venv-agent
+install-agent:
+	test -x $(AGENT_VENV)/bin/python || $(PYTHON) -m venv $(AGENT_VENV)
+	$(AGENT_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/agent.txt
+	$(AGENT_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation .
+
+# Re-resolve the locks from pyproject.toml, keeping every pin it still allows (set LOCK_FLAGS=--upgrade
+# to move all, --upgrade-package=NAME to move one). The test lock holds everything; the
+# server's and the agent's are constrained to it, so a package has one version in all three.
+LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
+	--no-emit-index-url --no-emit-find-links $(LOCK_FLAGS)
+lock: install-test
+	$(LOCK) --extra server --extra test -o requirements/test.txt pyproject.toml
+	$(LOCK) -c requirements/test.txt --extra server -o requirements/server.txt pyproject.toml
+	$(LOCK) -c requirements/test.txt -o requirements/agent.txt pyproject.toml
+
+# Known vulnerabilities in any locked package fail the run (accepted ones: requirements/audit-accepted.txt).
+audit: install-test
+	$(BIN)/python -m tools.audit requirements/test.txt
 
 migrate: install
 	$(BIN)/hetang migrate
@@ -44,7 +72,7 @@ typecheck: install-test
 pytest: install-test
 	$(BIN)/pytest -q --durations=25
 
-test: lint typecheck pytest
+test: lint typecheck audit pytest
 
 bench: install-test
 	$(BIN)/python bench/members.py
@@ -55,4 +83,4 @@ bench: install-test
 	$(BIN)/python bench/reports.py
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-agent var .mypy_cache .ruff_cache .pytest_cache

@@ -60,4 +60,5 @@ def test_migrations_at_start_and_health_check() -> None:
 def test_dockerfile_ships_what_migrations_need() -> None:
     lines = (ROOT / "Dockerfile").read_text("utf-8").splitlines()
     copied = {word for line in lines if line.startswith("COPY ") for word in line.split()[1:-1]}
-    assert {"alembic.ini", "migrations", "web", "server", "pyproject.toml"} <= copied
+    assert {"alembic.ini", "migrations", "web", "server", "passthrough", "pyproject.toml"} <= copied
+    assert "requirements/server.txt" in copied, "the image installs from the lock"

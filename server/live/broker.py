@@ -85,7 +85,7 @@ class RedisBroker:
             yield self._messages(pubsub)
         finally:
             await pubsub.unsubscribe()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     async def _messages(self, pubsub: Any) -> AsyncIterator[dict[str, Any]]:
         async for item in pubsub.listen():
