@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from server.auth.principal import AgentVenue, Principal
     from server.auth.throttle import LoginThrottle
     from server.errors import ApiError
-    from server.i18n import Translations
+    from server.http.i18n import Translations
     from server.live.broker import Broker
     from server.live.sockets import OpenSockets
     from server.metrics import Metrics

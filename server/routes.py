@@ -161,7 +161,7 @@ def setup_routes(app: web.Application) -> None:
 def setup_page_routes(app: web.Application) -> None:
     """The administration pages."""
     # Imported here so this function is the one place the page map changes.
-    from server.api.sessions import ACTIONS
+    from server.domain.vocabulary import SESSION_ACTIONS
     from server.pages import archive as archive_pages
     from server.pages import attendance as attendance_pages
     from server.pages import class_workflow as class_pages
@@ -226,7 +226,7 @@ def setup_page_routes(app: web.Application) -> None:
     add("GET", "/sessions/{id}", session_pages.get_session, name="session")
     add("GET", "/sessions/{id}/edit", session_pages.edit_session, name="session_edit")
     add("POST", "/sessions/{id}/edit", session_pages.update_session, name="session_update")
-    actions = "|".join(ACTIONS)  # any other word is no address (404)
+    actions = "|".join(SESSION_ACTIONS)  # any other word is no address (404)
     add(
         "POST",
         f"/sessions/{{id}}/{{action:{actions}}}",

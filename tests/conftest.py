@@ -22,9 +22,9 @@ from passthrough.peer import IceSettings, new_peer
 from server.app import create_app
 from server.auth.principal import WHOLE_TREE
 from server.db.base import Base
+from server.db.migrate import upgrade
 from server.db.session import make_engine, make_sessionmaker, write_session
 from server.domain.organizations import OrgFields
-from server.migrate import upgrade
 from server.services import organizations, users
 from server.settings import Settings
 from tests.procs import Agent, Server, new_server, server_template

@@ -17,8 +17,8 @@ from server.auth.principal import WHOLE_TREE
 from server.db.models import ApiToken, AuditEntry, Member, Organization, User, Venue
 from server.db.session import read_session, write_session
 from server.domain.labels import LEVEL_LABELS
-from server.error_middleware import MAX_BODY
 from server.errors import Conflict, Invalid
+from server.http.error_middleware import MAX_BODY
 from server.services import users
 from tests.conftest import World
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.db.migrate import downgrade, upgrade
 from server.db.models import AuditEntry
 from server.db.session import read_session, write_session
 from server.domain.audit_chain import AuditFacts
-from server.migrate import downgrade, upgrade
 from server.services import audit
 
 # Local midnight of April 1 in Shanghai: a month's boundary, stored as whole seconds.

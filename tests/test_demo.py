@@ -35,8 +35,8 @@ from server.db.models import (
     Venue,
 )
 from server.db.session import make_engine, make_sessionmaker, read_session, write_session
-from server.demo import DemoRefused, seed_demo
-from server.demo_data import LOGINS
+from server.demo.city import DemoRefused, seed_demo
+from server.demo.data import LOGINS
 from server.domain.attendance import Policy
 from server.services import audit, plan_analysis, users
 from tests.conftest import SECRET

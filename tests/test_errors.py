@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.models import Organization
 from server.db.session import read_session
-from server.error_middleware import MAX_BODY
+from server.http.error_middleware import MAX_BODY
 from tests.browser import Browser
 from tests.conftest import World
 
@@ -239,7 +239,7 @@ async def test_an_unexpected_failure_is_500_internal_with_the_request_id(
     async with db() as session, session.begin():
         await session.execute(text("ALTER TABLE audit_entries RENAME TO audit_entries_away"))
     try:
-        with caplog.at_level(logging.ERROR, logger="server.error_middleware"):
+        with caplog.at_level(logging.ERROR, logger="server.http.error_middleware"):
             response = await client.post("/api/v1/organizations", json=org, headers=admin)
             error = await expect_error(response, 500)
             given = await client.post(

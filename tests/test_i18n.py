@@ -17,7 +17,7 @@ import pytest
 from babel.messages.extract import extract
 
 import server.errors
-from server.i18n import load_translations, read_catalog
+from server.http.i18n import load_translations, read_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "web" / "templates"

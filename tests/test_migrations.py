@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.migrate import downgrade, upgrade
+from server.db.migrate import downgrade, upgrade
 from tests.conftest import World
 from tests.test_session_flow import _setup
 

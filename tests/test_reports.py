@@ -25,8 +25,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.app import create_app
-from server.background import store_due_reports
 from server.db.base import Base
+from server.db.migrate import downgrade, upgrade
 from server.db.models import AuditEntry, Organization, ReportSnapshot
 from server.db.session import make_engine, read_session, write_session
 from server.domain import validation as v
@@ -41,9 +41,9 @@ from server.domain.reports import (
     runs_in_month,
     scaled_requirement,
 )
-from server.migrate import downgrade, upgrade
 from server.services import report_snapshots, reports
 from server.settings import Settings
+from server.workflow_clock import store_due_reports
 from tests.conftest import PG_ENV, World, fresh_pg_database
 from tests.plan_rows import add_class
 from tests.test_openapi import ROOT, _check

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from server.api.body import checked, iso, read_json, reply
 from server.auth.access import agent
 from server.db.session import read_session, write_session
 from server.domain import validation as v
@@ -18,6 +17,7 @@ from server.domain.ics import CalendarEvent, calendar
 from server.domain.times import parse_instant
 from server.domain.venues import HEARTBEAT_S, STATS_S
 from server.errors import Invalid, TooLarge
+from server.http.body import checked, iso, read_json, reply
 from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, METRICS_KEY
 from server.live.broker import venue_channel
 from server.live.notify import wall_changed

@@ -7,13 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.body import iso, query_year, reply
 from server.auth.access import allow
-from server.db.session import read_session
 from server.domain.archive import ArchiveLine
 from server.domain.members import hours_number as hours
-from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
-from server.services import archive
+from server.http.body import iso, query_year, reply
+from server.http.reads import read_cabinet, read_registration_form
 from server.services.archive import Cabinet, RegistrationForm
 
 READERS = ("admin", "operator", "reviewer")
@@ -66,27 +64,6 @@ def cabinet_json(found: Cabinet) -> dict[str, Any]:
         "untrained": summary.untrained,
         "members": [line_json(line) for line in found.lines],
     }
-
-
-async def read_registration_form(request: web.Request, year: int) -> RegistrationForm:
-    """The form of the request's member for the year, within the caller's scope."""
-    principal = request[PRINCIPAL_KEY]
-    async with read_session(request.app[DB_KEY]) as session:
-        return await archive.registration_form(
-            session,
-            principal.scope,
-            request.match_info["member_no"],
-            year,
-            request.app[SETTINGS_KEY].tz,
-        )
-
-
-async def read_cabinet(request: web.Request) -> Cabinet:
-    """The cabinet of the request's organization for the query's year, within the scope."""
-    year = query_year(request)
-    principal = request[PRINCIPAL_KEY]
-    async with read_session(request.app[DB_KEY]) as session:
-        return await archive.cabinet(session, principal.scope, request.match_info["code"], year)
 
 
 @allow(*READERS)

@@ -9,10 +9,10 @@ from aiohttp import web
 from aiortc import RTCSessionDescription
 
 from passthrough.wiring import NoCommonCodec
-from server.api.body import read_json, reply
 from server.auth.access import agent, allow
 from server.db.session import read_session, write_session
 from server.errors import Conflict, Invalid
+from server.http.body import read_json, reply
 from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY
 from server.live.notify import tell_venues, wall_changed
 from server.rtc.broadcasts import NotOnAir

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.body import checked, query_int, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.members import parse_member
 from server.errors import Invalid
-from server.i18n import translate_for
+from server.http.body import checked, query_int, read_json, reply
+from server.http.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import members, organizations
 from server.services.member_import import ImportRejected, import_members_csv

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.body import checked, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.organizations import parse_org
+from server.http.body import checked, read_json, reply
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import organizations
 from server.services.organizations import OrgView, TreeNode

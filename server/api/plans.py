@@ -7,13 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.body import checked, iso, query_year, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain import validation as v
 from server.domain.plans import parse_body, parse_comment, parse_plan
-from server.domain.times import parse_year
-from server.errors import Invalid, NotFound
+from server.errors import Invalid
+from server.http.body import checked, iso, query_year, read_json, reply
+from server.http.reads import plan_key
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import plan_analysis, plans
 from server.services.plan_analysis import PlanAnalysis
@@ -83,15 +83,6 @@ def analysis_json(result: PlanAnalysis) -> dict[str, Any]:
             "trainees_reached": result.totals.trainees_reached,
         },
     }
-
-
-def plan_key(request: web.Request) -> tuple[str, int]:
-    """The organization code and year a plan's address names (404 for a year that cannot be)."""
-    org, raw_year = request.match_info["org"], request.match_info["year"]
-    year = parse_year(raw_year)
-    if year is None:
-        raise NotFound("No plan of {org} for {year}.", org=org, year=raw_year)
-    return org, year
 
 
 def asked_year(request: web.Request) -> int | None:

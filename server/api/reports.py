@@ -6,11 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.body import checked, iso, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain import validation as v
 from server.domain.reports import ReportQuery, month_of, parse_month, parse_report_query
+from server.http.body import checked, iso, read_json, reply
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.services import report_snapshots, reports
 from server.services.clock import utcnow

@@ -6,11 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.body import checked, iso, query_year, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.members import hours_number as hours
 from server.domain.sessions import parse_session
+from server.domain.vocabulary import SESSION_ACTIONS
+from server.http.body import checked, iso, query_year, read_json, reply
 from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
 from server.services import session_views, sessions, workflow
@@ -25,16 +26,9 @@ from server.services.wall import StreamHealth, venue_wall
 
 READERS = ("admin", "operator", "reviewer")
 PLANNERS = ("admin", "operator")
+
+
 # action → roles that may take it
-ACTIONS = {
-    "start": ("admin", "operator"),
-    "end": ("admin", "operator"),
-    "finalize": ("admin", "reviewer"),
-    "approve": ("admin", "reviewer"),
-    "reopen": ("admin",),
-}
-
-
 def session_json(view: SessionView) -> dict[str, Any]:
     """A session in the API's words."""
     return {
@@ -137,7 +131,7 @@ async def get_session(request: web.Request) -> web.Response:
 
 
 def _action_handler(action: str) -> Any:
-    @allow(*ACTIONS[action])
+    @allow(*SESSION_ACTIONS[action])
     async def handler(request: web.Request) -> web.Response:
         principal = request[PRINCIPAL_KEY]
         async with write_session(request.app[DB_KEY]) as session:

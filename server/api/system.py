@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.api.body import reply
 from server.auth import tokens
 from server.auth.access import ALL_ROLES, allow, public
-from server.db.models import SESSION_STATES
 from server.db.session import read_session
+from server.domain.vocabulary import SESSION_STATES
 from server.errors import Forbidden
+from server.http.body import reply
 from server.keys import DB_KEY, METRICS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.services import agents, health
 from server.services.clock import utcnow

@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.body import checked, iso, read_json, reply
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.venues import is_online, parse_venue
+from server.http.body import checked, iso, read_json, reply
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import venues
 from server.services.clock import utcnow

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from server.db.models import ROLES
+from server.domain.vocabulary import ROLES
 
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 ACCESS_ATTR = "__hetang_access__"

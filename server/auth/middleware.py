@@ -12,8 +12,8 @@ from server.auth import tokens
 from server.auth.access import Access, access_of
 from server.auth.principal import Principal
 from server.db.session import read_session, write_session
-from server.error_middleware import wants_html
 from server.errors import Forbidden, Internal, Invalid, Unauthorized
+from server.http.error_middleware import wants_html
 from server.keys import (
     AGENT_VENUE_KEY,
     DB_KEY,

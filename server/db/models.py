@@ -20,17 +20,18 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, Hours, UTCDateTime
-
-ORG_LEVELS = ("city", "county", "committee", "branch")
-MEMBER_CATEGORIES = ("ordinary", "secretary", "committee")
-ROLES = ("admin", "operator", "venue_staff", "reviewer")
-SESSION_STATES = ("scheduled", "live", "ended", "finalized", "approved")
-VENUE_ROLES = ("main", "branch")
-CHECKIN_KINDS = ("in", "out")
-CHECKIN_SOURCES = ("scanner", "manual", "import", "qr")
-STREAM_STATES = ("good", "degraded", "down")
-ATTENDANCE_STATUSES = ("present", "partial", "absent")
-PLAN_STATES = ("draft", "filed", "accepted", "returned")
+from server.domain.vocabulary import (
+    ATTENDANCE_STATUSES,
+    CHECKIN_KINDS,
+    CHECKIN_SOURCES,
+    MEMBER_CATEGORIES,
+    ORG_LEVELS,
+    PLAN_STATES,
+    ROLES,
+    SESSION_STATES,
+    STREAM_STATES,
+    VENUE_ROLES,
+)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

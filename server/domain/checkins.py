@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from server.db.models import CHECKIN_KINDS, CHECKIN_SOURCES
 from server.domain.times import parse_instant, whole_seconds
+from server.domain.vocabulary import CHECKIN_KINDS, CHECKIN_SOURCES
 
 MAX_BATCH = 500
 MAX_COUNTER = 2**31 - 1  # counters are 32-bit columns in PostgreSQL

@@ -7,13 +7,13 @@ import asyncio
 
 from aiohttp import web
 
-from server.api.archive import read_cabinet, read_registration_form
-from server.api.body import this_year
 from server.auth.access import allow
 from server.domain.archive import CABINET_STATE_LABELS
 from server.domain.times import FIRST_YEAR, LAST_YEAR, parse_year
 from server.errors import NotFound
-from server.i18n import translate_for
+from server.http.body import this_year
+from server.http.i18n import translate_for
+from server.http.reads import read_cabinet, read_registration_form
 from server.pages.attendance_export import csv_bytes, xlsx_bytes
 from server.pages.cabinet_export import CABINET_COLUMN_LABELS, cabinet_sheet
 from server.pages.downloads import download

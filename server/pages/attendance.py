@@ -13,7 +13,7 @@ from server.db.session import read_session
 from server.domain.labels import FLAG_LABELS, STATUS_LABELS
 from server.domain.validation import CODE_PATTERN
 from server.errors import Conflict
-from server.i18n import request_locale, translate_for
+from server.http.i18n import request_locale, translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.attendance_export import (
     Sheet,

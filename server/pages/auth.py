@@ -11,7 +11,7 @@ from server.auth import tokens
 from server.auth.access import ALL_ROLES, allow, public
 from server.auth.middleware import SESSION_COOKIE
 from server.db.session import write_session
-from server.i18n import LANG_COOKIE, translate_for
+from server.http.i18n import LANG_COOKIE, translate_for
 from server.keys import (
     DB_KEY,
     LOGIN_TOKEN_KEY,

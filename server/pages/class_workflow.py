@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.body import checked
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.class_workflow import (
@@ -17,7 +16,8 @@ from server.domain.class_workflow import (
 from server.domain.sessions import ClassRef
 from server.domain.times import parse_year
 from server.errors import ApiError, NotFound
-from server.i18n import translate_for
+from server.http.body import checked
+from server.http.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.forms import FormProblem, problem_of, read_form
 from server.pages.render import render

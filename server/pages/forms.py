@@ -10,7 +10,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from server.errors import ApiError
-from server.i18n import translate_for
+from server.http.i18n import translate_for
 
 # Messages a page may show after a redirect: ?notice=<key>&<param>=<value>. Only these keys
 # exist, so a crafted link can at most fill a known sentence with (escaped) words.

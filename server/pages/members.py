@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.body import checked, query_int, query_year, this_year
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.members import CATEGORIES, REQUIRED_HOURS, parse_member
 from server.domain.times import FIRST_YEAR, LAST_YEAR
 from server.errors import ApiError, Invalid
-from server.i18n import translate_for
+from server.http.body import checked, query_int, query_year, this_year
+from server.http.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.pages.forms import FormProblem, problem_of, read_form, redirect_with_notice
 from server.pages.render import render

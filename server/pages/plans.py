@@ -7,8 +7,6 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from server.api.body import checked, query_year, this_year
-from server.api.plans import plan_key
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.plans import (
@@ -19,7 +17,9 @@ from server.domain.plans import (
     reviews,
 )
 from server.errors import Conflict, Invalid
-from server.i18n import translate_for
+from server.http.body import checked, query_year, this_year
+from server.http.i18n import translate_for
+from server.http.reads import plan_key
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.forms import FormProblem, problem_of, read_form
 from server.pages.plan_form import PlanForm, on_form

@@ -26,7 +26,7 @@ from server.domain.labels import (
     VENUE_ROLE_LABELS,
 )
 from server.errors import ApiError
-from server.i18n import request_locale, translate_for
+from server.http.i18n import request_locale, translate_for
 from server.keys import LOGIN_TOKEN_KEY, PRINCIPAL_KEY, SETTINGS_KEY, TRANSLATIONS_KEY
 from server.pages.forms import notice_from
 

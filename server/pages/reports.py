@@ -20,7 +20,7 @@ from server.domain import validation as v
 from server.domain.charts import Bar, columns, horizontal_bars
 from server.domain.reports import FUTURE_MONTH, Figures, Month, month_of, parse_month
 from server.errors import Invalid, NotFound
-from server.i18n import request_locale, translate_for
+from server.http.i18n import request_locale, translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.pages.attendance_export import xlsx_bytes
 from server.pages.downloads import download

@@ -7,7 +7,6 @@ from typing import NoReturn
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.api.sessions import ACTIONS
 from server.auth.access import allow
 from server.auth.principal import Scope
 from server.db.models import TrainingSession
@@ -15,8 +14,9 @@ from server.db.session import read_session, write_session
 from server.domain.attendance import Policy
 from server.domain.labels import SESSION_BUTTON_LABELS
 from server.domain.sessions import SessionFields, next_state
+from server.domain.vocabulary import SESSION_ACTIONS
 from server.errors import Conflict, Forbidden, Invalid
-from server.i18n import translate_for
+from server.http.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
 from server.pages.forms import FormProblem, problem_of, redirect_with_notice
@@ -214,7 +214,7 @@ async def _session_page(
     role = principal.role
     actions = [
         (action, SESSION_BUTTON_LABELS[action])
-        for action, roles in ACTIONS.items()
+        for action, roles in SESSION_ACTIONS.items()
         if owner and role in roles and next_state(action, view.state) is not None
     ]
     names = {venue.code: venue.name for venue in view.venues}
@@ -247,7 +247,7 @@ async def post_session_action(request: web.Request) -> web.Response:
     """POST /sessions/{id}/{action}: start, end, finalize, approve or reopen, if the role may."""
     principal = request[PRINCIPAL_KEY]
     public_id, action = request.match_info["id"], request.match_info["action"]
-    if principal.role not in ACTIONS.get(action, ()):
+    if principal.role not in SESSION_ACTIONS.get(action, ()):
         raise Forbidden("Your role may not do this.")
     try:
         async with write_session(request.app[DB_KEY]) as session:

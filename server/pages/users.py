@@ -6,13 +6,13 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from server.api.body import checked
 from server.auth.access import allow
 from server.auth.passwords import MIN_PASSWORD_LENGTH
-from server.db.models import ROLES
 from server.db.session import read_session, write_session
 from server.domain import validation as v
+from server.domain.vocabulary import ROLES
 from server.errors import ApiError
+from server.http.body import checked
 from server.keys import DB_KEY, PASSWORDS_KEY, PRINCIPAL_KEY
 from server.pages.forms import FormProblem, problem_of, read_form, redirect_with_notice
 from server.pages.render import render

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.body import checked
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.venues import parse_venue
 from server.errors import ApiError
+from server.http.body import checked
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.forms import FormProblem, problem_of, read_form
 from server.pages.render import render

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import tokens
 from server.auth.principal import Scope
-from server.db.models import ROLES, ApiToken, LoginSession, Organization, User
+from server.db.models import ApiToken, LoginSession, Organization, User
 from server.domain.audit_chain import AuditFacts, changed_fields
+from server.domain.vocabulary import ROLES
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.services import audit
 from server.services.clock import utcnow

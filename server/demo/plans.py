@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import demo_data as data
 from server.auth.principal import WHOLE_TREE
 from server.db.models import Organization, Plan, PlanClass
+from server.demo import data
 from server.domain.class_workflow import StepMark
 from server.domain.plans import parse_plan
 from server.domain.sessions import ClassRef

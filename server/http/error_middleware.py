@@ -18,7 +18,7 @@ from server.errors import (
     NotFound,
     TooLarge,
 )
-from server.i18n import translate_for
+from server.http.i18n import translate_for
 from server.keys import ERROR_PAGE_KEY, REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)

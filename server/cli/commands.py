@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.passwords import MIN_PASSWORD_LENGTH, PasswordService
 from server.auth.principal import WHOLE_TREE
+from server.cli.console import read_password
 from server.db.session import make_engine, make_sessionmaker, read_session, write_session
 from server.domain.venues import VenueFields
 from server.errors import ApiError, Internal
-from server.i18n import load_translations
+from server.http.i18n import load_translations
 from server.services import audit, users, venues
 from server.services.member_import import ImportRejected, import_members_csv
 from server.settings import Settings
@@ -64,7 +65,7 @@ def _with_db(
 
 def migrate(args: argparse.Namespace, settings: Settings) -> int:
     """hetang migrate"""
-    from server.migrate import upgrade
+    from server.db.migrate import upgrade
 
     upgrade(settings.database_url)
     print("database is up to date", file=sys.stderr)
@@ -89,7 +90,6 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def user_add(args: argparse.Namespace, settings: Settings) -> int:
     """hetang user add NAME --role R [--org CODE] [--password-stdin]"""
-    from server.__main__ import read_password
 
     password, generated = read_password(args)
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -139,8 +139,8 @@ def token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def venue_add(args: argparse.Namespace, settings: Settings) -> int:
     """hetang venue add CODE --name N --org CODE: prints the hv_… token once."""
-    from server.api.body import checked
     from server.domain.venues import parse_venue
+    from server.http.body import checked
 
     async def work(factory: async_sessionmaker[AsyncSession]) -> str:
         fields: VenueFields = checked(
@@ -208,7 +208,7 @@ def audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     """hetang demo [--if-empty]: a demo city in an empty database."""
-    from server.demo import DemoRefused, demo_logins, seed_demo
+    from server.demo.city import DemoRefused, demo_logins, seed_demo
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -235,7 +235,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def demo_agents(args: argparse.Namespace, settings: Settings) -> int:
     """hetang demo-agents [--count N]: real agents for the demo city's venues."""
-    from server.demo_agents import pick_and_rotate, run_agents
+    from server.demo.agents import pick_and_rotate, run_agents
 
     if not 1 <= args.count <= 20:
         print("hetang: --count must be between 1 and 20", file=sys.stderr)

@@ -13,8 +13,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server import demo_data as data
-from server import demo_history, demo_plans, demo_sessions
 from server.auth.passwords import PasswordService
 from server.auth.principal import WHOLE_TREE
 from server.db.models import (
@@ -24,7 +22,11 @@ from server.db.models import (
     Venue,
 )
 from server.db.session import lock_for_audit, read_session, write_session
-from server.demo_sessions import DemoMember
+from server.demo import data
+from server.demo import history as demo_history
+from server.demo import plans as demo_plans
+from server.demo import sessions as demo_sessions
+from server.demo.sessions import DemoMember
 from server.domain.members import CSV_COLUMNS
 from server.domain.organizations import OrgFields
 from server.domain.venues import VenueFields

@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 from server.keys import SETTINGS_KEY, TRANSLATIONS_KEY
 from server.settings import SUPPORTED_LOCALES
 
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "web" / "locale"
+LOCALE_DIR = Path(__file__).resolve().parents[2] / "web" / "locale"
 LANG_COOKIE = "hetang_lang"
 
 Translations = dict[str, gettext_module.NullTranslations]

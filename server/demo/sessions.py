@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import demo_data as data
 from server.db.models import Organization, RosterEntry, SessionVenue, TrainingSession
+from server.demo import data
 from server.domain.attendance import Policy
 from server.domain.audit_chain import AuditFacts
 from server.domain.sessions import ClassRef

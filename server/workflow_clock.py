@@ -1,12 +1,12 @@
-"""Background work that runs for the life of the app: the session workflow's clock, which also
-keeps each month's report (月报告) of the top-level organizations once the month is over."""
+"""The session workflow's clock, run for the life of the app (contexts.workflow_ctx): it ends
+and finalizes sessions on time, and keeps each month's report (月报告) of the top-level
+organizations once the month is over."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,6 @@ from server.services import report_snapshots, workflow
 from server.services.clock import utcnow
 
 log = logging.getLogger(__name__)
-STOP_GRACE_S = 30.0
 
 
 async def run_workflow_clock(app: web.Application, stop: asyncio.Event) -> None:
@@ -67,15 +66,3 @@ async def store_due_reports(
             if await report_snapshots.keep_first(session, actor, report, now):
                 stored.append(root.code)
     return stored
-
-
-async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Start the workflow clock with the app; on exit let its round finish, then await it."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_workflow_clock(app, stop), name="workflow-clock")
-    yield
-    stop.set()
-    try:
-        await asyncio.wait_for(task, timeout=STOP_GRACE_S)
-    except TimeoutError:
-        log.warning("the workflow clock did not finish its round in time; cancelled")

@@ -1,0 +1,1 @@
+"""The `hetang` command line: its parser, its commands and their console helpers."""

@@ -1,0 +1,59 @@
+"""The `hetang` command line's arguments."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from server.domain.vocabulary import ROLES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hetang", description="Hetang (合堂) server")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    serve = sub.add_parser("serve", help="run the web server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="add a user")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--org", help="organization code (omit for an admin of the whole tree)")
+    add.add_argument("--display-name")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    token = sub.add_parser("token", help="personal API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    token.add_parser("create", help="create a token; prints only the token").add_argument(
+        "username"
+    )
+    venue = sub.add_parser("venue", help="manage venues").add_subparsers(
+        dest="action", required=True
+    )
+    venue_add = venue.add_parser("add", help="add a venue; prints its token once")
+    venue_add.add_argument("code")
+    venue_add.add_argument("--name", required=True)
+    venue_add.add_argument("--org", required=True)
+    members = sub.add_parser("members", help="members").add_subparsers(dest="action", required=True)
+    members.add_parser("import", help="import members from a CSV file").add_argument(
+        "file", type=Path
+    )
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="action", required=True
+    )
+    audit.add_parser("verify", help="check the hash chain")
+    agents = sub.add_parser(
+        "demo-agents", help="run venue agents for the demo city on this machine"
+    )
+    agents.add_argument("--count", type=int, default=2, help="how many agents (default 2)")
+    demo = sub.add_parser("demo", help="fill an empty database with a demo city")
+    demo.add_argument(
+        "--if-empty",
+        action="store_true",
+        help="do nothing (and succeed) when the database already has data",
+    )
+    return parser

@@ -1,0 +1,75 @@
+"""The app's cleanup contexts: each resource is made when the app starts and released, in
+reverse order, when it stops (aiohttp's "no singletons": everything lives on the app)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from server.auth.passwords import PasswordService
+from server.db.session import make_engine, make_sessionmaker
+from server.keys import (
+    BROADCASTS_KEY,
+    BROKER_KEY,
+    DB_KEY,
+    ENGINE_KEY,
+    METRICS_KEY,
+    PASSWORDS_KEY,
+    SETTINGS_KEY,
+    WEBSOCKETS_KEY,
+)
+from server.live.broker import make_broker
+from server.live.sockets import OpenSockets
+from server.rtc.broadcasts import Broadcasts
+from server.workflow_clock import run_workflow_clock
+
+log = logging.getLogger(__name__)
+STOP_GRACE_S = 30.0
+
+
+async def db_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The engine and session factory live exactly as long as the app."""
+    engine = make_engine(app[SETTINGS_KEY].database_url)
+    app[ENGINE_KEY] = engine
+    app[DB_KEY] = make_sessionmaker(engine)
+    yield
+    await engine.dispose()
+
+
+async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The live-event broker (Redis when configured); open websockets are closed on exit."""
+    app[BROKER_KEY] = make_broker(app[SETTINGS_KEY].redis_url)
+    app[WEBSOCKETS_KEY] = OpenSockets()
+    yield
+    await app[WEBSOCKETS_KEY].close_all()
+    await app[BROKER_KEY].close()
+
+
+async def rtc_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The broadcasts on air; every peer connection is closed on exit."""
+    broadcasts = Broadcasts(app[SETTINGS_KEY].ice)
+    app[BROADCASTS_KEY] = broadcasts
+    app[METRICS_KEY].watch_relay(broadcasts)
+    yield
+    await broadcasts.close_all()
+
+
+async def passwords_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Password hashing with bounded concurrency, created on the app's loop."""
+    app[PASSWORDS_KEY] = PasswordService(app[SETTINGS_KEY].hash_concurrency)
+    yield
+
+
+async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the workflow clock with the app; on exit let its round finish, then await it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_workflow_clock(app, stop), name="workflow-clock")
+    yield
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=STOP_GRACE_S)
+    except TimeoutError:
+        log.warning("the workflow clock did not finish its round in time; cancelled")

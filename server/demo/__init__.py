@@ -1,0 +1,1 @@
+"""The demo city: its data, a year of history, plans, sessions, and agents to run beside it."""

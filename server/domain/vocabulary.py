@@ -1,0 +1,54 @@
+"""The product's words, defined once: states, kinds, sources, roles and who may do what, years.
+
+The tables (db/models.py) take their CHECK lists from here, the API validates against them, and
+every handler's `allow(...)` names one of the role groups below.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The organization tree and its members.
+ORG_LEVELS: Final = ("city", "county", "committee", "branch")
+MEMBER_CATEGORIES: Final = ("ordinary", "secretary", "committee")
+
+# A session (场次): scheduled → live → ended → finalized → approved.
+SESSION_STATES: Final = ("scheduled", "live", "ended", "finalized", "approved")
+EDITABLE_STATES: Final = ("scheduled",)  # a session's fields and roster change only before it runs
+HELD_STATES: Final = ("finalized", "approved")  # a session whose results count: held
+VENUE_ROLES: Final = ("main", "branch")
+
+# What agents send: check-ins, stream-health samples and their own state.
+CHECKIN_KINDS: Final = ("in", "out")
+CHECKIN_SOURCES: Final = ("scanner", "manual", "import", "qr")
+STREAM_STATES: Final = ("good", "degraded", "down")
+UP_STATES: Final = frozenset({"good", "degraded"})  # ATTENDANCE.md §2: these count as up
+AGENT_STATES: Final = ("idle", "receiving", "degraded")
+
+ATTENDANCE_STATUSES: Final = ("present", "partial", "absent")
+PLAN_STATES: Final = ("draft", "filed", "accepted", "returned")
+
+# Roles and the groups handlers allow.
+ROLES: Final = ("admin", "operator", "venue_staff", "reviewer")
+READERS: Final = ("admin", "operator", "reviewer")  # read sessions, members, reports, plans
+VENUE_READERS: Final = (*READERS, "venue_staff")  # …and venues, which a venue's staff see too
+WRITERS: Final = ("admin", "operator")  # create and change sessions, reports' versions, plans
+REVIEWERS: Final = ("admin", "reviewer")  # finalize, approve, review plans
+ADMINS: Final = ("admin",)
+# Who may move a session along its workflow, per action.
+SESSION_ACTIONS: Final = {
+    "start": WRITERS,
+    "end": WRITERS,
+    "finalize": REVIEWERS,
+    "approve": REVIEWERS,
+    "reopen": ADMINS,
+}
+
+# Training records are kept by calendar year; every year the product reads or shows lies here.
+FIRST_YEAR: Final = 2000
+LAST_YEAR: Final = 2099
+
+
+def editable(state: str) -> bool:
+    """Whether a session in this state may still be edited (fields, venues, roster)."""
+    return state in EDITABLE_STATES
