@@ -14,7 +14,7 @@ from server.db.session import read_session, write_session
 from server.domain.attendance import Policy
 from server.domain.labels import SESSION_BUTTON_LABELS
 from server.domain.sessions import SessionFields, next_state
-from server.domain.vocabulary import SESSION_ACTIONS
+from server.domain.vocabulary import HELD_STATES, SESSION_ACTIONS, editable
 from server.errors import Conflict, Forbidden, Invalid
 from server.http.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
@@ -44,7 +44,6 @@ READERS = ("admin", "operator", "reviewer")
 PLANNERS = ("admin", "operator")
 ROSTER_SHOWN = 200
 NOT_EDITABLE = "Only a session that has not started can be edited."
-ATTENDANCE_STATES = frozenset({"finalized", "approved"})
 
 
 class _FormRejected(Exception):
@@ -150,7 +149,7 @@ async def edit_session(request: web.Request) -> web.Response:
         await sessions.check_owner(session, principal.scope, training)
         fields = await sessions.fields_of(session, training)
         rooms = await venues.list_venues(session, principal.scope)
-    if training.state != "scheduled":
+    if not editable(training.state):
         return await _not_editable(request, public_id)
     form = SessionForm.of(fields, request.app[SETTINGS_KEY].tz, (room.code for room in rooms))
     return await _form_page(request, form, editing=public_id)
@@ -173,7 +172,7 @@ async def update_session(request: web.Request) -> web.Response:
             # Who may change the session, and whether it may still change, before the form.
             training = await session_views.load_visible(session, principal.scope, public_id)
             await sessions.check_owner(session, principal.scope, training)
-            if training.state != "scheduled":
+            if not editable(training.state):
                 raise Conflict(NOT_EDITABLE)
             fields = await _checked_fields(session, principal.scope, form, draft)
             view = await sessions.update_session(
@@ -228,8 +227,8 @@ async def _session_page(
             "roster": roster,
             "venue_names": names,
             "actions": actions,
-            "may_edit": owner and role in PLANNERS and view.state == "scheduled",
-            "has_attendance": view.state in ATTENDANCE_STATES,
+            "may_edit": owner and role in PLANNERS and editable(view.state),
+            "has_attendance": view.state in HELD_STATES,
             "problem": problem,
         },
         status=problem.status if problem else 200,

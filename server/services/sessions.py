@@ -26,6 +26,7 @@ from server.domain.attendance import Policy
 from server.domain.audit_chain import AuditFacts, changed_fields
 from server.domain.labels import SESSION_ACTION_LABELS, SESSION_STATE_LABELS
 from server.domain.sessions import RosterLine, SessionFields, next_state
+from server.domain.vocabulary import editable
 from server.errors import Conflict, Forbidden, Invalid, Term
 from server.services import audit
 from server.services.clock import utcnow
@@ -184,7 +185,7 @@ async def update_session(
     """Change a session that has not started: every field, its venues and its roster."""
     training = await load_visible(session, scope, public_id)
     await check_owner(session, scope, training)
-    if training.state != "scheduled":
+    if not editable(training.state):
         raise Conflict("Only a session that has not started can be edited.")
     before = await _snapshot_of(session, training)
     resolved = await _resolve(session, scope, fields)
