@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.procs import BIN, Agent, agent_cli, clean_env, free_port, http_json, wait_until
+from tests.support.procs import BIN, Agent, agent_cli, clean_env, free_port, http_json, wait_until
 from venue_agent.config import AgentConfig, ConfigError, ExitCode
 from venue_agent.outbox import NewEvent, Outbox
 from venue_agent.schedule import ScheduleBook

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from server.db.models import (
@@ -21,9 +20,8 @@ from server.db.models import (
 )
 from server.db.session import read_session
 from server.domain import validation as v
-from tests.api_site import (
+from tests.support.api_site import (
     AGENT_VENUE_COLUMNS,
-    Db,
     E,
     S,
     Site,
@@ -33,11 +31,13 @@ from tests.api_site import (
     now,
     quarantined,
 )
-from tests.conftest import World
+from tests.support.client import Client
+from tests.support.databases import Db
+from tests.support.world import World
 
 
 @pytest.fixture
-async def site(client: TestClient, db: Db, world: World) -> Site:  # type: ignore[type-arg]
+async def site(client: Client, db: Db, world: World) -> Site:
     """The place these tests work in."""
     return await make_site(client, db, world)
 

@@ -23,9 +23,8 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamT
 from playwright.async_api import async_playwright, expect
 
 from passthrough.peer import IceSettings, before_gathering, new_peer
-from tests.chromium import CHROMIUM, FLAGS, needs_chromium
-from tests.conftest import Agents
-from tests.procs import Agent, Server, http_json
+from tests.support.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.support.procs import Agent, Agents, Server, http_json
 from venue_agent.client import ServerClient
 from venue_agent.link import Link
 from venue_agent.outbox import PENDING, REJECTED, SENT, NewEvent, Outbox

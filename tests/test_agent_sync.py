@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Agents
-from tests.procs import (
+from tests.support.procs import (
+    Agents,
     FlakyNetwork,
     Server,
     agent_cli,

@@ -23,9 +23,10 @@ from server.domain.archive import (
 )
 from server.domain.times import parse_year, year_of
 from server.services.clock import utcnow
-from tests.browser import Browser, give_password
-from tests.conftest import World
-from tests.test_reports import EN, SPEC, TZ, City, _check
+from tests.support.browser import Browser, give_password
+from tests.support.openapi_check import check
+from tests.support.report_city import EN, SPEC, TZ, City
+from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
 ROW = re.compile(r'<tr data-member="([^"]+)">(.*?)</tr>', re.DOTALL)
@@ -195,17 +196,17 @@ def rows(html: str) -> list[tuple[str, list[str]]]:
 
 async def test_the_cabinet_in_json_page_and_both_exports(client: Any, db: Db, world: World) -> None:
     city, _ = await build_committee(client, db, world)
-    cabinet = await _check(
+    cabinet = await check(
         client, SPEC, "get", "/api/v1/organizations/a1/cabinet?year=2026", 200, headers=city.admin
     )
     assert cabinet == CABINET_2026
     # The current year (in Shanghai) is the default; a branch holds its own members; 2025 S0.
     current = year_of(utcnow(), TZ)
-    default = await _check(
+    default = await check(
         client, SPEC, "get", "/api/v1/organizations/a1/cabinet", 200, headers=city.admin
     )
     assert default["year"] == current
-    assert default == await _check(
+    assert default == await check(
         client,
         SPEC,
         "get",
@@ -213,11 +214,11 @@ async def test_the_cabinet_in_json_page_and_both_exports(client: Any, db: Db, wo
         200,
         headers=city.admin,
     )
-    branch = await _check(
+    branch = await check(
         client, SPEC, "get", "/api/v1/organizations/a1b/cabinet?year=2026", 200, headers=city.admin
     )
     assert [m["member_no"] for m in branch["members"]] == ["W1", "W2"]
-    earlier = await _check(
+    earlier = await check(
         client, SPEC, "get", "/api/v1/organizations/a1/cabinet?year=2025", 200, headers=city.admin
     )
     assert [(m["member_no"], m["earned_hours"], m["state"]) for m in earlier["members"]] == [
@@ -228,7 +229,7 @@ async def test_the_cabinet_in_json_page_and_both_exports(client: Any, db: Db, wo
         ("W2", 0, "untrained"),
     ]
     # A reviewer of county a sees the same.
-    scoped = await _check(
+    scoped = await check(
         client,
         SPEC,
         "get",
@@ -324,7 +325,7 @@ async def test_the_registration_form_lists_exactly_the_credited_sessions(
 
     async def form(number: str, year: int) -> dict[str, Any]:
         path = f"/api/v1/members/{number}/archive?year={year}"
-        return dict(await _check(client, SPEC, "get", path, 200, headers=city.admin))
+        return dict(await check(client, SPEC, "get", path, 200, headers=city.admin))
 
     x2 = await form("X2", 2026)
     assert {key: value for key, value in x2.items() if key != "entries"} == {
@@ -387,7 +388,7 @@ async def test_bad_years_are_refused(client: Any, db: Db, world: World) -> None:
         assert answer.status == 422, year
         error = (await answer.json())["error"]
         assert error["code"] == "invalid" and "year" in error["fields"]
-        await _check(
+        await check(
             client,
             SPEC,
             "get",
@@ -424,19 +425,19 @@ async def test_outsiders_see_nothing(client: Any, db: Db, world: World) -> None:
             "/api/v1/organizations/zz/cabinet?year=2026",
         ),
     ):
-        outside = await _check(client, SPEC, "get", known, 404, headers=b)
-        nobody = await _check(client, SPEC, "get", unknown, 404, headers=b)
+        outside = await check(client, SPEC, "get", known, 404, headers=b)
+        nobody = await check(client, SPEC, "get", unknown, 404, headers=b)
         assert outside["error"]["code"] == nobody["error"]["code"] == "not_found"
     # b's own committee works for b, and holds only Y1.
-    own = await _check(
+    own = await check(
         client, SPEC, "get", "/api/v1/organizations/b1/cabinet?year=2026", 200, headers=b
     )
     assert [m["member_no"] for m in own["members"]] == ["Y1"]
     # Venue staff may not read archives; nobody signed in is told to sign in.
     staff = {**world.auth("venue_staff", "a"), **EN}
-    await _check(client, SPEC, "get", "/api/v1/organizations/a1/cabinet", 403, headers=staff)
-    await _check(client, SPEC, "get", "/api/v1/members/X1/archive", 403, headers=staff)
-    await _check(client, SPEC, "get", "/api/v1/members/X1/archive", 401)
+    await check(client, SPEC, "get", "/api/v1/organizations/a1/cabinet", 403, headers=staff)
+    await check(client, SPEC, "get", "/api/v1/members/X1/archive", 403, headers=staff)
+    await check(client, SPEC, "get", "/api/v1/members/X1/archive", 401)
     await give_password(db, "reviewer-b")
     async with Browser(client) as browser:
         await browser.signed_in("reviewer-b")

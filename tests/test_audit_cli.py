@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,7 +23,8 @@ from server.auth.principal import WHOLE_TREE
 from server.db.models import ApiToken, AuditEntry, Member, User, Venue
 from server.db.session import make_engine, make_sessionmaker, read_session, write_session
 from server.services import organizations, users
-from tests.conftest import SECRET, TREE, World
+from tests.support.client import Client
+from tests.support.world import SECRET, TREE, World
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +93,7 @@ async def audit_entries(db: async_sessionmaker[AsyncSession]) -> list[AuditEntry
 
 
 async def test_every_change_is_audited(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     world: World,
 ) -> None:
@@ -242,7 +242,7 @@ async def test_every_change_is_audited(
 
 
 async def test_audit_verify_finds_a_changed_entry(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     world: World,
     database_url: str,
@@ -279,7 +279,7 @@ async def test_audit_verify_finds_a_deleted_entry(
 
 
 async def test_cli_tokens_print_only_the_token(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     world: World,
     database_url: str,

@@ -13,30 +13,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 from yarl import URL
 
 from server.app import create_app
-from server.auth.principal import WHOLE_TREE
 from server.db.models import AuditEntry, Member, Organization, TrainingSession, User, Venue
-from server.db.session import read_session, write_session
-from server.domain.members import MemberFields
-from server.domain.sessions import parse_session
-from server.domain.venues import VenueFields
-from server.services import members, sessions, users, venues, workflow
+from server.db.session import read_session
 from server.settings import Settings
-from tests.browser import Browser, give_password
-from tests.conftest import ROLES, World
-from tests.plan_rows import PLAN_TITLE, make_plan_org, plan_body, plan_form, seed_plans
-from tests.test_class_workflow import MATRIX_YEAR, seed_matrix_classes, step_list_form
+from tests.support.browser import Browser, give_password
+from tests.support.class_workflow import step_list_form
+from tests.support.client import Client
+from tests.support.matrix_seed import (
+    MATRIX_YEAR,
+    SESSION_START,
+    TZ,
+    make_session,
+    seed_matrix,
+    session_at,
+)
+from tests.support.plan_rows import PLAN_TITLE, make_plan_org, plan_body, plan_form
+from tests.support.world import ROLES, World
 
 PUBLIC, AGENT = "public", "agent"
 ALL = frozenset(ROLES)
@@ -46,17 +48,6 @@ ADMIN = frozenset({"admin"})
 PLANNERS = frozenset({"admin", "operator"})
 CLOSERS = frozenset({"admin", "reviewer"})  # finalize and approve
 UNKNOWN_REF = "zz-nosuch"
-TZ = ZoneInfo("Asia/Shanghai")
-# A fixed window in the past: back-filled sessions are allowed, and nothing depends on today.
-SESSION_START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
-# The actions that bring a new session into each state.
-ACTIONS_TO = {
-    "scheduled": (),
-    "live": ("start",),
-    "ended": ("start", "end"),
-    "finalized": ("start", "end", "finalize"),
-    "approved": ("start", "end", "finalize", "approve"),
-}
 
 # What only subtree "a" (or "b") holds: a caller of the other subtree must never see these.
 MARKS = {
@@ -79,19 +70,6 @@ Payload = tuple[str, Any]  # ("json" | "form" | "csv" | "multipart", data)
 
 def _csv(ref: str, fresh: str) -> bytes:
     return f"member_no,name,org_code,category\nM-{fresh},导入党员,{ref},ordinary\n".encode()
-
-
-def _session(venue: str, fresh: str) -> dict[str, Any]:
-    """A new session (API body) at a main venue, titled S-<fresh>, with M-A-1 on its roster."""
-    return {
-        "title": f"S-{fresh}",
-        "topic_code": "T-1",
-        "starts_at": SESSION_START.isoformat(),
-        "ends_at": (SESSION_START + timedelta(hours=2)).isoformat(),
-        "credit_hours": 2,
-        "main_venue": venue,
-        "roster": [{"member_no": "M-A-1", "venue": venue}],
-    }
 
 
 def _session_form(venue: str, fresh: str) -> dict[str, str]:
@@ -229,7 +207,7 @@ MATRIX: dict[str, Route] = {
         PLANNERS,
         "create",
         ref="VEN-A",
-        body=lambda ref, fresh: ("json", _session(ref, fresh)),
+        body=lambda ref, fresh: ("json", session_at(ref, fresh)),
         ok=(201,),
         created=(TrainingSession.title, "S-{fresh}"),
     ),
@@ -276,7 +254,7 @@ MATRIX: dict[str, Route] = {
         PLANNERS,
         "object",
         parts={"id": "{ref}"},
-        body=lambda ref, fresh: ("json", _session("VEN-A", fresh)),
+        body=lambda ref, fresh: ("json", session_at("VEN-A", fresh)),
         created=(TrainingSession.title, "S-{fresh}"),
         session_state="scheduled",
     ),
@@ -923,39 +901,6 @@ def path_of(route: Route, ref: str) -> str:
     return path
 
 
-async def make_session(
-    db: async_sessionmaker[AsyncSession],
-    state: str = "scheduled",
-    *,
-    subtree: str = "a",
-    branch: str | None = None,
-    plan_class: str | None = None,
-) -> str:
-    """A session owned by the subtree (its venue and member on the roster), driven into `state`
-    through the workflow, as the first engineer to use it would; returns its id."""
-    venue, member, title = {
-        "a": ("VEN-A", "M-A-1", "甲区培训班"),
-        "b": ("VEN-B", "M-B-1", "乙区培训班"),
-    }[subtree]
-    raw = {
-        **_session(venue, ""),
-        "title": title,
-        "roster": [{"member_no": member, "venue": venue}],
-        "plan_class": plan_class,
-    }
-    if branch is not None:
-        other = {"VEN-A": "M-A-1", "VEN-B": "M-B-1"}[branch]
-        raw["branch_venues"] = [branch]
-        raw["roster"].append({"member_no": other, "venue": branch})
-    fields, problems = parse_session(raw)
-    assert fields is not None and not problems, problems
-    async with write_session(db) as session:
-        view = await sessions.create_session(session, WHOLE_TREE, "test", fields)
-        for action in ACTIONS_TO[state]:
-            await workflow.act(session, WHOLE_TREE, "test", view.id, action, TZ)
-    return view.id
-
-
 async def state_of(db: async_sessionmaker[AsyncSession], public_id: str) -> str | None:
     """The stored state of a session."""
     async with read_session(db) as session:
@@ -968,7 +913,7 @@ async def state_of(db: async_sessionmaker[AsyncSession], public_id: str) -> str 
 class Run:
     """One app, seeded once, and every request of the matrix sent to it."""
 
-    def __init__(self, client: TestClient, db: async_sessionmaker[AsyncSession]) -> None:  # type: ignore[type-arg]
+    def __init__(self, client: Client, db: async_sessionmaker[AsyncSession]) -> None:
         self.db = db
         self.plain = Browser(client)  # bearer-token and anonymous API calls; never signed in
         self.counter = itertools.count(1)
@@ -1138,46 +1083,17 @@ class Run:
             self.fail(name, caller, f"shows the other subtree's {leaked}", answer)
 
 
-async def seed(db: async_sessionmaker[AsyncSession]) -> None:
-    """One member, one venue, one spare user and one session in each subtree."""
-    async with write_session(db) as session:
-        for subtree, no, name, venue, venue_name, org in (
-            ("a", "M-A-1", "甲党员", "VEN-A", "西泉会场", "a1a"),
-            ("b", "M-B-1", "乙党员", "VEN-B", "铜城会场", "b1"),
-        ):
-            await members.create_member(
-                session, WHOLE_TREE, "test", MemberFields(no, name, org, "ordinary", None)
-            )
-            await venues.create_venue(
-                session, WHOLE_TREE, "test", VenueFields(venue, venue_name, f"{subtree}1")
-            )
-            await users.create_user(
-                session,
-                WHOLE_TREE,
-                "test",
-                username=f"spare-{subtree}",
-                display_name=f"spare-{subtree}",
-                role="operator",
-                org_code=f"{subtree}1",
-                password_hash=None,
-            )
-    for subtree in ("a", "b"):
-        await make_session(db, subtree=subtree)
-    await seed_matrix_classes(db)
-    await seed_plans(db)
-
-
 @pytest.mark.parametrize("role", [*ROLES, None], ids=[*ROLES, "anonymous"])
 async def test_matrix(
     role: str | None,
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     world: World,
     settings: Settings,
 ) -> None:
     """Every routed row of the matrix, as this role in subtree a, b (and the whole tree), or
     as nobody; every failing cell is listed. Rows not yet routed are the coverage test's."""
-    await seed(db)
+    await seed_matrix(db)
     routed = router_routes(settings)
     run = Run(client, db)
     async with contextlib.AsyncExitStack() as stack:
@@ -1209,7 +1125,7 @@ async def test_matrix(
 @pytest.mark.parametrize("name", [name for name, row in MATRIX.items() if row.who == AGENT])
 async def test_agent_routes_need_the_venue_token(
     name: str,
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     world: World,
 ) -> None:
@@ -1225,7 +1141,7 @@ async def test_agent_routes_need_the_venue_token(
     assert token.startswith("hv_")
     scheduled = await client.post(
         "/api/v1/sessions",
-        json={**_session("AGENT-1", "agent"), "roster": []},
+        json={**session_at("AGENT-1", "agent"), "roster": []},
         headers=world.auth("operator", "a"),
     )
     assert scheduled.status == 201, await scheduled.text()
@@ -1266,14 +1182,14 @@ async def test_agent_routes_need_the_venue_token(
 
 
 async def test_a_branch_venue_sees_a_joint_session_but_only_the_owner_changes_it(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     world: World,
 ) -> None:
     """A session owned by subtree a with a branch venue of subtree b: b's users see it (and,
     in its attendance, only their own members); every change b tries is 403, and changes
     nothing; the owner's users still may."""
-    await seed(db)
+    await seed_matrix(db)
     english = {"Accept-Language": "en"}
     refusal = "Only the organizing organization may change this session."
 
@@ -1294,7 +1210,7 @@ async def test_a_branch_venue_sees_a_joint_session_but_only_the_owner_changes_it
     async def refused(method: str, path: str, role: str, public_id: str, state: str) -> None:
         kwargs: dict[str, Any] = {}
         if method == "PUT":
-            kwargs["json"] = {**_session("VEN-A", "b"), "title": "乙改的"}
+            kwargs["json"] = {**session_at("VEN-A", "b"), "title": "乙改的"}
         answer = await client.request(method, path, headers=as_(role, "b"), **kwargs)
         error = (await answer.json()).get("error", {})
         if (answer.status, error.get("code"), error.get("message")) != (403, "forbidden", refusal):

@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +19,8 @@ from server.domain.labels import LEVEL_LABELS
 from server.errors import Conflict, Invalid
 from server.http.error_middleware import MAX_BODY
 from server.services import users
-from tests.conftest import World
+from tests.support.client import Client
+from tests.support.world import World
 
 COUNTED = {
     "organizations": Organization,
@@ -50,7 +50,7 @@ def as_dict(value: Any) -> Any:
 class Api:
     """The API as admin of subtree a, in English, with a check that rejections write nothing."""
 
-    def __init__(self, client: TestClient, db: async_sessionmaker[AsyncSession], world: World):  # type: ignore[type-arg]
+    def __init__(self, client: Client, db: async_sessionmaker[AsyncSession], world: World):
         self.client = client
         self.db = db
         self.headers = {**world.auth("admin", "a"), "Accept-Language": "en"}
@@ -90,7 +90,7 @@ class Api:
 
 @pytest.fixture
 async def api(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     world: World,
 ) -> Api:
@@ -379,8 +379,8 @@ async def test_import_lists_every_bad_line_and_stores_nothing(
 
 async def test_import_never_names_members_of_another_subtree(
     api: Api,
-    client: TestClient,
-    world: World,  # type: ignore[type-arg]
+    client: Client,
+    world: World,
 ) -> None:
     other = {**world.auth("admin", "b"), "Accept-Language": "en"}
     created = await client.post(
@@ -501,7 +501,7 @@ async def test_reimport_changes_and_card_moves(
     ],
 )
 async def test_unreadable_forms_are_refused_not_crashed_on(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     world: World,
     content_type: str,
@@ -528,7 +528,7 @@ async def test_unreadable_forms_are_refused_not_crashed_on(
 
 
 async def test_an_oversize_upload_is_413_on_the_page_too(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     world: World,
 ) -> None:

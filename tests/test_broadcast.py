@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.models import AuditEntry
-from tests.conftest import World
-from tests.rtc_peers import description, offer_to_publish, offer_to_view
+from tests.support.rtc_peers import description, offer_to_publish, offer_to_view
+from tests.support.world import World
 
 pytestmark = pytest.mark.sqlite_only
 

@@ -18,9 +18,9 @@ from aiortc import RTCPeerConnection
 from playwright.async_api import Browser, Page, async_playwright, expect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests import browser
-from tests.chromium import CHROMIUM, FLAGS, needs_chromium
-from tests.conftest import World
+from tests.support import browser
+from tests.support.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.support.world import World
 
 WAIT_MS = 15_000
 

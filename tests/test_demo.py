@@ -39,7 +39,7 @@ from server.demo.city import DemoRefused, seed_demo
 from server.demo.data import LOGINS
 from server.domain.attendance import Policy
 from server.services import audit, plan_analysis, users
-from tests.conftest import SECRET
+from tests.support.world import SECRET
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CHUZHOU_COUNTIES = frozenset(

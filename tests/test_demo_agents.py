@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import BIN, Server, clean_env, stop_process, wait_until
+from tests.support.procs import BIN, Server, clean_env, stop_process, wait_until
 
 pytestmark = pytest.mark.slow
 

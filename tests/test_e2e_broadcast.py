@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.chromium import CHROMIUM, FLAGS, needs_chromium
-from tests.conftest import Agents
-from tests.procs import Agent, Server, hetang, wait_until
+from tests.support.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.support.procs import Agent, Agents, Server, hetang, wait_until
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 BRANCHES = ("b1", "b2", "b3")

@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Agents
-from tests.procs import Agent, Server, schedule_of, settled, stored_checkins, wait_until
+from tests.support.procs import (
+    Agent,
+    Agents,
+    Server,
+    schedule_of,
+    settled,
+    stored_checkins,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 VENUES = ("m", "b1", "b2")

@@ -9,15 +9,15 @@ import re
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.models import Organization
 from server.db.session import read_session
 from server.http.error_middleware import MAX_BODY
-from tests.browser import Browser
-from tests.conftest import World
+from tests.support.browser import Browser
+from tests.support.client import Client
+from tests.support.world import World
 
 CODES = {
     401: "unauthorized",
@@ -54,7 +54,7 @@ async def expect_error(
 
 
 async def test_every_error_path_has_the_documented_shape(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     world: World,
 ) -> None:
     # English, so the field problems below read as in the source (Chinese is checked below).
@@ -228,7 +228,7 @@ async def test_every_error_path_has_the_documented_shape(
 
 
 async def test_an_unexpected_failure_is_500_internal_with_the_request_id(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     world: World,
     caplog: pytest.LogCaptureFixture,
@@ -266,7 +266,7 @@ async def test_an_unexpected_failure_is_500_internal_with_the_request_id(
 
 
 async def test_messages_are_chinese_by_default_and_english_on_request(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     world: World,
 ) -> None:
     admin = world.auth("admin", "a")

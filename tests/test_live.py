@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import REDIS_ENV, World
+from tests.support.databases import REDIS_ENV
+from tests.support.world import World
 
 
 async def _venue(client: Any, world: World, code: str) -> str:

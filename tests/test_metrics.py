@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import World
+from tests.support.world import World
 
 
 def _value(text: str, name: str, labels: str = "") -> float:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from server.db.migrate import downgrade, upgrade
-from tests.conftest import World
-from tests.test_session_flow import _setup
+from tests.support.sessions import schedule_worked_example
+from tests.support.world import World
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -29,7 +29,7 @@ def counts(path: str) -> dict[str, int]:
 async def test_revision_0005_copies_training_sessions_without_losing_a_child_row(
     client: Any, world: World, database_url: str
 ) -> None:
-    await _setup(client, world)
+    await schedule_worked_example(client, world)
     path = database_url.split("///", 1)[-1]
     before = counts(path)
     assert before["session_venues"] == 3 and before["roster_entries"] == 5

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 from openapi_spec_validator import validate
 
 from server.app import create_app
 from server.settings import Settings
-from tests.conftest import World
+from tests.support.openapi_check import check, load_spec, response_schema, validate_json
+from tests.support.world import World
 
-ROOT = Path(__file__).resolve().parent.parent
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((ROOT / "openapi.yaml").read_text("utf-8"))
-    return data
+    return load_spec()
 
 
 def test_spec_is_valid_openapi(spec: dict[str, Any]) -> None:
@@ -57,120 +52,17 @@ def test_every_api_route_is_described_and_nothing_else(
     assert described - served == set(), "openapi.yaml describes routes the server lacks"
 
 
-def _operation(spec: dict[str, Any], method: str, path: str) -> dict[str, Any]:
-    for template, item in spec["paths"].items():
-        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
-        if re.match(pattern, path) and method in item:
-            operation: dict[str, Any] = item[method]
-            return operation
-    raise AssertionError(f"{method.upper()} {path} is not in openapi.yaml")
-
-
-def _inline(spec: dict[str, Any], node: Any) -> Any:
-    """The schema with every local $ref replaced by what it points to (ours are not recursive)."""
-    if isinstance(node, list):
-        return [_inline(spec, item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target: Any = spec
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        rest = {key: value for key, value in node.items() if key != "$ref"}
-        return _inline(spec, {**target, **rest})
-    return {key: _inline(spec, value) for key, value in node.items()}
-
-
-def _strict(node: Any, *, top: bool = True) -> Any:
-    """An inlined answer schema where an object may hold only the properties it documents, so
-    an undocumented field in an answer fails (a branch of allOf is closed at the allOf)."""
-    if isinstance(node, list):
-        return [_strict(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key == "allOf":
-            out[key] = [_strict(branch, top=False) for branch in value]
-        elif key in ("properties", "patternProperties"):
-            out[key] = {name: _strict(schema) for name, schema in value.items()}
-        elif key in ("enum", "const", "required", "default", "examples"):
-            out[key] = value
-        else:
-            out[key] = _strict(value)
-    closed = "additionalProperties" in node or "unevaluatedProperties" in node
-    if top and not closed and (node.get("type") == "object" or "allOf" in node):
-        out["unevaluatedProperties"] = False
-    return out
-
-
-def _validate(instance: Any, schema: dict[str, Any]) -> None:
-    jsonschema.validate(
-        instance, schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
-
-
-def _response(spec: dict[str, Any], method: str, path: str, status: int) -> dict[str, Any]:
-    response = _operation(spec, method, path)["responses"].get(str(status))
-    assert response is not None, f"{method.upper()} {path} answered {status}, undocumented"
-    resolved: dict[str, Any] = _inline(spec, response)
-    return resolved
-
-
-def _response_schema(spec: dict[str, Any], method: str, path: str, status: int) -> dict[str, Any]:
-    schema: dict[str, Any] = _response(spec, method, path, status)["content"]["application/json"][
-        "schema"
-    ]
-    strict: dict[str, Any] = _strict(schema)
-    return strict
-
-
-def _request_schema(spec: dict[str, Any], method: str, path: str, content_type: str) -> Any:
-    body = _inline(spec, _operation(spec, method, path).get("requestBody"))
-    assert body is not None, f"{method.upper()} {path} takes a body, undocumented"
-    assert content_type in body["content"], f"{method.upper()} {path} takes {content_type}?"
-    return body["content"][content_type]["schema"]
-
-
-async def _check(
-    client: Any, spec: dict[str, Any], method: str, path: str, expected: int, **kwargs: Any
-) -> Any:
-    """Send; the status is the expected one and documented; a successful request's JSON body
-    matches the documented request schema; the answer matches the documented response: its
-    JSON schema (no undocumented fields), content type, headers, or an empty body."""
-    bare = path.split("?")[0]
-    if "json" in kwargs and expected < 300:
-        _validate(kwargs["json"], _request_schema(spec, method, bare, "application/json"))
-    response = await client.request(method.upper(), path, **kwargs)
-    raw = await response.read()
-    assert response.status == expected, raw[:2000]
-    documented = _response(spec, method, bare, response.status)
-    for name, header in documented.get("headers", {}).items():
-        if header.get("required"):
-            assert response.headers.get(name), f"{method.upper()} {path}: no {name} header"
-    content = documented.get("content")
-    if content is None:
-        assert raw == b"", f"{method.upper()} {path} {expected} documents no body"
-        return None
-    assert response.content_type in content, (response.content_type, list(content))
-    if response.content_type != "application/json":
-        return raw.decode(response.charset or "utf-8")
-    body = await response.json()
-    _validate(body, _response_schema(spec, method, bare, response.status))
-    return body
-
-
 async def test_answers_match_the_schemas(
     client: Any, world: World, spec: dict[str, Any], settings: Settings
 ) -> None:
     admin = world.auth("admin", "a")
-    await _check(client, spec, "get", "/healthz", 200)
-    await _check(client, spec, "get", "/api/v1/me", 200, headers=admin)
-    await _check(client, spec, "get", "/api/v1/me", 401)
-    await _check(client, spec, "get", "/api/v1/organizations", 200, headers=admin)
-    await _check(client, spec, "get", "/api/v1/organizations/a1", 200, headers=admin)
-    await _check(client, spec, "get", "/api/v1/organizations/b1", 404, headers=admin)
-    await _check(
+    await check(client, spec, "get", "/healthz", 200)
+    await check(client, spec, "get", "/api/v1/me", 200, headers=admin)
+    await check(client, spec, "get", "/api/v1/me", 401)
+    await check(client, spec, "get", "/api/v1/organizations", 200, headers=admin)
+    await check(client, spec, "get", "/api/v1/organizations/a1", 200, headers=admin)
+    await check(client, spec, "get", "/api/v1/organizations/b1", 404, headers=admin)
+    await check(
         client,
         spec,
         "post",
@@ -179,7 +71,7 @@ async def test_answers_match_the_schemas(
         headers=admin,
         json={"code": "a2", "name": "小溪河镇党委", "level": "committee", "parent_code": "a"},
     )
-    await _check(
+    await check(
         client,
         spec,
         "post",
@@ -188,7 +80,7 @@ async def test_answers_match_the_schemas(
         headers=admin,
         json={"code": "a2", "name": "重复", "level": "committee", "parent_code": "a"},
     )
-    await _check(
+    await check(
         client,
         spec,
         "post",
@@ -197,7 +89,7 @@ async def test_answers_match_the_schemas(
         headers=admin,
         json={"code": "a3", "name": "x", "level": "planet", "parent_code": "a"},
     )
-    await _check(
+    await check(
         client,
         spec,
         "post",
@@ -212,7 +104,7 @@ async def test_answers_match_the_schemas(
             "card_code": "C001",
         },
     )
-    await _check(
+    await check(
         client,
         spec,
         "post",
@@ -221,7 +113,7 @@ async def test_answers_match_the_schemas(
         headers={**admin, "Content-Type": "text/csv"},
         data="member_no,name,org_code,category\nM002,李四,a1a,secretary\n".encode(),
     )
-    await _check(
+    await check(
         client,
         spec,
         "post",
@@ -230,13 +122,13 @@ async def test_answers_match_the_schemas(
         headers={**admin, "Content-Type": "text/csv"},
         data=b"member_no,name,org_code,category\nM003,,a1a,secretary\n",
     )
-    await _check(client, spec, "get", "/api/v1/members?q=M00", 200, headers=admin)
-    await _check(client, spec, "get", "/api/v1/members", 200, headers=admin)
-    await _check(client, spec, "get", "/api/v1/members/M001", 200, headers=admin)
-    await _check(
+    await check(client, spec, "get", "/api/v1/members?q=M00", 200, headers=admin)
+    await check(client, spec, "get", "/api/v1/members", 200, headers=admin)
+    await check(client, spec, "get", "/api/v1/members/M001", 200, headers=admin)
+    await check(
         client, spec, "get", "/api/v1/members/M001", 404, headers=world.auth("reviewer", "b")
     )
-    venue = await _check(
+    venue = await check(
         client,
         spec,
         "post",
@@ -245,9 +137,9 @@ async def test_answers_match_the_schemas(
         headers=admin,
         json={"code": "v-a", "name": "西泉镇党校", "org_code": "a1"},
     )
-    await _check(client, spec, "get", "/api/v1/venues", 200, headers=admin)
-    await _check(client, spec, "get", "/api/v1/venues/v-a", 200, headers=admin)
-    await _check(
+    await check(client, spec, "get", "/api/v1/venues", 200, headers=admin)
+    await check(client, spec, "get", "/api/v1/venues/v-a", 200, headers=admin)
+    await check(
         client,
         spec,
         "post",
@@ -256,9 +148,9 @@ async def test_answers_match_the_schemas(
         headers={"Authorization": f"Bearer {venue['token']}"},
         json={"agent_version": "0.1.0", "hostname": "pc-1"},
     )
-    rotated = await _check(client, spec, "post", "/api/v1/venues/v-a/token", 200, headers=admin)
+    rotated = await check(client, spec, "post", "/api/v1/venues/v-a/token", 200, headers=admin)
     assert rotated["token"] != venue["token"]
-    await _check(
+    await check(
         client,
         spec,
         "post",
@@ -267,7 +159,7 @@ async def test_answers_match_the_schemas(
         headers={"Authorization": f"Bearer {venue['token']}"},
         json={"agent_version": "0.1.0", "hostname": "pc-1"},
     )
-    branch = await _check(
+    branch = await check(
         client,
         spec,
         "post",
@@ -311,35 +203,35 @@ async def _sessions(client: Any, spec: dict[str, Any], world: World) -> str:
     admin, operator = world.auth("admin", "a"), world.auth("operator", "a")
     reviewer = world.auth("reviewer", "a")
     path = "/api/v1/sessions"
-    created = await _check(client, spec, "post", path, 201, headers=operator, json=_new_session())
+    created = await check(client, spec, "post", path, 201, headers=operator, json=_new_session())
     assert created["credit_hours"] == 1.5 and created["roster_size"] == 2
     assert created["policy"]["min_ratio"] == 0.75 and created["branch_venues"] == ["v-a1a"]
     session_id = created["id"]
-    await _check(client, spec, "post", path, 401, json=_new_session())
-    await _check(client, spec, "post", path, 403, headers=reviewer, json=_new_session())
-    await _check(client, spec, "post", path, 422, headers=admin, json=_new_session(credit_hours=0))
-    await _check(
+    await check(client, spec, "post", path, 401, json=_new_session())
+    await check(client, spec, "post", path, 403, headers=reviewer, json=_new_session())
+    await check(client, spec, "post", path, 422, headers=admin, json=_new_session(credit_hours=0))
+    await check(
         client, spec, "post", path, 422, headers=admin, json=_new_session(main_venue="nosuch")
     )
-    listed = await _check(client, spec, "get", path, 200, headers=reviewer)
+    listed = await check(client, spec, "get", path, 200, headers=reviewer)
     assert [item["id"] for item in listed["sessions"]] == [session_id]
-    await _check(client, spec, "get", path, 401)
-    await _check(client, spec, "get", path, 403, headers=world.auth("venue_staff", "a"))
+    await check(client, spec, "get", path, 401)
+    await check(client, spec, "get", path, 403, headers=world.auth("venue_staff", "a"))
     one = f"{path}/{session_id}"
-    assert await _check(client, spec, "get", one, 200, headers=reviewer) == created
-    await _check(client, spec, "get", f"{path}/nosuch", 404, headers=reviewer)
-    await _check(client, spec, "get", one, 404, headers=world.auth("reviewer", "b"))
-    edited = await _check(
+    assert await check(client, spec, "get", one, 200, headers=reviewer) == created
+    await check(client, spec, "get", f"{path}/nosuch", 404, headers=reviewer)
+    await check(client, spec, "get", one, 404, headers=world.auth("reviewer", "b"))
+    edited = await check(
         client, spec, "put", one, 200, headers=operator, json=_new_session(title="第一讲")
     )
     assert edited["title"] == "第一讲" and edited["id"] == session_id
-    await _check(client, spec, "put", one, 422, headers=operator, json=_new_session(roster=7))
-    await _check(client, spec, "put", one, 404, headers=world.auth("operator", "b"), json=edited)
-    await _check(client, spec, "put", one, 403, headers=reviewer, json=_new_session())
-    await _check(client, spec, "get", f"{one}/attendance", 409, headers=reviewer)
-    await _check(client, spec, "post", f"{one}/approve", 409, headers=reviewer)
-    await _check(client, spec, "post", f"{one}/start", 403, headers=reviewer)
-    await _check(client, spec, "post", f"{path}/nosuch/start", 404, headers=operator)
+    await check(client, spec, "put", one, 422, headers=operator, json=_new_session(roster=7))
+    await check(client, spec, "put", one, 404, headers=world.auth("operator", "b"), json=edited)
+    await check(client, spec, "put", one, 403, headers=reviewer, json=_new_session())
+    await check(client, spec, "get", f"{one}/attendance", 409, headers=reviewer)
+    await check(client, spec, "post", f"{one}/approve", 409, headers=reviewer)
+    await check(client, spec, "post", f"{one}/start", 403, headers=reviewer)
+    await check(client, spec, "post", f"{path}/nosuch/start", 404, headers=operator)
     return str(session_id)
 
 
@@ -361,11 +253,11 @@ async def _agent(
     """Every agent call, its success and its documented errors."""
     main = {"Authorization": f"Bearer {main_token}"}
     branch = {"Authorization": f"Bearer {branch_token}"}
-    schedule = await _check(client, spec, "get", "/api/v1/agent/schedule", 200, headers=branch)
+    schedule = await check(client, spec, "get", "/api/v1/agent/schedule", 200, headers=branch)
     assert [(s["id"], s["role"]) for s in schedule["sessions"]] == [(session_id, "branch")]
     assert [line["card_code"] for line in schedule["sessions"][0]["roster"]] == ["C001", None]
     first = await client.get("/api/v1/agent/schedule", headers=branch)
-    await _check(
+    await check(
         client,
         spec,
         "get",
@@ -373,16 +265,16 @@ async def _agent(
         304,
         headers={**branch, "If-None-Match": first.headers["ETag"]},
     )
-    await _check(client, spec, "get", "/api/v1/agent/schedule", 401)
-    ics = await _check(client, spec, "get", "/api/v1/agent/schedule.ics", 200, headers=main)
+    await check(client, spec, "get", "/api/v1/agent/schedule", 401)
+    ics = await check(client, spec, "get", "/api/v1/agent/schedule.ics", 200, headers=main)
     assert "BEGIN:VCALENDAR" in ics and f"{session_id}@hetang" in ics
-    await _check(client, spec, "get", "/api/v1/agent/schedule.ics", 401)
+    await check(client, spec, "get", "/api/v1/agent/schedule.ics", 401)
     beat = {"state": "receiving", "session_id": session_id, "queue_depth": 0, "agent_version": "1"}
-    answer = await _check(
+    answer = await check(
         client, spec, "post", "/api/v1/agent/heartbeat", 200, headers=main, json=beat
     )
     assert answer["commands"] == []
-    await _check(
+    await check(
         client,
         spec,
         "post",
@@ -391,7 +283,7 @@ async def _agent(
         headers=main,
         json={**beat, "queue_depth": -1},
     )
-    await _check(client, spec, "post", "/api/v1/agent/heartbeat", 401, json=beat)
+    await check(client, spec, "post", "/api/v1/agent/heartbeat", 401, json=beat)
     sent_at = datetime.now(UTC).isoformat()
     good = _event(session_id)
     by_card = _event(session_id, member_no=None, card_code="C001")
@@ -399,7 +291,7 @@ async def _agent(
         "sent_at": sent_at,
         "events": [good, dict(good), by_card, _event(session_id, member_no="nobody")],
     }
-    results = await _check(
+    results = await check(
         client, spec, "post", "/api/v1/agent/checkins", 200, headers=branch, json=batch
     )
     assert [(r["status"], r["reason"]) for r in results["results"]] == [
@@ -408,7 +300,7 @@ async def _agent(
         ("accepted", None),
         ("rejected", "unknown_member"),
     ]
-    invalid = await _check(
+    invalid = await check(
         client,
         spec,
         "post",
@@ -424,9 +316,9 @@ async def _agent(
         json={"sent_at": sent_at, "events": [{"event_id": 7}]},
     )
     body = await malformed.json()
-    _validate(body, _response_schema(spec, "post", "/api/v1/agent/checkins", malformed.status))
+    validate_json(body, response_schema(spec, "post", "/api/v1/agent/checkins", malformed.status))
     assert body["results"] == [{"event_id": None, "status": "rejected", "reason": "invalid"}]
-    await _check(
+    await check(
         client,
         spec,
         "post",
@@ -435,7 +327,7 @@ async def _agent(
         headers=branch,
         json={"sent_at": sent_at, "events": [_event(session_id) for _ in range(501)]},
     )
-    await _check(
+    await check(
         client,
         spec,
         "post",
@@ -444,7 +336,7 @@ async def _agent(
         headers=branch,
         json={"sent_at": sent_at, "events": {}},
     )
-    await _check(client, spec, "post", "/api/v1/agent/checkins", 401, json=batch)
+    await check(client, spec, "post", "/api/v1/agent/checkins", 401, json=batch)
     now = datetime.now(UTC)
     sample = {
         "at": now.isoformat(),
@@ -458,16 +350,16 @@ async def _agent(
     }
     stats = {"sent_at": now.isoformat(), "session_id": session_id, "samples": [sample]}
     path = "/api/v1/agent/stream-stats"
-    assert await _check(client, spec, "post", path, 200, headers=branch, json=stats) == {
+    assert await check(client, spec, "post", path, 200, headers=branch, json=stats) == {
         "accepted": 1
     }
-    assert await _check(client, spec, "post", path, 200, headers=branch, json=stats) == {
+    assert await check(client, spec, "post", path, 200, headers=branch, json=stats) == {
         "accepted": 0
     }
-    await _check(
+    await check(
         client, spec, "post", path, 404, headers=branch, json={**stats, "session_id": "nosuch"}
     )
-    await _check(
+    await check(
         client,
         spec,
         "post",
@@ -476,10 +368,10 @@ async def _agent(
         headers=branch,
         json={**stats, "samples": [{**sample, "state": "sunny"}]},
     )
-    await _check(
+    await check(
         client, spec, "post", path, 413, headers=branch, json={**stats, "samples": [sample] * 2001}
     )
-    await _check(client, spec, "post", path, 401, json=stats)
+    await check(client, spec, "post", path, 401, json=stats)
 
 
 async def _workflow_and_results(
@@ -489,32 +381,30 @@ async def _workflow_and_results(
     operator, reviewer = world.auth("operator", "a"), world.auth("reviewer", "a")
     admin = world.auth("admin", "a")
     one = f"/api/v1/sessions/{session_id}"
-    assert (await _check(client, spec, "post", f"{one}/start", 200, headers=operator))[
+    assert (await check(client, spec, "post", f"{one}/start", 200, headers=operator))[
         "state"
     ] == "live"
-    await _check(client, spec, "post", f"{one}/start", 409, headers=operator)
-    await _check(client, spec, "put", one, 409, headers=operator, json=_new_session())
-    await _check(client, spec, "post", f"{one}/end", 200, headers=operator)
-    await _check(client, spec, "post", f"{one}/end", 401)
-    await _check(client, spec, "post", f"{one}/finalize", 403, headers=operator)
-    await _check(client, spec, "post", f"{one}/finalize", 200, headers=reviewer)
-    await _check(client, spec, "post", f"{one}/finalize", 200, headers=reviewer)
-    attendance = await _check(client, spec, "get", f"{one}/attendance", 200, headers=reviewer)
+    await check(client, spec, "post", f"{one}/start", 409, headers=operator)
+    await check(client, spec, "put", one, 409, headers=operator, json=_new_session())
+    await check(client, spec, "post", f"{one}/end", 200, headers=operator)
+    await check(client, spec, "post", f"{one}/end", 401)
+    await check(client, spec, "post", f"{one}/finalize", 403, headers=operator)
+    await check(client, spec, "post", f"{one}/finalize", 200, headers=reviewer)
+    await check(client, spec, "post", f"{one}/finalize", 200, headers=reviewer)
+    attendance = await check(client, spec, "get", f"{one}/attendance", 200, headers=reviewer)
     assert [m["member_no"] for m in attendance["members"]] == ["M001", "M002"]
     assert attendance["members"][1]["reason"] == "no_checkin"
-    await _check(client, spec, "get", f"{one}/attendance", 404, headers=world.auth("reviewer", "b"))
+    await check(client, spec, "get", f"{one}/attendance", 404, headers=world.auth("reviewer", "b"))
     year = datetime.now(UTC).astimezone(settings.tz).year
-    record = await _check(
+    record = await check(
         client, spec, "get", f"/api/v1/members/M001/record?year={year}", 200, headers=reviewer
     )
     assert [entry["session_id"] for entry in record["entries"]] == [session_id]
-    await _check(client, spec, "get", "/api/v1/members/M001/record", 200, headers=reviewer)
-    await _check(client, spec, "get", "/api/v1/members/M001/record?year=abc", 422, headers=reviewer)
-    await _check(
-        client, spec, "get", "/api/v1/members/M001/record?year=1999", 422, headers=reviewer
-    )
-    await _check(client, spec, "get", "/api/v1/members/nosuch/record", 404, headers=reviewer)
-    await _check(
+    await check(client, spec, "get", "/api/v1/members/M001/record", 200, headers=reviewer)
+    await check(client, spec, "get", "/api/v1/members/M001/record?year=abc", 422, headers=reviewer)
+    await check(client, spec, "get", "/api/v1/members/M001/record?year=1999", 422, headers=reviewer)
+    await check(client, spec, "get", "/api/v1/members/nosuch/record", 404, headers=reviewer)
+    await check(
         client,
         spec,
         "get",
@@ -522,10 +412,10 @@ async def _workflow_and_results(
         404,
         headers=world.auth("reviewer", "b"),
     )
-    await _check(client, spec, "get", "/api/v1/members/M001/record", 401)
-    await _check(client, spec, "post", f"{one}/approve", 200, headers=reviewer)
-    await _check(client, spec, "post", f"{one}/approve", 409, headers=reviewer)
-    await _check(client, spec, "post", f"{one}/reopen", 403, headers=reviewer)
-    await _check(client, spec, "post", f"{one}/reopen", 200, headers=admin)
-    await _check(client, spec, "post", f"{one}/reopen", 409, headers=admin)
-    await _check(client, spec, "get", f"{one}/attendance", 200, headers=admin)
+    await check(client, spec, "get", "/api/v1/members/M001/record", 401)
+    await check(client, spec, "post", f"{one}/approve", 200, headers=reviewer)
+    await check(client, spec, "post", f"{one}/approve", 409, headers=reviewer)
+    await check(client, spec, "post", f"{one}/reopen", 403, headers=reviewer)
+    await check(client, spec, "post", f"{one}/reopen", 200, headers=admin)
+    await check(client, spec, "post", f"{one}/reopen", 409, headers=admin)
+    await check(client, spec, "get", f"{one}/attendance", 200, headers=admin)

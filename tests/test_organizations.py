@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.models import Organization
-from tests.conftest import World
+from tests.support.world import World
 
 
 async def test_parent_outside_the_scope_is_not_named(client: Any, world: World) -> None:

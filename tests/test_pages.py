@@ -16,8 +16,8 @@ from server.db.models import Member, Organization, User, Venue
 from server.db.session import read_session, write_session
 from server.domain.members import MemberFields
 from server.services import members
-from tests import browser
-from tests.conftest import World
+from tests.support import browser
+from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
 PASSWORD = browser.PASSWORD

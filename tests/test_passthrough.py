@@ -68,7 +68,7 @@ from passthrough.peer import (
     parse_servers,
 )
 from passthrough.wiring import KINDS, Feed, accept_publisher, answer_subscriber
-from tests.rtc_peers import LOOPBACK, PeerFactory
+from tests.support.rtc_peers import LOOPBACK, PeerFactory
 
 WAIT_S = 5.0
 # A viewer decodes video this soon after subscribing: ~0.12 s on loopback, or ~0.5 s when it joins

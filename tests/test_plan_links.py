@@ -7,17 +7,18 @@ import json
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from server.auth.principal import WHOLE_TREE, Scope
 from server.db.models import AuditEntry, Organization, Plan, PlanClass, TrainingSession
 from server.db.session import read_session
 from server.services.plan_links import NOT_ABOVE, sees_plan_of
-from tests.api_site import Db, Site, counts, make_site, session_body
-from tests.browser import Browser, give_password
-from tests.conftest import World
-from tests.plan_rows import add_class
+from tests.support.api_site import Site, counts, make_site, session_body
+from tests.support.browser import Browser, give_password
+from tests.support.client import Client
+from tests.support.databases import Db
+from tests.support.plan_rows import add_class
+from tests.support.world import World
 
 
 async def add_link_class(db: Db, org_code: str, code: str) -> None:
@@ -26,7 +27,7 @@ async def add_link_class(db: Db, org_code: str, code: str) -> None:
 
 
 @pytest.fixture
-async def site(client: TestClient, db: Db, world: World) -> Site:  # type: ignore[type-arg]
+async def site(client: Client, db: Db, world: World) -> Site:
     return await make_site(client, db, world)
 
 
@@ -104,7 +105,7 @@ async def test_a_class_of_another_subtree_is_as_unknown_as_none(site: Site, db: 
 
 
 async def test_the_session_form_offers_the_classes_and_keeps_the_chosen_one(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     site: Site,
     db: Db,
 ) -> None:

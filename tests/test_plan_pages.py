@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import re
 
-from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.models import AuditEntry, Plan, PlanClass
 from server.db.session import read_session
-from tests.browser import Browser, csrf_field, give_password
-from tests.conftest import World
+from tests.support.browser import Browser, csrf_field, give_password
+from tests.support.client import Client
+from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
 
@@ -48,7 +48,7 @@ async def stored(db: Db) -> tuple[int, int, int]:
 
 
 async def test_a_clerk_files_a_plan_the_county_returns_it_and_it_is_filed_again(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: Db,
     world: World,
 ) -> None:
@@ -157,7 +157,7 @@ async def test_a_clerk_files_a_plan_the_county_returns_it_and_it_is_filed_again(
 
 
 async def test_the_list_shows_the_year_and_who_has_not_filed(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: Db,
     world: World,
 ) -> None:

@@ -9,8 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import yaml
-from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
@@ -30,9 +28,10 @@ from server.domain.members import MemberFields
 from server.domain.plans import next_state, not_filed, parse_plan, reviews
 from server.domain.reports import coverage_pct
 from server.services import members
-from tests.conftest import World
-from tests.test_authz_matrix import make_session, seed
-from tests.test_openapi import ROOT, _check
+from tests.support.client import Client
+from tests.support.matrix_seed import make_session, seed_matrix
+from tests.support.openapi_check import check, load_spec
+from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
 API = "/api/v1/plans"
@@ -69,8 +68,7 @@ def a_plan(org: str = "a1", year: int = 2026, **changes: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((ROOT / "openapi.yaml").read_text("utf-8"))
-    return data
+    return load_spec()
 
 
 async def counts(db: Db) -> tuple[int, int, int]:
@@ -176,13 +174,13 @@ def test_percent_is_bounded_and_rounded(part: int, whole: int) -> None:
 
 
 async def test_a_plan_is_created_edited_filed_returned_refiled_and_accepted(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: Db,
     world: World,
     spec: dict[str, Any],
 ) -> None:
     admin, reviewer = world.auth("admin", "a"), world.auth("reviewer", "a")
-    created = await _check(client, spec, "post", API, 201, headers=admin, json=a_plan())
+    created = await check(client, spec, "post", API, 201, headers=admin, json=a_plan())
     assert (created["state"], created["org_name"], created["filed_at"]) == (
         "draft",
         "西泉镇党委",
@@ -199,9 +197,9 @@ async def test_a_plan_is_created_edited_filed_returned_refiled_and_accepted(
     assert json.loads(entry.after or "{}")["classes"][1]["code"] == "C02"
     one = f"{API}/a1/2026"
     assert (
-        await _check(client, spec, "get", one, 200, headers=world.auth("operator", "a")) == created
+        await check(client, spec, "get", one, 200, headers=world.auth("operator", "a")) == created
     )
-    await _check(client, spec, "post", API, 409, headers=admin, json=a_plan())
+    await check(client, spec, "post", API, 409, headers=admin, json=a_plan())
 
     # Edit in draft: C01 keeps its row, C02 goes, C03 comes.
     async with read_session(db) as session:
@@ -210,7 +208,7 @@ async def test_a_plan_is_created_edited_filed_returned_refiled_and_accepted(
         "title": "新标题",
         "classes": [a_class(runs_planned=3), a_class(code="C03", title="三")],
     }
-    edited = await _check(client, spec, "put", one, 200, headers=admin, json=body)
+    edited = await check(client, spec, "put", one, 200, headers=admin, json=body)
     assert edited["title"] == "新标题" and [c["code"] for c in edited["classes"]] == ["C01", "C03"]
     async with read_session(db) as session:
         rows = dict((await session.execute(select(PlanClass.code, PlanClass.id))).all())
@@ -219,14 +217,14 @@ async def test_a_plan_is_created_edited_filed_returned_refiled_and_accepted(
     assert entry.action == "plan.update"
     assert json.loads(entry.before or "{}")["title"] == "西泉镇2026年党员培训计划"
 
-    await _check(client, spec, "post", f"{one}/accept", 409, headers=reviewer)  # not filed
-    await _check(client, spec, "post", f"{one}/file", 403, headers=reviewer)  # reviewers do not
-    await _check(client, spec, "post", f"{one}/file", 403, headers=world.auth("operator", "a"))
-    filed = await _check(client, spec, "post", f"{one}/file", 200, headers=admin)
+    await check(client, spec, "post", f"{one}/accept", 409, headers=reviewer)  # not filed
+    await check(client, spec, "post", f"{one}/file", 403, headers=reviewer)  # reviewers do not
+    await check(client, spec, "post", f"{one}/file", 403, headers=world.auth("operator", "a"))
+    filed = await check(client, spec, "post", f"{one}/file", 200, headers=admin)
     assert filed["state"] == "filed" and filed["filed_by"] == "user:admin-a"
     assert (await last_audit(db)).action == "plan.file"
-    await _check(client, spec, "post", f"{one}/file", 409, headers=admin)
-    await _check(client, spec, "put", one, 409, headers=admin, json=body)
+    await check(client, spec, "post", f"{one}/file", 409, headers=admin)
+    await check(client, spec, "put", one, 409, headers=admin, json=body)
 
     # Returning needs a comment, of at most 1000 characters; nothing changes without one.
     before = await counts(db)
@@ -236,7 +234,7 @@ async def test_a_plan_is_created_edited_filed_returned_refiled_and_accepted(
         assert answer.status == 422 and "comment" in json.loads(text)["error"]["fields"], text
     assert await counts(db) == before
     comment = "请补充首课安排"
-    returned = await _check(
+    returned = await check(
         client, spec, "post", f"{one}/return", 200, headers=reviewer, json={"comment": comment}
     )
     assert (returned["state"], returned["review_comment"]) == ("returned", comment)
@@ -245,25 +243,23 @@ async def test_a_plan_is_created_edited_filed_returned_refiled_and_accepted(
         "plan.return",
         {"state": "returned", "comment": comment},
     )
-    await _check(client, spec, "post", f"{one}/accept", 409, headers=reviewer)
+    await check(client, spec, "post", f"{one}/accept", 409, headers=reviewer)
     # Edited and filed again (the old review is the audit trail's now), then accepted.
-    await _check(client, spec, "put", one, 200, headers=admin, json=body)
-    refiled = await _check(client, spec, "post", f"{one}/file", 200, headers=admin)
+    await check(client, spec, "put", one, 200, headers=admin, json=body)
+    refiled = await check(client, spec, "post", f"{one}/file", 200, headers=admin)
     assert (refiled["review_comment"], refiled["reviewed_by"], refiled["reviewed_at"]) == (
         None,
         None,
         None,
     )
-    accepted = await _check(client, spec, "post", f"{one}/accept", 200, headers=reviewer)
+    accepted = await check(client, spec, "post", f"{one}/accept", 200, headers=reviewer)
     assert accepted["state"] == "accepted" and accepted["reviewed_by"] == "user:reviewer-a"
     assert (await last_audit(db)).action == "plan.accept"
-    await _check(
-        client, spec, "post", f"{one}/return", 409, headers=reviewer, json={"comment": "x"}
-    )
+    await check(client, spec, "post", f"{one}/return", 409, headers=reviewer, json={"comment": "x"})
 
 
 async def test_bad_input_is_422_per_field_and_writes_nothing(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: Db,
     world: World,
 ) -> None:
@@ -309,7 +305,7 @@ async def test_bad_input_is_422_per_field_and_writes_nothing(
 
 
 async def test_other_subtrees_see_nothing_and_levels_review_the_level_below(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: Db,
     world: World,
     spec: dict[str, Any],
@@ -344,9 +340,9 @@ async def test_other_subtrees_see_nothing_and_levels_review_the_level_below(
             )
             assert seen.status == 404, (role, method, suffix, text)
             assert text.replace("a1", "X") == (await unknown.text()).replace("zz", "X")
-        listed = await _check(client, spec, "get", API, 200, headers=other)
+        listed = await check(client, spec, "get", API, 200, headers=other)
         assert listed["plans"] == []
-        await _check(client, spec, "get", f"{API}/analysis?org=a&year=2026", 404, headers=other)
+        await check(client, spec, "get", f"{API}/analysis?org=a&year=2026", 404, headers=other)
     assert await counts(db) == before
 
     # The county reviews its committee; not its own plan (403), which the city reviews.
@@ -367,7 +363,7 @@ async def test_other_subtrees_see_nothing_and_levels_review_the_level_below(
         for p in (await (await client.get(API, headers=root)).json())["plans"]
     }
     assert states == {"city": "accepted", "a": "accepted", "a1": "accepted"}
-    mine = await _check(client, spec, "get", f"{API}?year=2026&org=a1", 200, headers=reviewer)
+    mine = await check(client, spec, "get", f"{API}?year=2026&org=a1", 200, headers=reviewer)
     assert [p["org_code"] for p in mine["plans"]] == ["a1"]
     assert (await (await client.get(f"{API}?year=2025", headers=root)).json())["plans"] == []
     for role in ("venue_staff",):
@@ -375,12 +371,12 @@ async def test_other_subtrees_see_nothing_and_levels_review_the_level_below(
 
 
 async def test_the_analysis_and_runs_planned(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: Db,
     world: World,
     spec: dict[str, Any],
 ) -> None:
-    await seed(db)  # M-A-1 (ordinary) in a1a, M-B-1 in b1, venues, sessions, plans
+    await seed_matrix(db)  # M-A-1 (ordinary) in a1a, M-B-1 in b1, venues, sessions, plans
     async with write_session(db) as session:
         for number, category in (("M-A-2", "secretary"), ("M-A-3", "ordinary")):
             await members.create_member(
@@ -404,7 +400,7 @@ async def test_the_analysis_and_runs_planned(
             update(Attendance).where(Attendance.member_id == member).values(status="present")
         )
     path = f"{API}/analysis?org=a1&year=2026"
-    result = await _check(client, spec, "get", path, 200, headers=world.auth("operator", "a"))
+    result = await check(client, spec, "get", path, 200, headers=world.auth("operator", "a"))
     assert result["state"] == "draft" and result["members"] == 3
     assert result["children"] == [] and result["not_filed"] == []  # only a branch below a1
     c1, c2 = result["classes"]
@@ -420,17 +416,13 @@ async def test_the_analysis_and_runs_planned(
         "trainees_reached": 1,
     }
     # The county: its committee has a draft only, so it has not filed (漏备案).
-    county = await _check(
-        client, spec, "get", f"{API}/analysis?org=a&year=2026", 200, headers=admin
-    )
+    county = await check(client, spec, "get", f"{API}/analysis?org=a&year=2026", 200, headers=admin)
     assert county["state"] == "none" and county["classes"] == []
     assert county["children"] == [
         {"org_code": "a1", "org_name": "西泉镇党委", "level": "committee", "state": "draft"}
     ]
     assert county["not_filed"] == ["a1"]
-    city = await _check(
-        client, spec, "get", f"{API}/analysis?org=city&year=2026", 200, headers=root
-    )
+    city = await check(client, spec, "get", f"{API}/analysis?org=city&year=2026", 200, headers=root)
     assert [c["org_code"] for c in city["children"]] == ["a", "b"]
     assert city["not_filed"] == ["a", "b"]
 
@@ -449,7 +441,7 @@ async def test_the_analysis_and_runs_planned(
 
 
 async def test_a_class_with_runs_or_steps_done_stays_in_the_plan(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: Db,
     world: World,
     spec: dict[str, Any],
@@ -457,15 +449,15 @@ async def test_a_class_with_runs_or_steps_done_stays_in_the_plan(
     """An edit that drops a class some session is a run of, or whose workflow has begun, is
     refused (409) and changes nothing; a class with neither may go."""
     admin = world.auth("admin", "a")
-    await _check(client, spec, "post", API, 201, headers=admin, json=a_plan())
+    await check(client, spec, "post", API, 201, headers=admin, json=a_plan())
     one = f"{API}/a1/2026"
     async with write_session(db) as session:
         c01 = await session.scalar(select(PlanClass.id).where(PlanClass.code == "C01"))
         session.add(ClassStep(class_id=c01, step_key="needs_analysis", done=True))
     before = await counts(db)
     only_c02 = {"title": "新标题", "classes": [a_class(code="C02")]}
-    await _check(client, spec, "put", one, 409, headers=admin, json=only_c02)
+    await check(client, spec, "put", one, 409, headers=admin, json=only_c02)
     assert await counts(db) == before
     only_c01 = {"title": "新标题", "classes": [a_class()]}
-    kept = await _check(client, spec, "put", one, 200, headers=admin, json=only_c01)
+    kept = await check(client, spec, "put", one, 200, headers=admin, json=only_c01)
     assert [c["code"] for c in kept["classes"]] == ["C01"]

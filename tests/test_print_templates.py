@@ -15,8 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.db.models import Attendance, Member
 from server.db.session import read_session
 from server.domain.class_workflow import PRINT_TEMPLATES, STEP_KEYS, TEMPLATES_BY_KEY, templates_of
-from tests.conftest import World
-from tests.test_class_workflow import CLASS_PAGE, TRAINEES, page, seed_class, step_list_form
+from tests.support.class_workflow import (
+    CLASS_PAGE,
+    TRAINEES,
+    page,
+    seed_class,
+    step_list_form,
+)
+from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"

@@ -20,9 +20,9 @@ from server.db.session import read_session
 from server.domain.charts import Bar, columns, horizontal_bars
 from server.domain.reports import month_of
 from server.pages.report_export import REPORT_COLUMN_LABELS
-from tests.browser import Browser, give_password
-from tests.conftest import World
-from tests.test_reports import build_city
+from tests.support.browser import Browser, give_password
+from tests.support.report_city import build_city
+from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
 TZ = ZoneInfo("Asia/Shanghai")

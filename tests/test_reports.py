@@ -8,21 +8,17 @@ import asyncio
 import dataclasses
 import os
 import shutil
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.app import create_app
 from server.db.base import Base
@@ -44,14 +40,12 @@ from server.domain.reports import (
 from server.services import report_snapshots, reports
 from server.settings import Settings
 from server.workflow_clock import store_due_reports
-from tests.conftest import PG_ENV, World, fresh_pg_database
-from tests.plan_rows import add_class
-from tests.test_openapi import ROOT, _check
+from tests.support.databases import PG_ENV, Db, fresh_pg_database
+from tests.support.openapi_check import check
+from tests.support.plan_rows import add_class
+from tests.support.report_city import EN, REPORT, SPEC, TZ, City, build_city
+from tests.support.world import World
 
-Db = async_sessionmaker[AsyncSession]
-TZ = ZoneInfo("Asia/Shanghai")
-EN = {"Accept-Language": "en"}
-REPORT = "/api/v1/reports/monthly"
 SNAPSHOTS = "/api/v1/reports/monthly/snapshots"
 ZERO = {
     "members_total": 0,
@@ -128,203 +122,6 @@ def test_bad_months_are_named(raw: object, problem: str) -> None:
 
 
 # --- a city built through the API --------------------------------------------------------------
-
-
-def local(day: str, hh: int, mm: int = 0) -> str:
-    """A Shanghai wall-clock time as ISO 8601 with its offset."""
-    return f"{day}T{hh:02d}:{mm:02d}:00+08:00"
-
-
-@dataclasses.dataclass
-class City:
-    """The world's tree with venues VA (committee a1) and VB (committee b1), a county c with no
-    members, and the API as the whole-tree admin."""
-
-    client: Any
-    db: Db
-    world: World
-    tokens: dict[str, str]
-
-    @property
-    def admin(self) -> dict[str, str]:
-        return {**self.world.auth("admin", "all"), **EN}
-
-    async def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
-        answer = await self.client.post(path, headers=headers or self.admin, json=body)
-        assert answer.status in (200, 201), await answer.text()
-        return await answer.json()
-
-    async def member(self, number: str, org: str, category: str = "ordinary") -> None:
-        body = {"member_no": number, "name": f"党员{number}", "org_code": org, "category": category}
-        await self.post("/api/v1/members", body)
-
-    async def move(self, number: str, org: str) -> None:
-        """Move a member to another organization (the CSV import updates a known number)."""
-        answer = await self.client.post(
-            "/api/v1/members/import",
-            headers={**self.admin, "Content-Type": "text/csv"},
-            data=f"member_no,name,org_code,category\n{number},党员{number},{org},ordinary\n",
-        )
-        assert answer.status == 200, await answer.text()
-        assert (await answer.json())["updated"] == 1
-
-    async def held(
-        self,
-        day: str,
-        topic: str,
-        hours: float,
-        main: str,
-        roster: list[tuple[str, str]],
-        scans: list[tuple[str, str, int]],
-        *,
-        branches: tuple[str, ...] = (),
-        verify: bool = False,
-        start: int = 9,
-        finish: bool = True,
-    ) -> str:
-        """A 09:00–12:00 session (unless `start` moves it) whose agents send check-ins
-        (member, venue, minutes after the start), then started, ended and finalized."""
-        created = await self.post(
-            "/api/v1/sessions",
-            {
-                "title": f"培训班{topic}",
-                "topic_code": topic,
-                "starts_at": local(day, start),
-                "ends_at": local(day, start + 3) if start + 3 < 24 else local(day, 23, 59),
-                "credit_hours": hours,
-                "main_venue": main,
-                "branch_venues": list(branches),
-                "policy": {"require_stream_verification": verify},
-                "roster": [{"member_no": n, "venue": venue} for n, venue in roster],
-            },
-        )
-        session_id: str = created["id"]
-        if not finish:
-            return session_id
-        base = datetime.fromisoformat(local(day, start))
-        for number, venue, minutes in scans:
-            event = {
-                "event_id": str(uuid.uuid4()),
-                "session_id": session_id,
-                "member_no": number,
-                "kind": "in",
-                "at": (base + timedelta(minutes=minutes)).isoformat(),
-                "source": "scanner",
-            }
-            answer = await self.post(
-                "/api/v1/agent/checkins",
-                {"sent_at": datetime.now(UTC).isoformat(), "events": [event]},
-                {"Authorization": f"Bearer {self.tokens[venue]}"},
-            )
-            assert answer["results"][0]["status"] == "accepted", answer
-        for action in ("start", "end", "finalize"):
-            await self.post(f"/api/v1/sessions/{session_id}/{action}", None)
-        return session_id
-
-    async def report(
-        self, org: str, month: str, headers: dict[str, str] | None = None
-    ) -> dict[str, Any]:
-        return dict(
-            await _check(
-                self.client,
-                SPEC,
-                "get",
-                f"{REPORT}?org={org}&month={month}",
-                200,
-                headers=headers or self.admin,
-            )
-        )
-
-    async def attendance(self, session_id: str) -> dict[str, tuple[str, str | None, list[str]]]:
-        answer = await self.client.get(
-            f"/api/v1/sessions/{session_id}/attendance", headers=self.admin
-        )
-        body = await answer.json()
-        return {m["member_no"]: (m["status"], m["reason"], m["flags"]) for m in body["members"]}
-
-
-SPEC: dict[str, Any] = yaml.safe_load((ROOT / "openapi.yaml").read_text("utf-8"))
-
-
-async def build_city(client: Any, db: Db, world: World) -> City:
-    """Members A1, A2 (secretary), Z (committee) in branch a1a; A3 directly in committee a1;
-    B1 and MV in committee b1; county c with nobody. Sessions, all of 2026:
-    J   Jan 15, VA, 3 h: A1 present.
-    F   Feb 10, VB, 4 h: MV present, B1 absent (owned by b1).
-    M1  Mar 10, VA + branch VB, topic T1, 3 h: A1 present; A2 at VA and at VB (conflict);
-        A3 absent; B1 present at VB; MV walks in at VB.
-    M2  Mar 20, VA + branch VB, 2 h, stream verified: A1 present at the main venue; B1 at VB,
-        whose agent reported no stream → partial/outage.
-    M3  Mar 25, VA, topic T1 again, 3 h: A1 and A2 present → repeat, no credit.
-    N   Mar 28, VA: scheduled, never held.
-    AP  Apr 1 00:00 Shanghai (still March 31 in UTC), VA, 3 h: A1 present."""
-    city = City(client, db, world, {})
-    await city.post(
-        "/api/v1/organizations",
-        {"code": "c", "name": "明光市", "level": "county", "parent_code": "city"},
-    )
-    for code, org in (("VA", "a1"), ("VB", "b1")):
-        venue = await city.post(
-            "/api/v1/venues", {"code": code, "name": f"会场{code}", "org_code": org}
-        )
-        city.tokens[code] = venue["token"]
-    for number, org, category in (
-        ("A1", "a1a", "ordinary"),
-        ("A2", "a1a", "secretary"),
-        ("Z", "a1a", "committee"),
-        ("A3", "a1", "ordinary"),
-        ("B1", "b1", "ordinary"),
-        ("MV", "b1", "ordinary"),
-    ):
-        await city.member(number, org, category)
-    await city.held("2026-01-15", "TJ", 3, "VA", [("A1", "VA")], [("A1", "VA", 0)])
-    await city.held("2026-02-10", "TF", 4, "VB", [("MV", "VB"), ("B1", "VB")], [("MV", "VB", 0)])
-    m1 = await city.held(
-        "2026-03-10",
-        "T1",
-        3,
-        "VA",
-        [("A1", "VA"), ("A2", "VA"), ("A3", "VA"), ("B1", "VB")],
-        [("A1", "VA", 0), ("A2", "VA", 0), ("A2", "VB", 5), ("B1", "VB", 0), ("MV", "VB", 0)],
-        branches=("VB",),
-    )
-    m2 = await city.held(
-        "2026-03-20",
-        "T2",
-        2,
-        "VA",
-        [("A1", "VA"), ("B1", "VB")],
-        [("A1", "VA", 0), ("B1", "VB", 0)],
-        branches=("VB",),
-        verify=True,
-    )
-    m3 = await city.held(
-        "2026-03-25",
-        "T1",
-        3,
-        "VA",
-        [("A1", "VA"), ("A2", "VA")],
-        [("A1", "VA", 0), ("A2", "VA", 0)],
-    )
-    await city.held("2026-03-28", "TN", 3, "VA", [("A1", "VA")], [], finish=False)
-    await city.held("2026-04-01", "TA", 3, "VA", [("A1", "VA")], [("A1", "VA", 0)], start=0)
-    # The results the report counts are the ones finalization wrote.
-    assert (await city.attendance(m1)) == {
-        "A1": ("present", None, []),
-        "A2": ("present", None, ["conflict", "wrong_venue"]),
-        "A3": ("absent", "no_checkin", []),
-        "B1": ("present", None, []),
-        "MV": ("present", None, ["walk_in"]),
-    }
-    assert (await city.attendance(m2)) == {
-        "A1": ("present", None, []),
-        "B1": ("partial", "outage", []),
-    }
-    assert (await city.attendance(m3)) == {
-        "A1": ("present", None, ["repeat"]),
-        "A2": ("present", None, ["repeat"]),
-    }
-    return city
 
 
 def figures(org: str, month: str, children: list[Any] | None = None, **values: Any) -> Any:
@@ -553,7 +350,7 @@ async def test_bad_input_is_refused_and_nothing_is_written(
             body = dict(part.split("=") for part in query.split("&"))
             requests.append(("post", SNAPSHOTS, {"json": body}))
         for method, path, kwargs in requests:
-            answer = await _check(client, SPEC, method, path, status, headers=headers, **kwargs)
+            answer = await check(client, SPEC, method, path, status, headers=headers, **kwargs)
             assert set(answer) == {"error"} and answer["error"]["message"], answer
             assert answer["error"].get("fields") == fields, (query, answer)
             assert await snapshot_rows(db) == before, f"{method} {query} wrote something"
@@ -563,7 +360,7 @@ async def test_bad_input_is_refused_and_nothing_is_written(
         ("month=2026-03", 422),
         ("org=zz&month=2026-03", 404),
     ):
-        await _check(client, SPEC, "get", f"{SNAPSHOTS}?{query}", status, headers=admin)
+        await check(client, SPEC, "get", f"{SNAPSHOTS}?{query}", status, headers=admin)
     refused = (
         ({**world.auth("reviewer", "a"), **EN}, {"org": "a", "month": "2026-03"}, 403),
         ({**world.auth("venue_staff", "a"), **EN}, {"org": "a", "month": "2026-03"}, 403),
@@ -572,7 +369,7 @@ async def test_bad_input_is_refused_and_nothing_is_written(
         (admin, {"org": "a", "month": 202603}, 422),
     )
     for headers, json_body, status in refused:
-        await _check(client, SPEC, "post", SNAPSHOTS, status, headers=headers, json=json_body)
+        await check(client, SPEC, "post", SNAPSHOTS, status, headers=headers, json=json_body)
         assert await snapshot_rows(db) == before
     not_json = await client.post(SNAPSHOTS, headers=admin, data=b"org=a")
     assert not_json.status == 422
@@ -583,7 +380,7 @@ async def test_snapshots_keep_their_history(client: Any, db: Db, world: World) -
     city = await build_city(client, db, world)
     operator = {**world.auth("operator", "a"), **EN}
     live = await city.report("a", "2026-03")
-    first = await _check(
+    first = await check(
         client,
         SPEC,
         "post",
@@ -597,7 +394,7 @@ async def test_snapshots_keep_their_history(client: Any, db: Db, world: World) -
     # Something changes (MV moves into a1a) and the report is stored again: a new version,
     # the first kept exactly as it was.
     await city.move("MV", "a1a")
-    second = await _check(
+    second = await check(
         client,
         SPEC,
         "post",
@@ -610,7 +407,7 @@ async def test_snapshots_keep_their_history(client: Any, db: Db, world: World) -
     assert second["report"]["members_total"] == 5 and first["report"]["members_total"] == 4
     other_month = await city.post(SNAPSHOTS, {"org": "a", "month": "2026-02"}, operator)
     assert other_month["version"] == 1
-    listed = await _check(
+    listed = await check(
         client,
         SPEC,
         "get",
@@ -619,7 +416,7 @@ async def test_snapshots_keep_their_history(client: Any, db: Db, world: World) -
         headers={**world.auth("reviewer", "a"), **EN},
     )
     assert listed["snapshots"] == [second, first]
-    every = await _check(client, SPEC, "get", f"{SNAPSHOTS}?org=a", 200, headers=operator)
+    every = await check(client, SPEC, "get", f"{SNAPSHOTS}?org=a", 200, headers=operator)
     assert [(s["month"], s["version"]) for s in every["snapshots"]] == [
         ("2026-03", 2),
         ("2026-03", 1),

@@ -49,7 +49,7 @@ from passthrough.hooks import (
 )
 from passthrough.peer import IceSettings, before_gathering
 from passthrough.wiring import KINDS, accept_publisher, answer_subscriber
-from tests.rtc_peers import LOOPBACK, PeerFactory
+from tests.support.rtc_peers import LOOPBACK, PeerFactory
 
 VP8 = RTCRtpCodecCapability(mimeType="video/VP8", clockRate=90000)
 WAIT_S = 5.0  # generous: a hook that works answers in well under a second on loopback

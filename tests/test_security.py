@@ -6,7 +6,6 @@ import hashlib
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yarl import URL
@@ -15,8 +14,9 @@ from server.auth.principal import WHOLE_TREE
 from server.db.models import LoginSession, Organization
 from server.db.session import read_session, write_session
 from server.services import users
-from tests.browser import PASSWORD, SESSION_COOKIE, Browser, give_password
-from tests.conftest import World
+from tests.support.browser import PASSWORD, SESSION_COOKIE, Browser, give_password
+from tests.support.client import Client
+from tests.support.world import World
 
 ORG = {"code": "csrf-org", "name": "党委", "level": "committee", "parent_code": "a"}
 
@@ -35,7 +35,7 @@ async def org_count(db: async_sessionmaker[AsyncSession]) -> int:
         return int(await session.scalar(select(func.count()).select_from(Organization)) or 0)
 
 
-async def me(client: TestClient, cookie: str) -> int:  # type: ignore[type-arg]
+async def me(client: Client, cookie: str) -> int:
     """GET /api/v1/me with nothing but this session cookie; the status."""
     async with Browser(client) as browser:
         browser.set_cookie(SESSION_COOKIE, cookie)
@@ -51,7 +51,7 @@ async def signed_up(db: async_sessionmaker[AsyncSession], world: World) -> World
 
 
 async def test_sign_in_gives_a_fresh_session_cookie(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     signed_up: World,
 ) -> None:
@@ -86,7 +86,7 @@ async def test_sign_in_gives_a_fresh_session_cookie(
 
 
 async def test_unknown_user_and_wrong_password_answer_alike(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     signed_up: World,
 ) -> None:
@@ -102,7 +102,7 @@ async def test_unknown_user_and_wrong_password_answer_alike(
 
 
 async def test_throttling_per_account(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     signed_up: World,
 ) -> None:
@@ -120,7 +120,7 @@ async def test_throttling_per_account(
 
 
 async def test_throttling_per_address(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     signed_up: World,
 ) -> None:
@@ -134,7 +134,7 @@ async def test_throttling_per_address(
 
 
 async def test_logout_ends_the_session_on_the_server(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     signed_up: World,
 ) -> None:
@@ -162,7 +162,7 @@ async def test_logout_ends_the_session_on_the_server(
 
 
 async def test_csrf_protects_cookie_authenticated_writes(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     signed_up: World,
 ) -> None:
@@ -214,7 +214,7 @@ async def test_csrf_protects_cookie_authenticated_writes(
 
 
 async def test_revoked_and_rotated_tokens_stop_working(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     signed_up: World,
 ) -> None:
@@ -268,7 +268,7 @@ async def test_revoked_and_rotated_tokens_stop_working(
 
 
 async def test_tokens_and_sessions_are_stored_only_as_digests(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     db: async_sessionmaker[AsyncSession],
     signed_up: World,
 ) -> None:
@@ -300,7 +300,7 @@ async def test_tokens_and_sessions_are_stored_only_as_digests(
 
 
 async def test_secure_cookie_behind_an_https_proxy(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     signed_up: World,
 ) -> None:
     async with Browser(client) as browser:
@@ -313,7 +313,7 @@ async def test_secure_cookie_behind_an_https_proxy(
 
 
 async def test_security_headers_on_every_kind_of_answer(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     signed_up: World,
 ) -> None:
     answers = [
@@ -352,7 +352,7 @@ async def test_security_headers_on_every_kind_of_answer(
     ],
 )
 async def test_open_redirects_are_refused(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     signed_up: World,
     target: str,
 ) -> None:
@@ -370,7 +370,7 @@ async def test_open_redirects_are_refused(
 
 
 async def test_a_same_site_next_is_kept(
-    client: TestClient,  # type: ignore[type-arg]
+    client: Client,
     signed_up: World,
 ) -> None:
     async with Browser(client) as browser:

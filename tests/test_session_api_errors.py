@@ -5,27 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from server.domain import validation as v
 from server.domain.sessions import NOT_A_CLASS_REF
 from server.services.plan_links import UNKNOWN_CLASS
-from tests.api_site import (
+from tests.support.api_site import (
     ACTIONS,
     ALLOWED,
     EN,
     STATES,
-    Db,
     Site,
     counts,
     make_site,
     session_body,
 )
-from tests.conftest import World
+from tests.support.client import Client
+from tests.support.databases import Db
+from tests.support.world import World
 
 
 @pytest.fixture
-async def site(client: TestClient, db: Db, world: World) -> Site:  # type: ignore[type-arg]
+async def site(client: Client, db: Db, world: World) -> Site:
     """The place these tests work in."""
     return await make_site(client, db, world)
 

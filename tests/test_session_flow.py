@@ -20,7 +20,8 @@ from server.db.models import (
     TrainingSession,
     User,
 )
-from tests.conftest import World
+from tests.support.sessions import at, schedule_worked_example
+from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
 TZ8 = timedelta(hours=8)
@@ -29,59 +30,8 @@ S = DAY + timedelta(hours=1)  # 09:00 in Shanghai
 E = S + timedelta(hours=3)
 
 
-def at(hh: int, mm: int, ss: int = 0) -> str:
-    """A Shanghai wall-clock time of the session's day, as ISO 8601 with its offset."""
-    local = datetime(2026, 11, 20, hh, mm, ss)
-    return local.isoformat() + "+08:00"
-
-
-async def _setup(client: Any, world: World) -> tuple[str, dict[str, str]]:
-    admin = world.auth("admin", "a")
-    tokens = {}
-    for code, org in (("M", "a"), ("B1", "a1"), ("B2", "a1a")):
-        answer = await client.post(
-            "/api/v1/venues",
-            headers=admin,
-            json={"code": code, "name": f"会场{code}", "org_code": org},
-        )
-        tokens[code] = (await answer.json())["token"]
-    for number in ("A", "C", "G", "E", "F", "K"):
-        answer = await client.post(
-            "/api/v1/members",
-            headers=admin,
-            json={
-                "member_no": number,
-                "name": f"党员{number}",
-                "org_code": "a1a",
-                "category": "ordinary",
-                "card_code": f"card-{number}",
-            },
-        )
-        assert answer.status == 201
-    roster = [{"member_no": n, "venue": "B1"} for n in ("A", "C", "G", "F")]
-    roster.append({"member_no": "E", "venue": "B2"})
-    answer = await client.post(
-        "/api/v1/sessions",
-        headers=world.auth("operator", "a"),
-        json={
-            "title": "年轻干部淬炼成钢",
-            "topic_code": "T-2026-01",
-            "starts_at": at(9, 0),
-            "ends_at": at(12, 0),
-            "credit_hours": 3,
-            "main_venue": "M",
-            "branch_venues": ["B1", "B2"],
-            "roster": roster,
-        },
-    )
-    body = await answer.json()
-    assert answer.status == 201, body
-    assert body["state"] == "scheduled" and body["roster_size"] == 5
-    return body["id"], tokens
-
-
 async def test_the_creator_is_remembered(client: Any, world: World, db: Db) -> None:
-    session_id, _ = await _setup(client, world)
+    session_id, _ = await schedule_worked_example(client, world)
     async with db() as session:
         creator = await session.scalar(
             select(User.username)
@@ -146,7 +96,7 @@ async def _samples(client: Any, token: str, session_id: str) -> None:
 
 
 async def test_worked_example_end_to_end(client: Any, world: World, db: Db) -> None:
-    session_id, tokens = await _setup(client, world)
+    session_id, tokens = await schedule_worked_example(client, world)
     results = await post_events(
         client,
         tokens["B1"],
@@ -245,7 +195,7 @@ async def test_worked_example_end_to_end(client: Any, world: World, db: Db) -> N
 
 
 async def test_duplicates_rejections_and_quarantine(client: Any, world: World, db: Db) -> None:
-    session_id, tokens = await _setup(client, world)
+    session_id, tokens = await schedule_worked_example(client, world)
     first = event(session_id, "A", "in", at(9, 0))
     reused = {**first, "kind": "out"}
     batch = [
@@ -301,7 +251,7 @@ async def test_duplicates_rejections_and_quarantine(client: Any, world: World, d
 
 
 async def test_clock_correction(client: Any, world: World, db: Db) -> None:
-    session_id, tokens = await _setup(client, world)
+    session_id, tokens = await schedule_worked_example(client, world)
     behind = datetime.now(UTC) - timedelta(minutes=10)  # the agent's clock is 10 min slow
     answer = await client.post(
         "/api/v1/agent/checkins",
@@ -316,7 +266,7 @@ async def test_clock_correction(client: Any, world: World, db: Db) -> None:
 
 
 async def test_one_batch_fifty_times_at_once(client: Any, world: World, db: Db) -> None:
-    session_id, tokens = await _setup(client, world)
+    session_id, tokens = await schedule_worked_example(client, world)
     batch = [
         event(session_id, member, "in", at(9, minute))
         for minute, member in enumerate(("A", "C", "G", "F"))
@@ -390,7 +340,7 @@ async def test_schedule_etag_ics_and_heartbeat(client: Any, world: World, db: Db
 async def test_a_scanned_member_number_sent_as_a_card_is_recognized(
     client: Any, world: World, db: Db
 ) -> None:
-    session_id, tokens = await _setup(client, world)
+    session_id, tokens = await schedule_worked_example(client, world)
     walk_in = event(session_id, "K", "in", at(9, 0), member_no=None, card_code="K")
     results = await post_events(client, tokens["M"], [walk_in])
     assert results[0]["status"] == "accepted"

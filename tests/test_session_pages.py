@@ -28,8 +28,8 @@ from server.db.models import (
     Venue,
 )
 from server.db.session import read_session
-from tests.browser import Browser, add_user, give_password
-from tests.conftest import World
+from tests.support.browser import Browser, add_user, give_password
+from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
 DAY = "2026-11-20"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import World
+from tests.support.world import World
 
 
 async def test_health(client: Any) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,9 +24,9 @@ from server.services.wall import (
     readiness,
     venue_wall,
 )
-from tests import browser
-from tests.conftest import World
-from tests.test_openapi import ROOT, _response_schema, _validate
+from tests.support import browser
+from tests.support.openapi_check import load_spec, response_schema, validate_json
+from tests.support.world import World
 
 WALL = "/api/v1/sessions/{id}/wall"
 
@@ -35,8 +34,7 @@ WALL = "/api/v1/sessions/{id}/wall"
 @functools.cache
 def _spec() -> dict[str, Any]:
     """openapi.yaml, which the wall's answers must match exactly."""
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / "openapi.yaml").read_text("utf-8"))
-    return loaded
+    return load_spec()
 
 
 async def _venues(client: Any, world: World, *codes: str) -> dict[str, str]:
@@ -206,7 +204,7 @@ async def _wall(client: Any, world: World, session_id: str) -> dict[str, Any]:
     )
     assert answer.status == 200, await answer.text()
     body: dict[str, Any] = await answer.json()
-    _validate(body, _response_schema(_spec(), "get", WALL, 200))
+    validate_json(body, response_schema(_spec(), "get", WALL, 200))
     return body
 
 

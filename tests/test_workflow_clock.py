@@ -17,7 +17,7 @@ from server.db.models import AuditEntry, TrainingSession
 from server.db.session import read_session, write_session
 from server.services import workflow
 from server.settings import Settings
-from tests.conftest import World
+from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
 

@@ -290,6 +290,19 @@ class Agent:
         return code
 
 
+class Agents:
+    """Starts real agents; whatever still runs at the end of the test is stopped."""
+
+    def __init__(self) -> None:
+        self.started: list[Agent] = []
+
+    def start(self, data_dir: Path, server_url: str, token: str) -> Agent:
+        """A running agent whose staff page answers."""
+        agent = Agent(data_dir, server_url, token)
+        self.started.append(agent)
+        return agent
+
+
 @dataclass
 class Exchange:
     """One request the network double saw, and what it answered."""

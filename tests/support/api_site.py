@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.models import (
     Attendance,
@@ -26,9 +24,10 @@ from server.db.models import (
     Venue,
 )
 from server.db.session import read_session
-from tests.conftest import World
+from tests.support.client import Client
+from tests.support.databases import Db
+from tests.support.world import World
 
-Db = async_sessionmaker[AsyncSession]
 COUNTED = {
     "training_sessions": TrainingSession,
     "session_venues": SessionVenue,
@@ -119,7 +118,7 @@ class Site:
     """Venues MAIN and BRANCH of one session (owned by subtree a), a venue OTHER that is not
     in it, members P1 (card CARD-P1) and P2, and the API as admin of subtree a."""
 
-    client: TestClient  # type: ignore[type-arg]
+    client: Client
     db: Db
     world: World
     tokens: dict[str, str]
@@ -218,7 +217,7 @@ def session_body(**changes: Any) -> dict[str, Any]:
     return {**body, **changes}
 
 
-async def make_site(client: TestClient, db: Db, world: World) -> Site:  # type: ignore[type-arg]
+async def make_site(client: Client, db: Db, world: World) -> Site:
     """Venues of both subtrees, two members and a scheduled session of subtree "a"."""
     admin = {**world.auth("admin", "a"), **EN}
     tokens = {}

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import functools
 import re
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
 import aiohttp
-from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yarl import URL
 
 from server.auth.principal import WHOLE_TREE
 from server.db.session import write_session
 from server.services import users
+from tests.support.client import Client
+from tests.support.databases import Db
 
 PASSWORD = "correct-horse-battery"
 SESSION_COOKIE = "hetang_session"
@@ -33,7 +34,7 @@ def password_hash() -> str:
     return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
 
 
-async def give_password(db: async_sessionmaker[AsyncSession], *usernames: str) -> None:
+async def give_password(db: Db, *usernames: str) -> None:
     """Let existing users sign in with PASSWORD."""
     async with write_session(db) as session:
         for username in usernames:
@@ -41,7 +42,7 @@ async def give_password(db: async_sessionmaker[AsyncSession], *usernames: str) -
 
 
 async def add_user(
-    db: async_sessionmaker[AsyncSession],
+    db: Db,
     username: str,
     role: str = "admin",
     org_code: str | None = None,
@@ -70,7 +71,7 @@ def csrf_field(html: str) -> str | None:
 class Browser:
     """One browser against the test server: its own cookies, never shared with other callers."""
 
-    def __init__(self, client: TestClient) -> None:  # type: ignore[type-arg]
+    def __init__(self, client: Client) -> None:
         self._base = str(client.make_url("/"))
         self.jar = aiohttp.CookieJar(unsafe=True)  # the server is an IP address
         self.session = aiohttp.ClientSession(base_url=self._base, cookie_jar=self.jar)
@@ -86,7 +87,9 @@ class Browser:
     ) -> None:
         await self.session.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(
+        self, method: str, path: str, **kwargs: Any
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         """A request that never follows redirects (tests look at them)."""
         kwargs.setdefault("allow_redirects", False)
         return self.session.request(method, path, **kwargs)

@@ -1,0 +1,1 @@
+"""What the tests share: builders, helpers and constants (conftest.py holds only fixtures)."""

@@ -1,0 +1,62 @@
+"""Sessions through the real API: the worked example of ATTENDANCE.md, scheduled."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tests.support.client import Client
+from tests.support.world import World
+
+
+def at(hh: int, mm: int, ss: int = 0) -> str:
+    """A Shanghai wall-clock time of the session's day, as ISO 8601 with its offset."""
+    local = datetime(2026, 11, 20, hh, mm, ss)
+    return local.isoformat() + "+08:00"
+
+
+async def schedule_worked_example(client: Client, world: World) -> tuple[str, dict[str, str]]:
+    """Venues M (main), B1 and B2 (branches), members A C G E F K (cards card-<no>) and the
+    session of 2026-11-20 09:00–12:00 scheduled by operator-a with A C G F at B1 and E at B2;
+    answers its id and the venues' agent tokens by code."""
+    admin = world.auth("admin", "a")
+    tokens = {}
+    for code, org in (("M", "a"), ("B1", "a1"), ("B2", "a1a")):
+        answer = await client.post(
+            "/api/v1/venues",
+            headers=admin,
+            json={"code": code, "name": f"会场{code}", "org_code": org},
+        )
+        tokens[code] = (await answer.json())["token"]
+    for number in ("A", "C", "G", "E", "F", "K"):
+        answer = await client.post(
+            "/api/v1/members",
+            headers=admin,
+            json={
+                "member_no": number,
+                "name": f"党员{number}",
+                "org_code": "a1a",
+                "category": "ordinary",
+                "card_code": f"card-{number}",
+            },
+        )
+        assert answer.status == 201
+    roster = [{"member_no": n, "venue": "B1"} for n in ("A", "C", "G", "F")]
+    roster.append({"member_no": "E", "venue": "B2"})
+    answer = await client.post(
+        "/api/v1/sessions",
+        headers=world.auth("operator", "a"),
+        json={
+            "title": "年轻干部淬炼成钢",
+            "topic_code": "T-2026-01",
+            "starts_at": at(9, 0),
+            "ends_at": at(12, 0),
+            "credit_hours": 3,
+            "main_venue": "M",
+            "branch_venues": ["B1", "B2"],
+            "roster": roster,
+        },
+    )
+    body = await answer.json()
+    assert answer.status == 201, body
+    assert body["state"] == "scheduled" and body["roster_size"] == 5
+    return body["id"], tokens
