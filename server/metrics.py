@@ -15,8 +15,8 @@ from prometheus_client.registry import Collector
 from server.keys import METRICS_KEY
 
 if TYPE_CHECKING:
+    from server.domain.agent_payloads import StreamReading
     from server.rtc.broadcasts import Broadcasts
-    from server.services.agents import StreamReading
 
 
 class Metrics:

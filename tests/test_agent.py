@@ -229,7 +229,7 @@ def test_sheet_rows_and_times() -> None:
         "\n"
     ).encode("gb18030")
     rows = parse_sheet(sheet)
-    assert [(r.field, r.code, r.kind) for r in rows] == [
+    assert [(r.code_field, r.member_code, r.kind) for r in rows] == [
         ("member_no", "M001", "in"),
         ("card_code", "C002", "out"),
         ("member_no", "M003", "in"),

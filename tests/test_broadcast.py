@@ -4,6 +4,8 @@ what the relay passes on, the events socket tells agents, and bad requests chang
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -247,3 +249,37 @@ async def test_a_finished_session_cannot_be_broadcast(client: Any, world: World)
         assert answer.status == 409
     finally:
         await publisher.close()
+
+
+async def test_a_failure_that_is_not_negotiation_is_a_logged_500(
+    client: Any,
+    world: World,
+    db: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only aiortc's refusals of an offer are the offer's fault (422). An offer without
+    `a=setup` parses, but aiortc then fails on it with an AttributeError: a crash of the WebRTC
+    stack, not a refusal, so it answers the documented 500, is logged, and leaves nothing on air
+    or audited. (Should aiortc one day refuse such an offer properly, it becomes a 422 and this
+    test needs another crash.)"""
+    await _venue(client, world, "MAIN")
+    session_id = await _session(client, world, "MAIN", [])
+    operator = world.auth("operator", "a")
+    publisher = await offer_to_publish()
+    try:
+        sdp = re.sub(r"a=setup:[^\r\n]*\r\n", "", publisher.localDescription.sdp)
+        with caplog.at_level(logging.ERROR, logger="server.http.error_middleware"):
+            answer = await client.post(
+                f"/api/v1/sessions/{session_id}/broadcast",
+                headers=operator,
+                json={"sdp": sdp, "type": "offer"},
+            )
+        assert answer.status == 500
+        error = (await answer.json())["error"]
+        assert error["code"] == "internal" and error["message"]
+        assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [AttributeError]
+    finally:
+        await publisher.close()
+    assert await _audit_count(db, "session.broadcast_start") == 0
+    wall = await (await client.get(f"/api/v1/sessions/{session_id}/wall", headers=operator)).json()
+    assert wall.get("broadcast", {"on": False})["on"] is False

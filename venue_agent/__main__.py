@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 
 import aiohttp
 
@@ -118,8 +119,8 @@ def import_sheet(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCo
     """hetang-agent import FILE.csv --session ID"""
     flags = _flags(args)
     server = optional_server_access(flags, environ)
-    session_id = str(args.session).strip()
-    if not 0 < len(session_id) <= 32:
+    session_public_id = str(args.session).strip()
+    if not 0 < len(session_public_id) <= 32:
         raise ConfigError("--session must be a session id (1 to 32 characters)")
     try:
         data = args.file.read_bytes()
@@ -135,14 +136,14 @@ def import_sheet(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCo
     outbox = Outbox.open(writable_data_dir(flags, environ))
     try:
         book = ScheduleBook.load(outbox)
-        session = book.get(session_id)
+        session = book.get(session_public_id)
         if session is None:
-            print(f"注意：本机日程中没有场次 {session_id}，由服务器核验", file=sys.stderr)
+            print(f"注意：本机日程中没有场次 {session_public_id}，由服务器核验", file=sys.stderr)
         else:
             for row in rows:
-                if session.find(row.code) is None:
-                    print(f"注意：第 {row.line} 行 {row.code} 不在名单中", file=sys.stderr)
-        events = sheet_events(session_id, rows, clock.now_iso())
+                if session.find(row.member_code) is None:
+                    print(f"注意：第 {row.line} 行 {row.member_code} 不在名单中", file=sys.stderr)
+        events = sheet_events(session_public_id, rows, clock.now_iso())
         added = outbox.add(events)
         print(f"已加入上传队列 {added} 条；此前已导入 {len(events) - added} 条")
         if server is None:
@@ -152,8 +153,8 @@ def import_sheet(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCo
         settled = outbox.get([event.event_id for event in events])
         for event in settled:
             if event.state == REJECTED:
-                code = event.payload.get("member_no") or event.payload.get("card_code")
-                print(f"被拒绝：{code} {event.payload.get('at')}：{event.reason}")
+                member_code = event.payload.get("member_no") or event.payload.get("card_code")
+                print(f"被拒绝：{member_code} {event.payload.get('at')}：{event.reason}")
         pending = sum(1 for event in settled if event.state == "pending")
         if not delivered or pending:
             print(f"尚有 {pending} 条未上传，运行中的 hetang-agent 会继续上传")
@@ -202,15 +203,18 @@ def status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
     return ExitCode.OK
 
 
-STREAM_STATES = {"good": "良好 good", "degraded": "较差 degraded", "down": "中断 down"}
+STREAM_STATE_LABELS = MappingProxyType(
+    {"good": "良好 good", "degraded": "较差 degraded", "down": "中断 down"}
+)
 
 
 def _stream_line(stream: dict[str, object]) -> str:
     state = str(stream.get("state"))
-    if state not in STREAM_STATES:
+    if state not in STREAM_STATE_LABELS:
         return "未接收 idle"
+    label = STREAM_STATE_LABELS[state]
     return (
-        f"{STREAM_STATES[state]} · {stream.get('fps')} fps · {stream.get('bitrate_kbps')} kbps · "
+        f"{label} · {stream.get('fps')} fps · {stream.get('bitrate_kbps')} kbps · "
         f"丢包 loss {stream.get('loss_pct')} % (场次 session {stream.get('session_id')})"
     )
 

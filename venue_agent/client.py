@@ -122,14 +122,16 @@ class ServerClient:
             body = await self._body(response)
             return ScheduleAnswer(body, response.headers.get("ETag"))
 
-    async def heartbeat(self, state: str, session_id: str | None, queue_depth: int) -> list[object]:
+    async def heartbeat(
+        self, state: str, session_public_id: str | None, queue_depth: int
+    ) -> list[object]:
         """POST heartbeat; answers the server's commands (none are defined yet)."""
         body = await self._call(
             "POST",
             "/heartbeat",
             {
                 "state": state,
-                "session_id": session_id,
+                "session_id": session_public_id,
                 "queue_depth": queue_depth,
                 "agent_version": self.agent_version,
             },
@@ -162,25 +164,25 @@ class ServerClient:
         return results
 
     async def stream_stats(
-        self, sent_at: str, session_id: str, samples: Sequence[Mapping[str, Any]]
+        self, sent_at: str, session_public_id: str, samples: Sequence[Mapping[str, Any]]
     ) -> int:
         """POST stream-stats: one session's samples; answers how many the server stored."""
         body = await self._call(
             "POST",
             "/stream-stats",
-            {"sent_at": sent_at, "session_id": session_id, "samples": list(samples)},
+            {"sent_at": sent_at, "session_id": session_public_id, "samples": list(samples)},
         )
         accepted = body.get("accepted")
         if isinstance(accepted, bool) or not isinstance(accepted, int):
             raise Unavailable("stream-stats answered without a count")
         return accepted
 
-    async def subscribe(self, session_id: str, offer_sdp: str) -> str:
+    async def subscribe(self, session_public_id: str, offer_sdp: str) -> str:
         """POST sessions/{id}/subscribe: our receive-only offer for the broadcast; answers the
         server's answer SDP (409 Refused when no broadcast is on)."""
         body = await self._call(
             "POST",
-            f"/sessions/{quote(session_id, safe='')}/subscribe",
+            f"/sessions/{quote(session_public_id, safe='')}/subscribe",
             {"sdp": offer_sdp, "type": "offer"},
         )
         sdp = body.get("sdp")

@@ -7,24 +7,26 @@ import logging
 import sqlite3
 import uuid
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from venue_agent import clock
 from venue_agent.link import Link
 from venue_agent.outbox import REJECTED, Event, NewEvent, Outbox
-from venue_agent.schedule import RosterMember, ScheduleBook, Session
+from venue_agent.schedule import CODE_FIELDS, RosterMember, ScheduleBook, Session
 
 log = logging.getLogger(__name__)
 
+# PROTOCOL.md's check-in kinds and sources (the agent does not import the server's vocabulary).
 KINDS = ("in", "out")
 SOURCES = ("scanner", "manual", "import", "qr")
 MAX_CODE_LENGTH = 128
 NO_SESSION = "no_session"  # a local reason: there was no session to send the scan to
-KIND_WORDS = {"in": "签到", "out": "签退"}
+KIND_WORDS = MappingProxyType({"in": "签到", "out": "签退"})
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What became of one scan or click."""
+class CheckinReceipt:
+    """What became of one scan or click, as staff are told."""
 
     queued: bool  # journaled to be sent
     known: bool  # on the session's roster
@@ -41,16 +43,21 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Attendee:
-    """Someone checked in (and not out) at this venue for a session."""
+    """Someone checked in (and not out) at this venue for a session: by member_no when the
+    roster knows them, else by the member_code scanned."""
 
-    code: str
+    member_code: str
     name: str | None
     since: str
 
+    def as_json(self) -> dict[str, str | None]:
+        """As the staff page reads it."""
+        return {"code": self.member_code, "name": self.name, "since": self.since}
 
-def clean_code(raw: str) -> str:
-    """The scanned text without surrounding blanks or control characters."""
-    return "".join(ch for ch in raw if ch.isprintable()).strip()
+
+def clean_code(scanned: str) -> str:
+    """The scanned text without surrounding blanks or control characters: a member_code."""
+    return "".join(ch for ch in scanned if ch.isprintable()).strip()
 
 
 class Desk:
@@ -62,32 +69,35 @@ class Desk:
 
     async def check(
         self,
-        raw_code: str,
+        scanned: str,
         *,
         kind: str,
         source: str,
-        session_id: str | None = None,
-        field: str = "card_code",
-    ) -> Outcome:
-        """Journal one check-in; `field` names the code when it is on no roster."""
-        if kind not in KINDS or source not in SOURCES or field not in ("member_no", "card_code"):
-            raise ValueError(f"bad check-in: kind={kind!r} source={source!r} field={field!r}")
-        code = clean_code(raw_code)
-        if not code or len(code) > MAX_CODE_LENGTH:
-            return Outcome(False, False, f"无法识别的扫码内容（{len(code)} 个字符）")
+        session_public_id: str | None = None,
+        code_field: str = "card_code",
+    ) -> CheckinReceipt:
+        """Journal one check-in of the member_code scanned (or typed); `code_field` says what
+        it is when it is on no roster."""
+        if kind not in KINDS or source not in SOURCES or code_field not in CODE_FIELDS:
+            raise ValueError(
+                f"bad check-in: kind={kind!r} source={source!r} code_field={code_field!r}"
+            )
+        member_code = clean_code(scanned)
+        if not member_code or len(member_code) > MAX_CODE_LENGTH:
+            return CheckinReceipt(False, False, f"无法识别的扫码内容（{len(member_code)} 个字符）")
         now = clock.now()
-        if session_id is None:
-            session, match = self.book.session_for(code, now)
+        if session_public_id is None:
+            session, match = self.book.session_for(member_code, now)
         else:
-            session = self.book.get(session_id)
+            session = self.book.get(session_public_id)
             if session is None or not session.takes_checkins_at(now):
-                return Outcome(False, False, "该场次现在不在签到时间内，请刷新页面")
-            match = session.find(code)
+                return CheckinReceipt(False, False, "该场次现在不在签到时间内，请刷新页面")
+            match = session.find(member_code)
         event_id, at = str(uuid.uuid4()), clock.iso(now)
         payload = {
             "event_id": event_id,
-            "session_id": session.id if session else None,
-            match.field if match else field: code,
+            "session_id": session.public_id if session else None,
+            match.code_field if match else code_field: member_code,
             "kind": kind,
             "at": at,
             "source": source,
@@ -97,27 +107,35 @@ class Desk:
             del payload["session_id"]
             event = NewEvent(event_id, "checkin", None, payload, at, REJECTED, NO_SESSION)
         else:
-            event = NewEvent(event_id, "checkin", session.id, payload, at)
+            event = NewEvent(event_id, "checkin", session.public_id, payload, at)
         try:
             await asyncio.to_thread(self.outbox.add, [event])
         except (sqlite3.Error, OSError):
-            log.exception("cannot journal a check-in of %s", code)
-            return Outcome(False, False, f"{code} 未能保存在本机（存储出错），请改用纸质签到表")
+            log.exception("cannot journal a check-in of %s", member_code)
+            text = f"{member_code} 未能保存在本机（存储出错），请改用纸质签到表"
+            return CheckinReceipt(False, False, text)
         if session is None:
-            return Outcome(False, False, f"现在没有可签到的场次：{code} 未签到（已记录在本机）")
+            text = f"现在没有可签到的场次：{member_code} 未签到（已记录在本机）"
+            return CheckinReceipt(False, False, text)
         self.link.new_events.set()
         word = KIND_WORDS[kind]
         if match is None:
-            log.warning("%s %s: %s is not on the roster of %s", source, kind, code, session.id)
-            text = f"{code} 不在本场次名单中：{word}已记录，将交服务器核验，请核对身份"
-            return Outcome(True, False, text, event_id, session)
+            log.warning(
+                "%s %s: %s is not on the roster of %s",
+                source,
+                kind,
+                member_code,
+                session.public_id,
+            )
+            text = f"{member_code} 不在本场次名单中：{word}已记录，将交服务器核验，请核对身份"
+            return CheckinReceipt(True, False, text, event_id, session)
         member = match.member
         text = f"{word}成功：{member.name}（{member.member_no}）{now:%H:%M:%S}"
-        return Outcome(True, True, text, event_id, session, member)
+        return CheckinReceipt(True, True, text, event_id, session, member)
 
     async def attendees(self, session: Session) -> list[Attendee]:
         """Who is in now: the last in/out of each person, rejected events left out."""
-        events = await asyncio.to_thread(self.outbox.session_events, "checkin", session.id)
+        events = await asyncio.to_thread(self.outbox.session_events, "checkin", session.public_id)
         return present(session, events)
 
 
@@ -127,9 +145,9 @@ def present(session: Session, events: list[Event]) -> list[Attendee]:
     for event in events:
         if event.state == REJECTED:
             continue
-        code = str(event.payload.get("member_no") or event.payload.get("card_code") or "")
-        match = session.find(code)
-        key = match.member.member_no if match else code
+        member_code = str(event.payload.get("member_no") or event.payload.get("card_code") or "")
+        match = session.find(member_code)
+        key = match.member.member_no if match else member_code
         if event.payload.get("kind") == "in":
             if key not in inside:
                 name = match.member.name if match else None

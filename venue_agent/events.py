@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 class Broadcasts(Protocol):
     """What reacts to broadcasts starting and ending (the receiver)."""
 
-    def broadcast_started(self, session_id: str) -> None:
+    def broadcast_started(self, session_public_id: str) -> None:
         """A broadcast of this session is on (said again after every reconnection)."""
 
-    def broadcast_ended(self, session_id: str) -> None:
+    def broadcast_ended(self, session_public_id: str) -> None:
         """The operator ended this session's broadcast."""
 
 
@@ -66,14 +66,14 @@ class EventListener:
         if not isinstance(event, dict):
             return
         self.last_event = event
-        kind, session_id = event.get("type"), event.get("session_id")
-        log.info("event %s for session %s", kind, session_id)
+        kind, session_public_id = event.get("type"), event.get("session_id")
+        log.info("event %s for session %s", kind, session_public_id)
         if kind == "schedule_changed":
             self.schedule_stale.set()
         elif kind in ("broadcast_started", "broadcast_ended") and self.broadcasts is not None:
-            if not isinstance(session_id, str) or not 0 < len(session_id) <= 32:
+            if not isinstance(session_public_id, str) or not 0 < len(session_public_id) <= 32:
                 log.warning("ignored a %s event without a session id", kind)
             elif kind == "broadcast_started":
-                self.broadcasts.broadcast_started(session_id)
+                self.broadcasts.broadcast_started(session_public_id)
             else:
-                self.broadcasts.broadcast_ended(session_id)
+                self.broadcasts.broadcast_ended(session_public_id)

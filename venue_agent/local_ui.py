@@ -8,7 +8,8 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from venue_agent.desk import KINDS, Desk
 from venue_agent.link import Link
 from venue_agent.outbox import Outbox
 from venue_agent.receiver import Receiver
+from venue_agent.schedule import CODE_FIELDS
 from venue_agent.screen import NotLive, Screen
 from venue_agent.status import rejected_json, snapshot
 
@@ -42,12 +44,14 @@ class UiContext:
 
 
 UI_KEY = web.AppKey("ui", UiContext)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+SECURITY_HEADERS = MappingProxyType(
+    {
+        "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -114,7 +118,7 @@ async def get_status(request: web.Request) -> web.Response:
             "online": link.online,
             "problem": link.problem,
             "scan_kind": desk.scan_kind,
-            "present": [asdict(attendee) for attendee in present],
+            "present": [attendee.as_json() for attendee in present],
             "rejected": [rejected_json(event) for event in rejected],
         }
     )
@@ -132,7 +136,7 @@ async def get_roster(request: web.Request) -> web.Response:
     members = session.search(request.query.get("q", ""))
     return _json(
         {
-            "session_id": session.id,
+            "session_id": session.public_id,
             "members": [
                 {"member_no": m.member_no, "name": m.name, "card_code": m.card_code}
                 for m in members
@@ -155,25 +159,29 @@ async def post_checkin(request: web.Request) -> web.Response:
     """POST /checkins {session_id, code, kind, field?}: a click on 签到 / 签退."""
     desk = request.app[UI_KEY].desk
     body = await _body(request)
-    code, kind = body.get("code"), body.get("kind")
-    session_id, field = body.get("session_id"), body.get("field", "member_no")
+    member_code, kind = body.get("code"), body.get("kind")
+    session_public_id, code_field = body.get("session_id"), body.get("field", "member_no")
     if (
-        not isinstance(code, str)
+        not isinstance(member_code, str)
         or kind not in KINDS
-        or not isinstance(session_id, str)
-        or field not in ("member_no", "card_code")
+        or not isinstance(session_public_id, str)
+        or code_field not in CODE_FIELDS
     ):
         return _json({"queued": False, "known": False, "message": "请求不完整，请刷新页面"}, 422)
-    outcome = await desk.check(
-        code, kind=str(kind), source="manual", session_id=session_id, field=str(field)
+    receipt = await desk.check(
+        member_code,
+        kind=str(kind),
+        source="manual",
+        session_public_id=session_public_id,
+        code_field=str(code_field),
     )
-    log.info("manual %s %s: %s", kind, code, outcome.message)
+    log.info("manual %s %s: %s", kind, member_code, receipt.message)
     return _json(
         {
-            "queued": outcome.queued,
-            "known": outcome.known,
-            "message": outcome.message,
-            "event_id": outcome.event_id,
+            "queued": receipt.queued,
+            "known": receipt.known,
+            "message": receipt.message,
+            "event_id": receipt.event_id,
         }
     )
 
@@ -210,8 +218,8 @@ async def get_screen_state(request: web.Request) -> web.Response:
     screen, receiver = ui.screen, ui.receiver
     live = screen is not None and screen.live
     title = None
-    if live and screen is not None and screen.session_id is not None:
-        session = ui.desk.book.get(screen.session_id)
+    if live and screen is not None and screen.session_public_id is not None:
+        session = ui.desk.book.get(screen.session_public_id)
         title = session.title if session is not None else None
     state = receiver.status()["state"] if receiver is not None else "idle"
     return _json({"live": live, "state": state, "title": title})

@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 _COLUMNS = "seq, event_id, kind, session_id, payload, created_at, state, reason"
+# The journal's column `session_id` holds the session's public id (the agent knows no other):
+# in Python it is `session_public_id`, as on the server.
 
 
 class OutboxError(Exception):
@@ -49,7 +51,7 @@ class Event:
     seq: int
     event_id: str
     kind: str
-    session_id: str | None
+    session_public_id: str | None
     payload: dict[str, Any]
     created_at: str
     state: str
@@ -62,7 +64,7 @@ class NewEvent:
 
     event_id: str
     kind: str
-    session_id: str | None
+    session_public_id: str | None
     payload: Mapping[str, Any]
     created_at: str
     state: str = PENDING
@@ -130,7 +132,15 @@ class Outbox:
     def add(self, events: Sequence[NewEvent]) -> int:
         """Journal events in one transaction; an event_id already there is skipped. Returns new."""
         rows = [
-            (e.event_id, e.kind, e.session_id, _dumps(e.payload), e.created_at, e.state, e.reason)
+            (
+                e.event_id,
+                e.kind,
+                e.session_public_id,
+                _dumps(e.payload),
+                e.created_at,
+                e.state,
+                e.reason,
+            )
             for e in events
         ]
         with self._lock, self._transaction() as db:
@@ -158,9 +168,11 @@ class Outbox:
         found = self._events("WHERE kind = ? ORDER BY seq DESC LIMIT 1", (kind,))
         return found[0] if found else None
 
-    def session_events(self, kind: str, session_id: str) -> list[Event]:
+    def session_events(self, kind: str, session_public_id: str) -> list[Event]:
         """Every event of one session, oldest first."""
-        return self._events("WHERE kind = ? AND session_id = ? ORDER BY seq", (kind, session_id))
+        return self._events(
+            "WHERE kind = ? AND session_id = ? ORDER BY seq", (kind, session_public_id)
+        )
 
     def get(self, event_ids: Iterable[str]) -> list[Event]:
         """These events, in journal order."""
@@ -174,11 +186,13 @@ class Outbox:
         with self._lock:
             rows = self._db.execute(query, params).fetchall()
         return [
-            Event(seq, event_id, kind, session_id, json.loads(payload), created, state, reason)
-            for seq, event_id, kind, session_id, payload, created, state, reason in rows
+            Event(
+                seq, event_id, kind, session_public_id, json.loads(payload), created, state, reason
+            )
+            for seq, event_id, kind, session_public_id, payload, created, state, reason in rows
         ]
 
-    def finish(self, outcomes: Sequence[tuple[str, str, str | None]], done_at: str) -> None:
+    def finish(self, settlements: Sequence[tuple[str, str, str | None]], done_at: str) -> None:
         """Record the server's answers (event_id, 'sent'|'rejected', reason) in one transaction.
 
         Only pending events change: an answer, once recorded, is final.
@@ -187,7 +201,7 @@ class Outbox:
             db.executemany(
                 "UPDATE outbox SET state = ?, reason = ?, done_at = ? "
                 "WHERE event_id = ? AND state = 'pending'",
-                [(state, reason, done_at, event_id) for event_id, state, reason in outcomes],
+                [(state, reason, done_at, event_id) for event_id, state, reason in settlements],
             )
 
     def counts(self) -> Counts:

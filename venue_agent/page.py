@@ -110,10 +110,10 @@ async function post(url, body) {
     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}});
   return response.json();
 }
-function say(outcome) {
+function say(receipt) {
   const box = document.getElementById("message");
-  box.textContent = outcome.message || (outcome.error && outcome.error.message) || "操作失败";
-  box.className = outcome.queued && outcome.known ? "ok" : "bad";
+  box.textContent = receipt.message || (receipt.error && receipt.error.message) || "操作失败";
+  box.className = receipt.queued && receipt.known ? "ok" : "bad";
 }
 async function check(code, kind, field) {
   if (!current) return;

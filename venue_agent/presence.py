@@ -26,7 +26,7 @@ class Media(Protocol):
         """idle, receiving or degraded."""
 
     @property
-    def session_id(self) -> str | None:
+    def session_public_id(self) -> str | None:
         """The session whose broadcast is being received."""
 
     @property
@@ -122,10 +122,10 @@ class Presence:
     async def heartbeat(self) -> None:
         """POST heartbeat with what we are doing and how much waits to be sent."""
         counts = await asyncio.to_thread(self.outbox.counts)
-        state, session_id = "idle", None
+        state, session_public_id = "idle", None
         if self.media is not None:
-            state, session_id = self.media.heartbeat_state, self.media.session_id
-        if session_id is None:
+            state, session_public_id = self.media.heartbeat_state, self.media.session_public_id
+        if session_public_id is None:
             current = self.book.current(clock.now())
-            session_id = current.id if current else None
-        await self.client.heartbeat(state, session_id, counts.pending)
+            session_public_id = current.public_id if current else None
+        await self.client.heartbeat(state, session_public_id, counts.pending)

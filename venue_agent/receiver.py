@@ -36,7 +36,7 @@ class Reception:
 
     def __init__(
         self,
-        session_id: str,
+        session_public_id: str,
         client: ServerClient,
         outbox: Outbox,
         link: Link,
@@ -44,7 +44,7 @@ class Reception:
         screen: Screen | None,
         on_sample: Callable[[], None] = lambda: None,
     ) -> None:
-        self.session_id = session_id
+        self.session_public_id = session_public_id
         self.on_sample = on_sample
         self.client, self.outbox, self.link, self.ice = client, outbox, link, ice
         self.screen = screen  # set when this reception feeds the room screen
@@ -89,7 +89,7 @@ class Reception:
             await self._disconnect()
         if final:
             await self._journal(NOTHING_RECEIVED)
-        log.info("session %s: reception over", self.session_id)
+        log.info("session %s: reception over", self.session_public_id)
 
     async def _receive(self) -> bool:
         """Subscribe, watch, subscribe again; answers whether a final sample is due."""
@@ -97,34 +97,36 @@ class Reception:
             try:
                 self.upstream = await Upstream.open(
                     self.client,
-                    self.session_id,
+                    self.session_public_id,
                     self.ice,
                     self.screen.sources if self.screen else None,
                     self.frames,
                 )
             except Refused as error:
                 if error.status == 409:
-                    log.info("session %s: the server has no broadcast on", self.session_id)
+                    log.info("session %s: the server has no broadcast on", self.session_public_id)
                     return True
                 if error.status == 404:
-                    log.error("session %s is not this venue's: not receiving it", self.session_id)
+                    log.error(
+                        "session %s is not this venue's: not receiving it", self.session_public_id
+                    )
                     return False
                 if error.about_us:
                     self.link.refused(error)
-                log.warning("session %s: subscribing refused (%s)", self.session_id, error)
+                log.warning("session %s: subscribing refused (%s)", self.session_public_id, error)
                 delay = self._backoff.cap_s
             except RateLimited as error:
                 delay = error.retry_after
             except Unavailable as error:
-                log.warning("session %s: cannot subscribe (%s)", self.session_id, error)
+                log.warning("session %s: cannot subscribe (%s)", self.session_public_id, error)
                 delay = self._backoff.next()
             except Exception:
-                log.exception("session %s: subscribing failed", self.session_id)
+                log.exception("session %s: subscribing failed", self.session_public_id)
                 delay = self._backoff.next()
             else:
                 if self.screen is not None:
-                    self.screen.show(self.session_id)
-                log.info("session %s: subscribed to the broadcast", self.session_id)
+                    self.screen.show(self.session_public_id)
+                log.info("session %s: subscribed to the broadcast", self.session_public_id)
                 if await self._watch(self.upstream):
                     self._backoff.reset()
                 await self._disconnect()
@@ -139,11 +141,11 @@ class Reception:
         while not self.ending:
             if upstream.closed:
                 state = upstream.pc.connectionState
-                log.warning("session %s: the connection is %s", self.session_id, state)
+                log.warning("session %s: the connection is %s", self.session_public_id, state)
                 break
             silence = upstream.silence(time.monotonic())
             if silence >= STALL_S:
-                log.warning("session %s: no video for %.0f s", self.session_id, silence)
+                log.warning("session %s: no video for %.0f s", self.session_public_id, silence)
                 break
             if self._restart:
                 self._restart = False
@@ -205,7 +207,7 @@ class Reception:
             try:
                 await self._journal(health)
             except Exception:
-                log.exception("session %s: a sample could not be journaled", self.session_id)
+                log.exception("session %s: a sample could not be journaled", self.session_public_id)
 
     async def _journal(self, health: Health) -> None:
         """One sample into the outbox (the uploader sends it)."""
@@ -226,12 +228,14 @@ class Reception:
             "freezes": self.frames.freezes,
             "frames_decoded": self.frames.frames,
         }
-        event = NewEvent(str(uuid.uuid4()), "sample", self.session_id, payload, clock.iso(moment))
+        event = NewEvent(
+            str(uuid.uuid4()), "sample", self.session_public_id, payload, clock.iso(moment)
+        )
         await asyncio.to_thread(self.outbox.add, [event])
         self.latest = payload
         self.link.new_events.set()
         self.on_sample()
-        log.debug("session %s: sample %s", self.session_id, payload)
+        log.debug("session %s: sample %s", self.session_public_id, payload)
 
 
 class Receiver:
@@ -255,9 +259,9 @@ class Receiver:
             self._told = state
             self.changed.set()
 
-    def broadcast_started(self, session_id: str) -> None:
+    def broadcast_started(self, session_public_id: str) -> None:
         """Receive this session's broadcast (again, if it was already)."""
-        reception = self._receptions.get(session_id)
+        reception = self._receptions.get(session_public_id)
         if reception is not None and not reception.ending:
             reception.restart()
             return
@@ -266,21 +270,27 @@ class Receiver:
         if holder is None or holder.ending:
             screen = self.screen  # one broadcast at a time on the room screen: the first
         reception = Reception(
-            session_id, self.client, self.outbox, self.link, self.ice, screen, self._note_state
+            session_public_id,
+            self.client,
+            self.outbox,
+            self.link,
+            self.ice,
+            screen,
+            self._note_state,
         )
         if screen is not None:
             self._screen_holder = reception
-        self._receptions[session_id] = reception
+        self._receptions[session_public_id] = reception
         task = asyncio.create_task(self._run(reception))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        log.info("session %s: the broadcast started; receiving it", session_id)
+        log.info("session %s: the broadcast started; receiving it", session_public_id)
 
-    def broadcast_ended(self, session_id: str) -> None:
+    def broadcast_ended(self, session_public_id: str) -> None:
         """Stop receiving this session's broadcast."""
-        reception = self._receptions.get(session_id)
+        reception = self._receptions.get(session_public_id)
         if reception is not None:
-            log.info("session %s: the broadcast ended", session_id)
+            log.info("session %s: the broadcast ended", session_public_id)
             reception.end()
             self._note_state()
 
@@ -288,10 +298,10 @@ class Receiver:
         try:
             await reception.run()
         except Exception:
-            log.exception("session %s: reception failed", reception.session_id)
+            log.exception("session %s: reception failed", reception.session_public_id)
         finally:
-            if self._receptions.get(reception.session_id) is reception:
-                del self._receptions[reception.session_id]
+            if self._receptions.get(reception.session_public_id) is reception:
+                del self._receptions[reception.session_public_id]
             if self._screen_holder is reception:
                 self._screen_holder = None
                 self.screen.show(None)
@@ -309,10 +319,10 @@ class Receiver:
         return RECEIVING if GOOD in states else DEGRADED
 
     @property
-    def session_id(self) -> str | None:
+    def session_public_id(self) -> str | None:
         """The session being received, if any."""
         active = self._active()
-        return active[0].session_id if active else None
+        return active[0].session_public_id if active else None
 
     def status(self) -> dict[str, Any]:
         """For the staff page: the state and figures of the broadcast being received."""
@@ -323,7 +333,7 @@ class Receiver:
         return {
             **(reception.latest or {}),
             "state": reception.state,
-            "session_id": reception.session_id,
+            "session_id": reception.session_public_id,
             "viewers": self.screen.viewers,
             # Live, between samples: how many frames were decoded so far.
             "frames_decoded_now": reception.frames.frames,

@@ -17,7 +17,7 @@ from aiohttp import web
 from venue_agent import __version__
 from venue_agent.client import ServerClient
 from venue_agent.config import UI_PORT, AgentConfig, ConfigError, ExitCode
-from venue_agent.desk import Desk, Outcome
+from venue_agent.desk import CheckinReceipt, Desk
 from venue_agent.events import EventListener
 from venue_agent.link import Link
 from venue_agent.local_ui import UiContext, create_ui_app
@@ -46,12 +46,12 @@ async def supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
         await asyncio.sleep(RESTART_S)
 
 
-def announce(outcome: Outcome) -> None:
+def announce(receipt: CheckinReceipt) -> None:
     """Tell the staff at the console what became of a scan (a bell when they should look)."""
     try:
-        print(("\a✗ " if outcome.alarm else "✓ ") + outcome.message, flush=True)
+        print(("\a✗ " if receipt.alarm else "✓ ") + receipt.message, flush=True)
     except OSError:  # no console to print to (closed pipe): the page still shows it
-        log.info("%s", outcome.message)
+        log.info("%s", receipt.message)
 
 
 async def read_scanner(scanner: Scanner, desk: Desk) -> None:

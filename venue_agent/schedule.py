@@ -13,6 +13,8 @@ from venue_agent.outbox import Outbox
 log = logging.getLogger(__name__)
 
 CHECKIN_MARGIN = timedelta(minutes=30)
+# What a member_code (the text scanned or typed) may be: a member's number or a card's code.
+CODE_FIELDS = ("member_no", "card_code")
 SCHEDULE_KEY, ETAG_KEY, FETCHED_KEY = "schedule", "schedule_etag", "schedule_fetched_at"
 
 
@@ -31,17 +33,17 @@ class RosterMember:
 
 @dataclass(frozen=True)
 class Match:
-    """A scanned code found on a roster, and which field it matched."""
+    """A member_code found on a roster, and which of CODE_FIELDS it matched."""
 
     member: RosterMember
-    field: str  # "member_no" | "card_code"
+    code_field: str
 
 
 @dataclass(frozen=True)
 class Session:
     """One training session of this venue, as the schedule gives it."""
 
-    id: str
+    public_id: str
     title: str
     topic_code: str
     starts_at: datetime
@@ -54,13 +56,13 @@ class Session:
         """True within [starts_at − 30 min, ends_at + 30 min]."""
         return self.starts_at - CHECKIN_MARGIN <= now <= self.ends_at + CHECKIN_MARGIN
 
-    def find(self, code: str) -> Match | None:
+    def find(self, member_code: str) -> Match | None:
         """The roster member with this member_no, else with this card_code."""
         for member in self.roster:
-            if member.member_no == code:
+            if member.member_no == member_code:
                 return Match(member, "member_no")
         for member in self.roster:
-            if member.card_code is not None and member.card_code == code:
+            if member.card_code is not None and member.card_code == member_code:
                 return Match(member, "card_code")
         return None
 
@@ -122,7 +124,7 @@ def parse_schedule(raw: object) -> tuple[Session, ...]:
             )
         sessions.append(
             Session(
-                id=_text(item, "id"),
+                public_id=_text(item, "id"),
                 title=_text(item, "title"),
                 topic_code=_text(item, "topic_code"),
                 starts_at=parse_time(item.get("starts_at"), "starts_at"),
@@ -132,7 +134,7 @@ def parse_schedule(raw: object) -> tuple[Session, ...]:
                 roster=tuple(roster),
             )
         )
-    return tuple(sorted(sessions, key=lambda s: (s.starts_at, s.id)))
+    return tuple(sorted(sessions, key=lambda s: (s.starts_at, s.public_id)))
 
 
 class ScheduleBook:
@@ -175,11 +177,12 @@ class ScheduleBook:
         sessions = self.open_sessions(now)
         return sessions[0] if sessions else None
 
-    def session_for(self, code: str, now: datetime) -> tuple[Session | None, Match | None]:
-        """The open session whose roster has this code (soonest first), else the current one."""
+    def session_for(self, member_code: str, now: datetime) -> tuple[Session | None, Match | None]:
+        """The open session whose roster has this member_code (soonest first), else the
+        current one."""
         sessions = self.open_sessions(now)
         for session in sessions:
-            match = session.find(code)
+            match = session.find(member_code)
             if match is not None:
                 return session, match
         return (sessions[0] if sessions else None), None
@@ -192,6 +195,6 @@ class ScheduleBook:
         later = [s for s in self.sessions if s.starts_at > now]
         return later[0] if later else None
 
-    def get(self, session_id: str) -> Session | None:
-        """A session of the schedule by id."""
-        return next((s for s in self.sessions if s.id == session_id), None)
+    def get(self, session_public_id: str) -> Session | None:
+        """A session of the schedule by its public id."""
+        return next((s for s in self.sessions if s.public_id == session_public_id), None)

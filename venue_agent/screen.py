@@ -47,14 +47,14 @@ class Screen:
         self.ice = IceSettings(hosts=ice.hosts)
         self.counters = RelayCounters()
         self.sources = {kind: Source(kind, self.counters) for kind in KINDS}
-        self.session_id: str | None = None  # the broadcast the sources carry
+        self.session_public_id: str | None = None  # the broadcast the sources carry
         self._viewers: list[Viewer] = []
         self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def live(self) -> bool:
         """True while a broadcast feeds the sources (or will again after a resubscription)."""
-        return self.session_id is not None and self.sources["video"].codec is not None
+        return self.session_public_id is not None and self.sources["video"].codec is not None
 
     @property
     def viewers(self) -> int:
@@ -95,16 +95,16 @@ class Screen:
             self._viewers.remove(viewer)
             await viewer.close()
 
-    def show(self, session_id: str | None) -> None:
+    def show(self, session_public_id: str | None) -> None:
         """The sources now carry this broadcast (None: none; the viewers are let go)."""
-        self.session_id = session_id
-        if session_id is None:
+        self.session_public_id = session_public_id
+        if session_public_id is None:
             for viewer in list(self._viewers):
                 self._later(self._drop(viewer))
 
     async def close(self) -> None:
         """Close every viewer and end the sources (the agent stops)."""
-        self.session_id = None
+        self.session_public_id = None
         for viewer in list(self._viewers):
             await self._drop(viewer)
         await asyncio.gather(*self._closing, return_exceptions=True)

@@ -7,6 +7,7 @@ import io
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from venue_agent.outbox import NewEvent
@@ -14,20 +15,22 @@ from venue_agent.outbox import NewEvent
 SHEET_TZ = ZoneInfo("Asia/Shanghai")  # a time written without an offset is local to the venue
 # Re-importing the same sheet must not count anyone twice: a row's event_id is derived from it.
 SHEET_NAMESPACE = uuid.UUID("5d4f2a7e-3b1c-4e7a-9a55-2f0c6b8d1e90")
-HEADER_ALIASES = {
-    "member_no": "member_no",
-    "党员编号": "member_no",
-    "编号": "member_no",
-    "card_code": "card_code",
-    "卡号": "card_code",
-    "kind": "kind",
-    "类型": "kind",
-    "签到类型": "kind",
-    "at": "at",
-    "时间": "at",
-    "签到时间": "at",
-}
-KIND_ALIASES = {"": "in", "in": "in", "out": "out", "签到": "in", "签退": "out"}
+HEADER_ALIASES = MappingProxyType(
+    {
+        "member_no": "member_no",
+        "党员编号": "member_no",
+        "编号": "member_no",
+        "card_code": "card_code",
+        "卡号": "card_code",
+        "kind": "kind",
+        "类型": "kind",
+        "签到类型": "kind",
+        "at": "at",
+        "时间": "at",
+        "签到时间": "at",
+    }
+)
+KIND_ALIASES = MappingProxyType({"": "in", "in": "in", "out": "out", "签到": "in", "签退": "out"})
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
 
 
@@ -52,8 +55,8 @@ class SheetRow:
     """One checked row of a sheet."""
 
     line: int
-    field: str  # member_no | card_code
-    code: str
+    code_field: str  # member_no | card_code
+    member_code: str
     kind: str
     at: datetime
 
@@ -111,13 +114,13 @@ def parse_sheet(data: bytes) -> list[SheetRow]:
 
 def _row(line: int, raw: dict[str, str], problems: list[SheetProblem]) -> SheetRow | None:
     member_no, card_code = raw.get("member_no", ""), raw.get("card_code", "")
-    field, code = ("member_no", member_no) if member_no else ("card_code", card_code)
+    code_field, member_code = ("member_no", member_no) if member_no else ("card_code", card_code)
     kind = KIND_ALIASES.get(raw.get("kind", "").lower())
     at = parse_time(raw.get("at", ""))
     found = []
-    if not code:
+    if not member_code:
         found.append("没有党员编号或卡号")
-    elif len(code) > 128:
+    elif len(member_code) > 128:
         found.append("编号过长")
     if kind is None:
         found.append(f"类型应为 in 或 out，而不是 {raw.get('kind')!r}")
@@ -126,24 +129,27 @@ def _row(line: int, raw: dict[str, str], problems: list[SheetProblem]) -> SheetR
     if found or kind is None or at is None:
         problems.append(SheetProblem(line, "；".join(found)))
         return None
-    return SheetRow(line, field, code, kind, at)
+    return SheetRow(line, code_field, member_code, kind, at)
 
 
-def sheet_events(session_id: str, rows: list[SheetRow], created_at: str) -> list[NewEvent]:
+def sheet_events(session_public_id: str, rows: list[SheetRow], created_at: str) -> list[NewEvent]:
     """The rows as outbox events, each with an event_id derived from its content."""
     events = []
     for row in rows:
         at = row.at.isoformat(timespec="seconds")
         event_id = str(
-            uuid.uuid5(SHEET_NAMESPACE, f"{session_id}|{row.field}|{row.code}|{row.kind}|{at}")
+            uuid.uuid5(
+                SHEET_NAMESPACE,
+                f"{session_public_id}|{row.code_field}|{row.member_code}|{row.kind}|{at}",
+            )
         )
         payload = {
             "event_id": event_id,
-            "session_id": session_id,
-            row.field: row.code,
+            "session_id": session_public_id,
+            row.code_field: row.member_code,
             "kind": row.kind,
             "at": at,
             "source": "import",
         }
-        events.append(NewEvent(event_id, "checkin", session_id, payload, created_at))
+        events.append(NewEvent(event_id, "checkin", session_public_id, payload, created_at))
     return events

@@ -19,7 +19,7 @@ def session_json(session: Session | None) -> dict[str, Any] | None:
     if session is None:
         return None
     return {
-        "id": session.id,
+        "id": session.public_id,
         "title": session.title,
         "topic_code": session.topic_code,
         "starts_at": session.starts_at.isoformat(),
@@ -35,7 +35,7 @@ def rejected_json(event: Event) -> dict[str, Any]:
     payload = event.payload
     return {
         "event_id": event.event_id,
-        "session_id": event.session_id,
+        "session_id": event.session_public_id,
         "code": payload.get("member_no") or payload.get("card_code"),
         "kind": payload.get("kind"),
         "at": payload.get("at"),
@@ -55,7 +55,7 @@ def stream_json(event: Event | None, now: datetime) -> dict[str, Any]:
             figures = {name: event.payload.get(name) for name in STREAM_FIELDS}
             return {
                 "state": event.payload.get("state"),
-                "session_id": event.session_id,
+                "session_id": event.session_public_id,
                 "at": event.payload.get("at"),
                 **figures,
             }

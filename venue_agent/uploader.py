@@ -20,7 +20,8 @@ MAX_CHECKINS = 500  # PROTOCOL.md: a batch holds at most 500 events
 MAX_SAMPLES = 2000  # and a stream-stats request at most 2000 samples
 IDLE_POLL_S = 5.0  # also picks up events another process (hetang-agent import) journaled
 
-Outcome = tuple[str, str, str | None]  # event_id, 'sent' | 'rejected', reason
+# What became of one journaled event: (event_id, 'sent' | 'rejected', reason), for Outbox.finish.
+Settlement = tuple[str, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,13 @@ class Lane:
     kind: str
     label: str
     batch_size: int
-    deliver: Callable[[ServerClient, Sequence[Event]], Awaitable[list[Outcome]]]
+    deliver: Callable[[ServerClient, Sequence[Event]], Awaitable[list[Settlement]]]
     log_level: int = logging.INFO
 
 
-def refused_outcomes(
+def refused_settlements(
     error: Refused, events: Sequence[Event], what: str, about_us: Callable[[Refused], bool]
-) -> list[Outcome]:
+) -> list[Settlement]:
     """A request refused as it is is never resent unchanged: its events become rejected. A
     refusal of the agent itself (token, address) is raised instead, for the caller to wait out."""
     if about_us(error):
@@ -54,12 +55,12 @@ def refused_outcomes(
     return [(event.event_id, REJECTED, reason) for event in events]
 
 
-async def deliver_checkins(client: ServerClient, events: Sequence[Event]) -> list[Outcome]:
+async def deliver_checkins(client: ServerClient, events: Sequence[Event]) -> list[Settlement]:
     """POST checkins; each event gets the server's own verdict."""
     try:
         results = await client.checkins(clock.now_iso(), [e.payload for e in events])
     except Refused as error:
-        return refused_outcomes(error, events, "check-ins", lambda e: e.about_us)
+        return refused_settlements(error, events, "check-ins", lambda e: e.about_us)
     return [
         (r.event_id, SENT, None if r.status == "accepted" else r.status)
         if r.status in ("accepted", "duplicate")
@@ -74,24 +75,28 @@ def _sample_refusal_about_us(error: Refused) -> bool:
     return error.about_us and error.status != 404
 
 
-async def deliver_samples(client: ServerClient, events: Sequence[Event]) -> list[Outcome]:
+async def deliver_samples(client: ServerClient, events: Sequence[Event]) -> list[Settlement]:
     """POST stream-stats once per session; the server keeps one sample per second, so every
     answered sample is sent (a repeat is simply not stored twice)."""
     by_session: dict[str, list[Event]] = {}
     for event in events:
-        by_session.setdefault(event.session_id or "", []).append(event)
-    outcomes: list[Outcome] = []
-    for session_id, group in by_session.items():
-        if not session_id:
-            outcomes += [(event.event_id, REJECTED, "no_session") for event in group]
+        by_session.setdefault(event.session_public_id or "", []).append(event)
+    settlements: list[Settlement] = []
+    for session_public_id, group in by_session.items():
+        if not session_public_id:
+            settlements += [(event.event_id, REJECTED, "no_session") for event in group]
             continue
         try:
-            await client.stream_stats(clock.now_iso(), session_id, [e.payload for e in group])
+            await client.stream_stats(
+                clock.now_iso(), session_public_id, [e.payload for e in group]
+            )
         except Refused as error:
-            outcomes += refused_outcomes(error, group, "stream samples", _sample_refusal_about_us)
+            settlements += refused_settlements(
+                error, group, "stream samples", _sample_refusal_about_us
+            )
             continue
-        outcomes += [(event.event_id, SENT, None) for event in group]
-    return outcomes
+        settlements += [(event.event_id, SENT, None) for event in group]
+    return settlements
 
 
 CHECKINS = Lane("checkin", "check-ins", MAX_CHECKINS, deliver_checkins)
@@ -154,18 +159,18 @@ class Uploader:
             batch = await asyncio.to_thread(self.outbox.pending, lane.kind, lane.batch_size)
             if not batch:
                 continue
-            outcomes = await lane.deliver(self.client, batch)
-            await asyncio.to_thread(self.outbox.finish, outcomes, clock.now_iso())
-            rejected = sum(1 for _, state, _ in outcomes if state == REJECTED)
+            settlements = await lane.deliver(self.client, batch)
+            await asyncio.to_thread(self.outbox.finish, settlements, clock.now_iso())
+            rejected = sum(1 for _, state, _ in settlements if state == REJECTED)
             log.log(
                 max(lane.log_level, logging.INFO) if rejected else lane.log_level,
                 "%s: %d sent, %d rejected",
                 lane.label,
-                len(outcomes) - rejected,
+                len(settlements) - rejected,
                 rejected,
             )
             await self.link.reached(self.outbox)
-            settled += len(outcomes)
+            settled += len(settlements)
         return settled
 
     async def drain(self, tries: int = 3, longest_wait_s: float = 60.0) -> bool:

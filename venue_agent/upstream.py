@@ -56,7 +56,7 @@ class Upstream:
     async def open(
         cls,
         client: ServerClient,
-        session_id: str,
+        session_public_id: str,
         ice: IceSettings,
         sources: Mapping[str, Source] | None,
         frames: FrameClock,
@@ -73,7 +73,7 @@ class Upstream:
                 feed = tap_peer(pc, sources, decode=True)
             before_gathering(pc, ice)
             await pc.setLocalDescription(await pc.createOffer())
-            answer = await client.subscribe(session_id, pc.localDescription.sdp)
+            answer = await client.subscribe(session_public_id, pc.localDescription.sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         except BaseException:
             if feed is not None:

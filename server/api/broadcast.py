@@ -7,10 +7,13 @@ from typing import Any
 
 from aiohttp import web
 from aiortc import RTCSessionDescription
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.sdp import SessionDescription
 
 from passthrough.wiring import NoCommonCodec
 from server.auth.access import agent, allow
 from server.db.session import read_session, write_session
+from server.domain.vocabulary import WRITERS
 from server.errors import Conflict, Invalid
 from server.http.body import read_json, reply
 from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY
@@ -21,8 +24,21 @@ from server.services.clock import utcnow
 
 log = logging.getLogger(__name__)
 
-PUBLISHERS = ("admin", "operator")
 MAX_SDP = 64 * 1024
+# How aiortc refuses a well-formed offer it cannot negotiate; anything else raised while
+# answering is a failure of ours (a logged 500), not the offer's.
+NEGOTIATION_ERRORS = (ValueError, InvalidAccessError, InvalidStateError, OperationError)
+
+
+def _parses(sdp: str) -> bool:
+    """Whether aiortc can read the text as a session description at all."""
+    try:
+        SessionDescription.parse(sdp)
+    except Exception:
+        # The parser reports bad text with assert, KeyError, IndexError, ValueError…: any
+        # failure to parse is the text's fault. Parsed once here, it parses again in aiortc.
+        return False
+    return True
 
 
 def _offer(body: dict[str, Any]) -> RTCSessionDescription:
@@ -30,7 +46,7 @@ def _offer(body: dict[str, Any]) -> RTCSessionDescription:
     problems: dict[str, str] = {}
     if not isinstance(sdp, str) or not sdp.strip():
         problems["sdp"] = "is required"
-    elif len(sdp) > MAX_SDP or not sdp.startswith("v=0") or "\nm=" not in sdp:
+    elif len(sdp) > MAX_SDP or not sdp.startswith("v=0") or "\nm=" not in sdp or not _parses(sdp):
         problems["sdp"] = "is not an SDP offer"
     if kind != "offer":
         problems["type"] = 'must be "offer"'
@@ -52,7 +68,7 @@ def _answer(answer: RTCSessionDescription) -> web.Response:
     return reply({"sdp": answer.sdp, "type": answer.type})
 
 
-@allow(*PUBLISHERS)
+@allow(*WRITERS)  # the operator publishes (PROTOCOL.md)
 async def post_broadcast(request: web.Request) -> web.Response:
     """POST /api/v1/sessions/{id}/broadcast: publish (or republish) the session's broadcast."""
     principal = request[PRINCIPAL_KEY]
@@ -66,7 +82,7 @@ async def post_broadcast(request: web.Request) -> web.Response:
         answer = await request.app[BROADCASTS_KEY].publish(
             target.public_id, target.venue_codes, offer, now
         )
-    except Exception as error:
+    except NEGOTIATION_ERRORS as error:
         raise _unusable(error) from None
     async with write_session(request.app[DB_KEY]) as session:
         await broadcasts.record(session, principal.actor, target.public_id, "start", now)
@@ -76,7 +92,7 @@ async def post_broadcast(request: web.Request) -> web.Response:
     return _answer(answer)
 
 
-@allow(*PUBLISHERS)
+@allow(*WRITERS)
 async def delete_broadcast(request: web.Request) -> web.Response:
     """DELETE /api/v1/sessions/{id}/broadcast: take the session off air."""
     principal = request[PRINCIPAL_KEY]
@@ -95,19 +111,19 @@ async def delete_broadcast(request: web.Request) -> web.Response:
 async def agent_subscribe(request: web.Request) -> web.Response:
     """POST /api/v1/agent/sessions/{id}/subscribe: receive the live broadcast (recvonly)."""
     venue = request[AGENT_VENUE_KEY]
-    public_id = request.match_info["id"]
+    session_public_id = request.match_info["id"]
     async with read_session(request.app[DB_KEY]) as session:
-        await broadcasts.check_receiver(session, venue, public_id)
+        await broadcasts.check_receiver(session, venue, session_public_id)
     offer = _offer(await read_json(request))
     try:
-        answer = await request.app[BROADCASTS_KEY].subscribe(public_id, venue.code, offer)
+        answer = await request.app[BROADCASTS_KEY].subscribe(session_public_id, venue.code, offer)
     except NotOnAir:
-        raise Conflict("No broadcast is on for session {id}.", id=public_id) from None
+        raise Conflict("No broadcast is on for session {id}.", id=session_public_id) from None
     except NoCommonCodec:
         raise Conflict(
             "This venue cannot receive the codec the main venue sends; update the agent."
         ) from None
-    except Exception as error:
+    except NEGOTIATION_ERRORS as error:
         raise _unusable(error) from None
-    await wall_changed(request.app, {public_id})
+    await wall_changed(request.app, {session_public_id})
     return _answer(answer)

@@ -18,6 +18,7 @@ from server.db.models import (
     TrainingSession,
     Venue,
 )
+from server.domain.agent_payloads import Heartbeat, Hello, SampleBatch
 from server.domain.venues import OFFLINE_AFTER
 from server.errors import NotFound
 
@@ -25,25 +26,17 @@ SCHEDULE_PAST = timedelta(hours=12)
 SCHEDULE_AHEAD = timedelta(days=7)
 
 
-async def hello(
-    session: AsyncSession, venue: AgentVenue, *, agent_version: str, hostname: str, now: datetime
-) -> None:
+async def hello(session: AsyncSession, venue: AgentVenue, hello: Hello, now: datetime) -> None:
     """Remember the agent's version and host, and that it was seen now."""
     await session.execute(
         update(Venue)
         .where(Venue.id == venue.venue_id)
-        .values(agent_version=agent_version, agent_hostname=hostname, agent_last_seen_at=now)
+        .values(
+            agent_version=hello.agent_version,
+            agent_hostname=hello.hostname,
+            agent_last_seen_at=now,
+        )
     )
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """What an agent reports every heartbeat_s."""
-
-    state: str
-    session_id: str | None
-    queue_depth: int
-    agent_version: str
 
 
 async def heartbeat(
@@ -55,7 +48,7 @@ async def heartbeat(
         .where(Venue.id == venue.venue_id)
         .values(
             agent_state=beat.state,
-            agent_session_id=beat.session_id,
+            agent_session_id=beat.session_public_id,
             agent_queue_depth=beat.queue_depth,
             agent_version=beat.agent_version,
             agent_last_seen_at=now,
@@ -64,17 +57,26 @@ async def heartbeat(
 
 
 @dataclass(frozen=True)
+class ScheduledMember:
+    """A roster member as the agent recognizes a scan: by member_no or by card_code."""
+
+    member_no: str
+    name: str
+    card_code: str | None
+
+
+@dataclass(frozen=True)
 class ScheduledSession:
     """A session in a venue's schedule, with the roster the agent needs to recognize scans."""
 
-    id: str
+    public_id: str
     title: str
     topic_code: str
     starts_at: datetime
     ends_at: datetime
     state: str
     role: str
-    roster: list[tuple[str, str, str | None]]  # member_no, name, card_code
+    roster: tuple[ScheduledMember, ...]
 
 
 async def schedule(
@@ -113,50 +115,38 @@ async def schedule(
                 training.ends_at,
                 training.state,
                 role,
-                [(number, name, card) for number, name, card in roster],
+                tuple(
+                    ScheduledMember(member_no, name, card_code)
+                    for member_no, name, card_code in roster
+                ),
             )
         )
     return result
 
 
-@dataclass(frozen=True)
-class StreamReading:
-    """One stream-health sample as the agent measured it."""
-
-    at: datetime
-    state: str
-    bitrate_kbps: float | None
-    fps: float | None
-    loss_pct: float | None
-    jitter_ms: float | None
-    freezes: int | None
-    frames_decoded: int | None
-
-
 async def record_samples(
-    session: AsyncSession,
-    venue: AgentVenue,
-    public_id: str,
-    readings: list[StreamReading],
-    received_at: datetime,
+    session: AsyncSession, venue: AgentVenue, batch: SampleBatch, received_at: datetime
 ) -> int:
     """Store new samples (one per venue, session and second); return how many were new."""
-    training = (
+    session_id = (
         await session.execute(
             select(TrainingSession.id)
             .join(SessionVenue, SessionVenue.session_id == TrainingSession.id)
-            .where(TrainingSession.public_id == public_id, SessionVenue.venue_id == venue.venue_id)
+            .where(
+                TrainingSession.public_id == batch.session_public_id,
+                SessionVenue.venue_id == venue.venue_id,
+            )
         )
     ).scalar_one_or_none()
-    if training is None:
-        raise NotFound("No session with id {id} at this venue.", id=public_id)
-    if not readings:
+    if session_id is None:
+        raise NotFound("No session with id {id} at this venue.", id=batch.session_public_id)
+    if not batch.readings:
         return 0
     rows = [
         {
-            "session_id": training,
+            "session_id": session_id,
             "venue_id": venue.venue_id,
-            "at": reading.at,
+            "at": reading.at_corrected,
             "state": reading.state,
             "bitrate_kbps": reading.bitrate_kbps,
             "fps": reading.fps,
@@ -166,7 +156,7 @@ async def record_samples(
             "frames_decoded": reading.frames_decoded,
             "received_at": received_at,
         }
-        for reading in readings
+        for reading in batch.readings
     ]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

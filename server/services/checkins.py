@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -14,13 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.principal import AgentVenue
 from server.db.bulk import bulk_insert
 from server.db.models import CheckIn, Member, QuarantinedCheckIn, SessionVenue, TrainingSession
-from server.domain.checkins import Event, clock_offset, corrected, event_id_of, parse_event
+from server.domain.agent_payloads import CheckinBatch, CheckinEvent, SentCheckin
 from server.domain.sessions import accepts_checkin_at
+
+# The columns that make two sends of one event_id the same event. The table keeps its column
+# names: `at_raw` holds the event's `at` as sent, `at` its `at_corrected`.
+SAME_CONTENT = ("session_id", "venue_id", "member_id", "kind", "source", "at_raw")
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """The answer for one event, in the order the events came."""
+class CheckinResult:
+    """The server's verdict on one event, in the order the events came."""
 
     event_id: str | None
     status: str  # accepted | duplicate | rejected
@@ -32,15 +35,27 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class _Context:
-    sessions: dict[str, TrainingSession]
-    joined: set[int]  # ids of sessions this venue takes part in
-    by_number: dict[str, int]
-    by_card: dict[str, int]
+class Ingested:
+    """What a batch came to: a result per event, in order, and the sessions it changed."""
+
+    results: tuple[CheckinResult, ...]
+    sessions_touched: frozenset[str]  # public ids of the sessions that gained check-ins
 
 
-async def _context(session: AsyncSession, venue: AgentVenue, events: Sequence[Event]) -> _Context:
-    public_ids = {event.session_id for event in events}
+@dataclass(frozen=True)
+class _Lookups:
+    """What the batch's events refer to, read once for the whole batch."""
+
+    sessions: dict[str, TrainingSession]  # by public id
+    joined: set[int]  # session_id (database key) of the sessions this venue takes part in
+    member_id_by_no: dict[str, int]
+    member_id_by_card: dict[str, int]
+
+
+async def _lookups(
+    session: AsyncSession, venue: AgentVenue, events: Sequence[CheckinEvent]
+) -> _Lookups:
+    public_ids = {event.session_public_id for event in events}
     sessions = {
         row.public_id: row
         for row in (
@@ -59,42 +74,47 @@ async def _context(session: AsyncSession, venue: AgentVenue, events: Sequence[Ev
             )
         ).scalars()
     )
-    cards = {event.card_code for event in events if event.card_code}
-    # A scanner cannot tell a card from a member number: a "card" may be a number too.
-    numbers = {event.member_no for event in events if event.member_no} | cards
-    by_number: dict[str, int] = {}
-    if numbers:
+    card_codes = {event.card_code for event in events if event.card_code}
+    # A scanner cannot tell a card from a member number: a card_code may be a member_no too.
+    member_nos = {event.member_no for event in events if event.member_no} | card_codes
+    member_id_by_no: dict[str, int] = {}
+    if member_nos:
         found = await session.execute(
-            select(Member.member_no, Member.id).where(Member.member_no.in_(numbers))
+            select(Member.member_no, Member.id).where(Member.member_no.in_(member_nos))
         )
-        by_number = {number: member_id for number, member_id in found}
-    by_card: dict[str, int] = {}
-    if cards:
-        rows = await session.execute(
-            select(Member.card_code, Member.id).where(Member.card_code.in_(cards))
+        member_id_by_no = {member_no: member_id for member_no, member_id in found}
+    member_id_by_card: dict[str, int] = {}
+    if card_codes:
+        carded = await session.execute(
+            select(Member.card_code, Member.id).where(Member.card_code.in_(card_codes))
         )
-        by_card = {card: member_id for card, member_id in rows if card}
-    return _Context(sessions, joined, by_number, by_card)
+        member_id_by_card = {card_code: member_id for card_code, member_id in carded if card_code}
+    return _Lookups(sessions, joined, member_id_by_no, member_id_by_card)
+
+
+def _member_id(event: CheckinEvent, lookups: _Lookups) -> int | None:
+    if event.member_no:
+        return lookups.member_id_by_no.get(event.member_no)
+    card_code = event.member_code
+    return lookups.member_id_by_card.get(card_code) or lookups.member_id_by_no.get(card_code)
 
 
 def _row(
-    event: Event, venue: AgentVenue, context: _Context, offset: Any, received_at: datetime
+    event: CheckinEvent, venue: AgentVenue, lookups: _Lookups, batch: CheckinBatch
 ) -> dict[str, Any] | str:
     """The check-in row for an event, or the reason it is rejected."""
-    training = context.sessions.get(event.session_id)
+    training = lookups.sessions.get(event.session_public_id)
     if training is None:
         return "unknown_session"
-    if training.id not in context.joined:
+    if training.id not in lookups.joined:
         return "venue_not_in_session"
-    if event.member_no:
-        member_id = context.by_number.get(event.member_no)
-    else:
-        card = event.card_code or ""
-        member_id = context.by_card.get(card) or context.by_number.get(card)
+    member_id = _member_id(event, lookups)
     if member_id is None:
         return "unknown_member"
-    at = corrected(event.at_raw, offset)
-    if at is None or not accepts_checkin_at(training.starts_at, training.ends_at, at):
+    at_corrected = event.at_corrected
+    if at_corrected is None or not accepts_checkin_at(
+        training.starts_at, training.ends_at, at_corrected
+    ):
         return "outside_window"
     return {
         "event_id": event.event_id,
@@ -103,67 +123,65 @@ def _row(
         "member_id": member_id,
         "kind": event.kind,
         "source": event.source,
-        "at_raw": event.at_raw,
-        "at": at,
-        "received_at": received_at,
+        "at_raw": event.at,
+        "at": at_corrected,
+        "received_at": batch.received_at,
         "after_approval": training.state == "approved",
     }
 
 
-SAME_CONTENT = ("session_id", "venue_id", "member_id", "kind", "source", "at_raw")
+@dataclass(frozen=True)
+class _Accepted:
+    """An event that passed every check, waiting to be stored: its place and its row."""
+
+    index: int
+    item: SentCheckin
+    public_id: str  # its session's
+    row: dict[str, Any]
 
 
-async def ingest(
-    session: AsyncSession,
-    venue: AgentVenue,
-    sent_at: datetime,
-    received_at: datetime,
-    raw_events: Sequence[object],
-) -> list[Outcome]:
+async def ingest(session: AsyncSession, venue: AgentVenue, batch: CheckinBatch) -> Ingested:
     """Store every new, valid event once; quarantine rejected ones; answer per event in order."""
-    offset = clock_offset(sent_at, received_at)
-    parsed = [parse_event(raw) for raw in raw_events]
-    context = await _context(session, venue, [event for event in parsed if event])
-    outcomes: list[Outcome | None] = [None] * len(parsed)
-    rows: dict[str, tuple[int, dict[str, Any]]] = {}
+    lookups = await _lookups(session, venue, [i.event for i in batch.items if i.event])
+    results: list[CheckinResult | None] = [None] * len(batch.items)
+    waiting: dict[str, _Accepted] = {}
     quarantine: list[dict[str, Any]] = []
-    for index, (raw, event) in enumerate(zip(raw_events, parsed, strict=True)):
+
+    def reject(index: int, item: SentCheckin, reason: str) -> None:
+        results[index] = CheckinResult(item.event_id, "rejected", reason)
+        quarantine.append(_quarantined(venue, item, reason, batch))
+
+    for index, item in enumerate(batch.items):
+        event = item.event
         if event is None:
-            outcomes[index] = Outcome(event_id_of(raw), "rejected", "invalid")
-            quarantine.append(_quarantined(venue, raw, "invalid", received_at))
+            reject(index, item, "invalid")
             continue
-        row = _row(event, venue, context, offset, received_at)
+        row = _row(event, venue, lookups, batch)
         if isinstance(row, str):
-            outcomes[index] = Outcome(event.event_id, "rejected", row)
-            quarantine.append(_quarantined(venue, raw, row, received_at))
-        elif event.event_id in rows:  # the same event twice in one batch
-            first = rows[event.event_id][1]
-            same = all(first[key] == row[key] for key in SAME_CONTENT)
-            outcomes[index] = (
-                Outcome(event.event_id, "duplicate")
-                if same
-                else Outcome(event.event_id, "rejected", "event_id_reused")
-            )
-            if not same:
-                quarantine.append(_quarantined(venue, raw, "event_id_reused", received_at))
+            reject(index, item, row)
+        elif event.event_id in waiting:  # the same event twice in one batch
+            if _same(waiting[event.event_id].row, row):
+                results[index] = CheckinResult(event.event_id, "duplicate")
+            else:
+                reject(index, item, "event_id_reused")
         else:
-            rows[event.event_id] = (index, row)
-    inserted = await _insert_new(session, [row for _, row in rows.values()])
-    existing = await _existing(session, [eid for eid in rows if eid not in inserted])
-    for event_id, (index, row) in rows.items():
+            waiting[event.event_id] = _Accepted(index, item, event.session_public_id, row)
+    inserted = await _insert_new(session, [accepted.row for accepted in waiting.values()])
+    stored = await _stored(session, [eid for eid in waiting if eid not in inserted])
+    for event_id, accepted in waiting.items():
         if event_id in inserted:
-            outcomes[index] = Outcome(event_id, "accepted")
-            continue
-        stored = existing[event_id]
-        if all(stored[key] == row[key] for key in SAME_CONTENT):
-            outcomes[index] = Outcome(event_id, "duplicate")
+            results[accepted.index] = CheckinResult(event_id, "accepted")
+        elif _same(stored[event_id], accepted.row):
+            results[accepted.index] = CheckinResult(event_id, "duplicate")
         else:
-            outcomes[index] = Outcome(event_id, "rejected", "event_id_reused")
-            quarantine.append(
-                _quarantined(venue, raw_events[index], "event_id_reused", received_at)
-            )
+            reject(accepted.index, accepted.item, "event_id_reused")
     await _quarantine(session, quarantine)
-    return [outcome for outcome in outcomes if outcome is not None]
+    touched = frozenset(a.public_id for eid, a in waiting.items() if eid in inserted)
+    return Ingested(tuple(result for result in results if result is not None), touched)
+
+
+def _same(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    return all(first[key] == second[key] for key in SAME_CONTENT)
 
 
 async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
@@ -181,7 +199,8 @@ async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> set[
     return set(result.scalars().all())
 
 
-async def _existing(session: AsyncSession, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+async def _stored(session: AsyncSession, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored content of events already there (sent before, or by a concurrent batch)."""
     if not event_ids:
         return {}
     rows = await session.execute(select(CheckIn).where(CheckIn.event_id.in_(event_ids)))
@@ -191,18 +210,21 @@ async def _existing(session: AsyncSession, event_ids: list[str]) -> dict[str, di
 
 
 def _quarantined(
-    venue: AgentVenue, raw: object, reason: str, received_at: datetime
+    venue: AgentVenue, item: SentCheckin, reason: str, batch: CheckinBatch
 ) -> dict[str, Any]:
+    raw = item.payload
     payload = dict(raw) if isinstance(raw, dict) else {"value": repr(raw)[:2000]}
     session_ref = payload.get("session_id")
+    sent_event_id = payload.get("event_id")
     return {
-        "event_id": event_id_of(raw)
-        or (str(payload.get("event_id"))[:64] if payload.get("event_id") is not None else None),
+        # A malformed event_id is kept as sent (shortened) so reviewers can find the event.
+        "event_id": item.event_id
+        or (str(sent_event_id)[:64] if sent_event_id is not None else None),
         "venue_id": venue.venue_id,
         "session_ref": session_ref[:64] if isinstance(session_ref, str) else None,
         "reason": reason,
         "payload": payload,
-        "received_at": received_at,
+        "received_at": batch.received_at,
     }
 
 

@@ -91,8 +91,8 @@ async def _input(
         .join(RosterEntry, RosterEntry.member_id == Member.id)
         .where(RosterEntry.session_id == training.id),
     )
-    member_ids = {number: member_id for member_id, number, _ in roster_rows}
-    roster = {number: venue_code[venue_id] for _, number, venue_id in roster_rows}
+    member_id_by_no = {member_no: member_id for member_id, member_no, _ in roster_rows}
+    roster = {member_no: venue_code[venue_id] for _, member_no, venue_id in roster_rows}
     checkin_rows = await fetch_tuples(
         session,
         select(
@@ -107,10 +107,10 @@ async def _input(
         .where(CheckIn.session_id == training.id, CheckIn.after_approval.is_(False)),
     )
     events = []
-    for seq, member_id, number, venue_id, kind, t in checkin_rows:
-        member_ids[number] = member_id
+    for seq, member_id, member_no, venue_id, kind, t in checkin_rows:
+        member_id_by_no[member_no] = member_id
         if venue_id in venue_code:
-            events.append(CheckInEvent(number, venue_code[venue_id], kind, t, seq))
+            events.append(CheckInEvent(member_no, venue_code[venue_id], kind, t, seq))
     sample_rows = await fetch_tuples(
         session,
         select(
@@ -132,7 +132,7 @@ async def _input(
                     TrainingRecord.topic_code == training.topic_code,
                     TrainingRecord.year == year,
                     TrainingRecord.session_id != training.id,
-                    TrainingRecord.member_id.in_(list(member_ids.values())),
+                    TrainingRecord.member_id.in_(list(member_id_by_no.values())),
                 )
             )
         ).scalars()
@@ -151,7 +151,7 @@ async def _input(
         frozenset(credited),
     )
     venue_ids = {code: venue_id for venue_id, code in venue_code.items()}
-    return inp, member_ids, venue_ids
+    return inp, member_id_by_no, venue_ids
 
 
 def _attendance_row(result: MemberResult, venue_ids: dict[str, int]) -> dict[str, Any]:
@@ -177,17 +177,17 @@ async def finalize_session(
     session: AsyncSession, training: TrainingSession, actor: str, tz: ZoneInfo, now: datetime
 ) -> FinalizeReport:
     """Compute and store the session's attendance and credits (the caller handles state)."""
-    inp, member_ids, venue_ids = await _input(session, training, tz)
+    inp, member_id_by_no, venue_ids = await _input(session, training, tz)
     result = compute(inp)
-    number_of = {member_id: number for number, member_id in member_ids.items()}
-    wanted = {member_ids[r.member]: _attendance_row(r, venue_ids) for r in result.members}
+    member_no_by_id = {member_id: member_no for member_no, member_id in member_id_by_no.items()}
+    wanted = {member_id_by_no[r.member]: _attendance_row(r, venue_ids) for r in result.members}
     facts: list[AuditFacts] = []
     written, removed = await _sync(
-        session, ATTENDANCE, training, wanted, number_of, actor, now, facts
+        session, ATTENDANCE, training, wanted, member_no_by_id, actor, now, facts
     )
     year = training.starts_at.astimezone(tz).year
     records = {
-        member_ids[r.member]: {
+        member_id_by_no[r.member]: {
             "venue_id": venue_ids.get(_record_venue(r) or ""),
             "topic_code": training.topic_code,
             "year": year,
@@ -198,7 +198,7 @@ async def finalize_session(
         if r.credit_hours > 0
     }
     rec_written, rec_removed = await _sync(
-        session, RECORDS, training, records, number_of, actor, now, facts
+        session, RECORDS, training, records, member_no_by_id, actor, now, facts
     )
     for venue in result.venues:
         await session.execute(
@@ -272,7 +272,7 @@ async def _sync(
     kind: _Kind,
     training: TrainingSession,
     wanted: dict[int, dict[str, Any]],
-    number_of: dict[int, str],
+    member_no_by_id: dict[int, str],
     actor: str,
     now: datetime,
     facts: list[AuditFacts],
@@ -288,7 +288,7 @@ async def _sync(
     existing = {row.member_id: row for row in rows}
 
     def target(member_id: int) -> str:
-        return f"{training.public_id}/{number_of.get(member_id, member_id)}"
+        return f"{training.public_id}/{member_no_by_id.get(member_id, member_id)}"
 
     inserts, updates = [], []
     for member_id, row in wanted.items():

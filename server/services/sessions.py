@@ -57,14 +57,14 @@ async def _venues_by_code(
     return {venue.code: (venue, org) for venue, org in rows}
 
 
-async def _member_ids(session: AsyncSession, numbers: list[str]) -> dict[str, int]:
+async def _member_id_by_no(session: AsyncSession, member_nos: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
-    for start in range(0, len(numbers), LOOKUP_CHUNK):
-        chunk = numbers[start : start + LOOKUP_CHUNK]
+    for start in range(0, len(member_nos), LOOKUP_CHUNK):
+        chunk = member_nos[start : start + LOOKUP_CHUNK]
         rows = await session.execute(
             select(Member.member_no, Member.id).where(Member.member_no.in_(chunk))
         )
-        found.update({number: member_id for number, member_id in rows})
+        found.update({member_no: member_id for member_no, member_id in rows})
     return found
 
 
@@ -73,7 +73,7 @@ class _Resolved:
     """A session's venues and roster members, looked up and checked."""
 
     venues: dict[str, tuple[Venue, Organization]]
-    members: dict[str, int]
+    member_id_by_no: dict[str, int]
     plan_class_id: int | None
 
     def main(self, fields: SessionFields) -> Venue:
@@ -91,8 +91,8 @@ async def _resolve(session: AsyncSession, scope: Scope, fields: SessionFields) -
             codes=", ".join(missing or [fields.main_venue]),
             fields={"main_venue" if not main_known else "branch_venues": "is not a known venue"},
         )
-    members = await _member_ids(session, [line.member_no for line in fields.roster])
-    unknown = [line.member_no for line in fields.roster if line.member_no not in members]
+    member_id_by_no = await _member_id_by_no(session, [line.member_no for line in fields.roster])
+    unknown = [line.member_no for line in fields.roster if line.member_no not in member_id_by_no]
     if unknown:
         raise Invalid(
             "{count} roster members are unknown: {numbers}.",
@@ -102,7 +102,7 @@ async def _resolve(session: AsyncSession, scope: Scope, fields: SessionFields) -
         )
     owner_path = venues[fields.main_venue][1].path
     plan_class_id = await class_id_for(session, scope, fields.plan_class, owner_path)
-    return _Resolved(venues, members, plan_class_id)
+    return _Resolved(venues, member_id_by_no, plan_class_id)
 
 
 async def _write_parts(
@@ -129,7 +129,7 @@ async def _write_parts(
         [
             {
                 "session_id": training.id,
-                "member_id": resolved.members[line.member_no],
+                "member_id": resolved.member_id_by_no[line.member_no],
                 "venue_id": resolved.venues[line.venue][0].id,
             }
             for line in fields.roster
@@ -180,10 +180,10 @@ async def create_session(
 
 
 async def update_session(
-    session: AsyncSession, scope: Scope, actor: str, public_id: str, fields: SessionFields
+    session: AsyncSession, scope: Scope, actor: str, session_public_id: str, fields: SessionFields
 ) -> SessionView:
     """Change a session that has not started: every field, its venues and its roster."""
-    training = await load_visible(session, scope, public_id)
+    training = await load_visible(session, scope, session_public_id)
     await check_owner(session, scope, training)
     if not editable(training.state):
         raise Conflict("Only a session that has not started can be edited.")
@@ -199,7 +199,13 @@ async def update_session(
             session,
             [
                 AuditFacts(
-                    training.updated_at, actor, "session.update", "session", public_id, was, becomes
+                    training.updated_at,
+                    actor,
+                    "session.update",
+                    "session",
+                    session_public_id,
+                    was,
+                    becomes,
                 )
             ],
         )
@@ -256,7 +262,7 @@ async def fields_of(session: AsyncSession, training: TrainingSession) -> Session
         next(code for code, role in venues if role == "main"),
         tuple(code for code, role in venues if role == "branch"),
         policy or Policy(),
-        tuple(RosterLine(number, venue) for number, venue in roster),
+        tuple(RosterLine(member_no, venue) for member_no, venue in roster),
         refs.get(training.plan_class_id) if training.plan_class_id else None,
     )
 
@@ -274,13 +280,13 @@ async def change_state(
     session: AsyncSession,
     scope: Scope,
     actor: str,
-    public_id: str,
+    training: TrainingSession,
     action: str,
     now: datetime | None = None,
-) -> TrainingSession:
-    """Move a session along `scheduled → live → ended → finalized → approved` (409 otherwise);
-    only the owner's subtree may (403 for a branch venue's organization, which only sees it)."""
-    training = await load_visible(session, scope, public_id)
+) -> None:
+    """Move a session the scope sees (`load_visible`) along `scheduled → live → ended →
+    finalized → approved` (409 otherwise); only the owner's subtree may (403 for a branch
+    venue's organization, which only sees it)."""
     await check_owner(session, scope, training)
     target = next_state(action, training.state)
     if target is None:
@@ -310,10 +316,9 @@ async def change_state(
                 actor,
                 f"session.{action}",
                 "session",
-                public_id,
+                training.public_id,
                 {"state": before},
                 {"state": target},
             )
         ],
     )
-    return training

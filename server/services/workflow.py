@@ -25,14 +25,14 @@ async def act(
     session: AsyncSession,
     scope: Scope,
     actor: str,
-    public_id: str,
+    session_public_id: str,
     action: str,
     tz: ZoneInfo,
     now: datetime | None = None,
 ) -> SessionView:
     """Take a workflow action on a session (409 from a state that does not allow it)."""
     moment = now or utcnow()
-    training = await session_views.load_visible(session, scope, public_id)
+    training = await session_views.load_visible(session, scope, session_public_id)
     if action == "finalize" and training.state == "finalized":
         # Re-finalizing recomputes; it is a state change only in name, so nothing is audited
         # unless a result changed.
@@ -41,7 +41,7 @@ async def act(
         if report.changed:
             training.finalized_at = moment
         return await session_views.view_of(session, scope, training)
-    training = await sessions.change_state(session, scope, actor, public_id, action, moment)
+    await sessions.change_state(session, scope, actor, training, action, moment)
     if action == "reopen":
         # Check-ins kept while the session was approved now count: recompute with them.
         await session.execute(
@@ -79,14 +79,14 @@ async def due_actions(session: AsyncSession, now: datetime) -> list[tuple[str, s
         .scalars()
         .all()
     )
-    return [(public_id, "end") for public_id in live] + [
-        (public_id, "finalize") for public_id in ended
+    return [(session_public_id, "end") for session_public_id in live] + [
+        (session_public_id, "finalize") for session_public_id in ended
     ]
 
 
 async def run_due(
-    session: AsyncSession, public_id: str, action: str, tz: ZoneInfo, now: datetime
+    session: AsyncSession, session_public_id: str, action: str, tz: ZoneInfo, now: datetime
 ) -> None:
     """Take one clock-driven action as the system."""
-    await act(session, WHOLE_TREE, SYSTEM_ACTOR, public_id, action, tz, now)
-    log.info("session %s: %s (automatic)", public_id, action)
+    await act(session, WHOLE_TREE, SYSTEM_ACTOR, session_public_id, action, tz, now)
+    log.info("session %s: %s (automatic)", session_public_id, action)
