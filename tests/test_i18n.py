@@ -152,13 +152,15 @@ def _tables(tree: ast.Module) -> Iterator[str]:
     for node in tree.body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
             continue
-        target = node.targets[0]
+        target, table = node.targets[0], node.value
+        if isinstance(table, ast.Call) and _callee(table.func) == "MappingProxyType" and table.args:
+            table = table.args[0]  # constant tables are read-only views of their dict
         if (
             isinstance(target, ast.Name)
             and target.id.endswith(TABLE_SUFFIXES)
-            and isinstance(node.value, ast.Dict)
+            and isinstance(table, ast.Dict)
         ):
-            for value in node.value.values:
+            for value in table.values:
                 if isinstance(value, ast.Constant) and isinstance(value.value, str):
                     yield value.value
 

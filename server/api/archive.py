@@ -10,11 +10,10 @@ from aiohttp import web
 from server.auth.access import allow
 from server.domain.archive import ArchiveLine
 from server.domain.members import hours_number as hours
+from server.domain.vocabulary import READERS
 from server.http.body import iso, query_year, reply
 from server.http.reads import read_cabinet, read_registration_form
 from server.services.archive import Cabinet, RegistrationForm
-
-READERS = ("admin", "operator", "reviewer")
 
 
 def line_json(line: ArchiveLine) -> dict[str, Any]:

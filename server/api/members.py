@@ -7,6 +7,7 @@ from aiohttp import web
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.members import parse_member
+from server.domain.vocabulary import READERS
 from server.errors import Invalid
 from server.http.body import checked, query_int, read_json, reply
 from server.http.i18n import translate_for
@@ -14,8 +15,6 @@ from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import members, organizations
 from server.services.member_import import ImportRejected, import_members_csv
 from server.services.members import MemberView
-
-READERS = ("admin", "operator", "reviewer")
 
 
 def member_json(view: MemberView) -> dict[str, str | None]:

@@ -7,12 +7,11 @@ from aiohttp import web
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.organizations import parse_org
+from server.domain.vocabulary import READERS
 from server.http.body import checked, read_json, reply
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import organizations
 from server.services.organizations import OrgView, TreeNode
-
-READERS = ("admin", "operator", "reviewer")
 
 
 def _org_json(view: OrgView) -> dict[str, str | None]:

@@ -11,6 +11,7 @@ from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain import validation as v
 from server.domain.plans import parse_body, parse_comment, parse_plan
+from server.domain.vocabulary import READERS, REVIEWERS
 from server.errors import Invalid
 from server.http.body import checked, iso, query_year, read_json, reply
 from server.http.reads import plan_key
@@ -18,9 +19,6 @@ from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import plan_analysis, plans
 from server.services.plan_analysis import PlanAnalysis
 from server.services.plans import PlanView
-
-READERS = ("admin", "operator", "reviewer")
-REVIEWERS = ("admin", "reviewer")
 
 
 def plan_json(view: PlanView) -> dict[str, Any]:

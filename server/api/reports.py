@@ -10,14 +10,12 @@ from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain import validation as v
 from server.domain.reports import ReportQuery, month_of, parse_month, parse_report_query
+from server.domain.vocabulary import READERS, WRITERS
 from server.http.body import checked, iso, read_json, reply
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.services import report_snapshots, reports
 from server.services.clock import utcnow
 from server.services.report_snapshots import SnapshotView
-
-READERS = ("admin", "operator", "reviewer")
-WRITERS = ("admin", "operator")
 
 
 def _query(request: web.Request, raw: dict[str, Any]) -> ReportQuery:

@@ -9,13 +9,12 @@ from aiohttp import web
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.venues import is_online, parse_venue
+from server.domain.vocabulary import VENUE_READERS
 from server.http.body import checked, iso, read_json, reply
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import venues
 from server.services.clock import utcnow
 from server.services.venues import VenueView
-
-READERS = ("admin", "operator", "reviewer", "venue_staff")
 
 
 def venue_json(view: VenueView) -> dict[str, Any]:
@@ -57,7 +56,7 @@ async def rotate_venue_token(request: web.Request) -> web.Response:
     return reply({"token": token})
 
 
-@allow(*READERS)
+@allow(*VENUE_READERS)
 async def list_venues(request: web.Request) -> web.Response:
     """GET /api/v1/venues"""
     principal = request[PRINCIPAL_KEY]
@@ -66,7 +65,7 @@ async def list_venues(request: web.Request) -> web.Response:
     return reply({"venues": [venue_json(view) for view in views]})
 
 
-@allow(*READERS)
+@allow(*VENUE_READERS)
 async def get_venue(request: web.Request) -> web.Response:
     """GET /api/v1/venues/{code}"""
     principal = request[PRINCIPAL_KEY]

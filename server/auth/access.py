@@ -10,7 +10,6 @@ from server.domain.vocabulary import ROLES
 
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 ACCESS_ATTR = "__hetang_access__"
-ALL_ROLES = frozenset(ROLES)
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ def _mark(access: Access) -> Callable[[H], H]:
 
 def allow(*roles: str) -> Callable[[H], H]:
     """Signed-in users with one of these roles may call the handler."""
-    unknown = set(roles) - ALL_ROLES
+    unknown = set(roles).difference(ROLES)
     if unknown or not roles:
         raise ValueError(f"unknown roles {sorted(unknown)}")
     return _mark(Access("user", frozenset(roles)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import select
@@ -20,12 +21,14 @@ from server.domain.sessions import ClassRef
 from server.services import class_workflow, plans
 
 HOURS_PER_RUN = 3
-ACTIONS_TO = {
-    "draft": (),
-    "filed": ("file",),
-    "accepted": ("file", "accept"),
-    "returned": ("file", "return"),
-}
+ACTIONS_TO = MappingProxyType(
+    {
+        "draft": (),
+        "filed": ("file",),
+        "accepted": ("file", "accept"),
+        "returned": ("file", "return"),
+    }
+)
 
 
 def plan_body(spec: data.PlanSpec, year: int) -> dict[str, Any]:

@@ -6,17 +6,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 
 from server.domain.reports import coverage_pct
 
 FULL = Decimal("100.0")
 # A member's state in the cabinet: the yearly requirement met, some credit but not enough,
 # no credit at all in the year.
-CABINET_STATE_LABELS = {
-    "complete": "Complete",
-    "incomplete": "Incomplete",
-    "untrained": "Untrained",
-}
+CABINET_STATE_LABELS = MappingProxyType(
+    {
+        "complete": "Complete",
+        "incomplete": "Incomplete",
+        "untrained": "Untrained",
+    }
+)
 
 
 def completeness_pct(earned: Decimal, required: Decimal) -> Decimal:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 
 from server.domain import validation as v
 from server.domain.reports import coverage_pct
@@ -24,18 +25,20 @@ STEP_KEYS = (
     "evaluation",
     "archiving",
 )
-STEP_LABELS = {
-    "needs_analysis": "Needs analysis",
-    "plan_filing": "Plan filing",
-    "curriculum": "Curriculum design",
-    "faculty": "Faculty selection",
-    "notice_enrolment": "Notice and enrolment",
-    "registration_forms": "Registration forms",
-    "opening_signin": "Opening and sign-in",
-    "teaching_attendance": "Teaching and attendance",
-    "evaluation": "Evaluation survey",
-    "archiving": "Summary and archiving",
-}
+STEP_LABELS = MappingProxyType(
+    {
+        "needs_analysis": "Needs analysis",
+        "plan_filing": "Plan filing",
+        "curriculum": "Curriculum design",
+        "faculty": "Faculty selection",
+        "notice_enrolment": "Notice and enrolment",
+        "registration_forms": "Registration forms",
+        "opening_signin": "Opening and sign-in",
+        "teaching_attendance": "Teaching and attendance",
+        "evaluation": "Evaluation survey",
+        "archiving": "Summary and archiving",
+    }
+)
 MAX_STEP_NAME = 100
 MAX_NOTE = 500
 NOT_A_POSITION = "must be a whole number from 1 to 10"
@@ -190,7 +193,7 @@ PRINT_TEMPLATES = (
     PrintTemplate("certificate", "结业证书/学时证明", "archiving"),
     PrintTemplate("archive_index", "归档目录", "archiving"),
 )
-TEMPLATES_BY_KEY = {template.key: template for template in PRINT_TEMPLATES}
+TEMPLATES_BY_KEY = MappingProxyType({template.key: template for template in PRINT_TEMPLATES})
 
 
 def templates_of(step: str) -> tuple[PrintTemplate, ...]:

@@ -6,30 +6,35 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from server.domain.labels import COLUMN_LABELS
 from server.domain.members import CSV_COLUMNS, MemberFields, parse_member
 
-HEADER_ALIASES = {
-    "党员编号": "member_no",
-    "编号": "member_no",
-    "姓名": "name",
-    "组织代码": "org_code",
-    "所在组织代码": "org_code",
-    "类别": "category",
-    "人员类别": "category",
-    "卡号": "card_code",
-    "证卡号": "card_code",
-}
-CATEGORY_ALIASES = {
-    "普通党员": "ordinary",
-    "党员": "ordinary",
-    "书记": "secretary",
-    "党组织书记": "secretary",
-    "支部书记": "secretary",
-    "委员": "committee",
-    "班子成员": "committee",
-}
+HEADER_ALIASES = MappingProxyType(
+    {
+        "党员编号": "member_no",
+        "编号": "member_no",
+        "姓名": "name",
+        "组织代码": "org_code",
+        "所在组织代码": "org_code",
+        "类别": "category",
+        "人员类别": "category",
+        "卡号": "card_code",
+        "证卡号": "card_code",
+    }
+)
+CATEGORY_ALIASES = MappingProxyType(
+    {
+        "普通党员": "ordinary",
+        "党员": "ordinary",
+        "书记": "secretary",
+        "党组织书记": "secretary",
+        "支部书记": "secretary",
+        "委员": "committee",
+        "班子成员": "committee",
+    }
+)
 REQUIRED_COLUMNS = ("member_no", "name", "org_code", "category")
 UNREADABLE_LINE = (
     "This line is not valid CSV (a value may be far too long); the lines after it were not checked."

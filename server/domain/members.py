@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 
 from server.domain import validation as v
+from server.domain.vocabulary import MEMBER_CATEGORIES
 
-CATEGORIES = ("ordinary", "secretary", "committee")
-REQUIRED_HOURS = {"ordinary": Decimal(32), "secretary": Decimal(56), "committee": Decimal(56)}
+REQUIRED_HOURS = MappingProxyType(
+    {"ordinary": Decimal(32), "secretary": Decimal(56), "committee": Decimal(56)}
+)
 
 
 def hours_number(value: Decimal) -> int | float:
@@ -37,7 +40,7 @@ def parse_member(raw: Mapping[str, object]) -> tuple[MemberFields | None, v.Prob
     member_no = v.code(raw, "member_no", problems)
     name = v.text(raw, "name", problems, max_len=100)
     org_code = v.code(raw, "org_code", problems)
-    category = v.choice(raw, "category", CATEGORIES, problems)
+    category = v.choice(raw, "category", MEMBER_CATEGORIES, problems)
     card_code = v.text(raw, "card_code", problems, max_len=128, optional=True)
     if problems or member_no is None or name is None or org_code is None or category is None:
         return None, problems

@@ -6,13 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from server.domain import validation as v
-
-LEVELS = ("city", "county", "committee", "branch")
+from server.domain.vocabulary import ORG_LEVELS
 
 
 def may_parent(parent_level: str, child_level: str) -> bool:
     """A child sits strictly below its parent (a committee may sit directly under a city)."""
-    return LEVELS.index(child_level) > LEVELS.index(parent_level)
+    return ORG_LEVELS.index(child_level) > ORG_LEVELS.index(parent_level)
 
 
 def child_path(parent_path: str | None, org_id: int) -> str:
@@ -46,7 +45,7 @@ def parse_org(raw: Mapping[str, object]) -> tuple[OrgFields | None, v.Problems]:
     problems = v.Problems()
     code = v.code(raw, "code", problems)
     name = v.text(raw, "name", problems)
-    level = v.choice(raw, "level", LEVELS, problems)
+    level = v.choice(raw, "level", ORG_LEVELS, problems)
     parent_code = v.code(raw, "parent_code", problems, optional=True)
     if problems or code is None or name is None or level is None:
         return None, problems

@@ -7,12 +7,19 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 from server.domain import validation as v
 from server.domain.members import hours_number
 from server.domain.reports import coverage_pct
-from server.domain.times import FIRST_YEAR, LAST_YEAR
+from server.domain.vocabulary import (
+    EDITABLE_PLAN_STATES,
+    FILED_PLAN_STATES,
+    FIRST_YEAR,
+    LAST_YEAR,
+    MEMBER_CATEGORIES,
+)
 
 MAX_RUNS = 1000
 MAX_TRAINEES = 1_000_000
@@ -20,28 +27,29 @@ MAX_HOURS = Decimal(200)
 MAX_CLASSES = 100
 MAX_LIST = 50  # topics, target organizations of one class
 MAX_COMMENT = 1000
-CATEGORIES = ("ordinary", "secretary", "committee")
 # Levels that file a plan; branches (党支部) train within their committee's plan.
 FILING_LEVELS = frozenset({"city", "county", "committee"})
-EDITABLE = frozenset({"draft", "returned"})
-FILED = frozenset({"filed", "accepted"})  # 已备案: what counts towards the plans of a year
 # action → (states it may start from, state it leads to)
-TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = {
-    "file": (EDITABLE, "filed"),
-    "accept": (frozenset({"filed"}), "accepted"),
-    "return": (frozenset({"filed"}), "returned"),
-}
+TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = MappingProxyType(
+    {
+        "file": (frozenset(EDITABLE_PLAN_STATES), "filed"),
+        "accept": (frozenset({"filed"}), "accepted"),
+        "return": (frozenset({"filed"}), "returned"),
+    }
+)
 WHOLE = re.compile(r"^[+-]?\d{1,9}$")
 
 NOT_WHOLE = "must be a whole number"
 HOURS_RANGE = "must be more than 0 and at most 200"
 HOURS_DECIMALS = "may have at most two decimals"
 NOT_NUMBER = "must be a number"
-RANGE_MESSAGES = {
-    "year": "must be between 2000 and 2100",
-    "runs_planned": "must be between 0 and 1000",
-    "trainees_planned": "must be between 0 and 1000000",
-}
+RANGE_MESSAGES = MappingProxyType(
+    {
+        "year": "must be between 2000 and 2099",  # FIRST_YEAR and LAST_YEAR
+        "runs_planned": "must be between 0 and 1000",
+        "trainees_planned": "must be between 0 and 1000000",
+    }
+)
 MONTHS_SHAPE = "must be a list of months 1 to 12"
 MONTH_REPEATED = "repeats a month"
 CODES_SHAPE = "must be a list of codes"
@@ -125,7 +133,7 @@ def reviews(scope_path: str | None, parent_path: str | None) -> bool:
 
 def is_filed(state: str | None) -> bool:
     """Filed or accepted: the organization has done its 备案 for the year."""
-    return state in FILED
+    return state in FILED_PLAN_STATES
 
 
 def whole(
@@ -200,10 +208,10 @@ def _categories(value: object, name: str, problems: v.Problems) -> tuple[str, ..
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         problems[name] = CODES_SHAPE
         return ()
-    if any(item not in CATEGORIES for item in value):
+    if any(item not in MEMBER_CATEGORIES for item in value):
         problems[name] = CATEGORY_UNKNOWN
         return ()
-    return tuple(sorted(set(value), key=CATEGORIES.index))
+    return tuple(sorted(set(value), key=MEMBER_CATEGORIES.index))
 
 
 def _class(raw: Mapping[str, object], prefix: str, problems: v.Problems) -> ClassFields | None:

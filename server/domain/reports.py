@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.domain import validation as v
-from server.domain.times import FIRST_YEAR, LAST_YEAR
+from server.domain.vocabulary import FIRST_YEAR, LAST_YEAR
 
 MONTHS_IN_YEAR = 12
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
@@ -65,7 +65,7 @@ def month_of(moment: datetime, tz: ZoneInfo) -> Month:
 
 
 def parse_month(raw: Mapping[str, object], name: str, problems: v.Problems) -> Month | None:
-    """A month written YYYY-MM (two-digit month, years 2000–2100)."""
+    """A month written YYYY-MM (two-digit month, years FIRST_YEAR..LAST_YEAR)."""
     value = raw.get(name)
     if value is None or value == "":
         problems[name] = v.REQUIRED

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
+from types import MappingProxyType
 
 from server.domain.member_csv import RowProblem, decode
 from server.domain.sessions import RosterLine
 from server.domain.validation import CODE_PATTERN
 
-HEADER_ALIASES = {
-    "党员编号": "member_no",
-    "编号": "member_no",
-    "会场": "venue",
-    "会场代码": "venue",
-    "member_no": "member_no",
-    "venue": "venue",
-}
+HEADER_ALIASES = MappingProxyType(
+    {
+        "党员编号": "member_no",
+        "编号": "member_no",
+        "会场": "venue",
+        "会场代码": "venue",
+        "member_no": "member_no",
+        "venue": "venue",
+    }
+)
 
 
 def parse_roster_csv(data: bytes) -> tuple[list[RosterLine], list[RowProblem]]:

@@ -6,26 +6,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 from server.domain import validation as v
 from server.domain.attendance import Policy
 from server.domain.times import parse_instant
+from server.domain.vocabulary import FIRST_YEAR, LAST_YEAR
 
 MAX_CREDIT_HOURS = Decimal(100)
 MAX_SESSION_LENGTH = timedelta(days=3)
 MAX_BRANCHES = 1000
-FIRST_YEAR, LAST_YEAR = 2000, 2099  # training records are kept by year
 CHECKIN_MARGIN = timedelta(minutes=30)
-HELD_STATES = ("finalized", "approved")  # a session whose results count: held
+OUTSIDE_THE_YEARS = "must lie between the years 2000 and 2099"  # FIRST_YEAR and LAST_YEAR
 # action → (states it may start from, state it leads to)
-TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = {
-    "start": (frozenset({"scheduled"}), "live"),
-    "end": (frozenset({"live"}), "ended"),
-    "finalize": (frozenset({"ended", "finalized"}), "finalized"),
-    "approve": (frozenset({"finalized"}), "approved"),
-    "reopen": (frozenset({"approved"}), "finalized"),
-}
+TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = MappingProxyType(
+    {
+        "start": (frozenset({"scheduled"}), "live"),
+        "end": (frozenset({"live"}), "ended"),
+        "finalize": (frozenset({"ended", "finalized"}), "finalized"),
+        "approve": (frozenset({"finalized"}), "approved"),
+        "reopen": (frozenset({"approved"}), "finalized"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -136,9 +139,7 @@ def _window(raw: Mapping[str, object], problems: v.Problems) -> tuple[datetime, 
         problems["ends_at"] = "is more than three days after the start"
         return None
     if starts_at.year < FIRST_YEAR or ends_at.year > LAST_YEAR:
-        problems["starts_at" if starts_at.year < FIRST_YEAR else "ends_at"] = (
-            "must lie between the years 2000 and 2099"
-        )
+        problems["starts_at" if starts_at.year < FIRST_YEAR else "ends_at"] = OUTSIDE_THE_YEARS
         return None
     return starts_at.replace(microsecond=0), ends_at.replace(microsecond=0)
 

@@ -6,8 +6,8 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-# The years records, plans, reports and archives are kept for.
-FIRST_YEAR, LAST_YEAR = 2000, 2100
+from server.domain.vocabulary import FIRST_YEAR, LAST_YEAR
+
 YEAR_PATTERN = re.compile(r"^[0-9]{4}$")
 
 

@@ -6,6 +6,7 @@ every handler's `allow(...)` names one of the role groups below.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Final
 
 # The organization tree and its members.
@@ -16,6 +17,7 @@ MEMBER_CATEGORIES: Final = ("ordinary", "secretary", "committee")
 SESSION_STATES: Final = ("scheduled", "live", "ended", "finalized", "approved")
 EDITABLE_STATES: Final = ("scheduled",)  # a session's fields and roster change only before it runs
 HELD_STATES: Final = ("finalized", "approved")  # a session whose results count: held
+BROADCASTABLE_STATES: Final = ("scheduled", "live")  # broadcast before and while it runs
 VENUE_ROLES: Final = ("main", "branch")
 
 # What agents send: check-ins, stream-health samples and their own state.
@@ -26,23 +28,28 @@ UP_STATES: Final = frozenset({"good", "degraded"})  # ATTENDANCE.md §2: these c
 AGENT_STATES: Final = ("idle", "receiving", "degraded")
 
 ATTENDANCE_STATUSES: Final = ("present", "partial", "absent")
+# A plan (培训计划): draft → filed → accepted | returned, and a returned plan is filed again.
 PLAN_STATES: Final = ("draft", "filed", "accepted", "returned")
+EDITABLE_PLAN_STATES: Final = ("draft", "returned")  # a plan's fields change only before review
+FILED_PLAN_STATES: Final = ("filed", "accepted")  # 已备案: what counts towards the plans of a year
 
 # Roles and the groups handlers allow.
 ROLES: Final = ("admin", "operator", "venue_staff", "reviewer")
 READERS: Final = ("admin", "operator", "reviewer")  # read sessions, members, reports, plans
 VENUE_READERS: Final = (*READERS, "venue_staff")  # …and venues, which a venue's staff see too
-WRITERS: Final = ("admin", "operator")  # create and change sessions, reports' versions, plans
+WRITERS: Final = ("admin", "operator")  # sessions, their broadcasts, class steps, report versions
 REVIEWERS: Final = ("admin", "reviewer")  # finalize, approve, review plans
 ADMINS: Final = ("admin",)
 # Who may move a session along its workflow, per action.
-SESSION_ACTIONS: Final = {
-    "start": WRITERS,
-    "end": WRITERS,
-    "finalize": REVIEWERS,
-    "approve": REVIEWERS,
-    "reopen": ADMINS,
-}
+SESSION_ACTIONS: Final = MappingProxyType(
+    {
+        "start": WRITERS,
+        "end": WRITERS,
+        "finalize": REVIEWERS,
+        "approve": REVIEWERS,
+        "reopen": ADMINS,
+    }
+)
 
 # Training records are kept by calendar year; every year the product reads or shows lies here.
 FIRST_YEAR: Final = 2000

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from server.auth.access import allow
 from server.domain.archive import CABINET_STATE_LABELS
-from server.domain.times import FIRST_YEAR, LAST_YEAR, parse_year
+from server.domain.times import parse_year
+from server.domain.vocabulary import FIRST_YEAR, LAST_YEAR, READERS
 from server.errors import NotFound
 from server.http.body import this_year
 from server.http.i18n import translate_for
@@ -20,13 +21,11 @@ from server.pages.downloads import download
 from server.pages.render import render
 from server.services.archive import Cabinet
 
-READERS = ("admin", "operator", "reviewer")
-
 
 @allow(*READERS)
 async def get_registration_form(request: web.Request) -> web.Response:
     """GET /members/{member_no}/archive/{year}: the A4 form to print and file; a year that is
-    no year of 2000..2100 is no address (404)."""
+    no year of FIRST_YEAR..LAST_YEAR is no address (404)."""
     raw = request.match_info["year"]
     year = parse_year(raw)
     if year is None:

@@ -12,6 +12,7 @@ from server.auth.access import allow
 from server.db.session import read_session
 from server.domain.labels import FLAG_LABELS, STATUS_LABELS
 from server.domain.validation import CODE_PATTERN
+from server.domain.vocabulary import READERS
 from server.errors import Conflict
 from server.http.i18n import request_locale, translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
@@ -30,7 +31,6 @@ from server.pages.render import render
 from server.services import session_views
 from server.services.attendance_view import MemberLine, SessionAttendance, session_attendance
 
-READERS = ("admin", "operator", "reviewer")
 MAKEUP = "makeup"  # the preset: everybody absent or partial, to invite to a make-up class
 MAKEUP_STATUSES = frozenset({"absent", "partial"})
 STATUS_FILTERS = (*STATUS_LABELS, MAKEUP)

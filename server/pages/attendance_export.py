@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from urllib.parse import quote
 
 from openpyxl import Workbook
@@ -28,29 +29,33 @@ BOM = "\ufeff"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 HEADER_FILL = "F3E3E1"
 # The member table's columns: heading msgid, and width in characters in the workbook.
-MEMBER_COLUMN_LABELS = {
-    "member_no": "Member number",
-    "name": "Full name",
-    "org_code": "Organization code",
-    "assigned_venue": "Assigned venue",
-    "venues": "Venues checked in",
-    "status": "Status",
-    "reason": "Reason",
-    "flags": "Flags",
-    "presence": "Presence (minutes)",
-    "verified": "Verified (minutes)",
-    "credit_hours": "Credit hours",
-}
+MEMBER_COLUMN_LABELS = MappingProxyType(
+    {
+        "member_no": "Member number",
+        "name": "Full name",
+        "org_code": "Organization code",
+        "assigned_venue": "Assigned venue",
+        "venues": "Venues checked in",
+        "status": "Status",
+        "reason": "Reason",
+        "flags": "Flags",
+        "presence": "Presence (minutes)",
+        "verified": "Verified (minutes)",
+        "credit_hours": "Credit hours",
+    }
+)
 MEMBER_COLUMN_WIDTHS = (14, 10, 14, 16, 22, 10, 12, 26, 12, 12, 10)
-VENUE_COLUMN_LABELS = {
-    "code": "Venue code",
-    "name": "Venue",
-    "role": "Role",
-    "expected": "Expected",
-    "checked_in": "Checked in",
-    "up_minutes": "Stream up (minutes)",
-    "up_percent": "Stream up (% of the window)",
-}
+VENUE_COLUMN_LABELS = MappingProxyType(
+    {
+        "code": "Venue code",
+        "name": "Venue",
+        "role": "Role",
+        "expected": "Expected",
+        "checked_in": "Checked in",
+        "up_minutes": "Stream up (minutes)",
+        "up_percent": "Stream up (% of the window)",
+    }
+)
 VENUE_COLUMN_WIDTHS = (16, 26, 10, 8, 8, 16, 18)
 
 
@@ -79,7 +84,7 @@ def member_sheet(
 ) -> Sheet:
     """The per-member table, in words."""
 
-    def words(codes: Sequence[str], labels: dict[str, str]) -> str:
+    def words(codes: Sequence[str], labels: Mapping[str, str]) -> str:
         return joiner.join(gettext(labels[code]) if code in labels else code for code in codes)
 
     rows: list[list[Cell]] = [
@@ -90,7 +95,9 @@ def member_sheet(
             line.assigned_venue or "",
             joiner.join(line.venues),
             gettext(STATUS_LABELS.get(line.status, line.status)),
-            gettext(REASON_LABELS[line.reason]) if line.reason in REASON_LABELS else "",
+            gettext(REASON_LABELS[line.reason])
+            if line.reason is not None and line.reason in REASON_LABELS
+            else "",
             words(line.flags, FLAG_LABELS),
             line.presence_seconds // 60,
             line.verified_seconds // 60,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import MappingProxyType
 
 from server.domain.archive import CABINET_STATE_LABELS
 from server.domain.labels import CATEGORY_LABELS
@@ -11,17 +12,19 @@ from server.pages.attendance_export import Cell, Sheet
 from server.services.archive import Cabinet
 
 # The cabinet's columns: heading msgid, and width in characters in the workbook.
-CABINET_COLUMN_LABELS = {
-    "member_no": "Member number",
-    "name": "Full name",
-    "org_code": "Organization code",
-    "org_name": "Organization name",
-    "category": "Category",
-    "required_hours": "Required hours",
-    "earned_hours": "Hours earned",
-    "completeness_pct": "Completeness (%)",
-    "state": "Completion state",
-}
+CABINET_COLUMN_LABELS = MappingProxyType(
+    {
+        "member_no": "Member number",
+        "name": "Full name",
+        "org_code": "Organization code",
+        "org_name": "Organization name",
+        "category": "Category",
+        "required_hours": "Required hours",
+        "earned_hours": "Hours earned",
+        "completeness_pct": "Completeness (%)",
+        "state": "Completion state",
+    }
+)
 CABINET_COLUMN_WIDTHS = (14, 10, 14, 22, 16, 10, 10, 12, 10)
 
 

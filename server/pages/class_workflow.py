@@ -15,6 +15,7 @@ from server.domain.class_workflow import (
 )
 from server.domain.sessions import ClassRef
 from server.domain.times import parse_year
+from server.domain.vocabulary import READERS, WRITERS
 from server.errors import ApiError, NotFound
 from server.http.body import checked
 from server.http.i18n import translate_for
@@ -24,9 +25,6 @@ from server.pages.render import render
 from server.services import class_sheets, class_workflow
 from server.services.class_workflow import NO_CLASS
 from server.services.clock import utcnow
-
-READERS = ("admin", "operator", "reviewer")
-MARKERS = ("admin", "operator")
 
 
 def _ref(request: web.Request) -> ClassRef:
@@ -57,7 +55,7 @@ async def _class_page(
             "steps": steps,
             "sheet": sheet,
             "done_count": sum(step.done for step in steps),
-            "may_mark": principal.role in MARKERS,
+            "may_mark": principal.role in WRITERS,
             "problem": problem,
             "form": form or {},
         },
@@ -71,7 +69,7 @@ async def get_class(request: web.Request) -> web.Response:
     return await _class_page(request)
 
 
-@allow(*MARKERS)
+@allow(*WRITERS)
 async def mark_step(request: web.Request) -> web.Response:
     """POST /plans/{org}/{year}/classes/{code}/steps/{key} (done=on|off, note): back to the
     class page; a bad note shows the page again with the problem, nothing stored."""

@@ -11,18 +11,15 @@ from server.auth.access import allow
 from server.auth.principal import Scope
 from server.db.models import TrainingSession
 from server.db.session import read_session
+from server.domain.vocabulary import BROADCASTABLE_STATES, READERS, WRITERS
 from server.errors import Forbidden, Invalid
 from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import session_channel
 from server.live.sockets import serve_channel
 from server.pages.render import render
 from server.services import session_views, sessions
-from server.services.broadcasts import BROADCASTABLE
 from server.services.clock import utcnow
 from server.services.wall import readiness, venue_wall
-
-WATCHERS = ("admin", "operator", "reviewer")
-BROADCASTERS = ("admin", "operator")
 
 
 def _ice_servers(request: web.Request) -> list[dict[str, object]]:
@@ -47,7 +44,7 @@ async def _owns(session: AsyncSession, scope: Scope, training: TrainingSession) 
     return True
 
 
-@allow(*WATCHERS)
+@allow(*READERS)
 async def get_console(request: web.Request) -> web.Response:
     """GET /sessions/{id}/console"""
     principal = request[PRINCIPAL_KEY]
@@ -63,15 +60,15 @@ async def get_console(request: web.Request) -> web.Response:
         "readiness": readiness(tiles),
         "broadcast": request.app[BROADCASTS_KEY].status(public_id),
         # Only the organizer's operators publish; everyone else watches the wall.
-        "can_broadcast": owner and principal.role in BROADCASTERS,
-        "broadcastable": BROADCASTABLE,
+        "can_broadcast": owner and principal.role in WRITERS,
+        "broadcastable": BROADCASTABLE_STATES,
         "ice_servers": _ice_servers(request),
         "time_zone": request.app[SETTINGS_KEY].tz.key,
     }
     return render(request, "console.html", context)
 
 
-@allow(*WATCHERS)
+@allow(*READERS)
 async def get_live(request: web.Request) -> web.WebSocketResponse:
     """GET /sessions/{id}/live (WebSocket): "wall_changed" whenever the wall should be re-read."""
     origin = request.headers.get("Origin")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import NoReturn
 
 from aiohttp import web
@@ -14,25 +15,29 @@ from server.http.i18n import translate_for
 
 # Messages a page may show after a redirect: ?notice=<key>&<param>=<value>. Only these keys
 # exist, so a crafted link can at most fill a known sentence with (escaped) words.
-NOTICE_MESSAGES = {
-    "organization_created": "Organization {code} was added.",
-    "member_created": "Member {member_no} was added.",
-    "members_imported": (
-        "The import is done: {created} members added, {updated} changed, {unchanged} unchanged."
-    ),
-    "user_created": "User {username} was added.",
-    "user_updated": "The changes to user {username} were saved.",
-    "password_changed": (
-        "The password of {username} was changed; their signed-in browsers were signed out."
-    ),
-    "session_created": "The session was scheduled with {roster} members on its roster.",
-    "session_updated": "The changes to the session were saved ({roster} members on its roster).",
-    "session_start": "The session has started.",
-    "session_end": "The session has ended.",
-    "session_finalize": "Attendance was computed; the results are below.",
-    "session_approve": "The session was approved; its records are locked.",
-    "session_reopen": "The session was reopened; it can be finalized again.",
-}
+NOTICE_MESSAGES = MappingProxyType(
+    {
+        "organization_created": "Organization {code} was added.",
+        "member_created": "Member {member_no} was added.",
+        "members_imported": (
+            "The import is done: {created} members added, {updated} changed, {unchanged} unchanged."
+        ),
+        "user_created": "User {username} was added.",
+        "user_updated": "The changes to user {username} were saved.",
+        "password_changed": (
+            "The password of {username} was changed; their signed-in browsers were signed out."
+        ),
+        "session_created": "The session was scheduled with {roster} members on its roster.",
+        "session_updated": (
+            "The changes to the session were saved ({roster} members on its roster)."
+        ),
+        "session_start": "The session has started.",
+        "session_end": "The session has ended.",
+        "session_finalize": "Attendance was computed; the results are below.",
+        "session_approve": "The session was approved; its records are locked.",
+        "session_reopen": "The session was reopened; it can be finalized again.",
+    }
+)
 MAX_NOTICE_VALUE = 64
 
 

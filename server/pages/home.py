@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.auth.access import ALL_ROLES, allow
+from server.auth.access import allow
 from server.db.session import read_session
+from server.domain.vocabulary import ROLES
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.render import render
 from server.services import members, organizations, venues
 
 
-@allow(*sorted(ALL_ROLES))
+@allow(*ROLES)
 async def get_home(request: web.Request) -> web.Response:
     """GET /"""
     principal = request[PRINCIPAL_KEY]

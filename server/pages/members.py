@@ -7,8 +7,8 @@ from aiohttp import web
 
 from server.auth.access import allow
 from server.db.session import read_session, write_session
-from server.domain.members import CATEGORIES, REQUIRED_HOURS, parse_member
-from server.domain.times import FIRST_YEAR, LAST_YEAR
+from server.domain.members import REQUIRED_HOURS, parse_member
+from server.domain.vocabulary import FIRST_YEAR, LAST_YEAR, MEMBER_CATEGORIES, READERS
 from server.errors import ApiError, Invalid
 from server.http.body import checked, query_int, query_year, this_year
 from server.http.i18n import translate_for
@@ -19,7 +19,6 @@ from server.services import members, organizations
 from server.services.attendance_view import member_record
 from server.services.member_import import ImportRejected, import_members_csv
 
-READERS = ("admin", "operator", "reviewer")
 PER_PAGE = 50
 
 
@@ -48,7 +47,7 @@ async def _list_page(
             "org_code": org.code if org else "",
             "org_name": org.name if org else "",
             "tree": tree,
-            "categories": CATEGORIES,
+            "categories": MEMBER_CATEGORIES,
             "form": form or {},
             "problem": problem,
             "bad_lines": bad_lines or [],

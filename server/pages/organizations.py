@@ -6,15 +6,14 @@ from aiohttp import web
 
 from server.auth.access import allow
 from server.db.session import read_session, write_session
-from server.domain.organizations import LEVELS, parse_org
+from server.domain.organizations import parse_org
+from server.domain.vocabulary import ORG_LEVELS, READERS
 from server.errors import ApiError
 from server.http.body import checked
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.forms import FormProblem, problem_of, read_form, redirect_with_notice
 from server.pages.render import render
 from server.services import organizations
-
-READERS = ("admin", "operator", "reviewer")
 
 
 async def _tree_page(
@@ -28,7 +27,7 @@ async def _tree_page(
         "organizations.html",
         {
             "nodes": nodes,
-            "levels": LEVELS,
+            "levels": ORG_LEVELS,
             "may_add_root": principal.scope.path is None,
             "form": form or {},
             "problem": problem,

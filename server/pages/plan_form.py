@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
-from server.domain.plans import CATEGORIES, MAX_CLASSES, ClassFields, PlanBody
+from server.domain.plans import MAX_CLASSES, ClassFields, PlanBody
+from server.domain.vocabulary import MEMBER_CATEGORIES
 from server.pages.forms import FormProblem
 from server.pages.render import hours_text
 
@@ -20,18 +22,20 @@ MIN_ROWS = 5
 SPARE_ROWS = 2
 SEPARATORS = re.compile(r"[\s,，;；、]+")
 # the API's name of a class field → the form's
-FORM_NAMES = {
-    "code": "code",
-    "title": "title",
-    "runs_planned": "runs",
-    "trainees_planned": "trainees",
-    "hours_per_run": "hours",
-    "topics": "topics",
-    "months": "months",
-    "target_categories": "cats",
-    "target_org_codes": "targets",
-    "first_lesson": "first",
-}
+FORM_NAMES = MappingProxyType(
+    {
+        "code": "code",
+        "title": "title",
+        "runs_planned": "runs",
+        "trainees_planned": "trainees",
+        "hours_per_run": "hours",
+        "topics": "topics",
+        "months": "months",
+        "target_categories": "cats",
+        "target_org_codes": "targets",
+        "first_lesson": "first",
+    }
+)
 TEXT_BOXES = ("code", "title", "runs", "trainees", "hours", "topics", "months", "targets")
 CLASS_KEY = re.compile(r"^classes\[(\d+)\](?:\.(\w+))?$")
 
@@ -87,7 +91,7 @@ class PlanForm:
         rows = tuple(
             ClassRow(
                 {name: form.get(f"c{index}_{name}", "") for name in TEXT_BOXES},
-                frozenset(c for c in CATEGORIES if form.get(f"c{index}_cat_{c}")),
+                frozenset(c for c in MEMBER_CATEGORIES if form.get(f"c{index}_cat_{c}")),
                 bool(form.get(f"c{index}_first")),
             )
             for index in range(min(count, MAX_CLASSES + SPARE_ROWS))

@@ -4,17 +4,19 @@ starting and editing a plan, its page with filing and the level above's review."
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from aiohttp import web
 
 from server.auth.access import allow
 from server.db.session import read_session, write_session
-from server.domain.plans import (
-    EDITABLE,
-    parse_body,
-    parse_comment,
-    parse_plan,
-    reviews,
+from server.domain.plans import parse_body, parse_comment, parse_plan, reviews
+from server.domain.vocabulary import (
+    EDITABLE_PLAN_STATES,
+    FIRST_YEAR,
+    LAST_YEAR,
+    READERS,
+    REVIEWERS,
 )
 from server.errors import Conflict, Invalid
 from server.http.body import checked, query_year, this_year
@@ -26,30 +28,34 @@ from server.pages.plan_form import PlanForm, on_form
 from server.pages.render import render
 from server.services import organizations, plan_analysis, plans
 
-READERS = ("admin", "operator", "reviewer")
-REVIEWERS = ("admin", "reviewer")
-PLAN_STATE_LABELS = {
-    "none": "Not filed",
-    "draft": "Draft",
-    "filed": "Filed, awaiting review",
-    "accepted": "Accepted",
-    "returned": "Returned for changes",
-}
+PLAN_STATE_LABELS = MappingProxyType(
+    {
+        "none": "Not filed",
+        "draft": "Draft",
+        "filed": "Filed, awaiting review",
+        "accepted": "Accepted",
+        "returned": "Returned for changes",
+    }
+)
 # a plan state → the badge style of the same meaning elsewhere
-PLAN_BADGES = {
-    "none": "state-never",
-    "draft": "state-idle",
-    "filed": "session-finalized",
-    "accepted": "session-approved",
-    "returned": "state-blocked",
-}
-PLAN_DONE_MESSAGES = {
-    "created": "The plan was saved as a draft. File it when it is complete.",
-    "updated": "The changes to the plan were saved.",
-    "file": "The plan was filed; the level above will review it.",
-    "accept": "The plan was accepted.",
-    "return": "The plan was returned with your comment.",
-}
+PLAN_BADGES = MappingProxyType(
+    {
+        "none": "state-never",
+        "draft": "state-idle",
+        "filed": "session-finalized",
+        "accepted": "session-approved",
+        "returned": "state-blocked",
+    }
+)
+PLAN_DONE_MESSAGES = MappingProxyType(
+    {
+        "created": "The plan was saved as a draft. File it when it is complete.",
+        "updated": "The changes to the plan were saved.",
+        "file": "The plan was filed; the level above will review it.",
+        "accept": "The plan was accepted.",
+        "return": "The plan was returned with your comment.",
+    }
+)
 
 
 def _plan_url(request: web.Request, org: str, year: int, done: str | None = None) -> str:
@@ -75,6 +81,8 @@ async def get_plans(request: web.Request) -> web.Response:
         "plans.html",
         {
             "year": year,
+            "min_year": FIRST_YEAR,
+            "max_year": LAST_YEAR,
             "plans": views,
             "analysis": analysis,
             "tree": tree,
@@ -152,7 +160,7 @@ async def _plan_page(
             "without_first_lesson": analysis.without_first_lesson,
             "state_labels": PLAN_STATE_LABELS,
             "badges": PLAN_BADGES,
-            "may_edit": admin and view.state in EDITABLE,
+            "may_edit": admin and view.state in EDITABLE_PLAN_STATES,
             "may_review": principal.role in REVIEWERS
             and view.state == "filed"
             and reviews(principal.scope.path, view.parent_path),
@@ -176,7 +184,7 @@ async def edit_plan(request: web.Request) -> web.Response:
     org, year = plan_key(request)
     async with read_session(request.app[DB_KEY]) as session:
         view = await plans.get_plan(session, principal.scope, org, year)
-    if view.state not in EDITABLE:
+    if view.state not in EDITABLE_PLAN_STATES:
         error = Conflict(plans.STATE_MESSAGES["edit"])
         return await _plan_page(request, problem_of(request, "action", error))
     return await _form_page(request, PlanForm.of(view.body), editing=(org, year))

@@ -5,29 +5,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from server.domain.reports import Figures
 from server.pages.attendance_export import Cell, Sheet
 
 # The report's columns: heading msgid, and width in characters in the workbook.
-REPORT_COLUMN_LABELS = {
-    "org": "Organization code",
-    "name": "Organization name",
-    "month": "Month",
-    "members_total": "Member count",
-    "sessions_held": "Sessions held",
-    "person_times": "Person-times",
-    "members_trained_month": "Trained this month",
-    "members_trained_ytd": "Trained this year",
-    "coverage_ytd_pct": "Coverage this year (%)",
-    "untrained_ytd": "Untrained this year",
-    "below_requirement": "Below the pro-rated requirement",
-    "repeat_blocked": "Repeat training (not credited)",
-    "partial_outage": "Partial because of a stream outage",
-    "conflicts": "Overlapping venues",
-    "runs_planned": "Runs planned",
-    "runs_held": "Runs held",
-}
+REPORT_COLUMN_LABELS = MappingProxyType(
+    {
+        "org": "Organization code",
+        "name": "Organization name",
+        "month": "Month",
+        "members_total": "Member count",
+        "sessions_held": "Sessions held",
+        "person_times": "Person-times",
+        "members_trained_month": "Trained this month",
+        "members_trained_ytd": "Trained this year",
+        "coverage_ytd_pct": "Coverage this year (%)",
+        "untrained_ytd": "Untrained this year",
+        "below_requirement": "Below the pro-rated requirement",
+        "repeat_blocked": "Repeat training (not credited)",
+        "partial_outage": "Partial because of a stream outage",
+        "conflicts": "Overlapping venues",
+        "runs_planned": "Runs planned",
+        "runs_held": "Runs held",
+    }
+)
 REPORT_COLUMN_WIDTHS = (16, 22, 10, 8, 10, 10, 12, 12, 14, 12, 16, 16, 16, 12, 10, 10)
 
 

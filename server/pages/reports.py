@@ -19,6 +19,7 @@ from server.db.session import read_session, write_session
 from server.domain import validation as v
 from server.domain.charts import Bar, columns, horizontal_bars
 from server.domain.reports import FUTURE_MONTH, Figures, Month, month_of, parse_month
+from server.domain.vocabulary import READERS, WRITERS
 from server.errors import Invalid, NotFound
 from server.http.i18n import request_locale, translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
@@ -32,8 +33,6 @@ from server.services.organizations import TreeNode
 from server.services.report_snapshots import SnapshotView
 from server.services.reports import HOURS_BIN_EDGES, ReportSeries
 
-READERS = ("admin", "operator", "reviewer")
-WRITERS = ("admin", "operator")
 BAD_MONTH_PAGE = "The month must be written YYYY-MM, for example 2026-03."
 FUTURE_MONTH_PAGE = "There is no report of {month} yet: the month has not begun."
 NO_ORGANIZATION = "There is no organization to report on yet."

@@ -14,7 +14,7 @@ from server.db.session import read_session, write_session
 from server.domain.attendance import Policy
 from server.domain.labels import SESSION_BUTTON_LABELS
 from server.domain.sessions import SessionFields, next_state
-from server.domain.vocabulary import HELD_STATES, SESSION_ACTIONS, editable
+from server.domain.vocabulary import HELD_STATES, READERS, SESSION_ACTIONS, WRITERS, editable
 from server.errors import Conflict, Forbidden, Invalid
 from server.http.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
@@ -40,8 +40,6 @@ from server.services import (
 )
 from server.services.clock import utcnow
 
-READERS = ("admin", "operator", "reviewer")
-PLANNERS = ("admin", "operator")
 ROSTER_SHOWN = 200
 NOT_EDITABLE = "Only a session that has not started can be edited."
 
@@ -57,7 +55,7 @@ async def get_sessions(request: web.Request) -> web.Response:
     async with read_session(request.app[DB_KEY]) as session:
         views = await session_views.list_sessions(session, principal.scope)
     return render(
-        request, "sessions.html", {"sessions": views, "may_plan": principal.role in PLANNERS}
+        request, "sessions.html", {"sessions": views, "may_plan": principal.role in WRITERS}
     )
 
 
@@ -92,7 +90,7 @@ async def _form_page(
     )
 
 
-@allow(*PLANNERS)
+@allow(*WRITERS)
 async def new_session(request: web.Request) -> web.Response:
     """GET /sessions/new: the form, with the attendance policy's defaults."""
     return await _form_page(request, SessionForm.blank())
@@ -117,7 +115,7 @@ async def _checked_fields(
     return fields
 
 
-@allow(*PLANNERS)
+@allow(*WRITERS)
 async def create_session(request: web.Request) -> web.Response:
     """POST /sessions: schedule a session (a past window is allowed: a back-filled session)."""
     form = SessionForm.from_post(await request.post())
@@ -139,7 +137,7 @@ async def create_session(request: web.Request) -> web.Response:
     )
 
 
-@allow(*PLANNERS)
+@allow(*WRITERS)
 async def edit_session(request: web.Request) -> web.Response:
     """GET /sessions/{id}/edit: the form filled in from the stored session, while scheduled."""
     principal = request[PRINCIPAL_KEY]
@@ -160,7 +158,7 @@ async def _not_editable(request: web.Request, public_id: str) -> web.Response:
     return await _session_page(request, public_id, problem)
 
 
-@allow(*PLANNERS)
+@allow(*WRITERS)
 async def update_session(request: web.Request) -> web.Response:
     """POST /sessions/{id}/edit: replace the session's fields, venues and roster."""
     form = SessionForm.from_post(await request.post())
@@ -227,7 +225,7 @@ async def _session_page(
             "roster": roster,
             "venue_names": names,
             "actions": actions,
-            "may_edit": owner and role in PLANNERS and editable(view.state),
+            "may_edit": owner and role in WRITERS and editable(view.state),
             "has_attendance": view.state in HELD_STATES,
             "problem": problem,
         },

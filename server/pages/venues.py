@@ -7,6 +7,7 @@ from aiohttp import web
 from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.venues import parse_venue
+from server.domain.vocabulary import VENUE_READERS
 from server.errors import ApiError
 from server.http.body import checked
 from server.keys import DB_KEY, PRINCIPAL_KEY
@@ -14,8 +15,6 @@ from server.pages.forms import FormProblem, problem_of, read_form
 from server.pages.render import render
 from server.services import organizations, venues
 from server.services.venues import VenueView
-
-READERS = ("admin", "operator", "reviewer", "venue_staff")
 
 
 async def _list_page(
@@ -48,7 +47,7 @@ async def _list_page(
     )
 
 
-@allow(*READERS)
+@allow(*VENUE_READERS)
 async def get_venues(request: web.Request) -> web.Response:
     """GET /venues"""
     return await _list_page(request)

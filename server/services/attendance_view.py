@@ -22,7 +22,7 @@ from server.db.models import (
     Venue,
 )
 from server.domain.members import REQUIRED_HOURS
-from server.domain.sessions import HELD_STATES
+from server.domain.vocabulary import HELD_STATES
 from server.errors import Conflict
 from server.services.members import get_member
 from server.services.session_views import load_visible
@@ -214,6 +214,8 @@ async def member_record(
             venue or (sorted(row.venues)[0] if row.venues else None),
         )
         for training, row, venue in rows
+        # Another subtree's scan of this member is no part of their record until accepted.
+        if "outside_scope" not in row.flags
     ]
     earned = await session.scalar(
         select(func.coalesce(func.sum(TrainingRecord.credit_hours), 0, type_=Hours())).where(

@@ -12,12 +12,11 @@ from server.auth.principal import AgentVenue, Scope
 from server.db.models import SessionVenue, TrainingSession, Venue
 from server.domain.audit_chain import AuditFacts
 from server.domain.labels import SESSION_STATE_LABELS
+from server.domain.vocabulary import BROADCASTABLE_STATES
 from server.errors import Conflict, NotFound, Term
 from server.services import audit
 from server.services.session_views import load_visible
 from server.services.sessions import check_owner
-
-BROADCASTABLE = ("scheduled", "live")
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ async def broadcast_target(session: AsyncSession, scope: Scope, public_id: str) 
     it is scheduled or live (409 otherwise)."""
     training = await load_visible(session, scope, public_id)
     await check_owner(session, scope, training)
-    if training.state not in BROADCASTABLE:
+    if training.state not in BROADCASTABLE_STATES:
         raise Conflict(
             "Cannot broadcast a session that is “{state}”.",
             state=Term(SESSION_STATE_LABELS[training.state]),

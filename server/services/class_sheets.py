@@ -23,7 +23,7 @@ from server.db.models import (
     Venue,
 )
 from server.domain.class_workflow import Tally, tally
-from server.domain.sessions import HELD_STATES
+from server.domain.vocabulary import HELD_STATES
 from server.services.class_workflow import ClassFacts
 
 

@@ -19,7 +19,7 @@ from server.domain.plans import (
     totals,
     without_first_lesson,
 )
-from server.domain.sessions import HELD_STATES
+from server.domain.vocabulary import HELD_STATES
 from server.services.organizations import get_org, named_in_subtree
 from server.services.plans import classes_of
 

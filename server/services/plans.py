@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -15,7 +16,6 @@ from server.db.session import lock_for_audit
 from server.domain import validation as v
 from server.domain.audit_chain import AuditFacts, changed_fields
 from server.domain.plans import (
-    EDITABLE,
     FILING_LEVELS,
     ClassFields,
     PlanBody,
@@ -24,6 +24,7 @@ from server.domain.plans import (
     reviews,
 )
 from server.domain.sessions import ClassRef
+from server.domain.vocabulary import EDITABLE_PLAN_STATES
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.services import audit
 from server.services.clock import utcnow
@@ -31,12 +32,14 @@ from server.services.organizations import get_org, named_in_subtree, org_named_i
 
 NOT_FILING = "is a party branch, which files no plan of its own"
 TARGET_OUTSIDE = "names an organization outside the plan's organization"
-STATE_MESSAGES = {
-    "edit": "Only a plan in draft or returned for changes can be edited.",
-    "file": "Only a plan in draft or returned for changes can be filed.",
-    "accept": "Only a filed plan can be accepted.",
-    "return": "Only a filed plan can be returned.",
-}
+STATE_MESSAGES = MappingProxyType(
+    {
+        "edit": "Only a plan in draft or returned for changes can be edited.",
+        "file": "Only a plan in draft or returned for changes can be filed.",
+        "accept": "Only a filed plan can be accepted.",
+        "return": "Only a filed plan can be returned.",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -293,7 +296,7 @@ async def update_plan(
     """Replace the title and classes of a plan in draft or returned (409 otherwise)."""
     await lock_for_audit(session)  # the state is read and written by one writer at a time
     plan, org = await _plan_in_scope(session, scope, org_code, year)
-    if plan.state not in EDITABLE:
+    if plan.state not in EDITABLE_PLAN_STATES:
         raise Conflict(STATE_MESSAGES["edit"])
     await _check_targets(session, org, body)
     before = (await _views(session, [(plan, org)]))[0].body.to_json()

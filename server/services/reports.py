@@ -34,10 +34,9 @@ from server.domain.reports import (
     runs_in_month,
     scaled_requirement,
 )
-from server.domain.sessions import HELD_STATES
+from server.domain.vocabulary import FILED_PLAN_STATES, HELD_STATES
 from server.services.organizations import get_org
 
-PLANS_IN_FORCE = ("filed", "accepted")  # a draft or a returned plan counts for nothing yet
 # Up to this many members (a committee or a small county) a report reads member by member
 # through the indexes; above it, one pass over the month's and the year's rows is faster.
 SMALL_SUBTREE_MEMBERS = 20_000
@@ -201,7 +200,7 @@ async def _runs_planned(
         .join(PlanClass, PlanClass.plan_id == Plan.id)
         .where(
             Plan.year == month.year,
-            Plan.state.in_(PLANS_IN_FORCE),
+            Plan.state.in_(FILED_PLAN_STATES),
             Plan.org_id.in_(org_ids),
         )
     ):
