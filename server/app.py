@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from aiohttp import web
 
 from server.auth.middleware import auth_middleware
 from server.auth.throttle import LoginThrottle
 from server.contexts import broker_ctx, db_ctx, passwords_ctx, rtc_ctx, workflow_ctx
+from server.http.deadlines import body_deadline_middleware
 from server.http.error_middleware import MAX_BODY, error_middleware
 from server.http.i18n import load_translations
 from server.keys import (
@@ -21,16 +24,18 @@ from server.pages.render import render_error_page, setup_templates
 from server.routes import setup_routes
 from server.settings import Settings
 
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
-        "form-action 'self'"
-    ),
-}
+SECURITY_HEADERS = MappingProxyType(
+    {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+        "Content-Security-Policy": (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; "
+            "form-action 'self'"
+        ),
+    }
+)
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -41,8 +46,17 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 def create_app(settings: Settings) -> web.Application:
     """Build the server application from its settings."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            metrics_middleware,
+            error_middleware,
+            body_deadline_middleware,
+            auth_middleware,
+        ],
         client_max_size=MAX_BODY,
+        # aiohttp closes a connection that has no complete request head within its keep-alive
+        # timeout (counted from the connection or from the last answer): idle and trickled
+        # heads alike. Handler arguments reach every server of this app: `hetang serve`'s, tests'.
+        handler_args={"keepalive_timeout": settings.keepalive_timeout_s},
     )
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = Metrics()

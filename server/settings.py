@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -13,6 +14,8 @@ from passthrough.peer import IceSettings, parse_hosts, parse_servers
 
 SUPPORTED_LOCALES = ("zh_CN", "en")
 SECRET_FILE = "secret_key"  # noqa: S105  (a file name)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -39,6 +42,12 @@ class Settings:
     workflow_interval_s: float = 60.0
     metrics_token: str | None = None
     trusted_origins: tuple[str, ...] = field(default=())
+    # Reverse proxies whose X-Forwarded-For names the client (HETANG_TRUSTED_PROXIES).
+    trusted_proxies: tuple[Network, ...] = field(default=())
+    # How long a connection may wait for its next request head (idle keep-alive included), and
+    # how long a request's body may take to arrive; slower clients are cut off.
+    keepalive_timeout_s: float = 20.0
+    body_timeout_s: float = 60.0
     ice: IceSettings = field(default_factory=IceSettings)
 
     @property
@@ -73,6 +82,10 @@ class Settings:
         if metrics_token is not None and len(metrics_token) < 16:
             raise SettingsError("HETANG_METRICS_TOKEN must be at least 16 characters long")
         ice = _ice_settings(env)
+        try:
+            trusted_proxies = parse_trusted_proxies(env.get("HETANG_TRUSTED_PROXIES", ""))
+        except ValueError as error:
+            raise SettingsError(f"HETANG_TRUSTED_PROXIES: {error}") from None
         secret = env.get("HETANG_SECRET_KEY")
         if secret is None or secret == "":
             secret = load_or_create_secret(data_dir)
@@ -93,8 +106,22 @@ class Settings:
             timezone=timezone,
             locale=locale,
             metrics_token=metrics_token,
+            trusted_proxies=trusted_proxies,
             ice=ice,
         )
+
+
+def parse_trusted_proxies(raw: str) -> tuple[Network, ...]:
+    """Comma-separated IP addresses or networks (CIDR); blanks are skipped."""
+    networks: list[Network] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP address or network: {item!r}") from None
+    return tuple(networks)
 
 
 def _ice_settings(env: Mapping[str, str]) -> IceSettings:
@@ -126,7 +153,7 @@ def load_or_create_secret(data_dir: Path) -> str:
     try:
         if path.exists():
             return path.read_text(encoding="ascii").strip()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # this user's alone
         secret = secrets.token_urlsafe(48)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:

@@ -6,11 +6,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.auth import tokens
-from server.auth.access import ALL_ROLES, allow, public
+from server.auth.access import allow, public
 from server.db.session import read_session
-from server.domain.vocabulary import SESSION_STATES
+from server.domain.vocabulary import ROLES, SESSION_STATES
 from server.errors import Forbidden
 from server.http.body import reply
+from server.http.client_address import client_address, is_loopback_address, is_loopback_host
 from server.keys import DB_KEY, METRICS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.services import agents, health
 from server.services.clock import utcnow
@@ -24,7 +25,7 @@ async def get_health(request: web.Request) -> web.Response:
     return reply({"status": "ok"})
 
 
-@allow(*sorted(ALL_ROLES))
+@allow(*ROLES)
 async def get_me(request: web.Request) -> web.Response:
     """GET /api/v1/me"""
     principal = request[PRINCIPAL_KEY]
@@ -38,7 +39,13 @@ async def get_me(request: web.Request) -> web.Response:
     )
 
 
-LOOPBACK = frozenset({"127.0.0.1", "::1"})
+def _from_this_machine(request: web.Request) -> bool:
+    """Asked from this machine and addressed to it by a loopback name. The address alone is not
+    enough: a web page whose own name is rebound to 127.0.0.1 (DNS rebinding) reaches the port
+    from the viewer's machine, but its requests carry its name in Host."""
+    return is_loopback_address(client_address(request)) and is_loopback_host(
+        request.headers.get("Host", "")
+    )
 
 
 @public
@@ -47,7 +54,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     and presented as a bearer token."""
     token = request.app[SETTINGS_KEY].metrics_token
     presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    allowed = tokens.equal(presented, token) if token and presented else request.remote in LOOPBACK
+    allowed = tokens.equal(presented, token) if token and presented else _from_this_machine(request)
     if not allowed:
         raise Forbidden("Metrics are served to this machine or with the metrics token only.")
     metrics = request.app[METRICS_KEY]

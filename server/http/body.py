@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from server.domain import validation as v
-from server.domain.times import FIRST_YEAR, LAST_YEAR, year_of
+from server.domain.times import year_of
+from server.domain.vocabulary import FIRST_YEAR, LAST_YEAR
 from server.errors import Invalid
 from server.keys import SETTINGS_KEY
 from server.services.clock import utcnow
@@ -28,7 +29,29 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise Invalid("The body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise Invalid("The body must be a JSON object.")
+    if not _is_text(value):
+        raise Invalid("The body's strings must be Unicode text (no lone UTF-16 surrogates).")
     return value
+
+
+def _is_text(value: Any) -> bool:
+    """True when every string, key or value, is Unicode text. JSON's \\u escapes can spell half
+    of a UTF-16 surrogate pair, which Python keeps as a lone surrogate that no UTF-8 encoder (the
+    database driver's included) accepts."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def checked(parsed: tuple[T | None, v.Problems]) -> T:

@@ -7,10 +7,13 @@ import time
 
 from aiohttp import web
 
-from server.auth import tokens
-from server.auth.access import ALL_ROLES, allow, public
+from server.auth import devices, tokens
+from server.auth.access import allow, public
 from server.auth.middleware import SESSION_COOKIE
-from server.db.session import write_session
+from server.auth.throttle import Refused
+from server.db.session import read_session, write_session
+from server.domain.vocabulary import ROLES
+from server.http.client_address import client_address
 from server.http.i18n import LANG_COOKIE, translate_for
 from server.keys import (
     DB_KEY,
@@ -116,46 +119,69 @@ async def post_login(request: web.Request) -> web.StreamResponse:
             username=username,
             status=403,
         )
-    throttle = request.app[THROTTLE_KEY]
-    address = request.remote or "unknown"
-    wait = throttle.retry_after(username, address, time.monotonic())
-    if wait is not None:
+    known = devices.is_known(secret, username, request.cookies.get(devices.DEVICE_COOKIE))
+    attempt = request.app[THROTTLE_KEY].begin(
+        username, client_address(request), time.monotonic(), known_device=known
+    )
+    if isinstance(attempt, Refused):
         return _login_form(
             request,
             error=gettext("Too many failed sign-ins. Try again in {seconds} seconds.").format(
-                seconds=wait
+                seconds=attempt.retry_after
             ),
             username=username,
             status=429,
-            retry_after=wait,
+            retry_after=attempt.retry_after,
         )
-    async with write_session(request.app[DB_KEY]) as session:
-        user = await identity.user_for_login(session, username)
-        stored = user.password_hash if user is not None else None
-        ok = await request.app[PASSWORDS_KEY].verify(stored, password)
-        if not ok or user is None:
-            throttle.record_failure(username, address, time.monotonic())
-            raw = None
+    try:
+        raw = await _check_and_open(request, username, password)
+        if raw is None:
+            attempt.failed(time.monotonic())
         else:
-            throttle.record_success(username)
-            settings = request.app[SETTINGS_KEY]
-            old = request.cookies.get(SESSION_COOKIE)
-            if old:
-                await identity.close_login_session(session, old)
-            raw = await identity.open_login_session(
-                session, user.id, utcnow(), settings.session_lifetime_s
-            )
+            attempt.succeeded()
+    finally:
+        attempt.abandon()  # an error: the try frees its place (after the above, a no-op)
     if raw is None:
         return _login_form(request, error=gettext(BAD_LOGIN), username=username, status=401)
     response = web.HTTPFound(safe_next(request.query.get("next")))
     _set_cookie(
         response, request, SESSION_COOKIE, raw, max_age=request.app[SETTINGS_KEY].session_lifetime_s
     )
+    _set_cookie(
+        response,
+        request,
+        devices.DEVICE_COOKIE,
+        devices.mint(secret, username),
+        max_age=devices.DEVICE_LIFETIME_S,
+    )
     response.del_cookie(PRELOGIN_COOKIE, path="/")
     raise response
 
 
-@allow(*sorted(ALL_ROLES))
+async def _check_and_open(request: web.Request, username: str, password: str) -> str | None:
+    """Check the password and, when right, open a login session (its cookie value); None when
+    wrong. argon2 runs between two short transactions, never inside one: every writer (an
+    agent's heartbeat, say) would wait for it."""
+    async with read_session(request.app[DB_KEY]) as session:
+        user = await identity.user_for_login(session, username)
+    stored = user.password_hash if user is not None else None
+    if not await request.app[PASSWORDS_KEY].verify(stored, password) or user is None:
+        return None
+    async with write_session(request.app[DB_KEY]) as session:
+        # The same user with the same hash still: a password changed or an account closed
+        # while the hash was being checked does not let the old password in.
+        current = await identity.user_for_login(session, username)
+        if current is None or current.id != user.id or current.password_hash != stored:
+            return None
+        old = request.cookies.get(SESSION_COOKIE)
+        if old:
+            await identity.close_login_session(session, old)
+        return await identity.open_login_session(
+            session, user.id, utcnow(), request.app[SETTINGS_KEY].session_lifetime_s
+        )
+
+
+@allow(*ROLES)
 async def post_logout(request: web.Request) -> web.StreamResponse:
     """POST /logout: the session ends on the server, not only in the browser."""
     raw = request.get(LOGIN_TOKEN_KEY)
