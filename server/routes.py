@@ -89,6 +89,12 @@ def setup_routes(app: web.Application) -> None:
         name="api_session_attendance",
     )
     add(
+        "POST",
+        "/api/v1/sessions/{id}/attendance/{member_no}/accept",
+        sessions.accept_walk_in,
+        name="api_accept_walk_in",
+    )
+    add(
         "GET",
         "/api/v1/members/{member_no}/record",
         sessions.get_member_record,

@@ -311,6 +311,17 @@ MATRIX: dict[str, Route] = {
         parts={"id": "{ref}"},
         session_state="finalized",
     ),
+    # M-A-1 is on the roster: nothing to accept, so an allowed caller passes every check but
+    # the last one, and success is the 409 that says so (tests/test_scoping.py accepts one).
+    "api_accept_walk_in": Route(
+        "POST",
+        "/api/v1/sessions/{id}/attendance/{member_no}/accept",
+        CLOSERS,
+        "object",
+        parts={"id": "{ref}", "member_no": "M-A-1"},
+        ok=(409,),
+        session_state="finalized",
+    ),
     "api_member_record": Route(
         "GET",
         "/api/v1/members/{member_no}/record",

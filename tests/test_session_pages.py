@@ -330,19 +330,20 @@ async def test_a_branch_venue_of_another_county_sees_but_does_not_change(
     async with Browser(client) as planner:
         csrf = await planner.signed_in("operator-a")
         assert "铜城镇党校" not in await _text(planner, "/sessions/new")  # no box for it
-        # A branch outside the planner's county is named in the text field; X1 sits there.
+        # A branch outside the planner's county is named in the text field; E (of the planner's
+        # own county: a roster never reaches beyond the organizer's subtree) sits there.
         joint = await _schedule(
             planner,
             csrf,
             other_branches="VB",
-            roster_lines="A B1\nX1 VB",
+            roster_lines="A B1\nE VB",
             org_0="",
             org_venue_0="",
             roster_file=None,
         )
     _, roles, roster = await _stored(db, joint)
     assert roles == {"M": "main", "B1": "branch", "B2": "branch", "VB": "branch"}
-    assert roster == {"A": "B1", "X1": "VB"}
+    assert roster == {"A": "B1", "E": "VB"}
     async with Browser(client) as other:
         other_csrf = await other.signed_in("operator-b")
         assert joint in await _text(other, "/sessions")

@@ -10,11 +10,11 @@ from server.auth.access import allow
 from server.db.session import read_session, write_session
 from server.domain.members import hours_number as hours
 from server.domain.sessions import parse_session
-from server.domain.vocabulary import SESSION_ACTIONS
+from server.domain.vocabulary import READERS, REVIEWERS, SESSION_ACTIONS, WRITERS
 from server.http.body import checked, iso, query_year, read_json, reply
 from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
-from server.services import session_views, sessions, workflow
+from server.services import session_views, sessions, walk_ins, workflow
 from server.services.attendance_view import (
     SessionAttendance,
     member_record,
@@ -24,11 +24,7 @@ from server.services.clock import utcnow
 from server.services.session_views import SessionView
 from server.services.wall import StreamHealth, venue_wall
 
-READERS = ("admin", "operator", "reviewer")
-PLANNERS = ("admin", "operator")
 
-
-# action → roles that may take it
 def session_json(view: SessionView) -> dict[str, Any]:
     """A session in the API's words."""
     return {
@@ -86,7 +82,7 @@ def attendance_json(result: SessionAttendance) -> dict[str, Any]:
     }
 
 
-@allow(*PLANNERS)
+@allow(*WRITERS)
 async def create_session(request: web.Request) -> web.Response:
     """POST /api/v1/sessions"""
     fields = checked(parse_session(await read_json(request)))
@@ -99,7 +95,7 @@ async def create_session(request: web.Request) -> web.Response:
     return reply(session_json(view), status=201)
 
 
-@allow(*PLANNERS)
+@allow(*WRITERS)
 async def update_session(request: web.Request) -> web.Response:
     """PUT /api/v1/sessions/{id}: replace a session that has not started (same body as POST)."""
     fields = checked(parse_session(await read_json(request)))
@@ -164,6 +160,25 @@ async def get_attendance(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
         result = await session_attendance(session, principal.scope, request.match_info["id"])
+    return reply(attendance_json(result))
+
+
+@allow(*REVIEWERS)
+async def accept_walk_in(request: web.Request) -> web.Response:
+    """POST /api/v1/sessions/{id}/attendance/{member_no}/accept: credit a walk-in from outside
+    the session's organizations (`outside_scope`); answers the recomputed attendance."""
+    principal = request[PRINCIPAL_KEY]
+    public_id = request.match_info["id"]
+    async with write_session(request.app[DB_KEY]) as session:
+        await walk_ins.accept_walk_in(
+            session,
+            principal.scope,
+            principal.actor,
+            public_id,
+            request.match_info["member_no"],
+            request.app[SETTINGS_KEY].tz,
+        )
+        result = await session_attendance(session, principal.scope, public_id)
     return reply(attendance_json(result))
 
 

@@ -320,6 +320,22 @@ class TrainingRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class AcceptedWalkIn(Base):
+    """A walk-in from outside the session's organizations whose credit a reviewer whose scope
+    holds the member accepted (finalization credits them from then on)."""
+
+    __tablename__ = "accepted_walk_ins"
+    __table_args__ = (UniqueConstraint("session_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("members.id", ondelete="RESTRICT"), index=True
+    )
+    accepted_by: Mapped[str] = mapped_column(String(100))
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AuditEntry(Base):
     """Append-only, hash-chained log entry; `id` is the chain position (1, 2, 3, …)."""
 

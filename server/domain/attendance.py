@@ -22,6 +22,7 @@ from server.domain.intervals import (
     sampled_up,
     total,
 )
+from server.domain.vocabulary import CHECKIN_KINDS, UP_STATES
 
 POLICY_FIELDS = (
     "min_ratio",
@@ -30,8 +31,6 @@ POLICY_FIELDS = (
     "require_stream_verification",
     "stats_interval_s",
 )
-UP_STATES = frozenset({"good", "degraded"})
-CHECKIN_KINDS = frozenset({"in", "out"})
 SAMPLE_REACH = 3  # a sample vouches for at most three stats intervals
 CONFLICT_OVERLAP_S = 60
 MAX_STATS_INTERVAL_S = 3600
@@ -176,6 +175,9 @@ class SessionInput:
     checkins: Sequence[CheckInEvent]
     samples: Sequence[Sample]
     already_credited: frozenset[str]
+    # Walk-ins from outside the session's organizations whose credit nobody has accepted yet:
+    # kept and judged, flagged `outside_scope`, never credited (the caller decides who they are).
+    outside_scope: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,7 @@ class _Rules:
     credit: Decimal
     up: Joint
     already_credited: frozenset[str]
+    outside_scope: frozenset[str]
 
 
 def threshold_seconds(min_ratio: Decimal, duration: int) -> int:
@@ -319,12 +322,16 @@ def judge(
         flags.add("left_early")
     if assigned is None:
         flags.add("walk_in")
+        if member in rules.outside_scope:
+            flags.add("outside_scope")
     elif any(v != assigned for v in at):
         flags.add("wrong_venue")
     credit = ZERO
     if verified_s >= rules.need:
         status, reason = "present", None
-        if member in rules.already_credited:
+        if "outside_scope" in flags:
+            pass  # judged and shown, but credited only once someone entitled accepts it
+        elif member in rules.already_credited:
             flags.add("repeat")
         else:
             credit = rules.credit
@@ -333,6 +340,24 @@ def judge(
         reason = "outage" if presence_s >= rules.need else "short_stay"
     return MemberResult(
         member, assigned, at, status, reason, presence_s, verified_s, credit, tuple(sorted(flags))
+    )
+
+
+def outside_walk_ins(
+    walk_ins: Mapping[str, str],
+    venues_of: Mapping[str, Iterable[str]],
+    organizer_path: str,
+    venue_paths: Mapping[str, str],
+) -> frozenset[str]:
+    """The walk-ins (member → their organization's path) from outside the session's
+    organizations: in neither the organizer's subtree nor the subtree of the organization of a
+    venue where they checked in. A branch venue vouches for its own organization's members only:
+    any venue of the city may be named a branch without its organization's consent."""
+    return frozenset(
+        member
+        for member, path in walk_ins.items()
+        if not path.startswith(organizer_path)
+        and not any(path.startswith(venue_paths[v]) for v in venues_of.get(member, ()))
     )
 
 
@@ -347,6 +372,7 @@ def compute(inp: SessionInput) -> SessionResult:
         credit=inp.credit_hours,
         up=Joint(up_time(inp, venues)),
         already_credited=inp.already_credited,
+        outside_scope=inp.outside_scope,
     )
     found = presence_by_member(inp.checkins, frozenset(venues), inp.start, inp.end)
     # Walk-ins are those off the roster with presence; a stray scan that gives none is not a result.

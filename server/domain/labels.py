@@ -3,65 +3,88 @@ attendance statuses, reasons and flags): English msgids, translated where they a
 
 from __future__ import annotations
 
-ROLE_LABELS = {
-    "admin": "Administrator",
-    "operator": "Operator",
-    "venue_staff": "Venue staff",
-    "reviewer": "Reviewer",
-}
-LEVEL_LABELS = {
-    "city": "City",
-    "county": "County",
-    "committee": "Grassroots Party committee",
-    "branch": "Party branch",
-}
-CATEGORY_LABELS = {
-    "ordinary": "Ordinary member",
-    "secretary": "Party organization secretary",
-    "committee": "Leadership team member",
-}
-AGENT_STATE_LABELS = {"idle": "Idle", "receiving": "Receiving", "degraded": "Degraded"}
-COLUMN_LABELS = {
-    "member_no": "Member number",
-    "name": "Member name",
-    "org_code": "Organization code",
-    "category": "Category",
-    "card_code": "Card code",
-}
-SESSION_STATE_LABELS = {
-    "scheduled": "Scheduled",
-    "live": "Live",
-    "ended": "Ended",
-    "finalized": "Finalized",
-    "approved": "Approved",
-}
-SESSION_ACTION_LABELS = {
-    "start": "start",
-    "end": "end",
-    "finalize": "finalize",
-    "approve": "approve",
-    "reopen": "reopen",
-}
-SESSION_BUTTON_LABELS = {
-    "start": "Start the session",
-    "end": "End the session",
-    "finalize": "Finalize attendance",
-    "approve": "Approve",
-    "reopen": "Reopen",
-}
-VENUE_ROLE_LABELS = {"main": "Main venue", "branch": "Branch venue"}
-STATUS_LABELS = {"present": "Present", "partial": "Partial", "absent": "Absent"}
-REASON_LABELS = {
-    "outage": "Stream outage",
-    "short_stay": "Stayed too short",
-    "no_checkin": "No check-in",
-}
-FLAG_LABELS = {
-    "late": "Late",
-    "left_early": "Left early",
-    "wrong_venue": "Not at the assigned venue",
-    "walk_in": "Walk-in",
-    "conflict": "Overlapping venues",
-    "repeat": "Repeat training",
-    "unmatched_out": "Check-out without check-in",
-}
+from types import MappingProxyType
+
+ROLE_LABELS = MappingProxyType(
+    {
+        "admin": "Administrator",
+        "operator": "Operator",
+        "venue_staff": "Venue staff",
+        "reviewer": "Reviewer",
+    }
+)
+LEVEL_LABELS = MappingProxyType(
+    {
+        "city": "City",
+        "county": "County",
+        "committee": "Grassroots Party committee",
+        "branch": "Party branch",
+    }
+)
+CATEGORY_LABELS = MappingProxyType(
+    {
+        "ordinary": "Ordinary member",
+        "secretary": "Party organization secretary",
+        "committee": "Leadership team member",
+    }
+)
+AGENT_STATE_LABELS = MappingProxyType(
+    {"idle": "Idle", "receiving": "Receiving", "degraded": "Degraded"}
+)
+COLUMN_LABELS = MappingProxyType(
+    {
+        "member_no": "Member number",
+        "name": "Member name",
+        "org_code": "Organization code",
+        "category": "Category",
+        "card_code": "Card code",
+    }
+)
+SESSION_STATE_LABELS = MappingProxyType(
+    {
+        "scheduled": "Scheduled",
+        "live": "Live",
+        "ended": "Ended",
+        "finalized": "Finalized",
+        "approved": "Approved",
+    }
+)
+SESSION_ACTION_LABELS = MappingProxyType(
+    {
+        "start": "start",
+        "end": "end",
+        "finalize": "finalize",
+        "approve": "approve",
+        "reopen": "reopen",
+    }
+)
+SESSION_BUTTON_LABELS = MappingProxyType(
+    {
+        "start": "Start the session",
+        "end": "End the session",
+        "finalize": "Finalize attendance",
+        "approve": "Approve",
+        "reopen": "Reopen",
+    }
+)
+VENUE_ROLE_LABELS = MappingProxyType({"main": "Main venue", "branch": "Branch venue"})
+STATUS_LABELS = MappingProxyType({"present": "Present", "partial": "Partial", "absent": "Absent"})
+REASON_LABELS = MappingProxyType(
+    {
+        "outage": "Stream outage",
+        "short_stay": "Stayed too short",
+        "no_checkin": "No check-in",
+    }
+)
+FLAG_LABELS = MappingProxyType(
+    {
+        "late": "Late",
+        "left_early": "Left early",
+        "wrong_venue": "Not at the assigned venue",
+        "walk_in": "Walk-in",
+        "outside_scope": "Walk-in from outside the session's organizations (not credited)",
+        "conflict": "Overlapping venues",
+        "repeat": "Repeat training",
+        "unmatched_out": "Check-out without check-in",
+    }
+)

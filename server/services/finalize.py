@@ -3,7 +3,7 @@ training records it credits, in one transaction; only rows that change are writt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,9 +17,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from server.db.bulk import bulk_insert, fetch_tuples
 from server.db.models import (
+    AcceptedWalkIn,
     Attendance,
     CheckIn,
     Member,
+    Organization,
     RosterEntry,
     SessionVenue,
     StreamSample,
@@ -34,12 +36,14 @@ from server.domain.attendance import (
     Sample,
     SessionInput,
     compute,
+    outside_walk_ins,
 )
 from server.domain.audit_chain import AuditFacts, changed_fields
 from server.domain.times import epoch
 from server.services import audit
 
 DELETE_CHUNK = 5000
+LOOKUP_CHUNK = 5000
 
 
 @dataclass(frozen=True)
@@ -149,9 +153,59 @@ async def _input(
         events,
         samples,
         frozenset(credited),
+        await _outside_scope(session, training, roster, events, member_id_by_no),
     )
     venue_ids = {code: venue_id for venue_id, code in venue_code.items()}
     return inp, member_id_by_no, venue_ids
+
+
+async def _outside_scope(
+    session: AsyncSession,
+    training: TrainingSession,
+    roster: Mapping[str, str],
+    events: Sequence[CheckInEvent],
+    member_id_by_no: Mapping[str, int],
+) -> frozenset[str]:
+    """The walk-ins from outside the session's organizations (`outside_walk_ins`) whose credit
+    nobody entitled has accepted."""
+    venues_of: dict[str, set[str]] = {}
+    for event in events:
+        if event.member not in roster:
+            venues_of.setdefault(event.member, set()).add(event.venue)
+    if not venues_of:
+        return frozenset()
+    organizer_path = (
+        await session.execute(select(Organization.path).where(Organization.id == training.org_id))
+    ).scalar_one()
+    venue_paths = dict(
+        (
+            await session.execute(
+                select(Venue.code, Organization.path)
+                .join(Organization, Organization.id == Venue.org_id)
+                .join(SessionVenue, SessionVenue.venue_id == Venue.id)
+                .where(SessionVenue.session_id == training.id)
+            )
+        ).all()
+    )
+    ids = [member_id_by_no[member] for member in venues_of]
+    paths: dict[str, str] = {}
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        rows = await session.execute(
+            select(Member.member_no, Organization.path)
+            .join(Organization, Organization.id == Member.org_id)
+            .where(Member.id.in_(ids[start : start + LOOKUP_CHUNK]))
+        )
+        paths.update(rows.all())
+    accepted = set(
+        (
+            await session.execute(
+                select(Member.member_no)
+                .join(AcceptedWalkIn, AcceptedWalkIn.member_id == Member.id)
+                .where(AcceptedWalkIn.session_id == training.id)
+            )
+        ).scalars()
+    )
+    return outside_walk_ins(paths, venues_of, organizer_path, venue_paths) - accepted
 
 
 def _attendance_row(result: MemberResult, venue_ids: dict[str, int]) -> dict[str, Any]:

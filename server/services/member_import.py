@@ -82,7 +82,8 @@ async def import_members_csv(
             problems.append(
                 RowProblem(
                     line,
-                    "Member number {value} belongs to an organization outside your scope.",
+                    # Never confirm that the number exists elsewhere (it cannot be taken).
+                    "Member number {value} cannot be used.",
                     {"value": fields.member_no},
                 )
             )

@@ -64,21 +64,38 @@ def _view(member: Member, org: Organization) -> MemberView:
     )
 
 
+async def _holder_path(session: AsyncSession, condition: ColumnElement[bool]) -> str | None:
+    """The organization path of the member matching `condition`, if there is one."""
+    return await session.scalar(
+        select(Organization.path)
+        .join(Member, Member.org_id == Organization.id)
+        .where(condition)
+        .limit(1)
+    )
+
+
 async def create_member(
     session: AsyncSession, scope: Scope, actor: str, fields: MemberFields
 ) -> MemberView:
     """Add one member to an organization inside the scope."""
     org = await org_named_in(session, scope, fields.org_code)
-    if await session.scalar(select(Member.id).where(Member.member_no == fields.member_no)):
+    # Numbers and cards are unique across the city, so a taken one is refused; but a holder
+    # outside the scope is never confirmed (nor named): that number "cannot be used".
+    holder = await _holder_path(session, Member.member_no == fields.member_no)
+    if holder is not None:
+        if not scope.covers(holder):
+            raise Conflict("This member number cannot be used.")
         raise Conflict(
             "A member with number {member_no} already exists.", member_no=fields.member_no
         )
-    if fields.card_code and await session.scalar(
-        select(Member.id).where(Member.card_code == fields.card_code)
-    ):
-        raise Conflict(
-            "Card {card_code} already belongs to another member.", card_code=fields.card_code
-        )
+    if fields.card_code:
+        holder = await _holder_path(session, Member.card_code == fields.card_code)
+        if holder is not None and not scope.covers(holder):
+            raise Conflict("This card code cannot be used.")
+        if holder is not None:
+            raise Conflict(
+                "Card {card_code} already belongs to another member.", card_code=fields.card_code
+            )
     now = utcnow()
     session.add(
         Member(

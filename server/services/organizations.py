@@ -102,8 +102,11 @@ async def create_org(session: AsyncSession, scope: Scope, actor: str, fields: Or
                 parent=Term(LEVEL_LABELS[parent.level]),
                 fields={"level": "must be below the parent's level"},
             )
-    exists = await session.scalar(select(Organization.id).where(Organization.code == code))
-    if exists is not None:
+    holder = await session.scalar(select(Organization.path).where(Organization.code == code))
+    if holder is not None:
+        if not scope.covers(holder):
+            # Unique across the city, so refused; never confirmed to another subtree.
+            raise Conflict("This code cannot be used.")
         raise Conflict("An organization with code {code} already exists.", code=code)
     now = utcnow()
     org = Organization(

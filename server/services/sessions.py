@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import WHOLE_TREE, Scope
@@ -57,12 +57,24 @@ async def _venues_by_code(
     return {venue.code: (venue, org) for venue, org in rows}
 
 
-async def _member_id_by_no(session: AsyncSession, member_nos: list[str]) -> dict[str, int]:
+async def _member_id_by_no(
+    session: AsyncSession, scope: Scope, member_nos: list[str], training: TrainingSession | None
+) -> dict[str, int]:
+    """The members a roster may name: those of the scope that writes it (the organizer's
+    subtree; anyone for the whole tree) and, when a session is edited, those already on its
+    roster (placed there by someone entitled to). Anyone else is unknown, whether or not they
+    exist elsewhere: a roster neither names nor confirms members of another subtree."""
+    allowed = scope.clause(Organization.path)
+    if training is not None:
+        kept = select(RosterEntry.member_id).where(RosterEntry.session_id == training.id)
+        allowed = or_(allowed, Member.id.in_(kept))
     found: dict[str, int] = {}
     for start in range(0, len(member_nos), LOOKUP_CHUNK):
         chunk = member_nos[start : start + LOOKUP_CHUNK]
         rows = await session.execute(
-            select(Member.member_no, Member.id).where(Member.member_no.in_(chunk))
+            select(Member.member_no, Member.id)
+            .join(Organization, Organization.id == Member.org_id)
+            .where(Member.member_no.in_(chunk), allowed)
         )
         found.update({member_no: member_id for member_no, member_id in rows})
     return found
@@ -81,7 +93,12 @@ class _Resolved:
         return self.venues[fields.main_venue][0]
 
 
-async def _resolve(session: AsyncSession, scope: Scope, fields: SessionFields) -> _Resolved:
+async def _resolve(
+    session: AsyncSession,
+    scope: Scope,
+    fields: SessionFields,
+    training: TrainingSession | None = None,
+) -> _Resolved:
     venues = await _venues_by_code(session, scope, fields.venues)
     missing = [code for code in fields.venues if code not in venues]
     main_known = fields.main_venue in venues and scope.covers(venues[fields.main_venue][1].path)
@@ -91,7 +108,9 @@ async def _resolve(session: AsyncSession, scope: Scope, fields: SessionFields) -
             codes=", ".join(missing or [fields.main_venue]),
             fields={"main_venue" if not main_known else "branch_venues": "is not a known venue"},
         )
-    member_id_by_no = await _member_id_by_no(session, [line.member_no for line in fields.roster])
+    member_id_by_no = await _member_id_by_no(
+        session, scope, [line.member_no for line in fields.roster], training
+    )
     unknown = [line.member_no for line in fields.roster if line.member_no not in member_id_by_no]
     if unknown:
         raise Invalid(
@@ -188,7 +207,7 @@ async def update_session(
     if not editable(training.state):
         raise Conflict("Only a session that has not started can be edited.")
     before = await _snapshot_of(session, training)
-    resolved = await _resolve(session, scope, fields)
+    resolved = await _resolve(session, scope, fields, training)
     _apply(training, fields, resolved)
     training.updated_at = utcnow()
     await session.flush()

@@ -90,7 +90,18 @@ async def create_user(
     """Add an account in the scope; a whole-tree account only from the whole tree."""
     username = normalize_username(username)
     org = await _org_for_user(session, scope, role, org_code)
-    if await session.scalar(select(User.id).where(User.username == username)):
+    taken = (
+        await session.execute(
+            select(User.id, Organization.path)
+            .outerjoin(Organization, Organization.id == User.org_id)
+            .where(User.username == username)
+        )
+    ).first()
+    if taken is not None:
+        # Unique across the city, so refused; but an account outside the scope (a whole-tree
+        # one included) is never confirmed to exist.
+        if scope.path is not None and not (taken[1] and scope.covers(taken[1])):
+            raise Conflict("This username cannot be used.")
         raise Conflict("A user named {username} already exists.", username=username)
     now = utcnow()
     user = User(

@@ -40,7 +40,15 @@ async def create_venue(
     """Add a venue to an organization in the scope; return it and its new token."""
     code, name, org_code = fields.code, fields.name, fields.org_code
     org = await org_named_in(session, scope, org_code)
-    if await session.scalar(select(Venue.id).where(Venue.code == code)):
+    holder = await session.scalar(
+        select(Organization.path)
+        .join(Venue, Venue.org_id == Organization.id)
+        .where(Venue.code == code)
+    )
+    if holder is not None:
+        if not scope.covers(holder):
+            # Unique across the city, so refused; never confirmed to another subtree.
+            raise Conflict("This code cannot be used.")
         raise Conflict("A venue with code {code} already exists.", code=code)
     token = tokens.new_token(tokens.VENUE_TOKEN_PREFIX)
     now = utcnow()
