@@ -35,6 +35,7 @@ from venue_agent.status import snapshot
 from venue_agent.uploader import Uploader
 
 log = logging.getLogger("venue_agent")
+SHOWN_TO_PS = "visible to other users of this computer (ps); use HETANG_AGENT_TOKEN or --token-file"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run the agent: schedule, check-ins, staff page")
     run.add_argument("--server", help="the server's address (HETANG_AGENT_SERVER)")
-    run.add_argument("--token", help="the venue's agent token, hv_… (HETANG_AGENT_TOKEN)")
+    run.add_argument(
+        "--token-file",
+        help="a file (mode 600) holding the venue's agent token, hv_…; or HETANG_AGENT_TOKEN",
+    )
+    run.add_argument("--token", help=f"the token itself: {SHOWN_TO_PS}")
     run.add_argument("--data-dir", help="where the journal lives (HETANG_AGENT_DATA_DIR)")
     run.add_argument("--ui-port", help="the staff page's port (HETANG_AGENT_UI_PORT, 8765)")
     run.add_argument("--scanner", help="'stdin' or a device path (HETANG_AGENT_SCANNER)")
@@ -62,12 +67,18 @@ def _parser() -> argparse.ArgumentParser:
         "--ice-servers",
         help="stun:/turn: URLs, comma-separated; empty: none (HETANG_AGENT_ICE_SERVERS)",
     )
+    run.add_argument(
+        "--staff-pin-file",
+        help="a file (mode 600) holding the PIN the staff page asks for (HETANG_AGENT_STAFF_PIN "
+        "holds the PIN itself); none: every local user may use the staff page",
+    )
     sheet = sub.add_parser("import", help="queue a paper sign-in sheet (CSV) for upload")
     sheet.add_argument("file", type=Path, metavar="FILE.csv")
     sheet.add_argument("--session", required=True, help="the session id the sheet belongs to")
     sheet.add_argument("--data-dir")
     sheet.add_argument("--server", help="upload now (else a running agent uploads)")
-    sheet.add_argument("--token")
+    sheet.add_argument("--token-file", help="a file holding the venue's token")
+    sheet.add_argument("--token", help=f"the token itself: {SHOWN_TO_PS}")
     status = sub.add_parser("status", help="queue depth, last sync, next session, rejected")
     status.add_argument("--data-dir")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -75,7 +86,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, str | None]:
-    names = ("server", "token", "data_dir", "ui_port", "scanner", "ice_hosts", "ice_servers")
+    names = (
+        "server",
+        "token",
+        "token_file",
+        "data_dir",
+        "ui_port",
+        "scanner",
+        "ice_hosts",
+        "ice_servers",
+        "staff_pin_file",
+    )
     return {"--" + name.replace("_", "-"): getattr(args, name, None) for name in names}
 
 
@@ -90,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # aioice logs every candidate pair at INFO: more than an operator wants to read.
     logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLogger().level))
     commands = {"run": run, "import": import_sheet, "status": status}
+    if getattr(args, "token", None) is not None:
+        print(f"hetang-agent: warning: --token is {SHOWN_TO_PS}", file=sys.stderr)
     try:
         return int(commands[args.command](args, os.environ))
     except ConfigError as error:

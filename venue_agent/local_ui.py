@@ -1,5 +1,5 @@
-"""The staff page on 127.0.0.1: the session, roster search, check-in buttons, who is in; and the
-room screen (/screen), which plays the received broadcast."""
+"""The staff page on 127.0.0.1: the session, roster search, check-in buttons, who is in (behind
+the staff PIN when one is set); and the room screen (/screen), which plays the broadcast."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -22,6 +23,7 @@ from venue_agent.outbox import Outbox
 from venue_agent.receiver import Receiver
 from venue_agent.schedule import CODE_FIELDS
 from venue_agent.screen import NotLive, Screen
+from venue_agent.staff_pin import MAX_LENGTH, StaffGate
 from venue_agent.status import rejected_json, snapshot
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class UiContext:
     agent_version: str
     receiver: Receiver | None = None
     screen: Screen | None = None
+    staff_gate: StaffGate | None = None  # None: no staff PIN, every local process is trusted
 
 
 UI_KEY = web.AppKey("ui", UiContext)
@@ -52,6 +55,22 @@ SECURITY_HEADERS = MappingProxyType(
         "Cache-Control": "no-store",
     }
 )
+# What needs no staff PIN: the room screen (it shows only the lesson), the PIN form and the files
+# both pages load. Every other route, those added later too, wants the staff cookie.
+OPEN_ROUTES = frozenset(
+    {
+        "css",
+        "js",
+        "favicon",
+        "login",
+        "login_js",
+        "screen",
+        "screen_css",
+        "screen_js",
+        "screen_state",
+        "screen_offer",
+    }
+)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -60,19 +79,43 @@ def _json(data: Any, status: int = 200) -> web.Response:
     )
 
 
+def _error(status: int, code: str, message: str) -> web.Response:
+    return _json({"error": {"code": code, "message": message}}, status)
+
+
 @web.middleware
 async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Only this machine's own address as Host (no DNS rebinding); CSRF token on every POST."""
     ui = request.app[UI_KEY]
     if request.host not in (f"127.0.0.1:{ui.port}", f"localhost:{ui.port}"):
         return web.Response(status=403, text="forbidden host")
+    # Bytes: compare_digest refuses a str that is not ASCII, and a header is anyone's to send.
     if request.method == "POST" and not hmac.compare_digest(
-        request.headers.get("X-CSRF-Token", ""), ui.csrf_token
+        request.headers.get("X-CSRF-Token", "").encode("utf-8", "replace"),
+        ui.csrf_token.encode("ascii"),
     ):
-        return _json({"error": {"code": "forbidden", "message": "页面已过期，请刷新"}}, 403)
+        return _error(403, "forbidden", "页面已过期，请刷新")
     response = await handler(request)
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+@web.middleware
+async def staff_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With a staff PIN set, a route not in OPEN_ROUTES wants the cookie a right PIN earned:
+    whoever opens the page gets the PIN form, any other request 401."""
+    ui = request.app[UI_KEY]
+    gate, name = ui.staff_gate, request.match_info.route.name
+    if (
+        gate is None
+        or name is None  # not found, method not allowed
+        or name in OPEN_ROUTES
+        or gate.admits(request.cookies.get(gate.cookie_name))
+    ):
+        return await handler(request)
+    if name == "page":
+        return _text(page.render_pin_form(ui.csrf_token), "text/html")
+    return _error(401, "unauthorized", "请先输入会场工作人员口令")
 
 
 def _text(text: str, content_type: str) -> web.Response:
@@ -93,6 +136,36 @@ async def get_css(request: web.Request) -> web.Response:
 async def get_js(request: web.Request) -> web.Response:
     """GET /app.js"""
     return _text(page.JS, "text/javascript")
+
+
+async def get_login_js(request: web.Request) -> web.Response:
+    """GET /login.js: the PIN form's script."""
+    return _text(page.PIN_JS, "text/javascript")
+
+
+async def post_login(request: web.Request) -> web.Response:
+    """POST /login {pin}: the right staff PIN earns the staff cookie; wrong ones back off."""
+    gate = request.app[UI_KEY].staff_gate
+    if gate is None:
+        return _error(404, "not_found", "本机未设置工作人员口令")
+    pin = (await _body(request)).get("pin")
+    if not isinstance(pin, str) or not pin or len(pin) > MAX_LENGTH:
+        return _error(422, "invalid", "请输入口令")
+    answer = gate.try_pin(pin)
+    if answer.retry_after_s > 0:
+        wait = math.ceil(answer.retry_after_s)
+        response = _error(429, "rate_limited", f"口令错误次数过多，请 {wait} 秒后再试")
+        response.headers["Retry-After"] = str(wait)
+        return response
+    if not answer.admitted:
+        log.warning("a wrong staff PIN was given on the staff page")
+        return _error(401, "unauthorized", "口令不正确")
+    response = _json({"ok": True})
+    # No Max-Age: the browser forgets it when it closes; a restarted agent asks again anyway.
+    response.set_cookie(
+        gate.cookie_name, gate.cookie_value, path="/", httponly=True, samesite="Strict"
+    )
+    return response
 
 
 async def get_favicon(request: web.Request) -> web.Response:
@@ -191,7 +264,7 @@ async def post_scan_kind(request: web.Request) -> web.Response:
     desk = request.app[UI_KEY].desk
     kind = (await _body(request)).get("kind")
     if kind not in KINDS:
-        return _json({"error": {"code": "invalid", "message": "kind 必须是 in 或 out"}}, 422)
+        return _error(422, "invalid", "kind 必须是 in 或 out")
     desk.scan_kind = str(kind)
     return _json({"scan_kind": desk.scan_kind})
 
@@ -246,13 +319,17 @@ async def post_screen_offer(request: web.Request) -> web.Response:
 
 def create_ui_app(context: UiContext) -> web.Application:
     """The staff page's application."""
-    app = web.Application(middlewares=[guard_middleware], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[guard_middleware, staff_middleware], client_max_size=64 * 1024
+    )
     app[UI_KEY] = context
     add = app.router.add_route
     add("GET", "/", get_page, name="page")
     add("GET", "/app.css", get_css, name="css")
     add("GET", "/app.js", get_js, name="js")
     add("GET", "/favicon.ico", get_favicon, name="favicon")
+    add("POST", "/login", post_login, name="login")
+    add("GET", "/login.js", get_login_js, name="login_js")
     add("GET", "/status.json", get_status, name="status")
     add("GET", "/roster", get_roster, name="roster")
     add("POST", "/checkins", post_checkin, name="checkin")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "agent.sqlite3"
 SCHEMA_VERSION = 2  # 2: the newest sample is found by (kind, seq)
@@ -86,6 +91,10 @@ class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        try:
+            _make_private(path)
+        except OSError as error:
+            raise OutboxError(f"cannot use the journal {path}: {error.strerror or error}") from None
         try:
             self._db = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=30
@@ -225,6 +234,26 @@ class Outbox:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 list(values.items()),
             )
+
+
+def _make_private(path: Path) -> None:
+    """The journal holds rosters (names, card codes): it is created readable by this user alone,
+    and SQLite gives its -wal and -shm files the journal's mode. An older, looser one is
+    tightened."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    else:
+        return
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if stat.S_IMODE(name.stat().st_mode) & 0o077:
+                name.chmod(0o600)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # another user's file: theirs to fix
+            log.warning("%s can be read by other users (chmod 600 it)", name)
 
 
 def _dumps(payload: Mapping[str, Any]) -> str:

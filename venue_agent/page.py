@@ -1,4 +1,5 @@
-"""The staff page's HTML, CSS and JavaScript: small, hand-written, no CDN, Simplified Chinese."""
+"""The staff page's HTML, CSS and JavaScript, and its PIN form: small, hand-written, no CDN,
+Simplified Chinese."""
 
 from __future__ import annotations
 
@@ -75,6 +76,60 @@ button.kind[aria-pressed="true"] { background: #b71c1c; color: #fff; }
 .offline { background: #ffb300; color: #000; }
 .ok { color: #1b5e20; } .bad { color: #b71c1c; font-weight: bold; }
 #message { font-size: 1.2em; min-height: 1.5em; }
+#pin-form input { width: 12em; }
+"""
+
+PIN_HTML = """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="csrf-token" content="{csrf}">
+<title>合堂 · 分会场签到</title>
+<link rel="stylesheet" href="/app.css">
+</head>
+<body>
+<header><h1>合堂 · 分会场签到</h1></header>
+<main>
+<section>
+  <form id="pin-form">
+    <h2><label for="pin">请输入会场工作人员口令</label></h2>
+    <p><input id="pin" type="password" autocomplete="current-password" required autofocus>
+      <button type="submit">进入</button></p>
+    <p id="message" class="bad" role="alert"></p>
+  </form>
+</section>
+</main>
+<script src="/login.js"></script>
+</body>
+</html>
+"""
+
+PIN_JS = """
+"use strict";
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const form = document.getElementById("pin-form");
+const input = document.getElementById("pin");
+const message = document.getElementById("message");
+form.addEventListener("submit", async event => {
+  event.preventDefault();
+  let answer = null;
+  try {
+    const response = await fetch("/login", {method: "POST",
+      body: JSON.stringify({pin: input.value}),
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}});
+    if (response.ok) {
+      location.replace("/");
+      return;
+    }
+    answer = await response.json();
+  } catch (e) {
+    answer = null;
+  }
+  message.textContent = (answer && answer.error && answer.error.message) || "本机签到程序没有响应";
+  input.value = "";
+  input.focus();
+});
 """
 
 JS = """
@@ -105,10 +160,17 @@ function reason(text) {
   if (text.startsWith("http_")) return "服务器拒收整批（" + text + "）";
   return REASONS[text] || text;
 }
-async function post(url, body) {
-  const response = await fetch(url, {method: "POST", body: JSON.stringify(body),
-    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}});
+async function call(url, options) {
+  const response = await fetch(url, options);
+  if (response.status === 401) {  // the staff PIN is asked (again: the agent restarted)
+    location.reload();
+    return new Promise(() => {});  // never settles: the page is going away
+  }
   return response.json();
+}
+async function post(url, body) {
+  return call(url, {method: "POST", body: JSON.stringify(body),
+    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}});
 }
 function say(receipt) {
   const box = document.getElementById("message");
@@ -164,7 +226,7 @@ function showStream(stream) {
 async function refresh() {
   let data;
   try {
-    data = await (await fetch("/status.json")).json();
+    data = await call("/status.json");
   } catch (e) {
     document.getElementById("link").textContent = "本机签到程序没有响应";
     return;
@@ -189,7 +251,7 @@ async function search() {
   const body = document.getElementById("roster");
   if (!current) { body.replaceChildren(); return; }
   const q = document.getElementById("search").value;
-  const data = await (await fetch("/roster?q=" + encodeURIComponent(q))).json();
+  const data = await call("/roster?q=" + encodeURIComponent(q));
   body.replaceChildren(...data.members.map(m => {
     const tr = el("tr");
     const inside = presentCodes.has(m.member_no);
@@ -229,3 +291,8 @@ setInterval(refresh, 3000);
 def render_page(csrf_token: str) -> str:
     """The page with this process's CSRF token."""
     return HTML.replace("{csrf}", escape(csrf_token, quote=True))
+
+
+def render_pin_form(csrf_token: str) -> str:
+    """The staff PIN form with this process's CSRF token."""
+    return PIN_HTML.replace("{csrf}", escape(csrf_token, quote=True))

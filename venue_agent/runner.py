@@ -27,6 +27,7 @@ from venue_agent.receiver import Receiver
 from venue_agent.scanner import Scanner
 from venue_agent.schedule import ScheduleBook
 from venue_agent.screen import Screen
+from venue_agent.staff_pin import StaffGate
 from venue_agent.uploader import Uploader
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ async def run_agent(config: AgentConfig, outbox: Outbox) -> None:
                 __version__,
                 receiver,
                 screen,
+                None if config.staff_pin is None else StaffGate(config.staff_pin, config.ui_port),
             )
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -125,9 +127,10 @@ async def run_agent(config: AgentConfig, outbox: Outbox) -> None:
                     asyncio.create_task(supervised("scanner", lambda: read_scanner(scanner, desk)))
                 )
             log.info(
-                "hetang-agent %s: staff page http://127.0.0.1:%d, server %s, scanner %s",
+                "hetang-agent %s: staff page http://127.0.0.1:%d (%s), server %s, scanner %s",
                 __version__,
                 config.ui_port,
+                "staff PIN asked" if config.staff_pin else "no staff PIN: open to local users",
                 config.server.url,
                 config.scanner or "none",
             )

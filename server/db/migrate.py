@@ -23,7 +23,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the schema up to a revision (blocking; runs its own event loop)."""
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[-1]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # this user's alone
     command.upgrade(alembic_config(database_url), revision)
 
 

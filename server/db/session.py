@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,10 +29,22 @@ def make_engine(url: str, *, echo: bool = False, foreign_keys: bool = True) -> A
     Migrations turn SQLite's foreign keys off: a batch table copy drops the old table, and with
     them on that drop would cascade into every child row."""
     if url.startswith("sqlite"):
+        _create_private_sqlite_file(url)
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _configure_sqlite(engine, foreign_keys)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _create_private_sqlite_file(url: str) -> None:
+    """Create a missing SQLite file readable by this user alone (members, audit trail); SQLite
+    gives its -wal and -shm files the same mode. Memory databases and URIs are left to SQLite,
+    and so is a file that cannot be made here (SQLite's own error will say why)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(OSError):  # FileExistsError above all
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: AsyncEngine, foreign_keys: bool) -> None:

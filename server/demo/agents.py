@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -77,12 +78,14 @@ async def run_agents(
     executable = Path(sys.executable).parent / "hetang-agent"
     processes = []
     for agent in agents:
-        agent.data_dir.mkdir(parents=True, exist_ok=True)
-        args = ["run", "--server", server_url, "--token", agent.token]
+        agent.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        args = ["run", "--server", server_url]
         args += ["--data-dir", str(agent.data_dir), "--ui-port", str(agent.ui_port)]
         if ice_hosts:
             args += ["--ice-hosts", ",".join(ice_hosts)]
-        processes.append(await asyncio.create_subprocess_exec(str(executable), *args))
+        # The token by environment: a command line is visible to every user (`ps`).
+        env = {**os.environ, "HETANG_AGENT_TOKEN": agent.token}
+        processes.append(await asyncio.create_subprocess_exec(str(executable), *args, env=env))
         print(
             f"demo agent for venue {agent.venue}: staff page http://127.0.0.1:{agent.ui_port}",
             flush=True,
