@@ -1,0 +1,208 @@
+// The venue wall of the operator console.
+// A WebSocket says "something changed"; the page then re-reads the wall. No polling; after every
+// (re)connection the page re-reads, so a lost message loses nothing.
+// Other scripts of the page (broadcaster.js) use HetangConsole.wall: they hear every read through
+// onRead, and ask for a read with reread / rereadSoon.
+"use strict";
+(function () {
+  const wall = document.getElementById("wall");
+  if (!wall) { return; }
+  const fill = window.HetangConsole.fill;
+  const element = window.HetangConsole.element;
+  const liveStatus = document.getElementById("live-status");
+  const readinessBox = document.getElementById("readiness");
+  const sessionId = wall.dataset.session;
+  const words = wall.dataset;
+  const api = "/api/v1/sessions/" + encodeURIComponent(sessionId);
+  const clockFormat = timeFormat(wall.dataset.tz);
+  const REREAD_GAP_MS = 1000;  // every agent reports every few seconds: re-read once a second
+  const FIRST_SOCKET_DELAY_MS = 1000;
+  const LAST_SOCKET_DELAY_MS = 30000;
+  const listeners = [];  // called with every body the wall was drawn from
+  let socketDelay = FIRST_SOCKET_DELAY_MS;
+
+  function timeFormat(zone) {
+    const options = {hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false};
+    try {
+      return new Intl.DateTimeFormat(document.documentElement.lang || undefined,
+                                     Object.assign({timeZone: zone || undefined}, options));
+    } catch (error) {
+      return new Intl.DateTimeFormat(undefined, options);
+    }
+  }
+
+  function clock(iso) {
+    return clockFormat.format(new Date(iso));
+  }
+
+  function number(value, digits) {
+    return value === null || value === undefined ? "—" : Number(value).toFixed(digits || 0);
+  }
+
+  // ---- drawing ----
+
+  function receivingWell(venue) {
+    return venue.stream !== null && !venue.stream.stale && venue.stream.state === "good";
+  }
+
+  // The main venue sends the broadcast: its line tells whether it is on air.
+  function mainStream(broadcast) {
+    if (broadcast.on && broadcast.publishing) {
+      let detail = fill(words.receivers, {count: broadcast.subscribers});
+      if (broadcast.since) {
+        detail += " · " + fill(words.since, {time: clock(broadcast.since)});
+      }
+      return {mark: element("span", "badge stream-good", words.onAir), detail: detail};
+    }
+    if (broadcast.on) {
+      return {mark: element("span", "badge stream-down", words.sourceLost),
+              detail: words.waitingSource};
+    }
+    return {mark: element("span", "badge stream-none", words.offAir), detail: words.notStarted};
+  }
+
+  // A branch venue receives it: its line tells how well, from the agent's last report.
+  function branchStream(stream) {
+    if (stream === null) {
+      return {mark: element("span", "badge stream-none", words.none),
+              detail: words.neverReported};
+    }
+    if (stream.stale || !["good", "degraded", "down"].includes(stream.state)) {
+      return {mark: element("span", "badge stream-none", words.none),
+              detail: fill(words.lastReport, {time: clock(stream.at)})};
+    }
+    return {
+      mark: element("span", "badge stream-" + stream.state, words[stream.state]),
+      detail: [
+        words.bitrate + " " + number(stream.bitrate_kbps) + " kbps",
+        words.fps + " " + number(stream.fps) + " fps",
+        words.loss + " " + number(stream.loss_pct, 1) + "%",
+        words.freezes + " " + number(stream.freezes),
+      ].join(" · "),
+    };
+  }
+
+  function streamLine(venue, broadcast) {
+    const shown = venue.role === "main" ? mainStream(broadcast) : branchStream(venue.stream);
+    const line = element("p", "stream");
+    line.append(shown.mark, " ", element("span", "metrics", shown.detail));
+    return line;
+  }
+
+  function countLine(venue) {
+    const count = element("p", "count");
+    count.appendChild(element("strong", "", String(venue.checked_in)));
+    count.appendChild(document.createTextNode(" / " + venue.expected + " "));
+    count.appendChild(element("span", "muted", words.checked));
+    return count;
+  }
+
+  function tile(venue, broadcast) {
+    const article = element("article", "tile " + (venue.online ? "online" : "offline") + " " +
+                                       venue.role);
+    article.dataset.code = venue.code;
+    const heading = element("h2", "", venue.name + " ");
+    const role = venue.role === "main" ? words.main : words.branch;
+    heading.appendChild(element("span", "badge", role));
+    article.appendChild(heading);
+    article.appendChild(element("p", "agent", venue.online ? words.online : words.offline));
+    article.appendChild(streamLine(venue, broadcast));
+    article.appendChild(countLine(venue));
+    const seen = venue.last_seen_at ? clock(venue.last_seen_at) : words.never;
+    article.appendChild(element("p", "muted seen", words.seen + ": " + seen));
+    const queue = venue.queue_depth === null ? "—" : String(venue.queue_depth);
+    article.appendChild(element("p", "muted queue", words.queue + ": " + queue));
+    return article;
+  }
+
+  function showReadiness(venues, broadcast) {
+    if (!readinessBox) { return; }
+    const said = readinessBox.dataset;
+    const offline = venues.filter(function (venue) { return !venue.online; });
+    const branches = venues.filter(function (venue) { return venue.role === "branch"; });
+    const good = branches.filter(receivingWell).length;
+    const online = element("p", "ready-online");
+    online.appendChild(element("strong", "", fill(said.online, {
+      online: venues.length - offline.length, total: venues.length})));
+    const names = offline.map(function (venue) { return venue.name; }).join(said.separator);
+    readinessBox.replaceChildren(
+      online,
+      element("p", "ready-offline",
+              offline.length ? fill(said.offline, {names: names}) : said.allOnline),
+      element("p", "ready-receiving", fill(said.receiving, {good: good, total: branches.length})));
+    const unready = offline.length > 0 || (broadcast.on && good < branches.length);
+    readinessBox.classList.toggle("ready", !unready);
+    readinessBox.classList.toggle("not-ready", unready);
+  }
+
+  // ---- reading ----
+
+  // Read the wall now and draw it; the body read, or null when it could not be read.
+  async function reread() {
+    let body;
+    try {
+      const response = await fetch(api + "/wall", {credentials: "same-origin",
+                                                   headers: {Accept: "application/json"}});
+      if (!response.ok) { return null; }
+      body = await response.json();
+    } catch (error) {
+      return null;  // the socket's next message or reconnection reads again
+    }
+    wall.replaceChildren(...body.venues.map(function (venue) {
+      return tile(venue, body.broadcast);
+    }));
+    showReadiness(body.venues, body.broadcast);
+    listeners.forEach(function (listener) { listener(body); });
+    return body;
+  }
+
+  // Messages come in bursts (every agent reports its stream every few seconds): one re-read runs
+  // at a time, at most one more is queued, and they are spaced out a little.
+  let reading = null;
+  let readAgain = false;
+  let lastRead = 0;
+  function rereadSoon() {
+    if (reading) {
+      readAgain = true;
+      return;
+    }
+    const wait = Math.max(0, lastRead + REREAD_GAP_MS - Date.now());
+    reading = new Promise(function (resolve) { setTimeout(resolve, wait); })
+      .then(reread)
+      .finally(function () {
+        lastRead = Date.now();
+        reading = null;
+        if (readAgain) {
+          readAgain = false;
+          rereadSoon();
+        }
+      });
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(scheme + "//" + location.host + "/sessions/" +
+                                 encodeURIComponent(sessionId) + "/live");
+    socket.addEventListener("open", function () {
+      socketDelay = FIRST_SOCKET_DELAY_MS;
+      liveStatus.textContent = liveStatus.dataset.live;
+      rereadSoon();
+    });
+    socket.addEventListener("message", rereadSoon);
+    socket.addEventListener("close", function () {
+      liveStatus.textContent = liveStatus.dataset.lost;
+      setTimeout(connect, socketDelay);
+      socketDelay = Math.min(socketDelay * 2, LAST_SOCKET_DELAY_MS);
+    });
+  }
+
+  window.HetangConsole.wall = {
+    api: api,
+    reread: reread,
+    rereadSoon: rereadSoon,
+    onRead: function (listener) { listeners.push(listener); },
+  };
+  // Connect once every deferred script of the page has run, so that the scripts after this one
+  // (broadcaster.js) have said onRead before the first read.
+  document.addEventListener("DOMContentLoaded", connect);
+})();
