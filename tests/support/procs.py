@@ -219,7 +219,8 @@ class Agent:
         self.data_dir, self.server_url, self.token = data_dir, server_url, token
         self.ui_port = free_port()
         self.lines: list[str] = []
-        args = [str(BIN / "hetang-agent"), "run", "--server", server_url, "--token", token]
+        # The token goes by environment, as on a venue PC: never in the command line.
+        args = [str(BIN / "hetang-agent"), "run", "--server", server_url]
         args += ["--data-dir", str(data_dir), "--ui-port", str(self.ui_port)]
         args += ["--ice-hosts", "127.0.0.1"]
         if scanner is not None:
@@ -228,7 +229,7 @@ class Agent:
         log = (data_dir / "agent.log").open("ab")
         self.process = subprocess.Popen(
             args,
-            env=clean_env(),
+            env=clean_env(HETANG_AGENT_TOKEN=token),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
