@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from html import escape
 
-HTML = """<!doctype html>
+# The head both pages share; {csrf} is filled in when a page is served.
+HEAD = """<!doctype html>
 <html lang="zh-CN">
 <head>
 <meta charset="utf-8">
@@ -14,7 +15,11 @@ HTML = """<!doctype html>
 <title>合堂 · 分会场签到</title>
 <link rel="stylesheet" href="/app.css">
 </head>
-<body>
+"""
+
+HTML = (
+    HEAD
+    + """<body>
 <header>
   <h1>合堂 · 分会场签到 <span id="venue"></span></h1>
   <p id="link" class="badge">正在连接…</p>
@@ -55,6 +60,7 @@ HTML = """<!doctype html>
 </body>
 </html>
 """
+)
 
 CSS = """
 body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; margin: 0;
@@ -79,16 +85,9 @@ button.kind[aria-pressed="true"] { background: #b71c1c; color: #fff; }
 #pin-form input { width: 12em; }
 """
 
-PIN_HTML = """<!doctype html>
-<html lang="zh-CN">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="csrf-token" content="{csrf}">
-<title>合堂 · 分会场签到</title>
-<link rel="stylesheet" href="/app.css">
-</head>
-<body>
+PIN_HTML = (
+    HEAD
+    + """<body>
 <header><h1>合堂 · 分会场签到</h1></header>
 <main>
 <section>
@@ -104,6 +103,7 @@ PIN_HTML = """<!doctype html>
 </body>
 </html>
 """
+)
 
 PIN_JS = """
 "use strict";
