@@ -11,6 +11,7 @@ from aiohttp import web
 
 from server.auth.passwords import PasswordService
 from server.db.session import make_engine, make_sessionmaker
+from server.domain.audit_chain import AuditSeal
 from server.keys import (
     BROADCASTS_KEY,
     BROKER_KEY,
@@ -32,9 +33,10 @@ STOP_GRACE_S = 30.0
 
 async def db_ctx(app: web.Application) -> AsyncIterator[None]:
     """The engine and session factory live exactly as long as the app."""
-    engine = make_engine(app[SETTINGS_KEY].database_url)
+    settings = app[SETTINGS_KEY]
+    engine = make_engine(settings.database_url)
     app[ENGINE_KEY] = engine
-    app[DB_KEY] = make_sessionmaker(engine)
+    app[DB_KEY] = make_sessionmaker(engine, AuditSeal.of(settings.secret_key, settings.data_dir))
     yield
     await engine.dispose()
 

@@ -19,7 +19,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from server.domain.audit_chain import AuditSeal
+
 WRITE_OPTION = "hetang_write"
+AUDIT_SEAL_INFO = "hetang_audit_seal"  # the key of a session's `info` that holds its seal
 # Any fixed 64-bit key: every audited writer on PostgreSQL serializes on it.
 AUDIT_LOCK_KEY = 0x48455441
 
@@ -74,16 +77,26 @@ def _configure_sqlite(engine: AsyncEngine, foreign_keys: bool) -> None:
 class Sessions(async_sessionmaker[AsyncSession]):
     """A session factory that also queues this process's SQLite writers first come, first
     served: SQLite takes one writer at a time, and its own busy-wait retries are neither fair
-    nor quick (a burst of agents saw seconds-long stalls)."""
+    nor quick (a burst of agents saw seconds-long stalls). Its sessions carry the process's
+    audit seal, if it has one, in `info` (see `audit_seal_of`)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        super().__init__(engine, expire_on_commit=False)
+    def __init__(self, engine: AsyncEngine, seal: AuditSeal | None = None) -> None:
+        info = {AUDIT_SEAL_INFO: seal} if seal is not None else None
+        super().__init__(engine, expire_on_commit=False, info=info)
         self.write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
 
-def make_sessionmaker(engine: AsyncEngine) -> Sessions:
-    """Sessions never expire on commit; relationships are loaded explicitly."""
-    return Sessions(engine)
+def make_sessionmaker(engine: AsyncEngine, seal: AuditSeal | None = None) -> Sessions:
+    """Sessions never expire on commit; relationships are loaded explicitly. With a seal, the
+    audit entries they write are keyed and anchored (the server and the CLI always give one;
+    without it, as in tests' own factories, entries are written the legacy, unkeyed way)."""
+    return Sessions(engine, seal)
+
+
+def audit_seal_of(session: AsyncSession) -> AuditSeal | None:
+    """The audit seal of the factory that made this session, if it had one."""
+    seal = session.info.get(AUDIT_SEAL_INFO)
+    return seal if isinstance(seal, AuditSeal) else None
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import quote
 
 from openpyxl import Workbook
@@ -158,9 +159,10 @@ def xlsx_bytes(sheets: Sequence[Sheet]) -> bytes:
     book.remove(book.active)
     for sheet in sheets:
         page = book.create_sheet(_sheet_title(sheet.title))
-        page.append(sheet.headings)
-        for row in sheet.rows:
-            page.append(row)
+        lines: list[Sequence[Cell]] = [sheet.headings, *sheet.rows]
+        for row_number, values in enumerate(lines, start=1):
+            for column, value in enumerate(values, start=1):
+                _put(page.cell(row=row_number, column=column), value)
         for cell in page[1]:
             cell.font = Font(bold=True)
             cell.fill = PatternFill("solid", fgColor=HEADER_FILL)
@@ -173,6 +175,14 @@ def xlsx_bytes(sheets: Sequence[Sheet]) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _put(cell: Any, value: Cell) -> None:
+    """Write a value; text is always a string cell (formula injection): openpyxl would make
+    text starting with "=" a live formula, and "#N/A" an error."""
+    cell.value = value
+    if isinstance(value, str):
+        cell.data_type = "s"
 
 
 def _sheet_title(title: str) -> str:

@@ -102,6 +102,9 @@ async def keep_first(
 async def _insert(
     session: AsyncSession, actor: str, report: Generated, now: datetime, version: int
 ) -> SnapshotView:
+    # The trail's head before the report's own entry: a copy of the anchor (callers hold the
+    # audit lock, so no entry comes between).
+    trail = await audit.head(session)
     row = ReportSnapshot(
         org_id=report.org_id,
         month=report.month.label,
@@ -109,6 +112,8 @@ async def _insert(
         generated_at=now,
         generated_by=actor,
         figures=json.dumps(report.figures, ensure_ascii=False, separators=(",", ":")),
+        audit_count=trail.count,
+        audit_head=trail.head,
     )
     session.add(row)
     await session.flush()
