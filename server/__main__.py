@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": commands.migrate,
         "serve": commands.serve,
         "user": commands.user_add,
-        "token": commands.token_create,
+        "token": commands.token,
         "venue": commands.venue_add,
         "members": commands.members_import,
         "audit": commands.audit_verify,

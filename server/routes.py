@@ -16,6 +16,7 @@ from server.api import (
     reports,
     sessions,
     system,
+    tokens,
     venues,
 )
 from server.pages import auth as auth_pages
@@ -29,6 +30,9 @@ def setup_routes(app: web.Application) -> None:
     # System
     add("GET", "/healthz", system.get_health, name="health")
     add("GET", "/api/v1/me", system.get_me, name="api_me")
+    add("GET", "/api/v1/tokens", tokens.list_tokens, name="api_list_tokens")
+    add("POST", "/api/v1/tokens", tokens.create_token, name="api_create_token")
+    add("DELETE", "/api/v1/tokens/{id}", tokens.revoke_token, name="api_revoke_token")
     add("GET", "/metrics", system.get_metrics, name="metrics")
     # Organizations, members, venues
     add(
@@ -178,6 +182,7 @@ def setup_page_routes(app: web.Application) -> None:
     from server.pages import plans as plan_pages
     from server.pages import reports as report_pages
     from server.pages import sessions as session_pages
+    from server.pages import tokens as token_pages
     from server.pages import users as user_pages
     from server.pages import venues as venue_pages
 
@@ -226,6 +231,9 @@ def setup_page_routes(app: web.Application) -> None:
     add("POST", "/users", user_pages.create_user, name="user_create")
     add("POST", "/users/{username}", user_pages.update_user, name="user_update")
     add("POST", "/users/{username}/password", user_pages.set_password, name="user_password")
+    add("GET", "/tokens", token_pages.get_tokens, name="tokens")
+    add("POST", "/tokens", token_pages.create_token, name="token_create")
+    add("POST", "/tokens/{id}/revoke", token_pages.revoke_token, name="token_revoke")
     add("GET", "/sessions", session_pages.get_sessions, name="sessions")
     add("GET", "/sessions/new", session_pages.new_session, name="session_new")
     add("POST", "/sessions", session_pages.create_session, name="session_create")

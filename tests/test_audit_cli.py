@@ -150,6 +150,11 @@ async def test_every_change_is_audited(
         await users.set_password(session, WHOLE_TREE, "user:admin-a", "clerk", "argon2-hash")
         token = await users.create_api_token(session, WHOLE_TREE, "user:admin-a", "clerk")
         await users.revoke_api_tokens(session, WHOLE_TREE, "user:admin-a", "clerk")
+    async with read_session(db) as session:
+        expires = await session.scalar(
+            select(ApiToken.expires_at).where(ApiToken.digest == tokens.digest(token))
+        )
+    assert expires is not None
 
     found = [
         (e.actor, e.action, e.object_type, e.object_id, as_dict(e.before), as_dict(e.after))
@@ -233,7 +238,14 @@ async def test_every_change_is_audited(
         ),
         (actor, "user.update", "user", "clerk", {"role": "operator"}, {"role": "reviewer"}),
         (actor, "user.password", "user", "clerk", None, None),
-        (actor, "token.create", "user", "clerk", None, {"token_hint": token[:8]}),
+        (
+            actor,
+            "token.create",
+            "user",
+            "clerk",
+            None,
+            {"token_hint": token[:8], "label": "", "expires_at": expires.isoformat()},
+        ),
         (actor, "token.revoke", "user", "clerk", {"tokens": [token[:8]]}, None),
     ]
     entries = await audit_entries(db)
@@ -404,3 +416,19 @@ async def test_cli_bad_settings_and_database(cli_db: Any, tmp_path: Path) -> Non
     empty = f"sqlite+aiosqlite:///{tmp_path / 'empty.sqlite3'}"
     ran = await hetang("token", "create", "root", database_url=empty, data_dir=tmp_path)
     user_error(ran, "hetang migrate")
+
+
+# ---- security review, issue 11, finding 14: a stored time that cannot be read ----------------
+
+
+@pytest.mark.sqlite_only  # PostgreSQL refuses such a time in a timestamp column
+async def test_audit_verify_names_an_entry_whose_time_cannot_be_read(
+    db: async_sessionmaker[AsyncSession], world: World, database_url: str, tmp_path: Path
+) -> None:
+    async with db() as session, session.begin():
+        await session.execute(text("UPDATE audit_entries SET at = 'not a time' WHERE id = 5"))
+    ran = await hetang("audit", "verify", database_url=database_url, data_dir=tmp_path)
+    assert ran.code != 0, ran
+    assert "Traceback" not in ran.err, ran.err
+    assert re.search(r"\bbroken at entry 5\b.*not a time", ran.out), ran
+    assert "4 entries before it are intact" in ran.out

@@ -23,7 +23,15 @@ from sqlalchemy.orm import InstrumentedAttribute
 from yarl import URL
 
 from server.app import create_app
-from server.db.models import AuditEntry, Member, Organization, TrainingSession, User, Venue
+from server.db.models import (
+    ApiToken,
+    AuditEntry,
+    Member,
+    Organization,
+    TrainingSession,
+    User,
+    Venue,
+)
 from server.db.session import read_session
 from server.settings import Settings
 from tests.support.browser import Browser, give_password
@@ -34,6 +42,7 @@ from tests.support.matrix_seed import (
     SESSION_START,
     TZ,
     make_session,
+    make_token,
     seed_matrix,
     session_at,
 )
@@ -119,6 +128,10 @@ class Route:
     # ("none": without a plan); its code is the ref (see make_plan_org).
     plan_state: str = ""
     whole_tree: bool = False  # only a caller of the whole tree passes; the rest of `who`: 403
+    # The row's object is a fresh API token (its id is the ref) of the subtree-"a" user of the
+    # caller's role: the caller's own, another's for a caller of "b" (404), and one of their
+    # subtree for the whole tree's admin.
+    fresh_token: bool = False
 
 
 MATRIX: dict[str, Route] = {
@@ -127,6 +140,18 @@ MATRIX: dict[str, Route] = {
     # Public, but answered only to this machine (the tests' client is on 127.0.0.1).
     "metrics": Route("GET", "/metrics", PUBLIC),
     "api_me": Route("GET", "/api/v1/me", ALL),
+    "api_list_tokens": Route("GET", "/api/v1/tokens", ALL),
+    "api_create_token": Route(
+        "POST",
+        "/api/v1/tokens",
+        ALL,
+        body=lambda ref, fresh: ("json", {"label": f"T-{fresh}", "expires_days": 30}),
+        ok=(201,),
+        created=(ApiToken.label, "T-{fresh}"),
+    ),
+    "api_revoke_token": Route(
+        "DELETE", "/api/v1/tokens/{id}", ALL, "object", parts={"id": "{ref}"}, fresh_token=True
+    ),
     "login": Route("GET", "/login", PUBLIC, ok=(200, 302)),
     "login_submit": Route(
         "POST",
@@ -831,6 +856,24 @@ MATRIX: dict[str, Route] = {
         body=lambda ref, fresh: ("form", {"password": "another-long-password"}),
         ok=(303,),
     ),
+    "tokens": Route("GET", "/tokens", ALL),
+    "token_create": Route(
+        "POST",
+        "/tokens",
+        ALL,
+        body=lambda ref, fresh: ("form", {"label": f"T-{fresh}", "expires_days": "30"}),
+        created=(ApiToken.label, "T-{fresh}"),
+    ),
+    "token_revoke": Route(
+        "POST",
+        "/tokens/{id}/revoke",
+        ALL,
+        "object",
+        parts={"id": "{ref}"},
+        body=lambda ref, fresh: ("form", {}),
+        ok=(303,),
+        fresh_token=True,
+    ),
 }
 LIST_MARKS = {
     "organizations": {"a": "凤阳县", "b": "天长市"},
@@ -933,8 +976,12 @@ class Run:
     def fresh(self) -> str:
         return f"{next(self.counter):04d}"
 
-    async def ref_for(self, route: Route) -> str:
-        """The object the request names: the row's ref, or a session made for this request."""
+    async def ref_for(self, route: Route, caller: Caller) -> str:
+        """The object the request names: the row's ref, or a session (plan, token) made for
+        this request."""
+        if route.fresh_token:
+            owner = f"{(caller.role or 'admin').replace('_', '-')}-a"
+            return await make_token(self.db, owner, next(self.counter))
         if route.session_state:
             return await make_session(self.db, route.session_state)
         if route.plan_state:
@@ -985,7 +1032,7 @@ class Run:
     async def check(self, name: str, route: Route, caller: Caller) -> None:
         """Send the row's request as the caller and compare the answer with the matrix."""
         fresh = self.fresh()
-        ref = await self.ref_for(route)
+        ref = await self.ref_for(route, caller)
         answer = await self.send(caller, route, ref, fresh)
         api = route.path.startswith("/api/")
         if answer.status >= 500:

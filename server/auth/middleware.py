@@ -107,7 +107,7 @@ async def _user_from_token(request: web.Request) -> Principal | None:
     async with read_session(request.app[DB_KEY]) as session:
         found = await identity.principal_for_api_token(session, raw, now)
     if found is None:
-        raise Unauthorized("The API token is not valid.")
+        raise Unauthorized("The API token is not valid (it may have expired or been revoked).")
     principal, stale = found
     if stale:
         async with write_session(request.app[DB_KEY]) as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, true
 from sqlalchemy.orm import InstrumentedAttribute
@@ -40,6 +41,8 @@ class Principal:
     org_name: str | None
     scope: Scope
     via: str  # "cookie" or "token"
+    # With a token: when it expires (a token it makes may not outlive it).
+    token_expires_at: datetime | None = None
 
     @property
     def actor(self) -> str:

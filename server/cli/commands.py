@@ -7,6 +7,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 from aiohttp import web
@@ -17,10 +18,13 @@ from server.auth.passwords import MIN_PASSWORD_LENGTH, PasswordService
 from server.auth.principal import WHOLE_TREE
 from server.cli.console import read_password
 from server.db.session import make_engine, make_sessionmaker, read_session, write_session
+from server.domain.audit_chain import AuditSeal
 from server.domain.venues import VenueFields
 from server.errors import ApiError, Internal
 from server.http.i18n import load_translations
-from server.services import audit, users, venues
+from server.services import api_tokens, audit, users, venues
+from server.services.api_tokens import TokenView
+from server.services.clock import utcnow
 from server.services.member_import import ImportRejected, import_members_csv
 from server.settings import Settings
 
@@ -47,8 +51,9 @@ def _with_db(
 ) -> T:
     async def runner() -> T:
         engine = make_engine(settings.database_url)
+        seal = AuditSeal.of(settings.secret_key, settings.data_dir)
         try:
-            return await work(make_sessionmaker(engine))
+            return await work(make_sessionmaker(engine, seal))
         except (DBAPIError, OSError) as error:
             # Unreachable server, missing file or tables: say so instead of a traceback.
             detail = error.orig if isinstance(error, DBAPIError) else error
@@ -123,17 +128,71 @@ def user_add(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def token(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang token create|list|revoke"""
+    actions = {"create": token_create, "list": token_list, "revoke": token_revoke}
+    return actions[args.action](args, settings)
+
+
 def token_create(args: argparse.Namespace, settings: Settings) -> int:
-    """hetang token create USERNAME: prints only the hu_… token on stdout."""
+    """hetang token create USERNAME [--label L] [--expires-days N]: prints only the hu_… token
+    on stdout."""
 
     async def work(factory: async_sessionmaker[AsyncSession]) -> str:
         async with write_session(factory) as session:
-            return await users.create_api_token(session, WHOLE_TREE, CLI_ACTOR, args.username)
+            return await users.create_api_token(
+                session,
+                WHOLE_TREE,
+                CLI_ACTOR,
+                args.username,
+                label=args.label,
+                expires_days=args.expires_days,
+            )
 
     try:
         print(_with_db(settings, work))
     except ApiError as error:
         return _fail(settings, error)
+    return EXIT_OK
+
+
+def _utc(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "-"
+
+
+def token_list(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang token list USERNAME: one tab-separated line per token, newest first (times UTC)."""
+
+    async def work(factory: async_sessionmaker[AsyncSession]) -> list[TokenView]:
+        async with read_session(factory) as session:
+            return await api_tokens.list_of_user(session, WHOLE_TREE, args.username)
+
+    try:
+        views = _with_db(settings, work)
+    except ApiError as error:
+        return _fail(settings, error)
+    now = utcnow()
+    print("id\tstate\texpires_at\tlast_used_at\tcreated_at\thint\tlabel")
+    for view in views:
+        times = (view.expires_at, view.last_used_at, view.created_at)
+        print("\t".join([str(view.id), view.state(now), *map(_utc, times), view.hint, view.label]))
+    return EXIT_OK
+
+
+def token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang token revoke ID: the token stops working at once."""
+
+    async def work(factory: async_sessionmaker[AsyncSession]) -> TokenView:
+        async with write_session(factory) as session:
+            return await api_tokens.revoke(
+                session, CLI_ACTOR, args.id, own_user_id=None, admin_scope=WHOLE_TREE
+            )
+
+    try:
+        view = _with_db(settings, work)
+    except ApiError as error:
+        return _fail(settings, error)
+    print(f"token {view.id} ({view.hint}…) of {view.username} is revoked")
     return EXIT_OK
 
 
@@ -186,7 +245,8 @@ def members_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    """hetang audit verify: "ok" with the count, or the first broken entry."""
+    """hetang audit verify: "ok" with the count, or the first problem (the entry it concerns,
+    when it concerns one)."""
 
     async def work(factory: async_sessionmaker[AsyncSession]) -> audit.ChainReport:
         async with read_session(factory) as session:
@@ -198,11 +258,15 @@ def audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(settings, error)
     if report.ok:
         print(f"ok: {report.count} entries")
+        # The details on stderr: stdout stays the one-line verdict scripts read.
+        legacy = report.count - report.keyed
+        anchors = "; ".join(report.anchors) or "nothing yet"
+        print(f"keyed: {report.keyed}, from before keying: {legacy}", file=sys.stderr)
+        print(f"head anchored by: {anchors}", file=sys.stderr)
         return EXIT_OK
-    print(
-        f"broken at entry {report.broken_at}: {report.problem} "
-        f"({report.count} entries before it are intact)"
-    )
+    where = "broken" if report.broken_at is None else f"broken at entry {report.broken_at}"
+    intact = "" if report.intact is None else f" ({report.intact} entries before it are intact)"
+    print(f"{where}: {report.problem}{intact}")
     return EXIT_ERROR
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from server.domain.api_tokens import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS
 from server.domain.vocabulary import ROLES
 
 
@@ -28,8 +29,20 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="personal API tokens").add_subparsers(
         dest="action", required=True
     )
-    token.add_parser("create", help="create a token; prints only the token").add_argument(
+    token_create = token.add_parser("create", help="create a token; prints only the token")
+    token_create.add_argument("username")
+    token_create.add_argument("--label", default="", help="what the token is for")
+    token_create.add_argument(
+        "--expires-days",
+        type=int,
+        default=DEFAULT_TOKEN_DAYS,
+        help=f"days until it expires, 1 to {MAX_TOKEN_DAYS} (default {DEFAULT_TOKEN_DAYS})",
+    )
+    token.add_parser("list", help="a user's tokens (never the tokens themselves)").add_argument(
         "username"
+    )
+    token.add_parser("revoke", help="revoke a token at once").add_argument(
+        "id", help="the token's id, as `token list` shows it"
     )
     venue = sub.add_parser("venue", help="manage venues").add_subparsers(
         dest="action", required=True
@@ -45,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="action", required=True
     )
-    audit.add_parser("verify", help="check the hash chain")
+    audit.add_parser("verify", help="check the keyed hash chain and its anchors")
     agents = sub.add_parser(
         "demo-agents", help="run venue agents for the demo city on this machine"
     )

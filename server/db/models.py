@@ -95,7 +95,8 @@ class User(Base):
 
 
 class ApiToken(Base):
-    """A personal API token (hu_…); only its digest is kept."""
+    """A personal API token (hu_…); only its digest is kept. It works until it expires or is
+    revoked (domain/api_tokens)."""
 
     __tablename__ = "api_tokens"
 
@@ -103,8 +104,10 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     hint: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(100), server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -353,6 +356,9 @@ class AuditEntry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    # How `hash` was made (domain/audit_chain: 1 unkeyed, 2 keyed); entries from before keying
+    # are 1.
+    chain_version: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class ReportSnapshot(Base):
@@ -370,6 +376,10 @@ class ReportSnapshot(Base):
     generated_by: Mapped[str] = mapped_column(String(100))
     # The report's JSON text exactly as it was answered.
     figures: Mapped[str] = mapped_column(Text)
+    # The audit trail's head when the report was kept (entries, last hash): a copy of the
+    # anchor that `hetang audit verify` checks; none on reports kept before anchoring.
+    audit_count: Mapped[int | None] = mapped_column(Integer)
+    audit_head: Mapped[str | None] = mapped_column(String(64))
 
 
 class Plan(Base):

@@ -25,8 +25,10 @@ NOTICE_MESSAGES = MappingProxyType(
         "user_created": "User {username} was added.",
         "user_updated": "The changes to user {username} were saved.",
         "password_changed": (
-            "The password of {username} was changed; their signed-in browsers were signed out."
+            "The password of {username} was changed; their signed-in browsers were signed out "
+            "and their API tokens revoked."
         ),
+        "token_revoked": "The API token {hint}… of {username} was revoked; it no longer works.",
         "session_created": "The session was scheduled with {roster} members on its roster.",
         "session_updated": (
             "The changes to the session were saved ({roster} members on its roster)."

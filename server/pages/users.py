@@ -1,4 +1,5 @@
-"""User administration: the list, adding a user, changing one, setting a new password."""
+"""User administration: the list, adding a user, changing one, setting a new password, and the
+changed user's API tokens (revoked through pages/tokens)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from server.auth.access import allow
 from server.auth.passwords import MIN_PASSWORD_LENGTH
 from server.db.session import read_session, write_session
 from server.domain import validation as v
+from server.domain.api_tokens import TOKEN_STATE_LABELS
 from server.domain.vocabulary import ROLES
 from server.errors import ApiError
 from server.http.body import checked
 from server.keys import DB_KEY, PASSWORDS_KEY, PRINCIPAL_KEY
 from server.pages.forms import FormProblem, problem_of, read_form, redirect_with_notice
 from server.pages.render import render
-from server.services import organizations, users
+from server.services import api_tokens, organizations, users
+from server.services.clock import utcnow
 
 PASSWORD_TOO_SHORT = "must have at least 8 characters"  # noqa: S105  (a message)
 
@@ -54,6 +57,9 @@ async def _users_page(
         accounts = await users.list_users(session, principal.scope)
         tree = await organizations.list_tree(session, principal.scope)
         edited = await users.get_user(session, principal.scope, editing) if editing else None
+        user_tokens = (
+            await api_tokens.list_of_user(session, principal.scope, editing) if editing else []
+        )
     return render(
         request,
         "users.html",
@@ -63,6 +69,9 @@ async def _users_page(
             "roles": ROLES,
             "may_grant_whole_tree": principal.scope.path is None,
             "edited": edited,
+            "user_tokens": user_tokens,
+            "token_state_labels": TOKEN_STATE_LABELS,
+            "now": utcnow(),
             "form": form or {},
             "problem": problem,
             "min_password": MIN_PASSWORD_LENGTH,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -51,7 +52,8 @@ async def principal_for_login(
 async def principal_for_api_token(
     session: AsyncSession, raw_token: str, now: datetime
 ) -> tuple[Principal, bool] | None:
-    """The user of a live personal API token, and whether its last use should be recorded."""
+    """The user of a live personal API token (neither revoked nor expired), and whether its
+    last use should be recorded."""
     row = (
         await session.execute(
             select(User, ApiToken)
@@ -62,12 +64,13 @@ async def principal_for_api_token(
     if row is None:
         return None
     user, token = row
-    if token.revoked_at is not None or not user.is_active:
+    if token.revoked_at is not None or token.expires_at <= now or not user.is_active:
         return None
     if not tokens.digests_match(token.digest, raw_token):
         return None
     stale = token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL
-    return await _principal(session, user, "token"), stale
+    principal = await _principal(session, user, "token")
+    return replace(principal, token_expires_at=token.expires_at), stale
 
 
 async def touch_api_token(session: AsyncSession, raw_token: str, now: datetime) -> None:

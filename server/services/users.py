@@ -9,13 +9,13 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.auth import tokens
 from server.auth.principal import Scope
-from server.db.models import ApiToken, LoginSession, Organization, User
+from server.db.models import LoginSession, Organization, User
+from server.domain.api_tokens import DEFAULT_TOKEN_DAYS, parse_token_request
 from server.domain.audit_chain import AuditFacts, changed_fields
 from server.domain.vocabulary import ROLES
 from server.errors import Conflict, Forbidden, Invalid, NotFound
-from server.services import audit
+from server.services import api_tokens, audit
 from server.services.clock import utcnow
 from server.services.organizations import org_named_in
 
@@ -169,13 +169,15 @@ async def update_user(
     await audit.append(
         session, [AuditFacts(utcnow(), actor, "user.update", "user", user.username, old, new)]
     )
+    if not is_active:  # a blocked account's tokens stay dead when it is allowed in again
+        await api_tokens.revoke_all(session, user, actor, "account blocked")
     return _view(user, new_org)
 
 
 async def set_password(
     session: AsyncSession, scope: Scope, actor: str, username: str, password_hash: str
 ) -> None:
-    """Replace a password; the user's browsers are signed out."""
+    """Replace a password; the user's browsers are signed out and their API tokens revoked."""
     user, _ = await _user_in_scope(session, scope, username)
     user.password_hash = password_hash
     await session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
@@ -183,68 +185,32 @@ async def set_password(
     await audit.append(
         session, [AuditFacts(utcnow(), actor, "user.password", "user", user.username, None, None)]
     )
+    await api_tokens.revoke_all(session, user, actor, "password set")
 
 
-async def create_api_token(session: AsyncSession, scope: Scope, actor: str, username: str) -> str:
-    """A new personal API token for the user; returned once, stored as a digest."""
+async def create_api_token(
+    session: AsyncSession,
+    scope: Scope,
+    actor: str,
+    username: str,
+    *,
+    label: str = "",
+    expires_days: int = DEFAULT_TOKEN_DAYS,
+) -> str:
+    """A new personal API token for a user in the scope, expiring after `expires_days` (1–365);
+    returned once, stored as a digest."""
+    request, problems = parse_token_request({"label": label, "expires_days": expires_days})
+    if request is None or problems:
+        raise Invalid("Some fields are missing or wrong.", fields=problems)
     user, _ = await _user_in_scope(session, scope, username)
-    token = tokens.new_token(tokens.USER_TOKEN_PREFIX)
-    now = utcnow()
-    session.add(
-        ApiToken(
-            user_id=user.id, digest=tokens.digest(token), hint=tokens.hint(token), created_at=now
-        )
-    )
-    await session.flush()
-    await audit.append(
-        session,
-        [
-            AuditFacts(
-                now,
-                actor,
-                "token.create",
-                "user",
-                user.username,
-                None,
-                {"token_hint": tokens.hint(token)},
-            )
-        ],
-    )
+    _, token = await api_tokens.issue(session, user, actor, request)
     return token
 
 
 async def revoke_api_tokens(session: AsyncSession, scope: Scope, actor: str, username: str) -> int:
-    """Revoke every live token of the user; return how many."""
+    """Revoke every live token of a user in the scope; return how many."""
     user, _ = await _user_in_scope(session, scope, username)
-    live = (
-        (
-            await session.execute(
-                select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-            )
-        )
-        .scalars()
-        .all()
-    )
-    now = utcnow()
-    for token in live:
-        token.revoked_at = now
-    await session.flush()
-    if live:
-        await audit.append(
-            session,
-            [
-                AuditFacts(
-                    now,
-                    actor,
-                    "token.revoke",
-                    "user",
-                    user.username,
-                    {"tokens": [t.hint for t in live]},
-                    None,
-                )
-            ],
-        )
-    return len(live)
+    return await api_tokens.revoke_all(session, user, actor, None)
 
 
 async def list_users(session: AsyncSession, scope: Scope) -> list[UserView]:
