@@ -337,7 +337,7 @@ MATRIX: dict[str, Route] = {
         session_state="finalized",
     ),
     # M-A-1 is on the roster: nothing to accept, so an allowed caller passes every check but
-    # the last one, and success is the 409 that says so (tests/test_scoping.py accepts one).
+    # the last one, and success is the 409 that says so (tests/api/test_scoping.py accepts one).
     "api_accept_walk_in": Route(
         "POST",
         "/api/v1/sessions/{id}/attendance/{member_no}/accept",
@@ -719,7 +719,8 @@ MATRIX: dict[str, Route] = {
         "a1",
         query={"org": "{ref}", "month": "2026-03"},
     ),
-    # The ten-step class workflow (十步工作法): a class of a1's plan (tests/test_class_workflow.py)
+    # The ten-step class workflow (十步工作法): a class of a1's plan
+    # (tests/pages/test_class_workflow.py)
     "class_workflow": Route(
         "GET",
         "/plans/{org}/{year}/classes/{code}",

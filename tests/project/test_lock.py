@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 
 from tools.audit import Finding, judge, parse_accepted
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOCKS = ROOT / "requirements"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
 # Which pyproject groups each lock is made from.

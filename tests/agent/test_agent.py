@@ -174,7 +174,7 @@ def test_every_committed_event_survives_kill_9(tmp_path: Path) -> None:
         [sys.executable, "-c", WRITER, str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
-        env=clean_env(PYTHONPATH=str(Path(__file__).resolve().parent.parent)),
+        env=clean_env(PYTHONPATH=str(Path(__file__).resolve().parents[2])),
     )
     assert writer.stdout is not None
     committed = [writer.stdout.readline().strip() for _ in range(300)]

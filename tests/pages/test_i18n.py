@@ -19,7 +19,7 @@ from babel.messages.extract import extract
 import server.errors
 from server.http.i18n import load_translations, read_catalog
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "web" / "templates"
 SERVER = ROOT / "server"
 GETTEXT_NAMES = frozenset({"gettext", "_"})

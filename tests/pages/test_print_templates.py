@@ -25,8 +25,8 @@ from tests.support.class_workflow import (
 from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
-TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
-STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
+STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 REQUIRED_TITLES = (
     "需求调研问卷",
     "需求分析报告",

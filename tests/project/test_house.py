@@ -17,7 +17,7 @@ from server.domain.plans import RANGE_MESSAGES
 from server.domain.sessions import OUTSIDE_THE_YEARS
 from server.domain.vocabulary import FIRST_YEAR, LAST_YEAR
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("server", "venue_agent", "passthrough", "tools")
 
 # Calls that build a mutable container; a constant is a tuple, a frozenset or a MappingProxyType.

@@ -529,6 +529,6 @@ async def test_the_migration_gives_existing_tokens_90_days(
 
 
 def test_the_readme_names_the_token_commands() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
     for words in ("hetang token list USERNAME", "hetang token revoke ID", "--expires-days"):
         assert words in readme, words

@@ -26,7 +26,7 @@ from server.services import organizations, users
 from tests.support.client import Client
 from tests.support.world import SECRET, TREE, World
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
