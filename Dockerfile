@@ -2,9 +2,9 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY requirements/server.txt ./requirements/
+COPY requirements.txt ./
 # The locked, hashed dependencies first (a layer that changes only with the lock).
-RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/server.txt
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.txt
 COPY pyproject.toml README.md alembic.ini ./
 COPY server ./server
 COPY venue_agent ./venue_agent

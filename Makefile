@@ -6,7 +6,7 @@ export HETANG_DATA_DIR ?= ./var
 
 .PHONY: run test install install-test install-agent lock audit lint typecheck pytest migrate demo bench clean
 
-# Installs come only from the hashed locks in requirements/ (pip-tools: `make lock` refreshes
+# Installs come only from the hashed locks requirements*.txt (pip-tools: `make lock` refreshes
 # them from pyproject.toml); pip checks every file's hash, so every machine gets what CI tested.
 PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps
 # The project itself, without build isolation: its build backend is the locked setuptools.
@@ -15,13 +15,13 @@ PIP_SELF := $(BIN)/pip install --quiet --disable-pip-version-check --no-deps --n
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements/server.txt pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) -r requirements/server.txt
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.txt
 	$(PIP_SELF) -e .
 	touch $@
 
-$(VENV)/.installed-test: requirements/test.txt pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) -r requirements/test.txt
+$(VENV)/.installed-test: requirements-test.txt pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements-test.txt
 	$(PIP_SELF) -e .
 	touch $(VENV)/.installed $@
 
@@ -33,7 +33,7 @@ install-test: $(VENV)/.installed-test
 AGENT_VENV ?= .venv-agent
 install-agent:
 	test -x $(AGENT_VENV)/bin/python || $(PYTHON) -m venv $(AGENT_VENV)
-	$(AGENT_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/agent.txt
+	$(AGENT_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-agent.txt
 	$(AGENT_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation .
 
 # Re-resolve the locks from pyproject.toml, keeping every pin it still allows (set LOCK_FLAGS=--upgrade
@@ -42,13 +42,13 @@ install-agent:
 LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
 	--no-emit-index-url --no-emit-find-links $(LOCK_FLAGS)
 lock: install-test
-	$(LOCK) --extra server --extra test -o requirements/test.txt pyproject.toml
-	$(LOCK) -c requirements/test.txt --extra server -o requirements/server.txt pyproject.toml
-	$(LOCK) -c requirements/test.txt -o requirements/agent.txt pyproject.toml
+	$(LOCK) --extra server --extra test -o requirements-test.txt pyproject.toml
+	$(LOCK) -c requirements-test.txt --extra server -o requirements.txt pyproject.toml
+	$(LOCK) -c requirements-test.txt -o requirements-agent.txt pyproject.toml
 
-# Known vulnerabilities in any locked package fail the run (accepted ones: requirements/audit-accepted.txt).
+# Known vulnerabilities in any locked package fail the run (accepted ones: tools/audit-accepted.txt).
 audit: install-test
-	$(BIN)/python -m tools.audit requirements/test.txt
+	$(BIN)/python -m tools.audit requirements-test.txt
 
 migrate: install
 	$(BIN)/hetang migrate

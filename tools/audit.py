@@ -1,10 +1,10 @@
-"""Audit a hashed lock for known vulnerabilities: `python -m tools.audit requirements/test.txt`.
+"""Audit a hashed lock for known vulnerabilities: `python -m tools.audit requirements-test.txt`.
 
 pip-audit does the auditing (PyPI's advisory data, which is the PyPA advisory database). A release
 pip-audit cannot look up — some networks answer only PyPI's project pages, not its per-release
 pages — is looked up on the project page instead, whose advisories are those of the newest
 release: exact for a locked version that is the newest, so `make lock` keeps them comparable.
-A vulnerability fails the run unless requirements/audit-accepted.txt accepts it (one line each:
+A vulnerability fails the run unless tools/audit-accepted.txt accepts it (one line each:
 `ID PACKAGE reason…`); an acceptance nothing matches any more is reported so it can be removed.
 """
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ACCEPTED = Path(__file__).resolve().parent.parent / "requirements" / "audit-accepted.txt"
+ACCEPTED = Path(__file__).resolve().parent / "audit-accepted.txt"
 PROJECT_URL = "https://pypi.org/pypi/{name}/json"
 
 

@@ -1,4 +1,4 @@
-"""The hashed locks in requirements/ agree with pyproject.toml, with one another and with what is
+"""The hashed locks requirements*.txt agree with pyproject.toml, with one another and with what is
 installed; the agent's lock stays lean; the audit's verdict rules."""
 
 from __future__ import annotations
@@ -18,10 +18,14 @@ from packaging.utils import canonicalize_name
 from tools.audit import Finding, judge, parse_accepted
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCKS = ROOT / "requirements"
+LOCKS = ROOT
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
 # Which pyproject groups each lock is made from.
-GROUPS = {"agent.txt": [], "server.txt": ["server"], "test.txt": ["server", "test"]}
+GROUPS = {
+    "requirements-agent.txt": [],
+    "requirements.txt": ["server"],
+    "requirements-test.txt": ["server", "test"],
+}
 SERVER_ONLY = {"sqlalchemy", "alembic", "asyncpg", "aiosqlite", "redis", "jinja2", "openpyxl"}
 PIN = re.compile(r"^([A-Za-z0-9._-]+)==(\S+) \\$")
 
@@ -88,15 +92,17 @@ def test_every_pin_has_hashes(lock: str) -> None:
 
 
 def test_locks_agree_on_every_version() -> None:
-    full = read_lock("test.txt")
-    for lock in ("server.txt", "agent.txt"):
+    full = read_lock("requirements-test.txt")
+    for lock in ("requirements.txt", "requirements-agent.txt"):
         for name, pin in read_lock(lock).items():
-            assert full[name].version == pin.version, f"{lock} and test.txt differ on {name}"
+            assert full[name].version == pin.version, (
+                f"{lock} and requirements-test.txt differ on {name}"
+            )
             assert set(pin.hashes) <= set(full[name].hashes), name
 
 
 def test_agent_lock_has_no_server_or_test_packages() -> None:
-    agent = set(read_lock("agent.txt"))
+    agent = set(read_lock("requirements-agent.txt"))
     assert not agent & SERVER_ONLY
     assert not agent & {"pytest", "mypy", "ruff", "playwright", "pip-tools", "pip-audit"}
     assert {"aiohttp", "aiortc", "av"} <= agent
@@ -105,10 +111,10 @@ def test_agent_lock_has_no_server_or_test_packages() -> None:
 def test_installed_environment_is_the_lock() -> None:
     wrong = {
         name: (pin.version, installed)
-        for name, pin in read_lock("test.txt").items()
+        for name, pin in read_lock("requirements-test.txt").items()
         if (installed := metadata.version(name)) != pin.version
     }
-    assert not wrong, f"installed versions differ from requirements/test.txt: {wrong}"
+    assert not wrong, f"installed versions differ from requirements-test.txt: {wrong}"
 
 
 def test_every_requirement_of_pyproject_has_a_bound() -> None:
@@ -143,12 +149,12 @@ def test_accepted_file_parses_and_refuses_a_line_without_reason() -> None:
     assert parse_accepted(text) == {"GHSA-1": "somepkg"}
     with pytest.raises(ValueError, match="expected"):
         parse_accepted("GHSA-1 somepkg\n")
-    parse_accepted((LOCKS / "audit-accepted.txt").read_text("utf-8"))
+    parse_accepted((ROOT / "tools" / "audit-accepted.txt").read_text("utf-8"))
 
 
 def test_agent_imports_only_what_its_lock_installs() -> None:
     """venue_agent/ and passthrough/ import the standard library, each other and agent.txt."""
-    allowed = set(read_lock("agent.txt"))
+    allowed = set(read_lock("requirements-agent.txt"))
     distributions = metadata.packages_distributions()
     outside: set[str] = set()
     for folder in ("venue_agent", "passthrough"):
