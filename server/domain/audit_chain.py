@@ -51,6 +51,23 @@ def as_text(value: dict[str, Any] | None) -> str | None:
     return None if value is None else canonical(value)
 
 
+def _chained(
+    position: int,
+    prev_hash: str,
+    at: datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: str | None,
+    after: str | None,
+    note: str | None,
+) -> list[Any]:
+    """What a hash covers, in its order: the position, the previous hash, the stored fields."""
+    iso = at.isoformat()
+    return [position, prev_hash, iso, actor, action, object_type, object_id, before, after, note]
+
+
 def entry_hash(
     position: int,
     prev_hash: str,
@@ -64,21 +81,10 @@ def entry_hash(
     note: str | None,
 ) -> str:
     """SHA-256 over the previous hash, the entry's position and its stored fields (LEGACY)."""
-    payload = canonical(
-        [
-            position,
-            prev_hash,
-            at.isoformat(),
-            actor,
-            action,
-            object_type,
-            object_id,
-            before,
-            after,
-            note,
-        ]
+    fields = _chained(
+        position, prev_hash, at, actor, action, object_type, object_id, before, after, note
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical(fields).encode("utf-8")).hexdigest()
 
 
 def keyed_entry_hash(
@@ -96,21 +102,10 @@ def keyed_entry_hash(
 ) -> str:
     """HMAC-SHA256 under the chain key over the chain version, the previous hash, the entry's
     position and its stored fields (KEYED)."""
-    payload = canonical(
-        [
-            KEYED,
-            position,
-            prev_hash,
-            at.isoformat(),
-            actor,
-            action,
-            object_type,
-            object_id,
-            before,
-            after,
-            note,
-        ]
+    fields = _chained(
+        position, prev_hash, at, actor, action, object_type, object_id, before, after, note
     )
+    payload = canonical([KEYED, *fields])
     return hmac.new(key, payload.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
