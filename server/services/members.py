@@ -122,12 +122,24 @@ async def create_member(
     )
 
 
-async def get_member(session: AsyncSession, scope: Scope, member_no: str) -> MemberView:
-    """One member inside the scope; outside it, the member does not exist (404)."""
+async def _visible(
+    session: AsyncSession, scope: Scope, member_no: str
+) -> tuple[Member, Organization]:
     row = (await session.execute(_view_query().where(Member.member_no == member_no))).first()
     if row is None or not scope.covers(row[1].path):
         raise NotFound("No member with number {member_no}.", member_no=member_no)
-    return _view(*row)
+    return row[0], row[1]
+
+
+async def get_member(session: AsyncSession, scope: Scope, member_no: str) -> MemberView:
+    """One member inside the scope; outside it, the member does not exist (404)."""
+    return _view(*await _visible(session, scope, member_no))
+
+
+async def visible_member_id(session: AsyncSession, scope: Scope, member_no: str) -> int:
+    """The database key of one member inside the scope (404 outside it, as get_member)."""
+    member, _ = await _visible(session, scope, member_no)
+    return member.id
 
 
 def _subtree_ids(scope: Scope, org: Organization | None) -> Select[int] | None:

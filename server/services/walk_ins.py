@@ -12,10 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
-from server.db.models import AcceptedWalkIn, Attendance, Member, Organization
+from server.db.models import AcceptedWalkIn, Attendance
 from server.domain.audit_chain import AuditFacts
-from server.errors import Conflict, NotFound
-from server.services import audit
+from server.errors import Conflict
+from server.services import audit, members
 from server.services.clock import utcnow
 from server.services.finalize import finalize_session
 from server.services.session_views import load_visible
@@ -35,16 +35,7 @@ async def accept_walk_in(
     the session recomputed (its new rows audited as any finalization's)."""
     moment = now or utcnow()
     training = await load_visible(session, scope, session_public_id)
-    row = (
-        await session.execute(
-            select(Member.id, Organization.path)
-            .join(Organization, Organization.id == Member.org_id)
-            .where(Member.member_no == member_no)
-        )
-    ).first()
-    if row is None or not scope.covers(row[1]):
-        raise NotFound("No member with number {member_no}.", member_no=member_no)
-    member_id = row[0]
+    member_id = await members.visible_member_id(session, scope, member_no)
     if training.state != "finalized":
         raise Conflict(
             "Walk-ins are accepted in a finalized session only (an approved one is reopened first)."
