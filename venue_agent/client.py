@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -14,11 +16,22 @@ from urllib.parse import quote
 
 import aiohttp
 
+from venue_agent import clock
+from venue_agent.clock_sync import ClockEstimate, sample_of
+
 log = logging.getLogger(__name__)
 
 API = "/api/v1/agent"
-TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+# Small requests (hello, heartbeat, schedule, subscribe, ice-servers) must fail fast on a bad
+# link so that one unanswered request never holds the others back for long.
+SHORT_TIMEOUT = aiohttp.ClientTimeout(total=8, connect=3, sock_connect=3)
+# Batch uploads get a bounded timeout that grows with the body: UPLOAD_BASE_S plus
+# UPLOAD_S_PER_MB per megabyte, never above UPLOAD_MAX_S.
+UPLOAD_BASE_S = 15.0
+UPLOAD_S_PER_MB = 10.0
+UPLOAD_MAX_S = 60.0
 MAX_RETRY_AFTER_S = 3600.0
+MAX_CLOCK_OFFSET_MS = 86_400_000  # what the server accepts; beyond it, let it judge by sent_at
 
 
 class ServerError(Exception):
@@ -91,10 +104,18 @@ class ServerClient:
             "User-Agent": f"hetang-agent/{agent_version}",
         }
         self.agent_version = agent_version
+        self.clock = ClockEstimate()  # fed by every answer that tells the server's time
+
+    def clock_offset_ms(self) -> int | None:
+        """The server's clock minus ours as measured so far, when we have a fresh measure."""
+        offset = self.clock.offset_ms(time.monotonic())
+        if offset is None or abs(offset) > MAX_CLOCK_OFFSET_MS:
+            return None
+        return offset
 
     async def hello(self, hostname: str) -> Hello:
         """POST hello: who we are; answers the venue and the intervals to use."""
-        body = await self._call(
+        body = await self._timed_call(
             "POST", "/hello", {"agent_version": self.agent_version, "hostname": hostname}
         )
         try:
@@ -109,9 +130,18 @@ class ServerClient:
         except (KeyError, TypeError, ValueError) as error:
             raise Unavailable(f"hello answered an unexpected body ({error!r})") from None
 
-    def events(self) -> AbstractAsyncContextManager[aiohttp.ClientWebSocketResponse]:
-        """The events WebSocket of this venue (the server pushes, we only listen)."""
-        return self._http.ws_connect(self._base + "/events", headers=self._headers, heartbeat=30)
+    @asynccontextmanager
+    async def events(self) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+        """The events WebSocket of this venue (the server pushes, we only listen); the
+        handshake has the short timeout, the open connection its ping every 30 s."""
+        async with asyncio.timeout(SHORT_TIMEOUT.total):
+            socket = await self._http.ws_connect(
+                self._base + "/events", headers=self._headers, heartbeat=30
+            )
+        try:
+            yield socket
+        finally:
+            await socket.close()
 
     async def schedule(self, etag: str | None) -> ScheduleAnswer:
         """GET schedule, conditional on the ETag we hold."""
@@ -126,7 +156,7 @@ class ServerClient:
         self, state: str, session_public_id: str | None, queue_depth: int
     ) -> list[object]:
         """POST heartbeat; answers the server's commands (none are defined yet)."""
-        body = await self._call(
+        body = await self._timed_call(
             "POST",
             "/heartbeat",
             {
@@ -143,7 +173,8 @@ class ServerClient:
         self, sent_at: str, events: Sequence[Mapping[str, Any]]
     ) -> list[CheckinResult]:
         """POST checkins; one result per event, in the events' order."""
-        body = await self._call("POST", "/checkins", {"sent_at": sent_at, "events": list(events)})
+        payload: dict[str, object] = {"sent_at": sent_at, "events": list(events)}
+        body = await self._call("POST", "/checkins", self._with_offset(payload), upload=True)
         raw = body.get("results")
         if not isinstance(raw, list) or len(raw) != len(events):
             raise Unavailable("checkins answered without one result per event")
@@ -167,11 +198,12 @@ class ServerClient:
         self, sent_at: str, session_public_id: str, samples: Sequence[Mapping[str, Any]]
     ) -> int:
         """POST stream-stats: one session's samples; answers how many the server stored."""
-        body = await self._call(
-            "POST",
-            "/stream-stats",
-            {"sent_at": sent_at, "session_id": session_public_id, "samples": list(samples)},
-        )
+        payload: dict[str, object] = {
+            "sent_at": sent_at,
+            "session_id": session_public_id,
+            "samples": list(samples),
+        }
+        body = await self._call("POST", "/stream-stats", self._with_offset(payload), upload=True)
         accepted = body.get("accepted")
         if isinstance(accepted, bool) or not isinstance(accepted, int):
             raise Unavailable("stream-stats answered without a count")
@@ -190,13 +222,54 @@ class ServerClient:
             raise Unavailable("subscribe answered without an SDP answer")
         return sdp
 
-    async def _call(self, method: str, path: str, payload: object) -> dict[str, Any]:
-        async with self._request(method, path, payload, {}) as response:
+    async def ice_servers(self) -> dict[str, Any]:
+        """GET ice-servers: the STUN/TURN servers this venue should use, as the server sent them."""
+        async with self._request("GET", "/ice-servers", None, {}) as response:
+            return await self._body(response)
+
+    def _with_offset(self, payload: dict[str, object]) -> dict[str, object]:
+        """A batch carries our measured clock offset when we have one (PROTOCOL.md)."""
+        offset = self.clock_offset_ms()
+        return payload if offset is None else {**payload, "clock_offset_ms": offset}
+
+    async def _timed_call(self, method: str, path: str, payload: object) -> dict[str, Any]:
+        """A small call whose answer carries `server_time`: one sample of the clock offset."""
+        sent_wall, sent_mono = clock.now().timestamp(), time.monotonic()
+        body = await self._call(method, path, payload)
+        received_mono, received_wall = time.monotonic(), clock.now().timestamp()
+        server_time = body.get("server_time")
+        try:
+            server_wall = datetime.fromisoformat(str(server_time).replace("Z", "+00:00"))
+        except ValueError:
+            return body
+        if server_wall.tzinfo is None:
+            return body
+        sample = sample_of(
+            sent_wall,
+            received_wall,
+            server_wall.timestamp(),
+            received_mono - sent_mono,
+            received_mono,
+        )
+        if sample is not None:
+            self.clock.add(sample)
+        return body
+
+    async def _call(
+        self, method: str, path: str, payload: object, *, upload: bool = False
+    ) -> dict[str, Any]:
+        async with self._request(method, path, payload, {}, upload=upload) as response:
             return await self._body(response)
 
     @asynccontextmanager
     async def _request(
-        self, method: str, path: str, payload: object, headers: Mapping[str, str]
+        self,
+        method: str,
+        path: str,
+        payload: object,
+        headers: Mapping[str, str],
+        *,
+        upload: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         url = self._base + path
         data = None
@@ -204,9 +277,10 @@ class ServerClient:
         if payload is not None:
             data = json.dumps(payload, ensure_ascii=False).encode()
             all_headers["Content-Type"] = "application/json"
+        timeout = upload_timeout(len(data or b"")) if upload else SHORT_TIMEOUT
         try:
             response = await self._http.request(
-                method, url, data=data, headers=all_headers, timeout=TIMEOUT
+                method, url, data=data, headers=all_headers, timeout=timeout
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise Unavailable(f"{method} {url}: {error!r}") from None
@@ -242,6 +316,12 @@ async def _check_status(response: aiohttp.ClientResponse) -> None:
     except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
         pass  # a 4xx without our error shape still refuses the request
     raise Refused(status, code, message)
+
+
+def upload_timeout(body_bytes: int) -> aiohttp.ClientTimeout:
+    """The timeout of a batch upload: bounded, and longer for a bigger body."""
+    total = min(UPLOAD_MAX_S, UPLOAD_BASE_S + UPLOAD_S_PER_MB * body_bytes / 1_000_000)
+    return aiohttp.ClientTimeout(total=total, connect=3, sock_connect=3)
 
 
 def retry_after(raw: str | None, now: datetime | None = None) -> float:

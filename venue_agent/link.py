@@ -49,6 +49,10 @@ class Link:
     heartbeat_s: float = DEFAULT_HEARTBEAT_S
     stats_s: float = DEFAULT_STATS_S  # how often a received stream is sampled
     new_events: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set, and `answers` counted, on every answer from the server: the uploader waits on it
+    # while it waits out a failure, so that it tries again as soon as the server is back.
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    answers: int = 0
 
     def greeted(self, hello: Hello) -> None:
         """Hello went through."""
@@ -64,10 +68,12 @@ class Link:
         )
 
     async def reached(self, outbox: Outbox) -> None:
-        """The server answered: remember when, here and on disk."""
+        """The server answered: remember when, here and on disk, and wake the uploader."""
         if self.online is not True:
             log.info("the server is reachable")
         self.online, self.problem = True, None
+        self.answers += 1
+        self.answered.set()
         await asyncio.to_thread(outbox.set_meta, {LAST_SYNC_KEY: clock.now_iso()})
 
     def lost(self, reason: str) -> None:

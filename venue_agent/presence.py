@@ -60,16 +60,20 @@ class Presence:
         next_schedule = next_beat = 0.0
         while True:
             try:
+                # Every answer counts as soon as it comes: the uploader waits for one.
                 if self.link.needs_hello:
                     self.link.greeted(await self.client.hello(self.hostname))
+                    await self.link.reached(self.outbox)
                     next_schedule = next_beat = 0.0  # fresh data after every (re)connection
                 if time.monotonic() >= next_schedule or self.schedule_stale.is_set():
                     self.schedule_stale.clear()
                     await self.refresh_schedule()
+                    await self.link.reached(self.outbox)
                     next_schedule = time.monotonic() + self.schedule_every_s
                 media_changed = self._media_changed()
                 if media_changed or time.monotonic() >= next_beat:
                     await self.heartbeat()
+                    await self.link.reached(self.outbox)
                     next_beat = time.monotonic() + self.link.heartbeat_s
             except RateLimited as error:
                 log.warning("rate limited; waiting %g s as asked", error.retry_after)
@@ -84,7 +88,6 @@ class Presence:
                 await asyncio.sleep(self.backoff.cap_s)
                 continue
             self.backoff.reset()
-            await self.link.reached(self.outbox)
             await self._pause(max(0.0, min(next_schedule, next_beat) - time.monotonic()))
 
     def _media_changed(self) -> bool:

@@ -30,6 +30,8 @@ class Pause:
 
     seconds: float
     idle: bool = False
+    # A failure's wait ends early once the server answers anything (not a wait it asked for).
+    until_answered: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Uploader:
     async def run_forever(self) -> None:
         """Upload whenever there is something to send; wait out failures."""
         while True:
+            answers = self.link.answers
             pause = await self.step()
             if pause is None:
                 continue
@@ -131,8 +134,24 @@ class Uploader:
                 # Nothing to send: a new scan or sample wakes us at once.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.link.new_events.wait(), pause.seconds)
+            elif pause.until_answered:
+                await self.wait_for_server(pause.seconds, answers)
             else:
                 await asyncio.sleep(pause.seconds)
+
+    async def wait_for_server(self, seconds: float, answers: int) -> None:
+        """Wait out a failure, but only until the server answers one of our other loops (a
+        hello, a heartbeat, a schedule): then the backoff starts over and we try at once.
+        `answers` is the link's count from before the failed try, so an answer that came while
+        it was failing is not missed."""
+        if self.link.answers == answers:
+            self.link.answered.clear()
+            try:
+                await asyncio.wait_for(self.link.answered.wait(), seconds)
+            except TimeoutError:
+                return
+        log.debug("upload: the server answered; trying again now")
+        self.backoff.reset()
 
     async def step(self) -> Pause | None:
         """Send one batch of each lane; answers how long to wait before the next step (None: go
@@ -144,10 +163,10 @@ class Uploader:
             return Pause(error.retry_after)
         except Unavailable as error:
             self.link.lost(str(error))
-            return Pause(self.backoff.next())
+            return Pause(self.backoff.next(), until_answered=True)
         except Refused as error:
             self.link.refused(error)
-            return Pause(self.backoff.cap_s)
+            return Pause(self.backoff.cap_s)  # about us: other calls going through change nothing
         self.backoff.reset()
         return None if sent else Pause(IDLE_POLL_S, idle=True)
 

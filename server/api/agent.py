@@ -10,6 +10,7 @@ from aiohttp import web
 from server.auth.access import agent
 from server.db.session import read_session, write_session
 from server.domain.agent_payloads import (
+    BadClockOffset,
     BadSentAt,
     BatchRefused,
     MalformedSamples,
@@ -142,6 +143,11 @@ def _refusal(error: BatchRefused) -> ApiError:
         return Invalid(
             "sent_at must be an ISO 8601 time with an offset.",
             fields={"sent_at": "must be an ISO 8601 time with an offset"},
+        )
+    if isinstance(error, BadClockOffset):
+        return Invalid(
+            "clock_offset_ms must be a whole number of milliseconds within a day.",
+            fields={"clock_offset_ms": "must be a whole number of milliseconds within a day"},
         )
     if isinstance(error, NoSession):
         return Invalid("session_id is required.", fields={"session_id": "is required"})

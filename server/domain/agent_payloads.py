@@ -25,6 +25,7 @@ MAX_COUNTER = 2**31 - 1  # counters are 32-bit columns in PostgreSQL
 MAX_SESSION_PUBLIC_ID = 32
 MAX_MEMBER_CODE = 128
 CLOCK_TOLERANCE = timedelta(seconds=2)
+MAX_CLOCK_OFFSET_MS = 86_400_000  # clock_offset_ms: an agent a whole day off is broken, not skewed
 UUID_PATTERN = re.compile(
     r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
 )
@@ -59,6 +60,10 @@ class BadSentAt(BatchRefused):
     """sent_at is missing or not a time with an offset."""
 
 
+class BadClockOffset(BatchRefused):
+    """clock_offset_ms is present but not a whole number of milliseconds within a day."""
+
+
 class NoSession(BatchRefused):
     """A stream-stats batch names no session."""
 
@@ -76,16 +81,21 @@ class MalformedSamples(BatchRefused):
 
 @dataclass(frozen=True)
 class AgentClock:
-    """How far an agent's clock is behind ours, from one request: `received_at − sent_at`,
-    or zero when that is within CLOCK_TOLERANCE (network delay, not a wrong clock)."""
+    """How far an agent's clock is behind ours, or zero when that is within CLOCK_TOLERANCE.
+
+    The agent's own round-trip estimate (`clock_offset_ms`) is preferred: it does not grow with
+    the time a batch spends in transit. Older agents send none; theirs is `received_at −
+    sent_at`, where a slow link reads as a wrong clock once it passes the tolerance."""
 
     offset: timedelta
 
     @classmethod
-    def of(cls, sent_at: datetime, received_at: datetime) -> AgentClock:
+    def of(
+        cls, sent_at: datetime, received_at: datetime, measured: timedelta | None = None
+    ) -> AgentClock:
         """The clock of the agent that sent a batch at sent_at, which we received at
-        received_at."""
-        offset = received_at - sent_at
+        received_at, and which measured its offset from ours as `measured` (if it did)."""
+        offset = received_at - sent_at if measured is None else measured
         return cls(offset if abs(offset) > CLOCK_TOLERANCE else timedelta(0))
 
     def correct(self, at: datetime) -> datetime | None:
@@ -102,6 +112,22 @@ def _sent_at(body: Mapping[str, object]) -> datetime:
     if sent_at is None:
         raise BadSentAt("sent_at must be an ISO 8601 time with an offset")
     return sent_at
+
+
+def _clock_offset(body: Mapping[str, object]) -> timedelta | None:
+    """The agent's measured offset (server − agent), if it sent one."""
+    if "clock_offset_ms" not in body:
+        return None
+    value = body["clock_offset_ms"]
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_CLOCK_OFFSET_MS:
+        raise BadClockOffset("clock_offset_ms must be a whole number of milliseconds within a day")
+    return timedelta(milliseconds=value)
+
+
+def _clock(body: Mapping[str, object], received_at: datetime) -> AgentClock:
+    """The batch's clock: sent_at is required even when the agent measured its offset."""
+    sent_at = _sent_at(body)
+    return AgentClock.of(sent_at, received_at, _clock_offset(body))
 
 
 def _items(body: Mapping[str, object], name: str, limit: int) -> list[object]:
@@ -163,7 +189,7 @@ def parse_checkin_batch(body: Mapping[str, object], received_at: datetime) -> Ch
     """Every event of a batch parsed and corrected; raises BatchRefused when the batch itself
     is wrong (a malformed event only makes that event `invalid`)."""
     items = _items(body, "events", MAX_CHECKINS)
-    clock = AgentClock.of(_sent_at(body), received_at)
+    clock = _clock(body, received_at)
     return CheckinBatch(
         received_at,
         tuple(SentCheckin(raw, event_id_of(raw), parse_checkin(raw, clock)) for raw in items),
@@ -243,7 +269,7 @@ def parse_sample_batch(body: Mapping[str, object], received_at: datetime) -> Sam
     """The samples of a batch parsed and corrected; raises BatchRefused when the batch or any
     sample is malformed (then nothing of it is stored)."""
     items = _items(body, "samples", MAX_SAMPLES)
-    clock = AgentClock.of(_sent_at(body), received_at)
+    clock = _clock(body, received_at)
     session_public_id = _session_public_id(body.get("session_id"))
     if session_public_id is None:
         raise NoSession("session_id is required")
