@@ -16,16 +16,19 @@ from aiortc import (
 from aiortc.sdp import SessionDescription
 
 from passthrough.hooks import restrict_host_addresses
+from passthrough.ports import PortRange, bind_host_ports
 
 
 @dataclass(frozen=True)
 class IceSettings:
-    """Host addresses to offer (empty: every address aioice finds) and STUN/TURN servers."""
+    """Host addresses to offer (empty: every address aioice finds), STUN/TURN servers, and the
+    UDP ports host candidates may bind to (None: any port the system gives)."""
 
     hosts: tuple[str, ...] = ()
     servers: tuple[str, ...] = ()
     username: str | None = None
     credential: str | None = None
+    ports: PortRange | None = None
 
 
 def new_peer(ice: IceSettings) -> RTCPeerConnection:
@@ -39,9 +42,12 @@ def new_peer(ice: IceSettings) -> RTCPeerConnection:
 
 
 def before_gathering(pc: RTCPeerConnection, ice: IceSettings) -> None:
-    """Apply the host addresses; call once the transceivers exist, before setLocalDescription."""
+    """Apply the host addresses and the port range; call once the transceivers exist, before
+    setLocalDescription."""
     if ice.hosts:
         restrict_host_addresses(pc, ice.hosts)
+    if ice.ports is not None:
+        bind_host_ports(pc, ice.ports)
 
 
 def negotiated_codecs(sdp: str) -> dict[str, RTCRtpCodecCapability]:

@@ -83,3 +83,7 @@ class RateLimited(ApiError):
 
 class Internal(ApiError):
     status, code = 500, "internal"
+
+
+class Unavailable(ApiError):
+    status, code = 503, "unavailable"

@@ -10,6 +10,7 @@ from server.api import (
     agent,
     archive,
     broadcast,
+    ice,
     members,
     organizations,
     plans,
@@ -152,6 +153,7 @@ def setup_routes(app: web.Application) -> None:
     add("POST", "/api/v1/agent/heartbeat", agent.agent_heartbeat, name="agent_heartbeat")
     add("POST", "/api/v1/agent/checkins", agent.agent_checkins, name="agent_checkins")
     add("POST", "/api/v1/agent/stream-stats", agent.agent_stream_stats, name="agent_stream_stats")
+    add("GET", "/api/v1/agent/ice-servers", ice.agent_ice_servers, name="agent_ice_servers")
     add(
         "POST",
         "/api/v1/agent/sessions/{id}/subscribe",

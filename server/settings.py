@@ -11,6 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from passthrough.peer import IceSettings, parse_hosts, parse_servers
+from passthrough.ports import parse_port_range
+from server.domain.turn import DEFAULT_TTL_S, TurnSettings, parse_ttl, parse_turn_urls
 
 SUPPORTED_LOCALES = ("zh_CN", "en")
 SECRET_FILE = "secret_key"  # noqa: S105  (a file name)
@@ -49,6 +51,8 @@ class Settings:
     keepalive_timeout_s: float = 20.0
     body_timeout_s: float = 60.0
     ice: IceSettings = field(default_factory=IceSettings)
+    # Our coturn: credentials minted for agents and operators' pages (the relay needs none).
+    turn: TurnSettings = field(default_factory=TurnSettings)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -82,6 +86,7 @@ class Settings:
         if metrics_token is not None and len(metrics_token) < 16:
             raise SettingsError("HETANG_METRICS_TOKEN must be at least 16 characters long")
         ice = _ice_settings(env)
+        turn = _turn_settings(env)
         try:
             trusted_proxies = parse_trusted_proxies(env.get("HETANG_TRUSTED_PROXIES", ""))
         except ValueError as error:
@@ -108,6 +113,7 @@ class Settings:
             metrics_token=metrics_token,
             trusted_proxies=trusted_proxies,
             ice=ice,
+            turn=turn,
         )
 
 
@@ -134,12 +140,40 @@ def _ice_settings(env: Mapping[str, str]) -> IceSettings:
         servers = parse_servers(env.get("HETANG_ICE_SERVERS", ""))
     except ValueError as error:
         raise SettingsError(f"HETANG_ICE_SERVERS: {error}") from None
+    try:
+        ports = parse_port_range(env.get("HETANG_RTC_PORTS", ""))
+    except ValueError as error:
+        raise SettingsError(
+            f"HETANG_RTC_PORTS: {error} (give first-last, e.g. 40000-40199, or leave it empty)"
+        ) from None
     return IceSettings(
         hosts,
         servers,
         env.get("HETANG_TURN_USERNAME") or None,
         env.get("HETANG_TURN_CREDENTIAL") or None,
+        ports,
     )
+
+
+def _turn_settings(env: Mapping[str, str]) -> TurnSettings:
+    """HETANG_TURN_SECRET / HETANG_TURN_URLS / HETANG_TURN_TTL_S: both the secret and the URLs,
+    or neither."""
+    secret = (env.get("HETANG_TURN_SECRET") or "").strip()
+    try:
+        urls = parse_turn_urls(env.get("HETANG_TURN_URLS") or "")
+    except ValueError as error:
+        raise SettingsError(f"HETANG_TURN_URLS: {error}") from None
+    try:
+        ttl_s = parse_ttl((env.get("HETANG_TURN_TTL_S") or "").strip() or str(DEFAULT_TTL_S))
+    except ValueError as error:
+        raise SettingsError(f"HETANG_TURN_TTL_S {error}") from None
+    if secret and not urls:
+        raise SettingsError("HETANG_TURN_URLS is required with HETANG_TURN_SECRET")
+    if urls and not secret:
+        raise SettingsError("HETANG_TURN_SECRET is required with HETANG_TURN_URLS")
+    if secret and len(secret) < 16:
+        raise SettingsError("HETANG_TURN_SECRET must be at least 16 characters long")
+    return TurnSettings(secret, urls, ttl_s)
 
 
 def default_database_url(data_dir: Path) -> str:

@@ -17,6 +17,7 @@ from venue_agent import clock
 from venue_agent.client import RateLimited, Refused, ServerClient, Unavailable
 from venue_agent.health import DOWN_AFTER_S, GOOD, NOTHING_RECEIVED, FrameClock, Health, Totals
 from venue_agent.health import measure as measure_health
+from venue_agent.ice import IcePicker
 from venue_agent.link import Backoff, Link
 from venue_agent.outbox import NewEvent, Outbox
 from venue_agent.screen import Screen
@@ -40,7 +41,7 @@ class Reception:
         client: ServerClient,
         outbox: Outbox,
         link: Link,
-        ice: IceSettings,
+        ice: IcePicker,
         screen: Screen | None,
         on_sample: Callable[[], None] = lambda: None,
     ) -> None:
@@ -98,7 +99,7 @@ class Reception:
                 self.upstream = await Upstream.open(
                     self.client,
                     self.session_public_id,
-                    self.ice,
+                    await self.ice.settings(),
                     self.screen.sources if self.screen else None,
                     self.frames,
                 )
@@ -127,8 +128,11 @@ class Reception:
                 if self.screen is not None:
                     self.screen.show(self.session_public_id)
                 log.info("session %s: subscribed to the broadcast", self.session_public_id)
-                if await self._watch(self.upstream):
+                upstream = self.upstream
+                if await self._watch(upstream):
                     self._backoff.reset()
+                if _never_carried_media(upstream):
+                    self.ice.failed()  # the next subscription tries the next TURN transport
                 await self._disconnect()
                 delay = self._backoff.next()
             if not self.ending:
@@ -238,6 +242,15 @@ class Reception:
         log.debug("session %s: sample %s", self.session_public_id, payload)
 
 
+def _never_carried_media(upstream: Upstream) -> bool:
+    """The connection never got through (ICE or DTLS failed, or never finished) and no video
+    frame came on it: its TURN transport is no good from here."""
+    last = upstream.frames.last_at
+    return upstream.pc.connectionState != "connected" and (
+        last is None or last < upstream.opened_at
+    )
+
+
 class Receiver:
     """The receptions of this venue, started and ended by the server's events."""
 
@@ -245,6 +258,8 @@ class Receiver:
         self, client: ServerClient, outbox: Outbox, link: Link, ice: IceSettings, screen: Screen
     ) -> None:
         self.client, self.outbox, self.link, self.ice = client, outbox, link, ice
+        # One for every reception: the local settings, the server's servers, the TURN transport.
+        self.ice_picker = IcePicker(client, ice)
         self.screen = screen
         self._receptions: dict[str, Reception] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -274,7 +289,7 @@ class Receiver:
             self.client,
             self.outbox,
             self.link,
-            self.ice,
+            self.ice_picker,
             screen,
             self._note_state,
         )

@@ -10,11 +10,12 @@ from aiortc import RTCSessionDescription
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.sdp import SessionDescription
 
+from passthrough.ports import PortsExhausted
 from passthrough.wiring import NoCommonCodec
 from server.auth.access import agent, allow
 from server.db.session import read_session, write_session
 from server.domain.vocabulary import WRITERS
-from server.errors import Conflict, Invalid
+from server.errors import Conflict, Invalid, Unavailable
 from server.http.body import read_json, reply
 from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY
 from server.live.notify import tell_venues, wall_changed
@@ -55,6 +56,12 @@ def _offer(body: dict[str, Any]) -> RTCSessionDescription:
     return RTCSessionDescription(sdp=str(sdp), type="offer")
 
 
+def _no_port() -> Unavailable:
+    return Unavailable(
+        "The server has no free media port for another connection now; try again in a minute."
+    )
+
+
 def _unusable(error: Exception) -> Invalid:
     log.info("an offer could not be used", exc_info=error)
     return Invalid(
@@ -82,6 +89,8 @@ async def post_broadcast(request: web.Request) -> web.Response:
         answer = await request.app[BROADCASTS_KEY].publish(
             target.public_id, target.venue_codes, offer, now
         )
+    except PortsExhausted:
+        raise _no_port() from None
     except NEGOTIATION_ERRORS as error:
         raise _unusable(error) from None
     async with write_session(request.app[DB_KEY]) as session:
@@ -123,6 +132,8 @@ async def agent_subscribe(request: web.Request) -> web.Response:
         raise Conflict(
             "This venue cannot receive the codec the main venue sends; update the agent."
         ) from None
+    except PortsExhausted:
+        raise _no_port() from None
     except NEGOTIATION_ERRORS as error:
         raise _unusable(error) from None
     await wall_changed(request.app, {session_public_id})

@@ -17,22 +17,18 @@ from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import session_channel
 from server.live.sockets import serve_channel
 from server.pages.render import render
+from server.rtc.turn import ice_servers_for
 from server.services import session_views, sessions
 from server.services.clock import utcnow
 from server.services.wall import readiness, venue_wall
 
 
 def _ice_servers(request: web.Request) -> list[dict[str, object]]:
-    """The configured STUN/TURN servers as RTCPeerConnection takes them (none by default)."""
-    ice = request.app[SETTINGS_KEY].ice
-    if not ice.servers:
-        return []
-    server: dict[str, object] = {"urls": list(ice.servers)}
-    if ice.username is not None:
-        server["username"] = ice.username
-    if ice.credential is not None:
-        server["credential"] = ice.credential
-    return [server]
+    """The STUN/TURN servers as RTCPeerConnection takes them (none by default): our coturn with
+    credentials minted for this user (good for HETANG_TURN_TTL_S), then the static ones."""
+    settings = request.app[SETTINGS_KEY]
+    name = f"user.{request[PRINCIPAL_KEY].username}"
+    return list(ice_servers_for(settings.ice, settings.turn, name, utcnow()).servers)
 
 
 async def _owns(session: AsyncSession, scope: Scope, training: TrainingSession) -> bool:

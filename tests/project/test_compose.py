@@ -25,7 +25,7 @@ def _known_variables() -> set[str]:
 
 def test_services_and_volumes() -> None:
     compose = _compose()
-    assert set(compose["services"]) == {"postgres", "redis", "hetang"}
+    assert set(compose["services"]) == {"postgres", "redis", "hetang", "coturn"}
     assert {"pgdata", "hetangdata"} <= set(compose["volumes"])
     postgres = compose["services"]["postgres"]
     assert any(volume.startswith("pgdata:") for volume in postgres["volumes"])
