@@ -6,7 +6,13 @@ subscribers' frame rate and time to first frame, the light ones' frame rate. Pri
 of CPU per subscriber, MediaRelay / pass-through at equal N, and what one decoding subscriber
 process costs (a proxy for the venue agent).
 
+With --two-qualities: pass-through with one quality against pass-through with two (the publisher
+sends a second video track, 320x180 at ~250 kbit/s beside 640x360 at ~1 Mbit/s, and every other
+subscriber is fed from it), at 256 subscribers unless --counts says otherwise; prints the relay's
+CPU for both and their ratio.
+
     python bench/relay.py [--quick] [--counts 1,8,32] [--logs DIR] [--agent-pid PID]
+    python bench/relay.py --two-qualities [--counts 256]
 """
 
 from __future__ import annotations
@@ -38,8 +44,10 @@ from bench.rtc_report import (
     BASE,
     LABELS,
     PASS,
+    PASS2,
     Mark,
     Result,
+    print_qualities,
     print_table,
     print_verdicts,
     print_viewer_cost,
@@ -67,6 +75,7 @@ class Plan:
 
 FULL = Plan((1, 8, 32, 128, 256), warmup_s=5, window_s=10)
 QUICK = Plan((1, 8), warmup_s=2, window_s=4)
+QUALITIES = Plan((256,), warmup_s=5, window_s=10, kinds=(PASS, PASS2))
 
 
 STARTED = time.monotonic()
@@ -99,14 +108,25 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
             return child
 
         try:
+            layers = ["--layers", "2"] if kind == PASS2 else []
             relay = start(
                 "relay",
                 "bench.rtc_relay_server",
-                ["--kind", kind, "--port", url.rsplit(":", 1)[1], "--lifetime", lifetime],
+                [
+                    "--kind",
+                    PASS if kind == PASS2 else kind,
+                    *layers,
+                    "--port",
+                    url.rsplit(":", 1)[1],
+                    "--lifetime",
+                    lifetime,
+                ],
             )
             relay.expect("ready", 30)
             remb = ["--follow-remb"] if plan.follow_remb else []
-            publisher = start("publisher", "bench.rtc_clients", ["publisher", *remb, *common])
+            publisher = start(
+                "publisher", "bench.rtc_clients", ["publisher", *remb, *layers, *common]
+            )
             publisher.expect("ready", 30)
             decoding = min(DECODING, n)
             light = n - decoding
@@ -190,6 +210,8 @@ def run(plan: Plan) -> None:
         for n in plan.counts:
             if PASS in plan.kinds:
                 results.append(run_scenario(PASS, n, plan, log_dir))
+            if PASS2 in plan.kinds:
+                results.append(run_scenario(PASS2, n, plan, log_dir))
             if BASE in plan.kinds and not baseline_saturated:
                 base = run_scenario(BASE, n, plan, log_dir)
                 results.append(base)
@@ -204,6 +226,8 @@ def run(plan: Plan) -> None:
     )
     print_table(results, plan.kinds, plan.counts, DECODING)
     print_verdicts(results)
+    if PASS2 in plan.kinds:
+        print_qualities(results)
     sizes = sorted({s for r in results for s in r.sizes})
     sent = statistics.median([r.publisher_kbps for r in results if not r.error] or [math.nan])
     print(
@@ -238,6 +262,12 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=(PASS, BASE), help="run only this relay (default: both, alternating)"
     )
+    parser.add_argument(
+        "--two-qualities",
+        action="store_true",
+        help="pass-through with one quality against two (half the subscribers on each layer),"
+        " at N=256 unless --counts; with --quick, shorter windows",
+    )
     parser.add_argument("--logs", type=Path, help="keep each process's stderr in this directory")
     parser.add_argument(
         "--agent-pid",
@@ -252,6 +282,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
     plan = QUICK if args.quick else FULL
+    if args.two_qualities:
+        plan = QUALITIES if not args.quick else dataclasses.replace(QUICK, kinds=QUALITIES.kinds)
     plan = dataclasses.replace(
         plan, light_mode=args.light_mode, follow_remb=args.follow_remb, logs=args.logs
     )

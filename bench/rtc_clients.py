@@ -2,7 +2,7 @@
 subscribers, some decoding every frame (what a venue's screen does), the rest "light" (they
 never decode, so one process can hold many; see Viewer).
 
-    python -m bench.rtc_clients publisher --url URL [--follow-remb] --lifetime S
+    python -m bench.rtc_clients publisher --url URL [--follow-remb] [--layers 2] --lifetime S
     python -m bench.rtc_clients subscribers --url URL --light L --decode D --lifetime S
 """
 
@@ -20,10 +20,19 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from bench.rtc_media import ICE, FrameCounter, PacketCounter, SyntheticCamera, pin_vp8_bitrate
+from bench.rtc_media import (
+    ICE,
+    LOW_HEIGHT,
+    LOW_WIDTH,
+    FrameCounter,
+    PacketCounter,
+    SyntheticCamera,
+    pin_layer_bitrates,
+    pin_vp8_bitrate,
+)
 from bench.rtc_procs import commands, run_child, say
 from passthrough.peer import before_gathering, new_peer
-from passthrough.wiring import tap_peer
+from passthrough.wiring import publisher_peer, tap_peer
 
 
 async def negotiate(http: aiohttp.ClientSession, path: str, pc: RTCPeerConnection) -> None:
@@ -46,12 +55,19 @@ async def negotiate(http: aiohttp.ClientSession, path: str, pc: RTCPeerConnectio
     await connected.wait()
 
 
-async def publish(url: str, follow_remb: bool) -> None:
-    """Send the camera to the relay until told to quit."""
-    pin_vp8_bitrate(follow_remb=follow_remb)
+async def publish(url: str, follow_remb: bool, layers: int) -> None:
+    """Send the camera to the relay until told to quit; with two layers, also its lighter
+    picture (320x180 at 250 kbit/s) as a second video track, as the operator's page does."""
     camera = SyntheticCamera()
-    pc = new_peer(ICE)
-    pc.addTransceiver(camera, direction="sendonly")
+    if layers == 2:
+        pin_layer_bitrates(follow_remb=follow_remb)
+        pc = publisher_peer(ICE)  # max-bundle, as a browser
+        pc.addTransceiver(camera, direction="sendonly")
+        pc.addTransceiver(SyntheticCamera(LOW_WIDTH, LOW_HEIGHT), direction="sendonly")
+    else:
+        pin_vp8_bitrate(follow_remb=follow_remb)
+        pc = new_peer(ICE)
+        pc.addTransceiver(camera, direction="sendonly")
     try:
         async with aiohttp.ClientSession(url) as http, asyncio.timeout(20):
             await negotiate(http, "/publish", pc)
@@ -193,10 +209,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--join-timeout", type=float, default=30)
     parser.add_argument("--follow-remb", action="store_true")
+    parser.add_argument("--layers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--lifetime", type=float, default=600)
     args = parser.parse_args()
     if args.role == "publisher":
-        run_child(lambda: publish(args.url, args.follow_remb), args.lifetime)
+        run_child(lambda: publish(args.url, args.follow_remb, args.layers), args.lifetime)
     else:
         run_child(
             lambda: watch(

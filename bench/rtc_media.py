@@ -1,5 +1,5 @@
-"""Media for the relay benchmark: a synthetic 640x360 camera, a pinned VP8 bitrate and a frame
-counter that receives without decoding."""
+"""Media for the relay benchmark: a synthetic 640x360 camera (and its 320x180 lighter picture), a
+pinned VP8 bitrate and a frame counter that receives without decoding."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import aiortc.rtcrtpsender
 import av
 from aiortc import RTCPeerConnection, VideoStreamTrack
-from aiortc.codecs import vpx
+from aiortc.codecs import get_encoder, vpx
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.video.frame import PictureType
 
 from passthrough.fanout import RelayCounters, Source
@@ -20,10 +22,12 @@ if TYPE_CHECKING:
 
 ICE = IceSettings(hosts=("127.0.0.1",))  # aioice leaves loopback out unless told
 WIDTH, HEIGHT, FPS = 640, 360, 30
+LOW_WIDTH, LOW_HEIGHT = 320, 180  # the lighter picture of the two-quality mode
 # A moving test card with fresh temporal noise in every frame, so motion compensation alone
 # cannot make it nearly free to encode.
-PATTERN = f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS},noise=alls=8:allf=t"
+PATTERN = "testsrc2=size={width}x{height}:rate={fps},noise=alls=8:allf=t"
 VP8_TARGET_BPS = 1_000_000
+VP8_LOW_BPS = 250_000
 
 
 def pin_vp8_bitrate(bps: int = VP8_TARGET_BPS, *, follow_remb: bool = False) -> None:
@@ -35,11 +39,60 @@ def pin_vp8_bitrate(bps: int = VP8_TARGET_BPS, *, follow_remb: bool = False) -> 
         vpx.MIN_BITRATE = bps
 
 
-class SyntheticCamera(VideoStreamTrack):
-    """640x360 frames at 30 fps from FFmpeg's test source, paced like a camera."""
+def pin_layer_bitrates(
+    high: int = VP8_TARGET_BPS, low: int = VP8_LOW_BPS, *, follow_remb: bool = False
+) -> None:
+    """Two qualities from one process: each VP8 encoder is pinned by the picture it is given
+    (LOW_WIDTH or narrower: `low`, else `high`), whatever REMB says; with follow_remb, REMB may
+    still lower it. aiortc's bitrate bounds are module-wide, hence the encoder of our own."""
+    vpx.DEFAULT_BITRATE, vpx.MIN_BITRATE, vpx.MAX_BITRATE = high, min(low, high), high
+    original = get_encoder
 
-    def __init__(self) -> None:
+    def pinned_encoder(codec: RTCRtpCodecParameters) -> Any:
+        if codec.mimeType.lower() == "video/vp8":
+            return PinnedVp8Encoder(high, low, follow_remb)
+        return original(codec)
+
+    if not callable(getattr(aiortc.rtcrtpsender, "get_encoder", None)):
+        raise RuntimeError("aiortc changed: rtcrtpsender no longer calls get_encoder")
+    setattr(aiortc.rtcrtpsender, "get_encoder", pinned_encoder)  # noqa: B010
+
+
+class PinnedVp8Encoder(vpx.Vp8Encoder):
+    """aiortc's VP8 encoder at a bitrate chosen by the first frame's width."""
+
+    def __init__(self, high: int, low: int, follow_remb: bool) -> None:
         super().__init__()
+        self._bitrates = (high, low)
+        self._follow_remb = follow_remb
+        self._pinned: int | None = None
+
+    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        """Pin on the first frame, then encode as aiortc does."""
+        if self._pinned is None and isinstance(frame, av.VideoFrame):
+            high, low = self._bitrates
+            self._pinned = low if frame.width <= LOW_WIDTH else high
+            vpx.Vp8Encoder.target_bitrate.fset(self, self._pinned)  # type: ignore[attr-defined]
+        return super().encode(frame, force_keyframe)
+
+    @property
+    def target_bitrate(self) -> int:
+        """What the encoder aims at."""
+        return int(vpx.Vp8Encoder.target_bitrate.fget(self))  # type: ignore[attr-defined]
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        # REMB from the relay: ignored unless followed, and never above the pinned rate.
+        if self._follow_remb and self._pinned is not None:
+            vpx.Vp8Encoder.target_bitrate.fset(self, min(bitrate, self._pinned))  # type: ignore[attr-defined]
+
+
+class SyntheticCamera(VideoStreamTrack):
+    """Frames (640x360 unless told) at 30 fps from FFmpeg's test source, paced like a camera."""
+
+    def __init__(self, width: int = WIDTH, height: int = HEIGHT) -> None:
+        super().__init__()
+        self._pattern = PATTERN.format(width=width, height=height, fps=FPS)
         self._container: InputContainer | None = None
         self._frames: Iterator[av.VideoFrame] | None = None
         self.sent = 0
@@ -48,7 +101,7 @@ class SyntheticCamera(VideoStreamTrack):
         """The next frame, on time."""
         pts, time_base = await self.next_timestamp()
         if self._container is None or self._frames is None:
-            self._container = av.open(PATTERN, format="lavfi")
+            self._container = av.open(self._pattern, format="lavfi")
             self._frames = self._container.decode(video=0)
         frame = next(self._frames)
         # lavfi marks every frame as an I picture and aiortc's encoder passes that on: every

@@ -2,7 +2,12 @@
 small local HTTP API; the media go either through the encoded pass-through relay or through
 aiortc's MediaRelay (decode once, re-encode per subscriber), the baseline.
 
-    python -m bench.rtc_relay_server --kind passthrough|mediarelay --port PORT --lifetime S
+    python -m bench.rtc_relay_server --kind passthrough|mediarelay [--layers 2] --port PORT
+        --lifetime S
+
+With --layers 2 the publisher sends two video tracks (the full and the lighter picture) and the
+pass-through relay feeds every other subscriber from the lighter one (each subscriber's layer
+is pinned: the layer choice machinery runs, its rule never moves anyone).
 """
 
 from __future__ import annotations
@@ -22,47 +27,64 @@ from bench.rtc_media import ICE, pin_vp8_bitrate
 from bench.rtc_procs import commands, run_child, say
 from passthrough.fanout import RelayCounters, Source
 from passthrough.peer import before_gathering, new_peer
-from passthrough.wiring import Feed, accept_publisher, answer_subscriber
+from passthrough.quality import LOW, QualityRule
+from passthrough.wiring import LOW_VIDEO, Feed, accept_publisher, answer_viewer, publisher_peer
+
+# Rules that never move a subscriber: no loss is "above" 200 %, no REMB is under 0, and the
+# clean spell before going up never ends.
+STAY = QualityRule(loss_down=2.0, remb_need=0.0, clean_s=float("inf"), clean_max_s=float("inf"))
 
 
 class PassThroughRelay:
     """The relay under test: encoded frames from the publisher to every subscriber."""
 
-    def __init__(self) -> None:
+    def __init__(self, layers: int = 1) -> None:
         self.counters = RelayCounters()
         self.sources = {"video": Source("video", self.counters)}
+        if layers == 2:
+            self.sources[LOW_VIDEO] = Source("video", self.counters)
         self.peers: list[RTCPeerConnection] = []
         self.feed: Feed | None = None
+        self.joined = 0
 
     async def publish(self, offer: RTCSessionDescription) -> RTCSessionDescription:
         """Answer the publisher."""
-        pc = new_peer(ICE)
+        pc = publisher_peer(ICE)
         self.peers.append(pc)
         answer, self.feed = await accept_publisher(pc, offer, self.sources, ICE)
         return answer
 
     async def subscribe(self, offer: RTCSessionDescription) -> RTCSessionDescription:
-        """Answer one subscriber."""
+        """Answer one subscriber; with two layers, every other one gets the lighter picture."""
         if self.sources["video"].codec is None:
             raise web.HTTPConflict(text="no publisher yet")
         pc = new_peer(ICE)
         self.peers.append(pc)
-        answer, _ = await answer_subscriber(pc, offer, self.sources, ICE)
+        answer, subscription = await answer_viewer(pc, offer, self.sources, ICE, STAY)
+        choice = subscription.choice
+        if choice is not None and self.joined % 2 == 1:
+            choice.state.layer = LOW
+            choice.refresh()
+        self.joined += 1
         return answer
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for a mark."""
+        low = self.sources.get(LOW_VIDEO)
         return {
             "publisher": self.peers[0].connectionState if self.peers else "none",
             "subscribers": self.sources["video"].subscribers,
             "frames_in": self.sources["video"].frames_in,
+            "low_subscribers": low.subscribers if low else 0,
+            "low_frames_in": low.frames_in if low else 0,
             "keyframe_requests": self.counters.keyframe_requests,
             "resyncs": self.counters.resyncs,
         }
 
     async def close(self) -> None:
         """Stop everything."""
-        self.sources["video"].close()
+        for source in self.sources.values():
+            source.close()
         await asyncio.gather(*(pc.close() for pc in self.peers), return_exceptions=True)
 
 
@@ -149,10 +171,10 @@ def create_app(relay: Relay) -> web.Application:
     return app
 
 
-async def serve(kind: str, port: int) -> None:
+async def serve(kind: str, port: int, layers: int) -> None:
     """Relay until told to quit; answer marks with the relay's counters."""
     pin_vp8_bitrate()  # the baseline's re-encoders send what the publisher sends
-    relay: Relay = PassThroughRelay() if kind == "passthrough" else ReencodingRelay()
+    relay: Relay = PassThroughRelay(layers) if kind == "passthrough" else ReencodingRelay()
     runner = web.AppRunner(create_app(relay), access_log=None)
     await runner.setup()
     try:
@@ -171,9 +193,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kind", choices=("passthrough", "mediarelay"), required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--layers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--lifetime", type=float, default=600)
     args = parser.parse_args()
-    run_child(lambda: serve(args.kind, args.port), args.lifetime)
+    run_child(lambda: serve(args.kind, args.port, args.layers), args.lifetime)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from typing import Any
 from bench.rtc_procs import CORES, CpuSample, ProcessCost
 
 PASS, BASE = "passthrough", "mediarelay"
-LABELS = {PASS: "pass-through", BASE: "MediaRelay"}
+PASS2 = "passthrough2"  # pass-through with two qualities: half the subscribers on each
+LABELS = {PASS: "pass-through", BASE: "MediaRelay", PASS2: "two qualities"}
 FULL_FPS = 28.5  # 95 % of the camera's 30 fps
 SATURATED_FPS = 15.0
 SATURATED_CPU = 0.9 * CORES * 100  # % of one core: the relay has (nearly) the whole machine
@@ -33,6 +34,7 @@ class Result:
     kind: str
     n: int
     relay_cpu: float = math.nan
+    relay_samples: list[float] = field(default_factory=list)  # relay CPU in each slice
     relay_system: float = math.nan
     relay_waited: float = math.nan
     decoded_fps: float = math.nan
@@ -147,6 +149,7 @@ def summarise(result: Result, marks: list[Mark]) -> None:
         add("received", statistics.median(received))
         add("kbps", statistics.median(kbps))
     result.relay_cpu = statistics.median(figures["relay"])
+    result.relay_samples = figures["relay"]
     result.relay_system = statistics.median(figures["relay_system"])
     result.relay_waited = statistics.median(figures["relay_waited"])
     result.machine_cpu = statistics.median(figures["machine"])
@@ -338,3 +341,31 @@ def print_viewer_cost(cost: ProcessCost, what: str) -> None:
         f"(peak {cost.peak_rss_mb:.0f} MB)   targets < {AGENT_CPU:.0f} %, "
         f"< {AGENT_RSS:.0f} MB: {'ok' if ok else 'MISSED'}"
     )
+
+
+def print_qualities(results: list[Result]) -> None:
+    """Relay CPU with two qualities against one, at each N both ran (same run, medians of the
+    window's slices), and the 256-subscriber check for two qualities."""
+    done = {(r.kind, r.n): r for r in results if not r.error}
+    for (kind, n), two in sorted(done.items()):
+        one = done.get((PASS, n))
+        if kind != PASS2 or one is None:
+            continue
+        samples = "; ".join(
+            f"{LABELS[r.kind]} " + " ".join(f"{c:.0f}" for c in r.relay_samples) for r in (one, two)
+        )
+        print(
+            f"relay CPU at N={n}: one quality {one.relay_cpu:.1f} %, two qualities "
+            f"{two.relay_cpu:.1f} % of a core (medians of {len(two.relay_samples)} slices: "
+            f"{samples}); two / one = {two.relay_cpu / one.relay_cpu:.2f}"
+        )
+    big = done.get((PASS2, 256))
+    if big is not None:
+        ok = big.full_rate and big.relay_cpu < 100
+        light = min(big.light_fps) if big.light_fps else math.nan
+        print(
+            "256 subscribers with two qualities at full frame rate, relay under one core: "
+            f"{'yes' if ok else 'NO'} (relay {big.relay_cpu:.1f} % of a core, its loop waited "
+            f"{big.relay_waited:.0f} %; decoded {big.decoded_fps:.1f} fps, slowest light "
+            f"subscriber {light:.1f} fps; decoded sizes {', '.join(big.sizes) or '-'})"
+        )

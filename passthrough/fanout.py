@@ -1,6 +1,9 @@
-"""Fan-out of encoded frames: one Source per media kind of a broadcast, one Outlet per subscriber.
-Each frame is packetized once and sent to every subscriber in turn, on the loop that received it.
-A subscriber that falls behind is skipped and resumes at the next keyframe; nobody waits for it."""
+"""Fan-out of encoded frames: one Source per media kind (and video layer) of a broadcast, one Outlet
+per subscriber and kind. Each frame is packetized once and sent to every subscriber in turn, on
+the loop that received it. A subscriber that falls behind is skipped and resumes at the next
+keyframe (video only: audio is never skipped); nobody waits for it. A video outlet can move to
+another layer's source: it keeps the old one until the new one's keyframe, and its SSRC, sequence
+numbers and timestamps go on as if nothing happened."""
 
 from __future__ import annotations
 
@@ -19,13 +22,22 @@ from aiortc.codecs import get_encoder
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket
 from pylibsrtp import Error as SrtpError
 
-from passthrough.frames import EncodedPacket, clock_rate, is_keyframe, to_packet
+from passthrough.frames import (
+    EncodedPacket,
+    clock_rate,
+    is_keyframe,
+    to_packet,
+    vp8_picture_size,
+)
 from passthrough.hooks import SenderLink, send_datagram
 
 log = logging.getLogger(__name__)
 
-MAX_BACKLOG = 256 * 1024  # bytes waiting in a subscriber's socket before it is skipped
+MAX_BACKLOG = 256 * 1024  # bytes waiting in a subscriber's socket before its video is skipped
 KEYFRAME_INTERVAL_S = 0.5  # at most this often a PLI goes to the publisher
+BITRATE_WINDOW_S = 1.0  # a source's bitrate is measured over windows this long
+BITRATE_SMOOTHING = 0.5  # weight of the newest window
+RTP_MASK = 0xFFFFFFFF
 
 KeyframeRequester = Callable[[], Awaitable[None]]
 
@@ -78,10 +90,63 @@ class Outlet:
         self._source = source
         self._link = link
         self._sequence = secrets.randbelow(1 << 15)  # low half, as aiortc and Chrome do
-        self._origin = secrets.randbelow(1 << 32)
+        self._offset = secrets.randbelow(1 << 32)  # our RTP timestamp = the source's + this
+        self._pending: Source | None = None  # the layer to move to at its next keyframe
+        self._last_timestamp: int | None = None  # the last RTP timestamp sent
+        self._last_sent_at = 0.0
+        self._step = source.rate // 30  # RTP units between the last two frames sent
+        self.moved: Callable[[Source], None] | None = None  # told after each move
         self.waiting_for_keyframe = source.kind == "video"
         self.connected = False
         self.stopped = False
+
+    @property
+    def source(self) -> Source:
+        """The source this outlet is fed from now."""
+        return self._source
+
+    @property
+    def pending(self) -> Source | None:
+        """The source it moves to at that source's next keyframe, if any."""
+        return self._pending
+
+    def switch_to(self, target: Source) -> None:
+        """Be fed from `target` (another layer of the same kind and codec) from its next
+        keyframe on; until then the current source goes on. Before anything was sent, at once."""
+        if self.stopped:
+            return
+        if self._pending is not None and self._pending is not target:
+            self._pending.leave(self)
+            self._pending = None
+        if target is self._source or target is self._pending:
+            return
+        if self._last_timestamp is None:
+            self._move(target, None)
+            return
+        self._pending = target
+        target.expect(self)
+
+    def take_keyframe(self, target: Source, frame: PackedFrame) -> bool:
+        """`target`'s keyframe came: move over when this subscriber can take it now."""
+        if self._pending is not target or self.stopped or self._link.route() is None:
+            return False
+        self._move(target, frame)
+        return True
+
+    def _move(self, target: Source, frame: PackedFrame | None) -> None:
+        self._source.detach(self)
+        target.leave(self)
+        self._source, self._pending = target, None
+        target.adopt(self)
+        if frame is None and self.waiting_for_keyframe:
+            target.request_keyframe()
+        if frame is not None and self._last_timestamp is not None:
+            # Continue our timeline one frame (or the time that passed, if longer) on.
+            elapsed = int((target.clock() - self._last_sent_at) * target.rate)
+            gap = max(self._step, min(elapsed, target.rate))
+            self._offset = (self._last_timestamp + gap - frame.timestamp) & RTP_MASK
+        if self.moved is not None:
+            self.moved(target)
 
     def offer(self, frame: PackedFrame) -> bool:
         """Send the frame if this subscriber can take it; False when it was skipped."""
@@ -98,10 +163,10 @@ class Outlet:
         srtp, protocol, address = route
         # A TURN-relayed pair's transport (aioice's TurnTransport) has no write buffer to ask.
         backlog = getattr(getattr(protocol, "transport", None), "get_write_buffer_size", None)
-        if backlog is not None and backlog() > MAX_BACKLOG:
-            if self.kind == "video":
-                self.waiting_for_keyframe = True
-                self._source.resynchronise()
+        if self.kind == "video" and backlog is not None and backlog() > MAX_BACKLOG:
+            # Video gives way; audio is small and always goes out.
+            self.waiting_for_keyframe = True
+            self._source.resynchronise()
             return False
         self._send(frame, srtp, protocol, address)
         return True
@@ -109,7 +174,12 @@ class Outlet:
     def _send(self, frame: PackedFrame, srtp: Any, protocol: Any, address: tuple[str, int]) -> None:
         link = self._link
         payload_type = link.payload_type or 0
-        timestamp = (self._origin + frame.timestamp) & 0xFFFFFFFF
+        timestamp = (self._offset + frame.timestamp) & RTP_MASK
+        if self._last_timestamp is not None:
+            step = (timestamp - self._last_timestamp) & RTP_MASK
+            if 0 < step < self._source.rate:
+                self._step = step
+        self._last_timestamp, self._last_sent_at = timestamp, self._source.clock()
         extensions = HeaderExtensions(mid=link.mid, abs_send_time=frame.abs_send_time)
         profile, value = link.extensions.set(extensions)
         first = 0x90 if value else 0x80
@@ -137,6 +207,9 @@ class Outlet:
         if not self.stopped:
             self.stopped = True
             self._source.detach(self)
+            if self._pending is not None:
+                self._pending.leave(self)
+                self._pending = None
 
 
 class Source:
@@ -156,15 +229,20 @@ class Source:
         self.packetizer: SharedPacketizer | None = None
         self.counters = counters
         self._outlets: set[Outlet] = set()
+        self._joining: set[Outlet] = set()  # outlets of another layer waiting for our keyframe
         self._requester: KeyframeRequester | None = None
         self._interval = keyframe_interval_s
-        self._clock = clock
+        self.clock = clock
         self._last_request = -float("inf")
         self._pending: set[asyncio.Task[None]] = set()
-        self._rate = clock_rate(kind)
+        self.rate = clock_rate(kind)
         self._offset: int | None = None
         self._last_pts: int | None = None
         self._last_at = 0.0
+        self._window_start: float | None = None
+        self._window_bytes = 0
+        self.bitrate_bps = 0.0  # what the publisher sends on it, smoothed
+        self.picture: tuple[int, int] | None = None  # width, height of the last VP8 keyframe
         self.frames_in = 0
 
     @property
@@ -189,6 +267,19 @@ class Source:
         """Forget a subscriber."""
         self._outlets.discard(outlet)
 
+    def expect(self, outlet: Outlet) -> None:
+        """An outlet of another layer moves here at our next keyframe, asked for now."""
+        self._joining.add(outlet)
+        self.request_keyframe()
+
+    def leave(self, outlet: Outlet) -> None:
+        """An outlet no longer waits to move here."""
+        self._joining.discard(outlet)
+
+    def adopt(self, outlet: Outlet) -> None:
+        """An outlet that moved here from another layer."""
+        self._outlets.add(outlet)
+
     def connect(self, codec: RTCRtpCodecCapability, requester: KeyframeRequester) -> None:
         """A publisher starts feeding this source; its timestamps are rebased onto ours."""
         if self.codec is None or self.codec.mimeType.lower() != codec.mimeType.lower():
@@ -205,29 +296,49 @@ class Source:
     def push(self, codec_name: str, data: bytes, timestamp: int) -> None:
         """One encoded frame from the publisher, to every subscriber."""
         self.frames_in += 1
-        now = self._clock()
+        now = self.clock()
         if self._offset is None:
             # A new publisher starts its clock at 0: continue ours from where it was.
             if self._last_pts is None:
                 self._offset = -timestamp
             else:
-                gap = max(1, int((now - self._last_at) * self._rate))
+                gap = max(1, int((now - self._last_at) * self.rate))
                 self._offset = self._last_pts + gap - timestamp
         pts = timestamp + self._offset
         self._last_pts, self._last_at = pts, now
-        if not self._outlets or self.packetizer is None:
-            return
+        self._measure(len(data), now)
         keyframe = is_keyframe(codec_name, data)
-        payloads, rtp_timestamp = self.packetizer.pack(to_packet(data, pts, self._rate))
+        if keyframe and self.kind == "video" and codec_name.upper() == "VP8":
+            self.picture = vp8_picture_size(data)
+        if not (self._outlets or self._joining) or self.packetizer is None:
+            return
+        payloads, rtp_timestamp = self.packetizer.pack(to_packet(data, pts, self.rate))
         ntp = current_ntp_time()
         frame = PackedFrame(payloads, rtp_timestamp, keyframe, ntp, (ntp >> 14) & 0xFFFFFF)
+        if keyframe:
+            for outlet in list(self._joining):
+                outlet.take_keyframe(self, frame)
         delivered = sum(1 for outlet in list(self._outlets) if self._offer(outlet, frame))
         self.counters.frames_forwarded += delivered
         self.counters.bytes_forwarded += delivered * len(data)
-        if not keyframe and any(o.waiting_for_keyframe and o.connected for o in self._outlets):
+        if not keyframe and (
+            self._joining or any(o.waiting_for_keyframe and o.connected for o in self._outlets)
+        ):
             # The keyframe asked for went by before this subscriber could take it (or never
             # came): ask again, once the interval allows.
             self.request_keyframe()
+
+    def _measure(self, size: int, now: float) -> None:
+        if self._window_start is None:
+            self._window_start = now
+        self._window_bytes += size
+        elapsed = now - self._window_start
+        if elapsed >= BITRATE_WINDOW_S:
+            rate = self._window_bytes * 8 / elapsed
+            if self.bitrate_bps:
+                rate = BITRATE_SMOOTHING * rate + (1 - BITRATE_SMOOTHING) * self.bitrate_bps
+            self.bitrate_bps = rate
+            self._window_start, self._window_bytes = now, 0
 
     @staticmethod
     def _offer(outlet: Outlet, frame: PackedFrame) -> bool:
@@ -249,7 +360,7 @@ class Source:
         once the interval is over)."""
         if self.kind != "video" or self._requester is None:
             return
-        now = self._clock()
+        now = self.clock()
         if now - self._last_request < self._interval:
             return
         self._last_request = now
@@ -268,5 +379,7 @@ class Source:
         self._requester = None
         for outlet in list(self._outlets):
             outlet.stop()
+        for outlet in list(self._joining):
+            outlet.switch_to(outlet.source)  # it stays where it is
         for task in list(self._pending):
             task.cancel()

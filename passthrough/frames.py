@@ -28,6 +28,15 @@ def is_keyframe(codec_name: str, data: bytes) -> bool:
     return True
 
 
+def vp8_picture_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of a VP8 keyframe (RFC 6386 §9.1), None for other frames."""
+    if len(data) < 10 or data[0] & 0x01 or data[3:6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(data[6:8], "little") & 0x3FFF
+    height = int.from_bytes(data[8:10], "little") & 0x3FFF
+    return width, height
+
+
 def annexb_nal_types(data: bytes) -> list[int]:
     """The NAL unit types of an Annex-B byte stream, in order."""
     types = []

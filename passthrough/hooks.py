@@ -15,8 +15,17 @@ from aioice import Connection
 from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +35,7 @@ FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
+_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 _HISTORY = "_RTCRtpSender__rtp_history"
 _EXTENSIONS = "_RTCRtpSender__rtp_header_extensions_map"
 _PACKETS = "_RTCRtpSender__packet_count"
@@ -90,6 +100,55 @@ def forward_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None])
     if not callable(getattr(sender, "_send_keyframe", None)):
         raise HookMissing("RTCRtpSender._send_keyframe is gone")
     sender._send_keyframe = request  # type: ignore[method-assign]
+
+
+def watch_feedback(
+    sender: RTCRtpSender,
+    on_loss: Callable[[float], None],
+    on_remb: Callable[[int], None],
+) -> None:
+    """Tell `on_loss` the fraction lost (0–1) of every receiver report the subscriber sends about
+    this sender's media, and `on_remb` every REMB (bit/s) naming it; aiortc handles them as
+    before. The callbacks run on the event loop, before aiortc's own handling."""
+    handle = getattr(sender, "_handle_rtcp_packet", None)
+    ssrc = getattr(sender, "_ssrc", None)
+    if not callable(handle) or not isinstance(ssrc, int):
+        raise HookMissing("RTCRtpSender._handle_rtcp_packet or _ssrc is gone")
+
+    async def handle_and_watch(packet: Any) -> None:
+        try:
+            if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+                for report in packet.reports:
+                    if report.ssrc == ssrc:
+                        on_loss(report.fraction_lost / 256)
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:  # an application packet that is no REMB
+                    ssrcs = []
+                if ssrc in ssrcs:
+                    on_remb(bitrate)
+        except Exception:
+            log.exception("a subscriber's feedback could not be read")
+        await handle(packet)
+
+    sender._handle_rtcp_packet = handle_and_watch  # type: ignore[method-assign]
+
+
+def share_bitrate_estimate(receivers: Iterable[RTCRtpReceiver]) -> None:
+    """Give these video receivers of one peer one receive-side bandwidth estimator, as a browser
+    has one per connection. Each aiortc receiver estimates alone and sends its own REMB, and a
+    browser takes every REMB as the estimate for the whole connection: the lighter track's small
+    one would cap the full one too. Shared, every REMB counts both tracks."""
+    shared: RemoteBitrateEstimator | None = None
+    for receiver in receivers:
+        estimator = getattr(receiver, _ESTIMATOR, None)
+        if not isinstance(estimator, RemoteBitrateEstimator):
+            raise HookMissing("RTCRtpReceiver has no remote bitrate estimator to share")
+        if shared is None:
+            shared = estimator
+        else:
+            setattr(receiver, _ESTIMATOR, shared)
 
 
 def media_ssrc(receiver: RTCRtpReceiver) -> int | None:

@@ -259,6 +259,7 @@ async def get_wall(request: web.Request) -> web.Response:
                     "checked_in": t.checked_in,
                     "expected": t.expected,
                     "stream": _stream_json(t.stream),
+                    "stream_quality": broadcast.quality.get(t.code),
                 }
                 for t in tiles
             ],

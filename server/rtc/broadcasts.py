@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,7 +14,17 @@ from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCSessionDescripti
 
 from passthrough.fanout import Outlet, RelayCounters, Source
 from passthrough.peer import IceSettings, new_peer
-from passthrough.wiring import KINDS, Feed, accept_publisher, answer_subscriber
+from passthrough.quality import Layer, QualityRule
+from passthrough.wiring import (
+    LOW_VIDEO,
+    SOURCE_NAMES,
+    Feed,
+    LayerChoice,
+    LayerSwitch,
+    accept_publisher,
+    answer_viewer,
+    publisher_peer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +43,30 @@ class BroadcastStatus:
     publishing: bool
     subscribers: int
     since: datetime | None
+    quality: Mapping[str, Layer] = field(default_factory=dict)  # venue code → layer it gets
+
+
+@dataclass(frozen=True)
+class SourceFigures:
+    """What one source of a broadcast receives from the publisher."""
+
+    frames: int
+    bitrate_bps: float
+    picture: tuple[int, int] | None  # width, height of its last VP8 keyframe
 
 
 @dataclass
 class _Subscriber:
     pc: RTCPeerConnection
     outlets: list[Outlet]
+    choice: LayerChoice | None = None
+
+    @property
+    def layer(self) -> Layer | None:
+        """The video layer this venue is sent now (None when it gets no video)."""
+        if self.choice is not None:
+            return self.choice.layer
+        return "high" if any(outlet.kind == "video" for outlet in self.outlets) else None
 
 
 @dataclass
@@ -58,6 +86,10 @@ class Broadcast:
         return self.publisher is not None
 
 
+def _kind(name: str) -> str:
+    return "video" if name == LOW_VIDEO else name
+
+
 def _changed(before: RTCRtpCodecCapability, after: RTCRtpCodecCapability | None) -> bool:
     return after is None or before.mimeType.lower() != after.mimeType.lower()
 
@@ -65,9 +97,15 @@ def _changed(before: RTCRtpCodecCapability, after: RTCRtpCodecCapability | None)
 class Broadcasts:
     """Every broadcast of this process; created and closed by the app's rtc context."""
 
-    def __init__(self, ice: IceSettings, counters: RelayCounters | None = None) -> None:
+    def __init__(
+        self,
+        ice: IceSettings,
+        counters: RelayCounters | None = None,
+        rule: QualityRule | None = None,
+    ) -> None:
         self.ice = ice
         self.counters = counters or RelayCounters()
+        self.rule = rule or QualityRule()
         self._on_air: dict[str, Broadcast] = {}
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
@@ -77,9 +115,35 @@ class Broadcasts:
         broadcast = self._on_air.get(public_id)
         if broadcast is None:
             return BroadcastStatus(False, False, 0, None)
+        quality = {
+            code: layer
+            for code, subscriber in broadcast.subscribers.items()
+            if (layer := subscriber.layer) is not None
+        }
         return BroadcastStatus(
-            True, broadcast.publishing, len(broadcast.subscribers), broadcast.since
+            True, broadcast.publishing, len(broadcast.subscribers), broadcast.since, quality
         )
+
+    def layer_switches(self, public_id: str) -> dict[str, list[LayerSwitch]]:
+        """Every venue's video layer moves so far (for benchmarks and diagnosis)."""
+        broadcast = self._on_air.get(public_id)
+        if broadcast is None:
+            return {}
+        return {
+            code: list(subscriber.choice.switches)
+            for code, subscriber in broadcast.subscribers.items()
+            if subscriber.choice is not None
+        }
+
+    def layers(self, public_id: str) -> dict[str, SourceFigures]:
+        """What each source of the broadcast receives ("video-low": the low layer)."""
+        broadcast = self._on_air.get(public_id)
+        if broadcast is None:
+            return {}
+        return {
+            name: SourceFigures(source.frames_in, source.bitrate_bps, source.picture)
+            for name, source in broadcast.sources.items()
+        }
 
     def on_air_for(self, venue_code: str) -> list[str]:
         """The sessions on air that this venue takes part in."""
@@ -100,12 +164,12 @@ class Broadcasts:
         async with self._lock:
             broadcast = self._on_air.get(public_id)
             if broadcast is None:
-                sources = {kind: Source(kind, self.counters) for kind in KINDS}
+                sources = {name: Source(_kind(name), self.counters) for name in SOURCE_NAMES}
                 broadcast = Broadcast(public_id, venue_codes, now, sources)
                 self._on_air[public_id] = broadcast
             broadcast.venue_codes = venue_codes
             codecs_before = {kind: s.codec for kind, s in broadcast.sources.items()}
-            pc = new_peer(self.ice)
+            pc = publisher_peer(self.ice)
             try:
                 answer, feed = await accept_publisher(pc, offer, broadcast.sources, self.ice)
             except Exception:
@@ -128,6 +192,10 @@ class Broadcasts:
                 for subscriber in list(broadcast.subscribers.values()):
                     await self._close_subscriber(subscriber)
                 broadcast.subscribers.clear()
+            for subscriber in broadcast.subscribers.values():
+                if subscriber.choice is not None:
+                    # A page with one video track has no low layer: its venues go back up.
+                    subscriber.choice.refresh()
             return answer
 
     async def subscribe(
@@ -139,11 +207,13 @@ class Broadcasts:
             raise NotOnAir(public_id)
         pc = new_peer(self.ice)
         try:
-            answer, outlets = await answer_subscriber(pc, offer, broadcast.sources, self.ice)
+            answer, subscription = await answer_viewer(
+                pc, offer, broadcast.sources, self.ice, self.rule
+            )
         except Exception:
             await pc.close()
             raise
-        subscriber = _Subscriber(pc, outlets)
+        subscriber = _Subscriber(pc, subscription.outlets, subscription.choice)
         previous = broadcast.subscribers.get(venue_code)
         broadcast.subscribers[venue_code] = subscriber
         self._watch(pc, lambda: self._subscriber_gone(broadcast, venue_code, subscriber))

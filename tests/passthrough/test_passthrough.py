@@ -702,7 +702,7 @@ async def test_a_backed_up_subscriber_is_skipped_and_resumes_at_the_next_keyfram
     assert counters.resyncs == 1
 
 
-async def test_a_backed_up_audio_subscriber_misses_frames_and_asks_nothing(
+async def test_a_backed_up_audio_subscriber_still_gets_every_frame_and_asks_nothing(
     clock: FakeClock, room: Room
 ) -> None:
     audio = Source("audio", RelayCounters(), clock=clock)
@@ -714,7 +714,8 @@ async def test_a_backed_up_audio_subscriber_misses_frames_and_asks_nothing(
             listener.socket.backlog = MAX_BACKLOG + 1 if index in (2, 3) else 0
             audio.push("opus", b"\xfc" + index.to_bytes(4, "big"), index * AUDIO_STEP)
         await settle()
-        assert listener.indices() == [0, 1, 4, 5]
+        # Audio is never dropped: it is small, and a venue hears the lesson however thin its link.
+        assert listener.indices() == [0, 1, 2, 3, 4, 5]
         assert (audio.counters.resyncs, publisher.requests) == (0, 0)
     finally:
         audio.close()
@@ -751,10 +752,10 @@ def check_delivery(kind: str, subscriber: Subscriber, keys: list[bool], backed: 
     for timestamp, index in zip([ts for ts, _ in frames], received, strict=True):
         # On the publisher's clock, from wherever this subscriber started.
         assert (timestamp - frames[0][0]) % (1 << 32) == (index - received[0]) * step
-    assert not any(backed[index] for index in received)
     if kind == "audio":
-        assert received == [index for index, late in enumerate(backed) if not late]
+        assert received == list(range(len(backed)))  # audio is never skipped
         return
+    assert not any(backed[index] for index in received)
     assert received == sorted(set(received))  # in order, none twice
     for before, index in zip([None, *received], received, strict=False):
         if before is None or index != before + 1:

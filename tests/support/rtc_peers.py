@@ -1,18 +1,26 @@
-"""aiortc peers for tests: a publisher of synthetic audio and video, and a decoding subscriber
+"""aiortc peers for tests: a publisher of synthetic audio and video (one video track, or two:
+the full picture and a lighter one, as the operator's page sends), and a decoding subscriber
 that counts frames (both on loopback, as the server's ICE settings in tests are)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
+import av
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import is_rtcp
 
 from passthrough.peer import IceSettings, before_gathering, new_peer
+from passthrough.wiring import publisher_peer
 
 LOOPBACK = IceSettings(hosts=("127.0.0.1",))
 CLOSE_WAIT_S = 5.0
@@ -31,11 +39,53 @@ async def close_all(made: list[RTCPeerConnection]) -> None:
     assert not stuck, f"{len(stuck)} peer connection(s) did not close"
 
 
+class PatternTrack(VideoStreamTrack):
+    """Video whose every frame differs (two noise pictures in turn), so that the encoder spends
+    its bitrate on each one, like a camera's picture and unlike aiortc's still green frames."""
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__()
+        self.size = (width, height)
+        blank = av.VideoFrame(width, height, "yuv420p")
+        self._pictures = [
+            [os.urandom(plane.buffer_size) for plane in blank.planes] for _ in range(2)
+        ]
+        self._count = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame(*self.size, "yuv420p")
+        for plane, data in zip(frame.planes, self._pictures[self._count % 2], strict=True):
+            plane.update(data)
+        self._count += 1
+        frame.pts = pts
+        frame.time_base = time_base
+        return frame
+
+
 async def offer_to_publish(ice: IceSettings = LOOPBACK) -> RTCPeerConnection:
     """A publisher with its offer made (every candidate in it)."""
     pc = new_peer(ice)
     pc.addTrack(AudioStreamTrack())
     pc.addTrack(VideoStreamTrack())
+    before_gathering(pc, ice)
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc
+
+
+async def offer_two_layers(
+    ice: IceSettings = LOOPBACK,
+    high: tuple[int, int] = (320, 240),
+    low: tuple[int, int] = (160, 120),
+) -> RTCPeerConnection:
+    """A publisher of audio and two video tracks, the full picture first and the lighter one
+    second (the operator's page sends 640x360-ish and half that), with its offer made. Max-bundle,
+    as a browser does (aiortc's default policy loses the second video line once BUNDLE is
+    answered; see passthrough.wiring.publisher_peer)."""
+    pc = publisher_peer(ice)
+    pc.addTrack(AudioStreamTrack())
+    pc.addTrack(PatternTrack(*high))
+    pc.addTrack(PatternTrack(*low))
     before_gathering(pc, ice)
     await pc.setLocalDescription(await pc.createOffer())
     return pc
@@ -47,6 +97,7 @@ class Viewer:
 
     pc: RTCPeerConnection
     video_frames: list[tuple[float, int]] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)  # of each video frame
     audio_frames: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -90,8 +141,9 @@ async def _read(viewer: Viewer, track: MediaStreamTrack) -> None:
     with contextlib.suppress(MediaStreamError):
         while True:
             frame = await track.recv()
-            if track.kind == "video":
+            if isinstance(frame, av.VideoFrame):
                 viewer.video_frames.append((time.monotonic(), int(frame.pts or 0)))
+                viewer.sizes.append((frame.width, frame.height))
             else:
                 viewer.audio_frames += 1
 
@@ -99,3 +151,66 @@ async def _read(viewer: Viewer, track: MediaStreamTrack) -> None:
 def description(body: dict[str, str]) -> RTCSessionDescription:
     """An answer body as a session description."""
     return RTCSessionDescription(sdp=body["sdp"], type=body["type"])
+
+
+class LossyLink(asyncio.DatagramProtocol):
+    """A UDP forwarder on loopback standing between one subscriber and the relay: the relay's
+    answer names it instead of the relay (see `lossy_answer`), and RTP from the relay to the
+    subscriber is dropped at random with probability `loss` (RTCP, STUN and DTLS always pass)."""
+
+    def __init__(self, relay: tuple[str, int]) -> None:
+        self.relay = relay
+        self.loss = 0.0
+        self.dropped = 0
+        self.forwarded = 0
+        self._subscriber: tuple[str, int] | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._random = random.Random(12)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self._transport is not None
+        if addr != self.relay:
+            self._subscriber = addr
+            self._transport.sendto(data, self.relay)
+            return
+        if self._subscriber is None:
+            return
+        rtp = len(data) > 12 and 128 <= data[0] < 192 and not is_rtcp(data)
+        if rtp and self.loss and self._random.random() < self.loss:
+            self.dropped += 1
+            return
+        self.forwarded += 1
+        self._transport.sendto(data, self._subscriber)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the forwarder listens."""
+        assert self._transport is not None
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return host, port
+
+    def close(self) -> None:
+        """Stop forwarding."""
+        if self._transport is not None:
+            self._transport.close()
+
+
+CANDIDATE = re.compile(r"^(a=candidate:\S+ 1 udp \d+ )(127\.0\.0\.1) (\d+)( typ host.*)$", re.M)
+
+
+async def lossy_answer(answer: RTCSessionDescription) -> tuple[LossyLink, RTCSessionDescription]:
+    """Put a LossyLink between the subscriber and the relay: the answer's loopback candidate
+    (the relay offers one, bundled) now names the forwarder."""
+    found = CANDIDATE.search(answer.sdp)
+    assert found is not None, "the relay's answer has no loopback host candidate"
+    relay = (found.group(2), int(found.group(3)))
+    loop = asyncio.get_running_loop()
+    _, link = await loop.create_datagram_endpoint(
+        lambda: LossyLink(relay), local_addr=("127.0.0.1", 0)
+    )
+    host, port = link.address
+    sdp = CANDIDATE.sub(lambda m: f"{m.group(1)}{host} {port}{m.group(4)}", answer.sdp)
+    return link, RTCSessionDescription(sdp=sdp, type=answer.type)

@@ -1,7 +1,10 @@
 // The broadcast of the operator console (operators only): camera and microphone go out over one
 // WebRTC connection, offered once with every ICE candidate (the server answers once); when the
 // connection drops while the operator has not pressed End, the page publishes again by itself and
-// says so.
+// says so. The picture goes out twice: full (the camera track) and lighter (a clone of it at half
+// the size and a quarter of the bitrate, the second video track); the relay sends each branch
+// venue the one its link carries. (Two tracks, not simulcast: aiortc cannot receive RFC 8853
+// simulcast, its SDP knows no a=rid / a=simulcast.)
 //
 // What this page is doing with the broadcast is one value, `state`, changed only by enter():
 //   idle          not sending (the broadcast may still be on from another page)
@@ -32,7 +35,9 @@
   const LAST_RETRY_MS = 10000;
   const DROP_GRACE_MS = 2000;  // "disconnected" often heals by itself within a second or two
   const GATHER_LIMIT_MS = 5000;
-  const MAX_VIDEO_BPS = 1500000;  // every branch gets the same bitrate; townships' lines are thin
+  const MAX_VIDEO_BPS = 1500000;  // the full picture
+  const LOW_VIDEO_BPS = 250000;  // the lighter picture, for branches whose lines are thin
+  const LOW_SCALE = 2;  // the lighter picture's width and height are the camera's divided by this
 
   // Where each state may go. Taking over is offered again while ending when a re-read of the wall
   // says the broadcast is still on, hence ending → starting.
@@ -51,6 +56,7 @@
   let asking = false;  // the browser is being asked for the devices
   let remembered = null;  // the last note, see note()
   let media = null;  // the camera and microphone: previewed, and sent while on air
+  let lighter = null;  // the clone of the camera sent as the lighter picture while on air
   let pc = null;
   let attempt = 0;  // bumped to abandon a publish on its way
   let inflight = null;  // the publish on its way
@@ -157,10 +163,15 @@
       throw deviceProblem(error);
     }
     const old = media;
+    const oldLighter = lighter;
     media = fresh;
     preview.srcObject = fresh;
     if (pc) {
       for (const sender of pc.getSenders()) {
+        if (sender.track && sender.track === oldLighter) {
+          await sender.replaceTrack(cloneCamera());
+          continue;
+        }
         const track = sender.track && fresh.getTracks().find(function (candidate) {
           return candidate.kind === sender.track.kind;
         });
@@ -168,6 +179,21 @@
       }
     }
     if (old) { stopTracks(old); }
+    if (oldLighter && oldLighter !== lighter) { oldLighter.stop(); }
+  }
+
+  // A new clone of the camera for the lighter picture (null without a camera).
+  function cloneCamera() {
+    const camera = media && media.getVideoTracks()[0];
+    lighter = camera ? camera.clone() : null;
+    return lighter;
+  }
+
+  function dropLighter() {
+    if (lighter) {
+      lighter.stop();
+      lighter = null;
+    }
   }
 
   function stopTracks(stream) {
@@ -291,6 +317,7 @@
       pc = null;
       old.close();
     }
+    dropLighter();
   }
 
   function newPeer() {
@@ -299,6 +326,15 @@
       const init = {direction: "sendonly", streams: [media]};
       if (track.kind === "video") { init.sendEncodings = [{maxBitrate: MAX_VIDEO_BPS}]; }
       peer.addTransceiver(track, init);
+    }
+    // The lighter picture: the relay takes the second video track for it.
+    const clone = cloneCamera();
+    if (clone) {
+      peer.addTransceiver(clone, {
+        direction: "sendonly",
+        streams: [media],
+        sendEncodings: [{maxBitrate: LOW_VIDEO_BPS, scaleResolutionDownBy: LOW_SCALE}],
+      });
     }
     peer.addEventListener("connectionstatechange", function () { watch(peer); });
     return peer;

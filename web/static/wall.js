@@ -82,10 +82,24 @@
     };
   }
 
+  // Which of the two pictures the relay sends a venue: the full one, or the lighter one its thin
+  // link can carry (null when it is not receiving).
+  function qualityMark(quality) {
+    if (quality !== "high" && quality !== "low") { return null; }
+    // Not a .badge: the stream-state badge stays the tile's only one.
+    const mark = element("span", "quality quality-" + quality,
+                         quality === "high" ? words.qualityHigh : words.qualityLow);
+    mark.title = quality === "high" ? words.qualityHighTitle : words.qualityLowTitle;
+    return mark;
+  }
+
   function streamLine(venue, broadcast) {
     const shown = venue.role === "main" ? mainStream(broadcast) : branchStream(venue.stream);
     const line = element("p", "stream");
-    line.append(shown.mark, " ", element("span", "metrics", shown.detail));
+    line.append(shown.mark, " ");
+    const quality = venue.role === "main" ? null : qualityMark(venue.stream_quality);
+    if (quality) { line.append(quality, " "); }
+    line.append(element("span", "metrics", shown.detail));
     return line;
   }
 
