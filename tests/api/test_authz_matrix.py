@@ -475,6 +475,7 @@ MATRIX: dict[str, Route] = {
     # holds a real connection).
     "agent_events": Route("GET", "/api/v1/agent/events", AGENT, ok=(422,)),
     "agent_schedule_ics": Route("GET", "/api/v1/agent/schedule.ics", AGENT),
+    "agent_ice_servers": Route("GET", "/api/v1/agent/ice-servers", AGENT),
     "agent_heartbeat": Route(
         "POST",
         "/api/v1/agent/heartbeat",
