@@ -14,7 +14,7 @@ from typing import Any
 from aioice import Connection
 from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import (
@@ -33,6 +33,8 @@ FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_JITTER_STATE = ("_origin", "_packets", "_capacity", "remove")
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
 _ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
@@ -170,6 +172,63 @@ async def send_pli(receiver: RTCRtpReceiver, ssrc: int) -> None:
     if not callable(send):
         raise HookMissing("RTCRtpReceiver._send_rtcp_pli is gone")
     await send(ssrc)
+
+
+def jitter_buffer(receiver: RTCRtpReceiver) -> JitterBuffer:
+    """The receiver's jitter buffer, where RTP packets wait until they make whole frames."""
+    buffer = getattr(receiver, _JITTER_BUFFER, None)
+    if not isinstance(buffer, JitterBuffer) or not all(hasattr(buffer, n) for n in _JITTER_STATE):
+        raise HookMissing("RTCRtpReceiver has no jitter buffer of the known shape")
+    if not isinstance(buffer._packets, list):
+        raise HookMissing("JitterBuffer._packets is not a list")
+    return buffer
+
+
+def jitter_origin(buffer: JitterBuffer) -> int | None:
+    """The sequence number frames are assembled from; it moves as each frame leaves."""
+    return buffer._origin
+
+
+def jitter_blocked(buffer: JitterBuffer) -> int | None:
+    """The media SSRC of the packets waiting behind a hole (a missing packet between the origin
+    and packets that arrived later), or None when nothing waits behind one."""
+    origin = buffer._origin
+    if origin is None:
+        return None
+    capacity = buffer._capacity
+    packets = buffer._packets
+    hole = False
+    for count in range(capacity):
+        packet = packets[(origin + count) % capacity]
+        if packet is None:
+            hole = True
+        elif hole:
+            return packet.ssrc
+    return None
+
+
+def skip_jitter_hole(buffer: JitterBuffer) -> int:
+    """Unblock a jitter buffer stuck on a packet lost for good: aiortc assembles frames only
+    contiguously from the origin and gives up only once the buffer is full (512 packets of
+    video, many seconds). Drop everything from the origin up to the first packet after the
+    first hole that surely begins a frame (its predecessor is present and has another
+    timestamp), so no partial frame ever reaches the decoder; the frames from there leave with
+    the next packets added. Answers how many slots were dropped (0: nothing to skip to)."""
+    origin = buffer._origin
+    if origin is None:
+        return 0
+    capacity = buffer._capacity
+    packets = buffer._packets
+    slots = [packets[(origin + count) % capacity] for count in range(capacity)]
+    hole = next((count for count, packet in enumerate(slots) if packet is None), None)
+    if hole is None:
+        return 0
+    for count in range(hole + 2, capacity):
+        before, packet = slots[count - 1], slots[count]
+        if before is not None and packet is not None and before.timestamp != packet.timestamp:
+            buffer.remove(count)
+            return count
+    return 0
 
 
 def restrict_host_addresses(pc: RTCPeerConnection, hosts: Iterable[str]) -> None:

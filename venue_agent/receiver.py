@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from passthrough.peer import IceSettings
+from passthrough.stall import guard_video
 from venue_agent import clock
 from venue_agent.client import RateLimited, Refused, ServerClient, Unavailable
 from venue_agent.health import DOWN_AFTER_S, GOOD, NOTHING_RECEIVED, FrameClock, Health, Totals
@@ -57,6 +58,7 @@ class Reception:
         self._changed = asyncio.Event()
         self._backoff = Backoff(first_s=1.0, cap_s=RETRY_CAP_S)
         self._last_second = 0
+        self._guard: asyncio.Task[None] | None = None  # the stall guard of the upstream's video
 
     def end(self) -> None:
         """broadcast_ended: write the final sample and stop."""
@@ -125,6 +127,9 @@ class Reception:
                 log.exception("session %s: subscribing failed", self.session_public_id)
                 delay = self._backoff.next()
             else:
+                _, self._guard = guard_video(
+                    [t.receiver for t in self.upstream.pc.getTransceivers() if t.kind == "video"]
+                )
                 if self.screen is not None:
                     self.screen.show(self.session_public_id)
                 log.info("session %s: subscribed to the broadcast", self.session_public_id)
@@ -174,6 +179,10 @@ class Reception:
         self._restart = False
 
     async def _disconnect(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.cancel()
+            await asyncio.gather(guard, return_exceptions=True)
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             await upstream.close()

@@ -29,7 +29,7 @@ from aiortc import (
     VideoStreamTrack,
 )
 from aiortc.clock import current_datetime
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
@@ -41,6 +41,7 @@ from passthrough.hooks import (
     HookMissing,
     SenderLink,
     forward_keyframe_requests,
+    jitter_buffer,
     media_ssrc,
     restrict_host_addresses,
     send_datagram,
@@ -223,6 +224,13 @@ async def test_media_ssrc_is_the_media_stream_never_the_rtx_one(peers: PeerFacto
     newest = max(receiver.getSynchronizationSources(), key=lambda s: s.timestamp)
     assert newest.source == rtx
     assert media_ssrc(receiver) == media
+
+
+async def test_jitter_buffer_is_the_video_receivers_own(peers: PeerFactory) -> None:
+    # the stall guard (tests/passthrough/test_stall_guard.py) skips holes in it
+    buffer = jitter_buffer(peers().addTransceiver("video").receiver)
+    assert isinstance(buffer, JitterBuffer)
+    assert buffer.capacity == 512 and buffer._origin is None
 
 
 async def test_send_pli_makes_the_publisher_send_a_keyframe(peers: PeerFactory) -> None:
@@ -566,6 +574,16 @@ async def _media_ssrc_no_rtx_map(pc: RTCPeerConnection) -> None:
     media_ssrc(_receiver_lacking(pc, "_RTCRtpReceiver__rtx_ssrc"))
 
 
+async def _jitter_no_buffer(pc: RTCPeerConnection) -> None:
+    jitter_buffer(_receiver_lacking(pc, "_RTCRtpReceiver__jitter_buffer"))
+
+
+async def _jitter_no_origin(pc: RTCPeerConnection) -> None:
+    receiver = pc.addTransceiver("video").receiver
+    _without(receiver._RTCRtpReceiver__jitter_buffer, "_origin")  # type: ignore[attr-defined]
+    jitter_buffer(receiver)
+
+
 async def _send_pli_no_method(pc: RTCPeerConnection) -> None:
     receiver = pc.addTransceiver("video").receiver
     receiver._send_rtcp_pli = None  # type: ignore[assignment,method-assign]
@@ -638,6 +656,8 @@ async def _link_no_tx_srtp(pc: RTCPeerConnection) -> None:
         _forward_no_keyframe_method,
         _media_ssrc_plain_object,
         _media_ssrc_no_rtx_map,
+        _jitter_no_buffer,
+        _jitter_no_origin,
         _send_pli_plain_object,
         _send_pli_no_method,
         _restrict_no_connection,

@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import is_rtcp
 
 from passthrough.peer import IceSettings, before_gathering, new_peer
+from passthrough.stall import StallGuard, guard_video
 from passthrough.wiring import publisher_peer
 
 LOOPBACK = IceSettings(hosts=("127.0.0.1",))
@@ -93,13 +94,15 @@ async def offer_two_layers(
 
 @dataclass
 class Viewer:
-    """A receive-only peer that decodes and remembers when each video frame arrived."""
+    """A receive-only peer that decodes and remembers when each video frame arrived; its video
+    receiver is guarded against stalls on a lost packet, as the venue agent's is."""
 
     pc: RTCPeerConnection
     video_frames: list[tuple[float, int]] = field(default_factory=list)
     sizes: list[tuple[int, int]] = field(default_factory=list)  # of each video frame
     audio_frames: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    guard: StallGuard | None = None
 
     async def frames_after(self, moment: float, count: int, within: float = 10.0) -> float:
         """Wait until `count` video frames arrived after `moment`; answers the first one's time."""
@@ -126,7 +129,9 @@ async def offer_to_view(ice: IceSettings = LOOPBACK) -> Viewer:
     pc = new_peer(ice)
     viewer = Viewer(pc)
     pc.addTransceiver("audio", direction="recvonly")
-    pc.addTransceiver("video", direction="recvonly")
+    video = pc.addTransceiver("video", direction="recvonly")
+    viewer.guard, guarding = guard_video([video.receiver])
+    viewer.tasks.append(guarding)
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
@@ -166,6 +171,50 @@ class LossyLink(asyncio.DatagramProtocol):
         self._subscriber: tuple[str, int] | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._random = random.Random(12)
+        self._hole: _Hole | None = None
+
+    def hole(
+        self,
+        payload_type: int,
+        rtx_payload_type: int | None,
+        count: int,
+        *,
+        skip: int = 0,
+        window_s: float = 2.0,
+    ) -> None:
+        """Lose `count` consecutive RTP packets of this payload type for good, after letting
+        `skip` more of them pass: for window_s after the first is dropped, their resending
+        (the same sequence numbers, or anything of the RTX payload type) is dropped too."""
+        self._hole = _Hole(payload_type, rtx_payload_type, count, skip, window_s)
+
+    @property
+    def hole_seqs(self) -> list[int]:
+        """The sequence numbers lost for good so far."""
+        return [] if self._hole is None else sorted(self._hole.seqs)
+
+    def _in_hole(self, data: bytes) -> bool:
+        hole = self._hole
+        if hole is None:
+            return False
+        payload_type, seq = data[1] & 0x7F, int.from_bytes(data[2:4], "big")
+        now = time.monotonic()
+        if hole.until is not None and now > hole.until:
+            return False
+        if payload_type == hole.rtx_payload_type and hole.until is not None:
+            return True
+        if payload_type != hole.payload_type:
+            return False
+        if seq in hole.seqs:
+            return True
+        if hole.skip > 0:
+            hole.skip -= 1
+            return False
+        if len(hole.seqs) < hole.count:
+            hole.seqs.add(seq)
+            if hole.until is None:
+                hole.until = now + hole.window_s
+            return True
+        return False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
@@ -179,6 +228,9 @@ class LossyLink(asyncio.DatagramProtocol):
         if self._subscriber is None:
             return
         rtp = len(data) > 12 and 128 <= data[0] < 192 and not is_rtcp(data)
+        if rtp and self._in_hole(data):
+            self.dropped += 1
+            return
         if rtp and self.loss and self._random.random() < self.loss:
             self.dropped += 1
             return
@@ -196,6 +248,17 @@ class LossyLink(asyncio.DatagramProtocol):
         """Stop forwarding."""
         if self._transport is not None:
             self._transport.close()
+
+
+@dataclass
+class _Hole:
+    payload_type: int
+    rtx_payload_type: int | None
+    count: int
+    skip: int
+    window_s: float
+    seqs: set[int] = field(default_factory=set)
+    until: float | None = None
 
 
 CANDIDATE = re.compile(r"^(a=candidate:\S+ 1 udp \d+ )(127\.0\.0\.1) (\d+)( typ host.*)$", re.M)
