@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 
-from passthrough.fanout import RelayCounters, Source
+from passthrough.fanout import Source
 from passthrough.quality import HIGH, LOW, QualityRule
 from passthrough.wiring import (
     LOW_VIDEO,
-    SOURCE_NAMES,
     Feed,
     Subscription,
     accept_publisher,
@@ -53,27 +51,6 @@ async def until(check: Callable[[], Any], what: str, within: float = WAIT_S) -> 
         assert time.monotonic() < deadline, f"never: {what}"
         await asyncio.sleep(0.05)
     return found
-
-
-@pytest.fixture
-async def sources() -> AsyncIterator[dict[str, Source]]:
-    counters = RelayCounters()
-    made = {name: Source("video" if name == LOW_VIDEO else name, counters) for name in SOURCE_NAMES}
-    try:
-        yield made
-    finally:
-        for source in made.values():
-            source.close()
-
-
-@pytest.fixture
-async def relay_ins() -> AsyncIterator[list[RTCPeerConnection]]:
-    """The relay's publisher-side peers (max-bundle, as Broadcasts makes them)."""
-    made: list[RTCPeerConnection] = []
-    try:
-        yield made
-    finally:
-        await close_all(made)
 
 
 async def publish(

@@ -9,19 +9,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
-from passthrough.fanout import RelayCounters, Source
+from passthrough.fanout import Source
 from passthrough.hooks import jitter_blocked, jitter_origin, skip_jitter_hole
 from passthrough.stall import StallWatch
 from passthrough.wiring import (
-    LOW_VIDEO,
-    SOURCE_NAMES,
     accept_publisher,
     answer_viewer,
     publisher_peer,
@@ -31,7 +27,6 @@ from tests.support.rtc_peers import (
     LossyLink,
     PeerFactory,
     Viewer,
-    close_all,
     lossy_answer,
     offer_to_publish,
     offer_to_view,
@@ -106,26 +101,6 @@ def test_the_watch_acts_once_frames_stopped_while_packets_wait_at_most_once_a_ga
     assert not watch.stuck(3.5, 20, blocked=True)  # frames moved on
     assert not watch.stuck(4.0, 20, blocked=True)
     assert watch.stuck(4.2, 20, blocked=True)
-
-
-@pytest.fixture
-async def sources() -> AsyncIterator[dict[str, Source]]:
-    counters = RelayCounters()
-    made = {name: Source("video" if name == LOW_VIDEO else name, counters) for name in SOURCE_NAMES}
-    try:
-        yield made
-    finally:
-        for source in made.values():
-            source.close()
-
-
-@pytest.fixture
-async def relay_ins() -> AsyncIterator[list[RTCPeerConnection]]:
-    made: list[RTCPeerConnection] = []
-    try:
-        yield made
-    finally:
-        await close_all(made)
 
 
 def payload_types(sdp: str) -> tuple[int, int | None]:
