@@ -10,7 +10,7 @@ import gc
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support import browser
 from tests.support.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.support.sessions import live_session
 from tests.support.world import World
 
 WAIT_MS = 15_000
@@ -121,33 +122,11 @@ def _note_console(opened: Console, message: Any) -> None:
 async def stage(
     client: Any, world: World, db: async_sessionmaker[AsyncSession], chromium: Browser
 ) -> AsyncIterator[Stage]:
-    tokens = {}
-    for code in ("M", "B"):
-        answer = await client.post(
-            "/api/v1/venues",
-            headers=world.auth("admin", "a"),
-            json={"code": code, "name": f"会场{code}", "org_code": "a1"},
-        )
-        tokens[code] = (await answer.json())["token"]
-    now = datetime.now(UTC)
-    created = await client.post(
-        "/api/v1/sessions",
-        headers=world.auth("operator", "a"),
-        json={
-            "title": "学习贯彻党的二十届四中全会精神",
-            "topic_code": "LIVE",
-            "credit_hours": 2,
-            "main_venue": "M",
-            "branch_venues": ["B"],
-            "starts_at": (now - timedelta(minutes=5)).isoformat(),
-            "ends_at": (now + timedelta(hours=2)).isoformat(),
-        },
-    )
-    assert created.status == 201, await created.text()
+    session_id, tokens = await live_session(client, world)
     await browser.add_user(db, "op-console", "operator", "a")
     await browser.add_user(db, "op-laptop", "operator", "a")
     await browser.add_user(db, "rev-console", "reviewer", "a")
-    staged = Stage(client, chromium, (await created.json())["id"], tokens)
+    staged = Stage(client, chromium, session_id, tokens)
     yield staged
     for opened in staged.consoles:
         assert opened.problems == [], opened.problems

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from server.keys import BROADCASTS_KEY
 from tests.support import browser
 from tests.support.chromium import CHROMIUM, FLAGS, needs_chromium
 from tests.support.rtc_peers import LossyLink, Viewer, description, lossy_answer, offer_to_view
+from tests.support.sessions import live_session
 from tests.support.world import World
 
 pytestmark = [needs_chromium, pytest.mark.sqlite_only]
@@ -44,34 +44,6 @@ async def until(check: Callable[[], Any], what: str, within: float = WAIT_S) -> 
     return found
 
 
-async def _session(client: Any, world: World) -> tuple[str, str]:
-    """A session running now, main venue M and branch venue B; answers its id and B's token."""
-    tokens = {}
-    for code in ("M", "B"):
-        answer = await client.post(
-            "/api/v1/venues",
-            headers=world.auth("admin", "a"),
-            json={"code": code, "name": f"会场{code}", "org_code": "a1"},
-        )
-        tokens[code] = (await answer.json())["token"]
-    now = datetime.now(UTC)
-    created = await client.post(
-        "/api/v1/sessions",
-        headers=world.auth("operator", "a"),
-        json={
-            "title": "学习贯彻党的二十届四中全会精神",
-            "topic_code": "LIVE",
-            "credit_hours": 2,
-            "main_venue": "M",
-            "branch_venues": ["B"],
-            "starts_at": (now - timedelta(minutes=5)).isoformat(),
-            "ends_at": (now + timedelta(hours=2)).isoformat(),
-        },
-    )
-    assert created.status == 201, await created.text()
-    return (await created.json())["id"], tokens["B"]
-
-
 async def _wall_quality(client: Any, world: World, session_id: str) -> Any:
     answer = await client.get(f"/api/v1/sessions/{session_id}/wall", headers=world.auth("reviewer"))
     assert answer.status == 200, await answer.text()
@@ -82,7 +54,8 @@ async def _wall_quality(client: Any, world: World, session_id: str) -> Any:
 async def test_the_page_sends_two_qualities_and_a_lossy_venue_gets_the_lighter_one(
     client: Any, world: World, db: async_sessionmaker[AsyncSession], chromium: Browser
 ) -> None:
-    session_id, token = await _session(client, world)
+    session_id, tokens = await live_session(client, world)
+    token = tokens["B"]
     await browser.add_user(db, "op-two", "operator", "a")
     broadcasts = client.app[BROADCASTS_KEY]
     problems: list[str] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from tests.support.client import Client
 from tests.support.world import World
@@ -60,3 +60,34 @@ async def schedule_worked_example(client: Client, world: World) -> tuple[str, di
     assert answer.status == 201, body
     assert body["state"] == "scheduled" and body["roster_size"] == 5
     return body["id"], tokens
+
+
+async def live_session(client: Client, world: World) -> tuple[str, dict[str, str]]:
+    """Venues M (main) and B (branch) of org a1, and a session running now between them (from 5
+    minutes ago for two hours), scheduled by operator-a; answers its id and the venues' agent
+    tokens by code."""
+    tokens = {}
+    for code in ("M", "B"):
+        answer = await client.post(
+            "/api/v1/venues",
+            headers=world.auth("admin", "a"),
+            json={"code": code, "name": f"会场{code}", "org_code": "a1"},
+        )
+        assert answer.status == 201, await answer.text()
+        tokens[code] = (await answer.json())["token"]
+    now = datetime.now(UTC)
+    created = await client.post(
+        "/api/v1/sessions",
+        headers=world.auth("operator", "a"),
+        json={
+            "title": "学习贯彻党的二十届四中全会精神",
+            "topic_code": "LIVE",
+            "credit_hours": 2,
+            "main_venue": "M",
+            "branch_venues": ["B"],
+            "starts_at": (now - timedelta(minutes=5)).isoformat(),
+            "ends_at": (now + timedelta(hours=2)).isoformat(),
+        },
+    )
+    assert created.status == 201, await created.text()
+    return (await created.json())["id"], tokens
