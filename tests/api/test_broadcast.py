@@ -7,68 +7,16 @@ import asyncio
 import logging
 import re
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.db.models import AuditEntry
+from tests.support.broadcast_api import add_session, add_venue, audit_count, publish
 from tests.support.rtc_peers import description, offer_to_publish, offer_to_view
 from tests.support.world import World
 
 pytestmark = pytest.mark.sqlite_only
-
-
-async def _venue(client: Any, world: World, code: str) -> str:
-    answer = await client.post(
-        "/api/v1/venues",
-        headers=world.auth("admin", "a"),
-        json={"code": code, "name": f"会场{code}", "org_code": "a1"},
-    )
-    assert answer.status == 201, await answer.text()
-    token: str = (await answer.json())["token"]
-    return token
-
-
-async def _session(client: Any, world: World, main: str, branches: list[str]) -> str:
-    now = datetime.now(UTC)
-    answer = await client.post(
-        "/api/v1/sessions",
-        headers=world.auth("operator", "a"),
-        json={
-            "title": "党的二十届四中全会精神专题学习",
-            "topic_code": "LIVE",
-            "credit_hours": 2,
-            "main_venue": main,
-            "branch_venues": branches,
-            "starts_at": (now - timedelta(minutes=5)).isoformat(),
-            "ends_at": (now + timedelta(hours=2)).isoformat(),
-        },
-    )
-    assert answer.status == 201, await answer.text()
-    session_id: str = (await answer.json())["id"]
-    return session_id
-
-
-async def _audit_count(db: async_sessionmaker[AsyncSession], action: str) -> int:
-    async with db() as session:
-        return int(
-            await session.scalar(select(func.count()).where(AuditEntry.action == action)) or 0
-        )
-
-
-async def _publish(client: Any, world: World, session_id: str) -> Any:
-    publisher = await offer_to_publish()
-    answer = await client.post(
-        f"/api/v1/sessions/{session_id}/broadcast",
-        headers=world.auth("operator", "a"),
-        json={"sdp": publisher.localDescription.sdp, "type": "offer"},
-    )
-    assert answer.status == 200, await answer.text()
-    await publisher.setRemoteDescription(description(await answer.json()))
-    return publisher
 
 
 async def _subscribe(client: Any, token: str, session_id: str) -> Any:
@@ -88,14 +36,14 @@ async def test_publish_subscribe_republish_end(
 ) -> None:
     """Venues decode the operator's stream within a second; the publisher leaving and coming
     back reaches the same venues; End tells every agent; each step is audited."""
-    await _venue(client, world, "MAIN")
-    branch = await _venue(client, world, "B1")
-    session_id = await _session(client, world, "MAIN", ["B1"])
+    await add_venue(client, world, "MAIN")
+    branch = await add_venue(client, world, "B1")
+    session_id = await add_session(client, world, "MAIN", ["B1"])
     auth = {"Authorization": f"Bearer {branch}"}
     peers: list[Any] = []
     try:
         async with client.ws_connect("/api/v1/agent/events", headers=auth) as events:
-            publisher = await _publish(client, world, session_id)
+            publisher = await publish(client, world, session_id)
             peers.append(publisher)
             started = await asyncio.wait_for(events.receive_json(), timeout=5)
             assert started == {"type": "broadcast_started", "session_id": session_id}
@@ -119,7 +67,7 @@ async def test_publish_subscribe_republish_end(
             await asyncio.sleep(0.5)
             last_pts = viewer.video_frames[-1][1]
             republished = time.monotonic()
-            peers.append(await _publish(client, world, session_id))
+            peers.append(await publish(client, world, session_id))
             await viewer.frames_after(republished, 10)
             assert viewer.video_frames[-1][1] > last_pts
             again = await asyncio.wait_for(events.receive_json(), timeout=5)
@@ -132,8 +80,8 @@ async def test_publish_subscribe_republish_end(
             assert await ended.json() == {"on": False}
             message = await asyncio.wait_for(events.receive_json(), timeout=5)
             assert message == {"type": "broadcast_ended", "session_id": session_id}
-        assert await _audit_count(db, "session.broadcast_start") == 2
-        assert await _audit_count(db, "session.broadcast_end") == 1
+        assert await audit_count(db, "session.broadcast_start") == 2
+        assert await audit_count(db, "session.broadcast_end") == 1
         # Not on air any more: a venue cannot subscribe.
         late = await offer_to_view()
         peers.append(late)
@@ -152,10 +100,10 @@ async def test_publish_subscribe_republish_end(
 async def test_an_agent_that_connects_during_a_broadcast_is_told_at_once(
     client: Any, world: World
 ) -> None:
-    await _venue(client, world, "MAIN")
-    branch = await _venue(client, world, "B1")
-    session_id = await _session(client, world, "MAIN", ["B1"])
-    publisher = await _publish(client, world, session_id)
+    await add_venue(client, world, "MAIN")
+    branch = await add_venue(client, world, "B1")
+    session_id = await add_session(client, world, "MAIN", ["B1"])
+    publisher = await publish(client, world, session_id)
     try:
         async with client.ws_connect(
             "/api/v1/agent/events", headers={"Authorization": f"Bearer {branch}"}
@@ -167,10 +115,10 @@ async def test_an_agent_that_connects_during_a_broadcast_is_told_at_once(
 
 
 async def test_relay_figures_in_the_metrics(client: Any, world: World) -> None:
-    await _venue(client, world, "MAIN")
-    branch = await _venue(client, world, "B1")
-    session_id = await _session(client, world, "MAIN", ["B1"])
-    publisher = await _publish(client, world, session_id)
+    await add_venue(client, world, "MAIN")
+    branch = await add_venue(client, world, "B1")
+    session_id = await add_session(client, world, "MAIN", ["B1"])
+    publisher = await publish(client, world, session_id)
     viewer = await _subscribe(client, branch, session_id)
     try:
         await viewer.frames_after(0, 5)
@@ -191,10 +139,10 @@ async def test_relay_figures_in_the_metrics(client: Any, world: World) -> None:
 async def test_bad_broadcast_requests_change_nothing(
     client: Any, world: World, db: async_sessionmaker[AsyncSession]
 ) -> None:
-    await _venue(client, world, "MAIN")
-    branch = await _venue(client, world, "B1")
-    outsider = await _venue(client, world, "B2")
-    session_id = await _session(client, world, "MAIN", ["B1"])
+    await add_venue(client, world, "MAIN")
+    branch = await add_venue(client, world, "B1")
+    outsider = await add_venue(client, world, "B2")
+    session_id = await add_session(client, world, "MAIN", ["B1"])
     url = f"/api/v1/sessions/{session_id}/broadcast"
     operator = world.auth("operator", "a")
     for body, field in (
@@ -226,14 +174,14 @@ async def test_bad_broadcast_requests_change_nothing(
         assert early.status == 409
     finally:
         await viewer.close()
-    assert await _audit_count(db, "session.broadcast_start") == 0
+    assert await audit_count(db, "session.broadcast_start") == 0
     wall = await (await client.get(f"/api/v1/sessions/{session_id}/wall", headers=operator)).json()
     assert wall.get("broadcast", {"on": False})["on"] is False
 
 
 async def test_a_finished_session_cannot_be_broadcast(client: Any, world: World) -> None:
-    await _venue(client, world, "MAIN")
-    session_id = await _session(client, world, "MAIN", [])
+    await add_venue(client, world, "MAIN")
+    session_id = await add_session(client, world, "MAIN", [])
     operator = world.auth("operator", "a")
     for action in ("start", "end"):
         assert (
@@ -262,8 +210,8 @@ async def test_a_failure_that_is_not_negotiation_is_a_logged_500(
     stack, not a refusal, so it answers the documented 500, is logged, and leaves nothing on air
     or audited. (Should aiortc one day refuse such an offer properly, it becomes a 422 and this
     test needs another crash.)"""
-    await _venue(client, world, "MAIN")
-    session_id = await _session(client, world, "MAIN", [])
+    await add_venue(client, world, "MAIN")
+    session_id = await add_session(client, world, "MAIN", [])
     operator = world.auth("operator", "a")
     publisher = await offer_to_publish()
     try:
@@ -280,6 +228,6 @@ async def test_a_failure_that_is_not_negotiation_is_a_logged_500(
         assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [AttributeError]
     finally:
         await publisher.close()
-    assert await _audit_count(db, "session.broadcast_start") == 0
+    assert await audit_count(db, "session.broadcast_start") == 0
     wall = await (await client.get(f"/api/v1/sessions/{session_id}/wall", headers=operator)).json()
     assert wall.get("broadcast", {"on": False})["on"] is False

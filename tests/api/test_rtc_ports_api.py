@@ -13,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 from passthrough.ports import PortRange
 from server.app import create_app
 from server.settings import Settings
-from tests.api.test_broadcast import _audit_count, _publish, _session, _venue
+from tests.support.broadcast_api import add_session, add_venue, audit_count, publish
 from tests.support.databases import Db
 from tests.support.rtc_peers import offer_to_publish, offer_to_view
 from tests.support.world import World, seed_world
@@ -49,10 +49,10 @@ async def test_a_venue_past_the_range_gets_a_503_and_the_broadcast_goes_on(
     aiohttp_client: AiohttpClient, settings: Settings, db: Db, one_port: int
 ) -> None:
     client, world = await _app(aiohttp_client, settings, db, one_port)
-    await _venue(client, world, "MAIN")
-    token = await _venue(client, world, "B1")
-    session_id = await _session(client, world, "MAIN", ["B1"])
-    publisher = await _publish(client, world, session_id)  # takes the range's one port
+    await add_venue(client, world, "MAIN")
+    token = await add_venue(client, world, "B1")
+    session_id = await add_session(client, world, "MAIN", ["B1"])
+    publisher = await publish(client, world, session_id)  # takes the range's one port
     viewer = await offer_to_view()
     try:
         answer = await client.post(
@@ -76,8 +76,8 @@ async def test_a_publisher_past_the_range_gets_a_503_and_nothing_goes_on_air(
     aiohttp_client: AiohttpClient, settings: Settings, db: Db, one_port: int
 ) -> None:
     client, world = await _app(aiohttp_client, settings, db, one_port)
-    await _venue(client, world, "MAIN")
-    session_id = await _session(client, world, "MAIN", [])
+    await add_venue(client, world, "MAIN")
+    session_id = await add_session(client, world, "MAIN", [])
     publisher = await offer_to_publish()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
         squatter.bind(("127.0.0.1", one_port))  # another program holds the range's one port
@@ -90,7 +90,7 @@ async def test_a_publisher_past_the_range_gets_a_503_and_nothing_goes_on_air(
             _assert_no_port(answer.status, await answer.json())
         finally:
             await publisher.close()
-    assert await _audit_count(db, "session.broadcast_start") == 0
+    assert await audit_count(db, "session.broadcast_start") == 0
     wall = await (
         await client.get(f"/api/v1/sessions/{session_id}/wall", headers=world.auth("operator", "a"))
     ).json()
