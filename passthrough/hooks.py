@@ -5,6 +5,7 @@ incompatible upgrade fails loudly instead of silently relaying nothing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import queue
@@ -14,14 +15,17 @@ from typing import Any
 from aioice import Connection
 from aioice.ice import StunProtocol
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
     HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtcpRrPacket,
+    RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
     unpack_remb_fci,
@@ -38,6 +42,7 @@ _JITTER_STATE = ("_origin", "_packets", "_capacity", "remove")
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
 _ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
+_CODECS = "_RTCRtpReceiver__codecs"
 _HISTORY = "_RTCRtpSender__rtp_history"
 _EXTENSIONS = "_RTCRtpSender__rtp_header_extensions_map"
 _PACKETS = "_RTCRtpSender__packet_count"
@@ -137,6 +142,24 @@ def watch_feedback(
     sender._handle_rtcp_packet = handle_and_watch  # type: ignore[method-assign]
 
 
+def limit_resends(sender: RTCRtpSender, choose: Callable[[list[int]], list[int]]) -> None:
+    """Let `choose` say which packets of each NACK the subscriber sends about this sender's media
+    are resent (aiortc resends every one named, every time); the rest of RTCP is untouched."""
+    handle = getattr(sender, "_handle_rtcp_packet", None)
+    if not callable(handle):
+        raise HookMissing("RTCRtpSender._handle_rtcp_packet is gone")
+
+    async def handle_chosen(packet: Any) -> None:
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            lost = choose(list(packet.lost))
+            if not lost:
+                return
+            packet = dataclasses.replace(packet, lost=lost)
+        await handle(packet)
+
+    sender._handle_rtcp_packet = handle_chosen  # type: ignore[method-assign]
+
+
 def share_bitrate_estimate(receivers: Iterable[RTCRtpReceiver]) -> None:
     """Give these video receivers of one peer one receive-side bandwidth estimator, as a browser
     has one per connection. Each aiortc receiver estimates alone and sends its own REMB, and a
@@ -172,6 +195,26 @@ async def send_pli(receiver: RTCRtpReceiver, ssrc: int) -> None:
     if not callable(send):
         raise HookMissing("RTCRtpReceiver._send_rtcp_pli is gone")
     await send(ssrc)
+
+
+async def send_nack(receiver: RTCRtpReceiver, ssrc: int, lost: list[int]) -> None:
+    """Ask the sender again for these packets of the stream with this SSRC."""
+    send = getattr(receiver, "_send_rtcp_nack", None)
+    if not callable(send):
+        raise HookMissing("RTCRtpReceiver._send_rtcp_nack is gone")
+    await send(ssrc, lost)
+
+
+def jitter_missing(buffer: JitterBuffer) -> list[int]:
+    """The sequence numbers missing between the origin and the newest packet waiting: aiortc
+    asks for a lost packet only when it notices a new gap, so one whose resend was lost too is
+    never asked for again once the link is clean."""
+    slots, hole = _slots_and_hole(buffer)
+    origin = buffer._origin
+    if hole is None or origin is None:
+        return []
+    last = max((count for count, packet in enumerate(slots) if packet is not None), default=-1)
+    return [(origin + count) & 0xFFFF for count in range(hole, last) if slots[count] is None]
 
 
 def jitter_buffer(receiver: RTCRtpReceiver) -> JitterBuffer:
@@ -214,21 +257,61 @@ def skip_jitter_hole(buffer: JitterBuffer) -> int:
     first hole that surely begins a frame (its predecessor is present and has another
     timestamp), so no partial frame ever reaches the decoder; the frames from there leave with
     the next packets added. Answers how many slots were dropped (0: nothing to skip to)."""
-    origin = buffer._origin
-    if origin is None:
-        return 0
-    capacity = buffer._capacity
-    packets = buffer._packets
-    slots = [packets[(origin + count) % capacity] for count in range(capacity)]
-    hole = next((count for count, packet in enumerate(slots) if packet is None), None)
+    slots, hole = _slots_and_hole(buffer)
     if hole is None:
         return 0
-    for count in range(hole + 2, capacity):
+    for count in range(hole + 2, len(slots)):
         before, packet = slots[count - 1], slots[count]
         if before is not None and packet is not None and before.timestamp != packet.timestamp:
             buffer.remove(count)
             return count
     return 0
+
+
+def keyframe_behind_hole(buffer: JitterBuffer, starts_key: Callable[[RtpPacket], bool]) -> int:
+    """How many slots from the origin the newest keyframe waiting behind a hole begins (0: none
+    waits). Frames after a lost one cannot be decoded until a keyframe anyway, so once one is
+    there the frames before it are worth nothing."""
+    slots, hole = _slots_and_hole(buffer)
+    if hole is None:
+        return 0
+    for count in range(len(slots) - 1, hole, -1):
+        packet = slots[count]
+        if packet is not None and starts_key(packet):
+            return count
+    return 0
+
+
+def _slots_and_hole(buffer: JitterBuffer) -> tuple[list[RtpPacket | None], int | None]:
+    """The buffer's slots in order from the origin, and the first empty one's place (None: no
+    origin yet, or no hole)."""
+    origin = buffer._origin
+    if origin is None:
+        return [], None
+    capacity = buffer._capacity
+    packets = buffer._packets
+    slots = [packets[(origin + count) % capacity] for count in range(capacity)]
+    return slots, next((count for count, packet in enumerate(slots) if packet is None), None)
+
+
+def vp8_keyframe_start(packet: RtpPacket) -> bool:
+    """True for the first packet of a VP8 keyframe: its payload descriptor starts partition 0
+    (RFC 7741) and the frame tag's bit 0 is 0 (RFC 6386 §9.1)."""
+    try:
+        descriptor, data = VpxPayloadDescriptor.parse(packet.payload)
+    except ValueError:
+        return False
+    return bool(
+        descriptor.partition_start and descriptor.partition_id == 0 and data and not data[0] & 1
+    )
+
+
+def payload_codecs(receiver: RTCRtpReceiver) -> dict[int, str]:
+    """The receiver's negotiated codecs' names (upper case) by payload type."""
+    codecs = getattr(receiver, _CODECS, None)
+    if not isinstance(codecs, dict):
+        raise HookMissing("RTCRtpReceiver's codecs are not a dict")
+    return {payload_type: codec.name.upper() for payload_type, codec in codecs.items()}
 
 
 def restrict_host_addresses(pc: RTCPeerConnection, hosts: Iterable[str]) -> None:
@@ -314,6 +397,12 @@ class SenderLink:
         if pair is None:
             return None
         return srtp, pair.protocol, pair.remote_addr
+
+    @property
+    def packets_sent(self) -> int:
+        """Media packets sent so far (what the sender reports say)."""
+        count: int = getattr(self.sender, _PACKETS)
+        return count
 
     def sent(self, ntp_timestamp: int, rtp_timestamp: int, packets: int, octets: int) -> None:
         """Keep the sender's figures for its RTCP sender reports (and getStats) true."""

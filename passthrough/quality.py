@@ -1,12 +1,15 @@
 """Which video layer a subscriber should get, from its own feedback: a pure rule, no I/O.
 
-Down quickly: loss above `loss_down` in `loss_reports_down` receiver reports in a row, or a REMB
-below what the high layer needs (that is not rising) in `remb_reports_down` REMBs in a row.
+Down quickly: loss above `loss_down` in `loss_reports_down` receiver reports in a row (in one
+report during an up-switch's probation: the probe is what hurts), or a REMB below what the high
+layer needs (that is not rising) in `remb_reports_down` REMBs in a row.
 Up cautiously: on the low layer, only after `clean_s` of low loss with no REMB fall, and while the
 receiver's estimate is not pinned under what it receives (aiortc's estimator never says more than
 1.5 × what arrives + 10 kbit/s, so on the low layer a REMB above the high layer's rate cannot
 happen: "not congested" is the most it can tell). An up-switch followed by a down-switch within
-`probation_s` failed: the next wait doubles, up to `clean_max_s`."""
+`probation_s` failed: the next wait doubles, up to `clean_max_s`. The state outlives one
+connection: a venue that subscribes again in the same broadcast keeps its layer and its failures
+(`rejoin`), and losing the picture during a probation counts as the probe failing."""
 
 from __future__ import annotations
 
@@ -73,7 +76,8 @@ class QualityState:
             self.clean_since = None
         elif self.clean_since is None:
             self.clean_since = now
-        if self.layer == HIGH and self.lossy_reports >= rule.loss_reports_down:
+        needed = 1 if self._on_probation(now) else rule.loss_reports_down
+        if self.layer == HIGH and self.lossy_reports >= needed:
             return self._down(now, f"loss {fraction_lost:.0%}")
         return None
 
@@ -110,8 +114,20 @@ class QualityState:
         self.history.append(Switch(now, HIGH, "clean"))
         return HIGH
 
+    def rejoin(self, now: float) -> None:
+        """The venue subscribes again (its connection failed or went silent): what its feedback
+        said about the old connection no longer holds; a probe it did not survive failed."""
+        if self.layer == HIGH and self._on_probation(now):
+            self._down(now, "lost the picture while trying the full one")
+        self.lossy_reports = self.low_rembs = 0
+        self.last_remb = None
+        self.clean_since = None
+
+    def _on_probation(self, now: float) -> bool:
+        return self.up_at is not None and now - self.up_at < self.rule.probation_s
+
     def _down(self, now: float, reason: str) -> Layer:
-        if self.up_at is not None and now - self.up_at < self.rule.probation_s:
+        if self._on_probation(now):
             self.failures += 1
         self.up_at = None
         self.layer = LOW

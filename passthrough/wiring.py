@@ -26,6 +26,7 @@ from passthrough.hooks import (
     FrameSink,
     SenderLink,
     forward_keyframe_requests,
+    limit_resends,
     media_ssrc,
     send_pli,
     share_bitrate_estimate,
@@ -41,6 +42,7 @@ from passthrough.peer import (
     with_start_bitrate,
 )
 from passthrough.quality import HIGH, LOW, Layer, QualityRule, QualityState
+from passthrough.resend import ResendBudget
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +155,12 @@ class LayerChoice:
         outlet: Outlet,
         high: Source,
         low: Source,
-        rule: QualityRule,
+        state: QualityState,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.outlet = outlet
         self.layers: dict[Layer, Source] = {HIGH: high, LOW: low}
-        self.state = QualityState(rule)
+        self.state = state
         self.switches: list[LayerSwitch] = []
         self.reports = 0
         self.last_loss: float | None = None
@@ -241,9 +243,12 @@ async def answer_viewer(
     sources: Mapping[str, Source],
     ice: IceSettings,
     rule: QualityRule | None = None,
+    state: QualityState | None = None,
 ) -> tuple[RTCSessionDescription, Subscription]:
     """answer_subscriber, with the layer choice: when there is a LOW_VIDEO source, the video
-    outlet follows the subscriber's feedback between the two layers."""
+    outlet follows the subscriber's feedback between the two layers, from `state` (what an
+    earlier connection of the same subscriber learnt) when given, else from the high layer.
+    Resends of its video are limited (passthrough.resend)."""
     outlets: dict[RTCRtpTransceiver, Outlet] = {}
     choice: LayerChoice | None = None
     low = sources.get(LOW_VIDEO)
@@ -259,9 +264,12 @@ async def answer_viewer(
         link = SenderLink(transceiver.sender)
         link.take_over_rtp()
         outlet = source.attach(link)
+        if kind == "video":
+            _limit_resends(link)
         if kind == "video" and low is not None:
-            choice = LayerChoice(outlet, source, low, rule or QualityRule())
+            choice = LayerChoice(outlet, source, low, state or QualityState(rule or QualityRule()))
             watch_feedback(transceiver.sender, choice.on_loss, choice.on_remb)
+            choice.refresh()  # a subscriber known to need the low layer starts on it
         # A PLI from the subscriber goes to whichever layer it is being sent then.
         forward_keyframe_requests(transceiver.sender, _current_source_keyframe(outlet))
         outlets[transceiver] = outlet
@@ -280,6 +288,13 @@ async def answer_viewer(
     if choice is not None and choice.outlet.stopped:
         choice = None
     return pc.localDescription, Subscription(list(outlets.values()), choice)
+
+
+def _limit_resends(link: SenderLink) -> None:
+    budget = ResendBudget()
+    limit_resends(
+        link.sender, lambda lost: budget.choose(lost, time.monotonic(), link.packets_sent)
+    )
 
 
 def _current_source_keyframe(outlet: Outlet) -> Callable[[], None]:

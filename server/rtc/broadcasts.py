@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +15,7 @@ from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCSessionDescripti
 
 from passthrough.fanout import Outlet, RelayCounters, Source
 from passthrough.peer import IceSettings, new_peer
-from passthrough.quality import Layer, QualityRule
+from passthrough.quality import Layer, QualityRule, QualityState
 from passthrough.wiring import (
     LOW_VIDEO,
     SOURCE_NAMES,
@@ -79,6 +80,8 @@ class Broadcast:
     sources: dict[str, Source]
     publisher: tuple[RTCPeerConnection, Feed] | None = None
     subscribers: dict[str, _Subscriber] = field(default_factory=dict)
+    # Each venue's layer rule state, kept across its connections for the whole broadcast.
+    qualities: dict[str, QualityState] = field(default_factory=dict)
 
     @property
     def publishing(self) -> bool:
@@ -206,9 +209,14 @@ class Broadcasts:
         if broadcast is None or all(s.codec is None for s in broadcast.sources.values()):
             raise NotOnAir(public_id)
         pc = new_peer(self.ice)
+        state = broadcast.qualities.get(venue_code)
+        if state is None:
+            state = broadcast.qualities[venue_code] = QualityState(self.rule)
+        else:
+            state.rejoin(time.monotonic())
         try:
             answer, subscription = await answer_viewer(
-                pc, offer, broadcast.sources, self.ice, self.rule
+                pc, offer, broadcast.sources, self.ice, self.rule, state
             )
         except Exception:
             await pc.close()

@@ -32,3 +32,11 @@ async def relay_ins() -> AsyncIterator[list[RTCPeerConnection]]:
         yield made
     finally:
         await close_all(made)
+
+
+@pytest.fixture
+async def made() -> AsyncIterator[list[RTCPeerConnection]]:
+    """The test's own peers, closed at the end."""
+    peers: list[RTCPeerConnection] = []
+    yield peers
+    await close_all(peers)

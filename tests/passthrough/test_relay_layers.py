@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
-from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 
@@ -35,6 +33,7 @@ from tests.support.rtc_peers import (
     offer_to_publish,
     offer_to_view,
     offer_two_layers,
+    until,
 )
 
 # The default rule with short waits: up after 3 clean seconds instead of 25.
@@ -42,15 +41,6 @@ FAST = QualityRule(clean_s=3.0, clean_max_s=12.0, probation_s=4.0)
 FRAME = 3000  # RTP units between frames at 30 fps
 HIGH_SIZE, LOW_SIZE = (320, 240), (160, 120)
 WAIT_S = 20.0
-
-
-async def until(check: Callable[[], Any], what: str, within: float = WAIT_S) -> Any:
-    """Poll until `check()` is truthy (aiortc announces none of these moments)."""
-    deadline = time.monotonic() + within
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"never: {what}"
-        await asyncio.sleep(0.05)
-    return found
 
 
 async def publish(
@@ -151,12 +141,14 @@ async def test_a_lossy_viewer_goes_down_at_a_keyframe_and_back_up_when_clean(
         await shows(viewer, HIGH_SIZE, up.done_at)
         # One stream throughout the clean part, across both moves: the sequence numbers go on
         # (aiortc would count a gap as lost) and each frame's timestamp is about one frame on.
+        # (Counted from the move down: a frame the lossy link took for good before it is
+        # skipped by the viewer's stall guard, up to the low layer's keyframe.)
         assert await packets_lost(viewer) == lost
-        steps = pts_steps(viewer, down.done_at - 0.5, time.monotonic())
+        steps = pts_steps(viewer, down.done_at, time.monotonic())
         steps_up = pts_steps(viewer, up.done_at - 1.0, up.done_at + 1.0)
         assert steps_up
         assert all(0 < step <= 2 * FRAME for step in steps_up), steps_up
-        assert all(0 < step <= 3 * FRAME for step in steps), steps
+        assert all(0 < step <= 3 * FRAME for step in steps), [s for s in steps if s > 3 * FRAME]
         # Decoded frames throughout (30 fps: no second without them) and sound all along.
         times = [at for at, _ in viewer.video_frames if at >= down.done_at]
         assert max(b - a for a, b in itertools.pairwise(times)) < 0.5

@@ -8,7 +8,6 @@ import os
 import random
 import re
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from passthrough.peer import IceSettings, before_gathering, new_peer
 from passthrough.ports import PortRange, PortsExhausted, bind_host_ports, parse_port_range
 from server.rtc.broadcasts import Broadcasts
 from server.settings import Settings, SettingsError
-from tests.support.rtc_peers import LOOPBACK, Viewer, close_all, offer_to_publish, offer_to_view
+from tests.support.rtc_peers import LOOPBACK, Viewer, offer_to_publish, offer_to_view
 
 SUBSCRIBERS = 3
 SECRET = "s" * 40
@@ -80,14 +79,6 @@ def peer_ports(pc: RTCPeerConnection) -> set[int]:
         for protocol in connection._protocols:
             ports.add(protocol.transport.get_extra_info("sockname")[1])
     return ports
-
-
-@pytest.fixture
-async def made() -> AsyncIterator[list[RTCPeerConnection]]:
-    """The test's own peers, closed at the end."""
-    peers: list[RTCPeerConnection] = []
-    yield peers
-    await close_all(peers)
 
 
 async def _publish(broadcasts: Broadcasts, made: list[RTCPeerConnection]) -> None:

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import av
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
@@ -26,6 +26,15 @@ from passthrough.wiring import publisher_peer
 LOOPBACK = IceSettings(hosts=("127.0.0.1",))
 CLOSE_WAIT_S = 5.0
 PeerFactory = Callable[..., RTCPeerConnection]
+
+
+async def until(check: Callable[[], Any], what: str, within: float = 20.0) -> Any:
+    """Poll until `check()` is truthy (aiortc announces few of the moments tests wait for)."""
+    deadline = time.monotonic() + within
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"never: {what}"
+        await asyncio.sleep(0.05)
+    return found
 
 
 async def close_all(made: list[RTCPeerConnection]) -> None:
