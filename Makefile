@@ -69,8 +69,12 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
+# Two passes: the quick tests on both cores (a file's tests stay on one worker: they may share a
+# Redis database or a module's server), then the whole-process tests (`slow`: real servers,
+# agents, Chromium, the network lab) one at a time, since they measure frame rates and seconds.
 pytest: install-test
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow" --durations=10
+	$(BIN)/pytest -q -m slow --durations=15
 
 test: lint typecheck audit pytest
 
