@@ -42,9 +42,12 @@ from passthrough.hooks import (
     SenderLink,
     forward_keyframe_requests,
     jitter_buffer,
+    limit_resends,
     media_ssrc,
+    payload_codecs,
     restrict_host_addresses,
     send_datagram,
+    send_nack,
     send_pli,
     tap_receiver,
 )
@@ -614,6 +617,22 @@ async def _media_ssrc_plain_object(pc: RTCPeerConnection) -> None:
     media_ssrc(object())  # type: ignore[arg-type]
 
 
+async def _send_nack_no_method(pc: RTCPeerConnection) -> None:
+    receiver = pc.addTransceiver("video").receiver
+    receiver._send_rtcp_nack = None  # type: ignore[assignment,method-assign]
+    await send_nack(receiver, 1234, [1])
+
+
+async def _codecs_not_a_dict(pc: RTCPeerConnection) -> None:
+    receiver = pc.addTransceiver("video").receiver
+    receiver._RTCRtpReceiver__codecs = []  # type: ignore[attr-defined]
+    payload_codecs(receiver)
+
+
+async def _limit_resends_plain_object(pc: RTCPeerConnection) -> None:
+    limit_resends(object(), list)  # type: ignore[arg-type]
+
+
 async def _send_pli_plain_object(pc: RTCPeerConnection) -> None:
     await send_pli(object(), 1234)  # type: ignore[arg-type]
 
@@ -660,6 +679,9 @@ async def _link_no_tx_srtp(pc: RTCPeerConnection) -> None:
         _jitter_no_origin,
         _send_pli_plain_object,
         _send_pli_no_method,
+        _send_nack_no_method,
+        _codecs_not_a_dict,
+        _limit_resends_plain_object,
         _restrict_no_connection,
         _restrict_no_gathering_flag,
         _link_plain_object,
