@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-FORGET_S = 3.0  # a packet not named again for this long is forgotten (sequence numbers wrap)
+FORGET_S = 3.0  # a packet not named for this long is forgotten (sequence numbers wrap)
 
 
 @dataclass
@@ -27,23 +27,24 @@ class ResendBudget:
     tokens: float = 64.0
     sent_seen: int | None = None  # the media packet count at the last call
     refused: int = 0  # packets named but not resent, in all
-    _resent: dict[int, tuple[float, int]] = field(default_factory=dict)  # seq → (last, count)
+    # seq → (last resent, times resent, last named)
+    _resent: dict[int, tuple[float, int, float]] = field(default_factory=dict)
 
     def choose(self, lost: Iterable[int], now: float, sent_packets: int) -> list[int]:
         """The packets of this NACK to resend, given the sender's media packet count so far."""
         self._earn(sent_packets)
         self._forget(now)
         chosen: list[int] = []
-        for sequence in lost:
-            last, count = self._resent.get(sequence, (None, 0))
-            if count >= self.tries or (last is not None and now - last < self.gap_s):
+        for sequence in dict.fromkeys(lost):
+            last, count, _ = self._resent.get(sequence, (None, 0, now))
+            refuse = count >= self.tries or (last is not None and now - last < self.gap_s)
+            if refuse or self.tokens < 1.0:
                 self.refused += 1
-                continue
-            if self.tokens < 1.0:
-                self.refused += 1
+                if last is not None:
+                    self._resent[sequence] = (last, count, now)
                 continue
             self.tokens -= 1.0
-            self._resent[sequence] = (now, count + 1)
+            self._resent[sequence] = (now, count + 1, now)
             chosen.append(sequence)
         return chosen
 
@@ -54,6 +55,6 @@ class ResendBudget:
         self.sent_seen = sent_packets
 
     def _forget(self, now: float) -> None:
-        stale = [seq for seq, (last, _) in self._resent.items() if now - last > FORGET_S]
+        stale = [seq for seq, (_, _, named) in self._resent.items() if now - named > FORGET_S]
         for sequence in stale:
             del self._resent[sequence]

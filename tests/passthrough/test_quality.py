@@ -156,3 +156,74 @@ def test_the_rule_never_flaps(losses: list[float], rembs: list[int]) -> None:
     assert not layers or layers[0] == LOW
     for down, up in zip(state.history[::2], state.history[1::2], strict=False):
         assert up.at - down.at >= RULE.clean_s
+
+
+def up_after_a_fall(state: QualityState) -> float:
+    """Down at t=1, then clean until the rule goes up; answers the moment of the up-switch."""
+    reports(state, [0.3, 0.3], 0.0)
+    assert state.layer == LOW
+    return clean_until_high(state, 2.0)
+
+
+def test_on_probation_one_lossy_report_is_enough() -> None:
+    state = QualityState(RULE)
+    up = up_after_a_fall(state)
+    assert state.on_loss(RULE.loss_down, up + 1) is None  # 10 % is not "above 10 %"
+    assert state.on_loss(0.3, up + 2) == LOW  # the probe is what hurts
+    assert (state.history[-1].at, state.history[-1].reason) == (up + 2, "loss 30%")
+    assert state.failures == 1
+    assert state.wait_s == 2 * RULE.clean_s
+
+
+def test_outside_probation_two_lossy_reports_are_needed_again() -> None:
+    state = QualityState(RULE)
+    up = up_after_a_fall(state)
+    held = up + RULE.probation_s  # probation is over, though nothing has said so yet
+    assert state.on_loss(0.3, held) is None
+    assert state.layer == HIGH
+    assert state.on_loss(0.3, held + 1) == LOW
+    assert state.failures == 0  # the try held: this fall is no failure
+
+
+def test_coming_back_during_probation_goes_low_and_doubles_the_wait() -> None:
+    state = QualityState(RULE)
+    up = up_after_a_fall(state)
+    state.on_remb(900_000, HIGH_BPS, up + 1)
+    state.rejoin(up + 5)
+    assert state.layer == LOW
+    assert state.failures == 1 and state.wait_s == 2 * RULE.clean_s
+    [_, _, back] = state.history
+    assert (back.at, back.layer) == (up + 5, LOW)
+    assert back.reason == "lost the picture while trying the full one"
+    assert (state.up_at, state.clean_since, state.last_remb) == (None, None, None)
+    assert state.lossy_reports == state.low_rembs == 0
+    assert clean_until_high(state, up + 6) - (up + 6) == 2 * RULE.clean_s
+
+
+def test_coming_back_on_low_stays_low_and_counts_the_clean_spell_afresh() -> None:
+    state = QualityState(RULE)
+    reports(state, [0.3, 0.3], 0.0)
+    reports(state, [0.0] * 10, 2.0)  # clean since t=2
+    state.on_remb(400_000, HIGH_BPS, 11.5)  # under the high layer's need: a low REMB
+    assert (state.clean_since, state.last_remb, state.low_rembs) == (2.0, 400_000, 1)
+    state.rejoin(12.0)
+    assert state.layer == LOW
+    assert (state.clean_since, state.last_remb) == (None, None)
+    assert state.lossy_reports == state.low_rembs == 0
+    assert state.failures == 0 and len(state.history) == 1  # no switch, no failure
+    # Without the return it would go up at t=27; the spell now starts with the next report.
+    assert clean_until_high(state, 13.0) == 13.0 + RULE.clean_s
+
+
+def test_coming_back_on_high_outside_probation_stays_high() -> None:
+    state = QualityState(RULE)
+    assert state.on_loss(0.3, 0.0) is None
+    state.rejoin(1.0)  # the old connection's lossy report no longer counts
+    assert state.on_loss(0.3, 2.0) is None
+    assert state.layer == HIGH and state.history == []
+    assert state.on_loss(0.3, 3.0) == LOW
+
+    up = clean_until_high(state, 4.0)
+    state.rejoin(up + RULE.probation_s)  # the try had held
+    assert state.layer == HIGH
+    assert state.failures == 0 and len(state.history) == 2
