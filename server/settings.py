@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ SECRET_FILE = "secret_key"  # noqa: S105  (a file name)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
+
+
 class SettingsError(ValueError):
     """A HETANG_* variable has a bad value; the message names the variable."""
 
@@ -32,7 +37,8 @@ class Settings:
     database_url: str
     secret_key: str
     redis_url: str | None = None
-    host: str = "127.0.0.1"
+    # The addresses `hetang serve` listens on (HETANG_HOST, comma-separated).
+    hosts: tuple[str, ...] = ("127.0.0.1",)
     port: int = 8080
     timezone: str = "Asia/Shanghai"
     locale: str = "zh_CN"
@@ -60,6 +66,11 @@ class Settings:
         return ZoneInfo(self.timezone)
 
     @property
+    def host(self) -> str:
+        """The first listening address: the one this machine's own URLs use."""
+        return self.hosts[0]
+
+    @property
     def is_sqlite(self) -> bool:
         """True when the database is a SQLite file."""
         return self.database_url.startswith("sqlite")
@@ -74,6 +85,10 @@ class Settings:
         redis_url = env.get("HETANG_REDIS_URL") or None
         if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("HETANG_REDIS_URL must start with redis://, rediss:// or unix://")
+        try:
+            hosts = parse_listen_hosts(env.get("HETANG_HOST", "127.0.0.1"))
+        except ValueError as error:
+            raise SettingsError(f"HETANG_HOST: {error}") from None
         port = _parse_port(env.get("HETANG_PORT", "8080"))
         timezone = env.get("HETANG_TIMEZONE", "Asia/Shanghai")
         _check_timezone(timezone)
@@ -106,7 +121,7 @@ class Settings:
             database_url=database_url,
             secret_key=secret,
             redis_url=redis_url,
-            host=env.get("HETANG_HOST", "127.0.0.1"),
+            hosts=hosts,
             port=port,
             timezone=timezone,
             locale=locale,
@@ -115,6 +130,24 @@ class Settings:
             ice=ice,
             turn=turn,
         )
+
+
+def parse_listen_hosts(raw: str) -> tuple[str, ...]:
+    """Comma-separated addresses to listen on: IP addresses or host names, repeats dropped."""
+    hosts: list[str] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            if not _HOST_NAME.fullmatch(item):
+                raise ValueError(f"not an IP address or host name: {item!r}") from None
+        if item not in hosts:
+            hosts.append(item)
+    if not hosts:
+        raise ValueError("name at least one address to listen on, e.g. 127.0.0.1")
+    return tuple(hosts)
 
 
 def parse_trusted_proxies(raw: str) -> tuple[Network, ...]:

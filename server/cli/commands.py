@@ -26,7 +26,7 @@ from server.services import api_tokens, audit, users, venues
 from server.services.api_tokens import TokenView
 from server.services.clock import utcnow
 from server.services.member_import import ImportRejected, import_members_csv
-from server.settings import Settings
+from server.settings import Settings, parse_listen_hosts
 
 T = TypeVar("T")
 CLI_ACTOR = "cli"
@@ -78,14 +78,18 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    """hetang serve [--host] [--port]"""
+    """hetang serve [--host ADDRESS]... [--port]"""
     from server.app import create_app
 
-    host = args.host or settings.host
+    try:
+        hosts = parse_listen_hosts(",".join(args.host)) if args.host else settings.hosts
+    except ValueError as error:
+        print(f"hetang: --host: {error}", file=sys.stderr)
+        return EXIT_USAGE
     port = args.port or settings.port
     web.run_app(
         create_app(settings),
-        host=host,
+        host=list(hosts),
         port=port,
         print=None,
         access_log_format='%a "%r" %s %b %Tf',

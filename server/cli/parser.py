@@ -15,7 +15,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("migrate", help="create or upgrade the database schema")
     serve = sub.add_parser("serve", help="run the web server")
-    serve.add_argument("--host")
+    serve.add_argument(
+        "--host",
+        action="append",
+        help="an address to listen on; repeat it for several (default: HETANG_HOST)",
+    )
     serve.add_argument("--port", type=int)
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="add a user")
