@@ -37,6 +37,7 @@ from tests.support.procs import hetang, wait_until
 
 PASSWORD = "lab-broadcast-password"
 PUBLISHER_FPS_OK = 18  # the fake camera runs at 20 fps
+SETTLE_S = 5.0  # after a venue moved to the lighter picture, its rates are measured from here
 WAIT_MS = 20_000
 
 
@@ -84,6 +85,7 @@ class SentVideo:
     height: int
     fps: float  # frames encoded per second
     kbps: float  # bytes sent per second, in kbit/s
+    pps: float  # RTP packets sent per second
     limited_s: dict[str, float]  # seconds Chromium limited it, by reason (cpu, bandwidth, other)
     encoder: str
 
@@ -112,7 +114,7 @@ class PublisherTrace:
         sent = []
         for stream in last:
             earlier = before.get(str(stream["mid"]))
-            if earlier is None or t1 <= t0:
+            if earlier is None or t1 <= t0 or stream["kind"] != "video":
                 continue
             span = t1 - t0
             limited = {
@@ -127,11 +129,24 @@ class PublisherTrace:
                     height=int(stream["height"]),
                     fps=(stream["frames"] - earlier["frames"]) / span,
                     kbps=(stream["bytes"] - earlier["bytes"]) * 8 / span / 1000,
+                    pps=(stream["packets"] - earlier["packets"]) / span,
                     limited_s=limited,
                     encoder=str(stream["encoder"]),
                 )
             )
         return sorted(sent, key=lambda video: -video.width)
+
+    def audio_pps(self, since: float, until: float) -> float:
+        """The audio streams' RTP packets sent per second within [since, until]."""
+        window = [(t, found) for t, found in self.points if since <= t <= until]
+        if len(window) < 2 or window[-1][0] <= window[0][0]:
+            return 0.0
+        (t0, first), (t1, last) = window[0], window[-1]
+
+        def packets(found: list[dict[str, Any]]) -> int:
+            return sum(int(s["packets"]) for s in found if s["kind"] == "audio")
+
+        return (packets(last) - packets(first)) / (t1 - t0)
 
 
 @dataclass
@@ -150,6 +165,11 @@ class Outcome:
     load: tuple[float, float]  # the machine's 1-minute load at the start, and its highest since
     turn: list[str]  # the TURN URL the agent chose for each subscription
     downlink: str  # what the venue's rate cap passed and dropped, when it has one
+    # Once the venue is on the lighter picture (5 s after it moved there): the packets per second
+    # offered to its rate cap (passed or dropped), and the packets per second of its media (the
+    # publisher's lighter video and its audio); None without a cap or without the move.
+    offered_pps: float | None = None
+    media_pps: float | None = None
 
     @property
     def context(self) -> str:
@@ -160,8 +180,19 @@ class Outcome:
             f"[{self.slow_side}. {self.venue}: first frame {self.to_first_frame_s} s, "
             f"{self.mean_fps:.1f} fps decoded, {self.freezes_per_min:.1f} stalls/min, "
             f"up {self.up_ratio:.0%}, qualities {self.qualities}, TURN {self.turn or 'none'}; "
-            f"{self.downlink}publisher sent: {sent}; machine load {self.load[0]:.2f} at the "
-            f"start, up to {self.load[1]:.2f} on {cores} cores]"
+            f"{self.downlink}{self.packet_rates}publisher sent: {sent}; "
+            f"machine load {self.load[0]:.2f} at the start, "
+            f"up to {self.load[1]:.2f} on {cores} cores]"
+        )
+
+    @property
+    def packet_rates(self) -> str:
+        """The offered and media packet rates, in words ('' when not measured)."""
+        if self.offered_pps is None or not self.media_pps:
+            return ""
+        return (
+            f"on the lighter picture: offered {self.offered_pps:.0f} packets/s for media of "
+            f"{self.media_pps:.0f} packets/s ({self.offered_pps / self.media_pps:.2f}x); "
         )
 
     @property
@@ -201,8 +232,9 @@ class Scene:
     qualities: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     publisher: PublisherTrace = field(default_factory=PublisherTrace)
     loads: list[float] = field(default_factory=list)  # 1-minute load at the start and each poll
-    # A capped venue's downlink at each poll: (monotonic time, bytes passed, packets dropped).
-    downlinks: dict[str, list[tuple[float, int, int]]] = field(default_factory=dict)
+    # A capped venue's downlink at each poll: (monotonic time, bytes passed, packets passed,
+    # packets dropped).
+    downlinks: dict[str, list[tuple[float, int, int, int]]] = field(default_factory=dict)
     started_mono: float = 0.0
     last_poll: float = 0.0
     started_utc: dt.datetime | None = None
@@ -252,15 +284,15 @@ class Scene:
         self.loads.append(os.getloadavg()[0])
         for venue in self.running:
             if self.lab.venue(venue).conditions.downlink_kbit is not None:
-                sent, dropped = self.lab.downlink_counters(venue)
-                self.downlinks.setdefault(venue, []).append((time.monotonic(), sent, dropped))
+                counted = self.lab.downlink_counters(venue)
+                self.downlinks.setdefault(venue, []).append((time.monotonic(), *counted))
         self.last_poll = time.monotonic()
 
     def publisher_video(self) -> list[dict[str, Any]]:
-        """What the operator's page sends now: each video stream's counters (frames encoded,
-        bytes sent), size, and Chromium's reason for limiting it (cpu, bandwidth or none), now
-        and in seconds so far."""
-        found: list[dict[str, Any]] = self.page.evaluate(OUTBOUND_VIDEO)
+        """What the operator's page sends now: each stream's kind and packets sent; each video
+        stream's frames encoded, bytes sent, size, and Chromium's reason for limiting it (cpu,
+        bandwidth or none), now and in seconds so far."""
+        found: list[dict[str, Any]] = self.page.evaluate(OUTBOUND_RTP)
         return found
 
     def wall_qualities(self) -> dict[str, str]:
@@ -329,7 +361,24 @@ class Scene:
             load=(self.loads[0], max(self.loads)) if self.loads else (0.0, 0.0),
             turn=agent.turn_chosen(),
             downlink=self._downlink(venue),
+            **self._packet_rates(venue),
         )
+
+    def _packet_rates(self, venue: str) -> dict[str, float]:
+        """offered_pps and media_pps of Outcome, when the venue has a cap and moved down."""
+        lower = [at for at, quality in self.qualities.get(venue, []) if quality != "high"]
+        points = self.downlinks.get(venue, [])
+        if not lower or not points:
+            return {}
+        since = self.started_mono + lower[0] + SETTLE_S
+        window = [point for point in points if point[0] >= since]
+        videos = self.publisher.over(since, self.last_poll)
+        if len(window) < 2 or not videos:
+            return {}
+        (t0, _, passed0, dropped0), (t1, _, passed1, dropped1) = window[0], window[-1]
+        offered = (passed1 + dropped1 - passed0 - dropped0) / (t1 - t0)
+        media = videos[-1].pps + self.publisher.audio_pps(since, self.last_poll)
+        return {"offered_pps": offered, "media_pps": media}
 
     def _downlink(self, venue: str) -> str:
         """The cap's throughput and drops, over the broadcast and over its last 10 s."""
@@ -339,7 +388,7 @@ class Scene:
         parts = []
         for label, since in (("broadcast", points[0][0]), ("last 10 s", points[-1][0] - 10)):
             window = [point for point in points if point[0] >= since]
-            (t0, sent0, dropped0), (t1, sent1, dropped1) = window[0], window[-1]
+            (t0, sent0, _, dropped0), (t1, sent1, _, dropped1) = window[0], window[-1]
             if t1 > t0:
                 kbps = (sent1 - sent0) * 8 / (t1 - t0) / 1000
                 parts.append(f"{label} {kbps:.0f} kbit/s passed, {dropped1 - dropped0} dropped")
@@ -406,14 +455,15 @@ KEEP_PEERS = """
   window.RTCPeerConnection.prototype = Original.prototype;
 })();
 """
-OUTBOUND_VIDEO = """
+OUTBOUND_RTP = """
 async () => {
   const found = [];
   for (const pc of window.__labPeers || []) {
     if (pc.connectionState === "closed") { continue; }
     (await pc.getStats()).forEach((s) => {
-      if (s.type === "outbound-rtp" && s.kind === "video") {
-        found.push({mid: s.mid || String(s.ssrc), fps: s.framesPerSecond || 0,
+      if (s.type === "outbound-rtp") {
+        found.push({mid: s.mid || String(s.ssrc), kind: s.kind, packets: s.packetsSent || 0,
+          fps: s.framesPerSecond || 0,
           width: s.frameWidth || 0, height: s.frameHeight || 0, frames: s.framesEncoded || 0,
           bytes: s.bytesSent || 0, limitation: s.qualityLimitationReason || "",
           limited: s.qualityLimitationDurations || {}, encoder: s.encoderImplementation || ""});

@@ -4,7 +4,8 @@ lighter picture within 10 s, still decodes ≥ 10 fps and is verified up ≥ 80 
 the unconstrained venue keeps the full picture. The relay's one blind try of the full picture
 after 25 clean seconds costs the capped venue about a second: one lossy receiver report on
 probation sends it back, its resends are rationed (passthrough.resend) and its agent skips to the
-lighter layer's keyframe (passthrough.stall)."""
+lighter layer's keyframe (passthrough.stall), so what is offered to its cap stays within 1.5 times
+its media's packet rate."""
 
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ def test_a_capped_venue_gets_the_lighter_picture(
     assert lower and lower[0] <= 10, capped.context
     assert capped.qualities[-1][1] != "high", capped.context
     assert capped.mean_fps >= 10, capped.context
+    # What reaches its cap is its media plus rationed resends, not a storm of them.
+    assert capped.offered_pps is not None and capped.media_pps, capped.context
+    assert capped.offered_pps <= 1.5 * capped.media_pps, capped.context
     assert capped.up_ratio >= 0.8, capped.context
     assert free.qualities and all(quality == "high" for _, quality in free.qualities), free.context
     assert free.mean_fps >= 15, free.context

@@ -173,22 +173,22 @@ class Lab:
             "200ms",
         )
 
-    def downlink_counters(self, venue: str) -> tuple[int, int]:
-        """(bytes passed, packets dropped) by the venue's downlink rate cap so far ((0, 0)
-        without a cap)."""
+    def downlink_counters(self, venue: str) -> tuple[int, int, int]:
+        """(bytes passed, packets passed, packets dropped) by the venue's downlink rate cap so
+        far ((0, 0, 0) without a cap)."""
         place = self.venues[venue]
         if place.conditions.downlink_kbit is None:
-            return 0, 0
+            return 0, 0, 0
         router = ("ip", "netns", "exec", place.router_ns)
         listing = _ip_run(*router, "tc", "-s", "qdisc", "show", "dev", place.lan_dev)
         words = listing.replace(",", " ").replace("(", " ").split()
-        sent = dropped = 0
+        sent = packets = dropped = 0
         for index, word in enumerate(words[:-1]):
-            if word == "Sent":
-                sent = int(words[index + 1])
+            if word == "Sent":  # "Sent <bytes> bytes <packets> pkt"
+                sent, packets = int(words[index + 1]), int(words[index + 3])
             elif word == "dropped":
                 dropped = int(words[index + 1])
-        return sent, dropped
+        return sent, packets, dropped
 
     def clear(self, venue: str) -> None:
         """A clean link again."""
