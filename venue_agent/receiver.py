@@ -16,7 +16,15 @@ from passthrough.peer import IceSettings
 from passthrough.stall import guard_video
 from venue_agent import clock
 from venue_agent.client import RateLimited, Refused, ServerClient, Unavailable
-from venue_agent.health import DOWN_AFTER_S, GOOD, NOTHING_RECEIVED, FrameClock, Health, Totals
+from venue_agent.health import (
+    DOWN_AFTER_S,
+    GOOD,
+    NOTHING_RECEIVED,
+    FrameClock,
+    Health,
+    SoundClock,
+    Totals,
+)
 from venue_agent.health import measure as measure_health
 from venue_agent.ice import IcePicker
 from venue_agent.link import Backoff, Link
@@ -51,6 +59,7 @@ class Reception:
         self.client, self.outbox, self.link, self.ice = client, outbox, link, ice
         self.screen = screen  # set when this reception feeds the room screen
         self.frames = FrameClock()
+        self.sound = SoundClock(time.monotonic())
         self.upstream: Upstream | None = None
         self.latest: dict[str, Any] | None = None  # the last sample journaled
         self.ending = False
@@ -104,6 +113,7 @@ class Reception:
                     await self.ice.settings(),
                     self.screen.sources if self.screen else None,
                     self.frames,
+                    self.sound,
                 )
             except Refused as error:
                 if error.status == 409:
@@ -193,6 +203,7 @@ class Reception:
         before = Totals()
         frames, freezes = self.frames.frames, self.frames.freezes
         started = due = time.monotonic()
+        muted = self.sound.muted(started)
         while True:
             # On schedule, but never a burst of catching-up samples after the loop was held up.
             due = max(due + self.link.stats_s, time.monotonic())
@@ -207,6 +218,7 @@ class Reception:
                     after = await upstream.totals()
                 except Exception:  # the connection closed under us: nothing more from it
                     log.debug("no stats from a closing connection", exc_info=True)
+            muted_until_now = self.sound.muted(now)
             health = measure_health(
                 before,
                 after,
@@ -214,8 +226,12 @@ class Reception:
                 frames=self.frames.frames - frames,
                 freezes=self.frames.freezes - freezes,
                 silence_s=self.frames.silence(now) if upstream is not None else None,
+                # Without an audio track there is no sound to miss: the picture alone counts.
+                muted_s=muted_until_now - muted
+                if upstream is not None and upstream.offers_audio
+                else None,
             )
-            before, started = after, now
+            before, started, muted = after, now, muted_until_now
             frames, freezes = self.frames.frames, self.frames.freezes
             try:
                 await self._journal(health)
@@ -238,6 +254,7 @@ class Reception:
             "fps": health.fps,
             "loss_pct": health.loss_pct,
             "jitter_ms": health.jitter_ms,
+            "audio_pct": health.audio_pct,
             "freezes": self.frames.freezes,
             "frames_decoded": self.frames.frames,
         }

@@ -1,6 +1,7 @@
 """One upstream connection: our receive-only offer to the server, the broadcast decoded (every
-track drained, so nothing queues up), its encoded frames tapped for the room screen, its counters
-read for the health samples."""
+track drained, so nothing queues up, and every decoded frame's time told to the reception's video
+or sound clock), its encoded frames tapped for the room screen, its counters read for the health
+samples."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiortc import (
     RTCPeerConnection,
@@ -20,10 +21,10 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.stats import RTCInboundRtpStreamStats, RTCTransportStats
 
 from passthrough.fanout import Source
-from passthrough.peer import IceSettings, before_gathering, new_peer
+from passthrough.peer import IceSettings, before_gathering, negotiated_codecs, new_peer
 from passthrough.wiring import Feed, tap_peer
 from venue_agent.client import ServerClient
-from venue_agent.health import FrameClock, Totals
+from venue_agent.health import VIDEO_CLOCK, FrameClock, SoundClock, Totals
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,19 @@ def _without_rtx(kind: str) -> list[RTCRtpCodecCapability]:
 class Upstream:
     """A live peer connection receiving one session's broadcast."""
 
-    def __init__(self, pc: RTCPeerConnection, feed: Feed | None, frames: FrameClock) -> None:
+    def __init__(
+        self,
+        pc: RTCPeerConnection,
+        feed: Feed | None,
+        frames: FrameClock,
+        sound: SoundClock,
+        video_clock: int = VIDEO_CLOCK,
+    ) -> None:
         self.pc = pc
         self.feed = feed
-        self.frames = frames
+        self.frames, self.sound = frames, sound
+        self.video_clock = video_clock  # RTP units per second of the video codec negotiated
+        self.offers_audio = False  # whether the server sends sound on this connection
         self.opened_at = time.monotonic()
         self.changed = asyncio.Event()  # the connection's state changed
         self._drains: list[asyncio.Task[None]] = []
@@ -60,6 +70,7 @@ class Upstream:
         ice: IceSettings,
         sources: Mapping[str, Source] | None,
         frames: FrameClock,
+        sound: SoundClock,
     ) -> Upstream:
         """Subscribe; raises the client's ServerError (or ValueError for an unusable answer)."""
         pc = new_peer(ice)
@@ -82,7 +93,8 @@ class Upstream:
             raise
         if feed is not None:
             feed.connect(answer)
-        upstream = cls(pc, feed, frames)
+        video = negotiated_codecs(answer).get("video")
+        upstream = cls(pc, feed, frames, sound, video.clockRate if video else VIDEO_CLOCK)
         upstream._start_draining()
         return upstream
 
@@ -91,8 +103,12 @@ class Upstream:
             track = transceiver.receiver.track
             if track is None:  # the server sends nothing of this kind
                 continue
-            counting = self.frames if transceiver.kind == "video" else None
-            self._drains.append(asyncio.create_task(_drain(track, counting)))
+            if transceiver.kind == "video":
+                decoded = self.frames.frame
+            else:
+                self.offers_audio = True
+                decoded = self.sound.frame
+            self._drains.append(asyncio.create_task(_drain(track, decoded)))
 
     @property
     def closed(self) -> bool:
@@ -116,7 +132,7 @@ class Upstream:
                 lost += stats.packetsLost
                 if stats.kind == "video":
                     jitter = max(jitter, stats.jitter)
-        return Totals(octets, received, lost, jitter)
+        return Totals(octets, received, lost, jitter, self.video_clock)
 
     async def close(self) -> None:
         """Let go of the sources, close the peer, and wait for the drains to end."""
@@ -128,10 +144,9 @@ class Upstream:
         await asyncio.gather(*self._drains, return_exceptions=True)
 
 
-async def _drain(track: MediaStreamTrack, frames: FrameClock | None) -> None:
-    """Take every decoded frame (an undrained track grows without bound); count the video."""
+async def _drain(track: MediaStreamTrack, decoded: Callable[[float], None]) -> None:
+    """Take every decoded frame (an undrained track grows without bound) and tell its time."""
     with contextlib.suppress(MediaStreamError):
         while True:
             await track.recv()
-            if frames is not None:
-                frames.frame(time.monotonic())
+            decoded(time.monotonic())

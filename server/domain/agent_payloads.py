@@ -5,6 +5,12 @@ Names along the scan path: `member_no` is a member's public number, `card_code` 
 `member_code` whichever of the two was scanned; `session_public_id` is the session id agents
 send (the database key is `session_id`); `at` is a time as the agent sent it (truncated to the
 whole second), `at_corrected` the same moment on our clock.
+
+A stream-stats batch is all or nothing, so a sample is malformed only when it is not a sample: a
+figure that is not a non-negative finite number (or a counter not a 32-bit whole number). A figure
+that is a number but past what a lesson can show (SAMPLE_BOUNDS, the agent's own bounds) is
+clamped to its bound, not refused: one absurd figure, say a jitter of 820 398 ms from an RTP
+timestamp wrapping, must not lose the samples sent with it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from server.domain import validation as v
 from server.domain.times import parse_instant, whole_seconds
@@ -31,6 +38,10 @@ UUID_PATTERN = re.compile(
 )
 SAMPLE_FIGURES = ("bitrate_kbps", "fps", "loss_pct", "jitter_ms", "freezes", "frames_decoded")
 SAMPLE_COUNTERS = ("freezes", "frames_decoded")
+# The most each figure can plausibly be, as venue_agent/health.py bounds them; beyond: clamped.
+SAMPLE_BOUNDS = MappingProxyType(
+    {"bitrate_kbps": 100_000.0, "fps": 120.0, "loss_pct": 100.0, "jitter_ms": 10_000.0}
+)
 
 
 # --- Batches refused whole ------------------------------------------------------------------
@@ -294,15 +305,10 @@ def parse_sample(raw: object, clock: AgentClock) -> StreamReading | None:
         if value is None:
             figures[name] = None
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        number = _figure(value)
+        if number is None:
             return None
-        try:
-            number = float(value)
-        except OverflowError:  # a whole number beyond any float
-            return None
-        if not math.isfinite(number) or number < 0:
-            return None
-        figures[name] = number
+        figures[name] = min(number, SAMPLE_BOUNDS.get(name, number))
     counters = [figures[name] for name in SAMPLE_COUNTERS]
     if any(c is not None and (not c.is_integer() or c > MAX_COUNTER) for c in counters):
         return None
@@ -320,6 +326,21 @@ def parse_sample(raw: object, clock: AgentClock) -> StreamReading | None:
         freezes,
         frames_decoded,
     )
+
+
+def _figure(value: object) -> float | None:
+    """A non-negative finite number as a float (a whole number beyond any float: infinity,
+    past every bound), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN and Infinity are not JSON, but Python's encoder writes them
+    if value < 0:
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 # --- Hello and heartbeat --------------------------------------------------------------------

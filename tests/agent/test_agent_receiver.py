@@ -1,16 +1,18 @@
 """The live broadcast reaches real `hetang-agent`s: the test publishes from an aiortc peer to a real
 server; each agent subscribes, decodes, and its health samples land in the server's database; the
-room screen plays the same packets; ending the broadcast brings a `down` sample."""
+room screen plays the same packets; ending the broadcast brings a `down` sample; a lesson whose
+sound stops is `down`, one broadcast without sound is judged on its picture."""
 
 from __future__ import annotations
 
 import asyncio
+import fractions
 import json
 import re
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,8 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import AUDIO_PTIME, AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from av import AudioFrame
 from playwright.async_api import async_playwright, expect
 
 from passthrough.peer import IceSettings, before_gathering, new_peer
@@ -82,11 +85,13 @@ def _city(server: Server, venues: tuple[str, ...]) -> tuple[str, dict[str, str]]
 
 
 @asynccontextmanager
-async def publishing(server: Server, session_id: str) -> AsyncIterator[RTCPeerConnection]:
-    """The operator's camera and microphone (aiortc's synthetic tracks) on air."""
+async def publishing(
+    server: Server, session_id: str, tracks: Sequence[MediaStreamTrack] | None = None
+) -> AsyncIterator[RTCPeerConnection]:
+    """The operator's camera and microphone (aiortc's synthetic tracks, unless given) on air."""
     pc = new_peer(LOOPBACK)
-    pc.addTrack(VideoStreamTrack())
-    pc.addTrack(AudioStreamTrack())
+    for track in tracks if tracks is not None else (VideoStreamTrack(), AudioStreamTrack()):
+        pc.addTrack(track)
     before_gathering(pc, LOOPBACK)
     try:
         await pc.setLocalDescription(await pc.createOffer())
@@ -106,14 +111,14 @@ async def publishing(server: Server, session_id: str) -> AsyncIterator[RTCPeerCo
 
 def _samples(server: Server, session_id: str, venue: str) -> list[dict[str, Any]]:
     rows = server.query(
-        "SELECT s.at, s.state, s.fps, s.frames_decoded, s.bitrate_kbps, s.loss_pct "
+        "SELECT s.at, s.state, s.fps, s.frames_decoded, s.bitrate_kbps, s.loss_pct, s.jitter_ms "
         "FROM stream_samples s JOIN venues v ON v.id = s.venue_id "
         "JOIN training_sessions t ON t.id = s.session_id "
         "WHERE t.public_id = ? AND v.code = ? ORDER BY s.at",
         session_id,
         venue,
     )
-    names = ("at", "state", "fps", "frames_decoded", "bitrate_kbps", "loss_pct")
+    names = ("at", "state", "fps", "frames_decoded", "bitrate_kbps", "loss_pct", "jitter_ms")
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
@@ -198,8 +203,8 @@ def more_than(frames: list[float], count: int) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-def _journal_samples(agent: Agent) -> list[tuple[str, str]]:
-    """(state of the sample, journal state) of every sample the agent journaled."""
+def _journaled(agent: Agent) -> list[tuple[dict[str, Any], str]]:
+    """(the sample, journal state) of every sample the agent journaled."""
     db = sqlite3.connect(agent.data_dir / "agent.sqlite3", timeout=30)
     try:
         rows = db.execute(
@@ -207,7 +212,12 @@ def _journal_samples(agent: Agent) -> list[tuple[str, str]]:
         ).fetchall()
     finally:
         db.close()
-    return [(json.loads(payload)["state"], state) for payload, state in rows]
+    return [(json.loads(payload), state) for payload, state in rows]
+
+
+def _journal_samples(agent: Agent) -> list[tuple[str, str]]:
+    """(state of the sample, journal state) of every sample the agent journaled."""
+    return [(sample["state"], state) for sample, state in _journaled(agent)]
 
 
 async def test_agents_receive_the_broadcast_report_its_health_and_see_it_end(
@@ -344,15 +354,104 @@ async def test_samples_go_through_the_outbox_and_a_refusal_is_final(
             malformed = _journal(outbox, session_id, _sample(at[5], "sideways"))
             assert await uploader.drain()
             assert await uploader.drain()  # a refused sample is never sent again
+            # A figure past what a lesson can show (issue 13's jitter, from an agent without
+            # bounds) is stored at its bound: the sample and those sent with it are kept.
+            absurd = {**_sample(at[6]), "jitter_ms": 820_398.0, "fps": 500.0}
+            kept = _journal(outbox, session_id, absurd, _sample(at[7]))
+            assert await uploader.drain()
     finally:
-        settled = {e.event_id: (e.state, e.reason) for e in outbox.get([*good, *waiting])}
+        settled = {e.event_id: (e.state, e.reason) for e in outbox.get([*good, *waiting, *kept])}
         refused = {e.event_id: (e.state, e.reason) for e in outbox.get([*stranger, *malformed])}
         outbox.close()
     assert set(settled.values()) == {(SENT, None)}
     assert refused[stranger[0]] == (REJECTED, "http_404 not_found")
     assert refused[malformed[0]] == (REJECTED, "http_422 invalid")
     stored = _samples(server, session_id, "b1")
-    assert [s["state"] for s in stored] == ["good", "degraded", "good", "down"]
+    assert [s["state"] for s in stored] == ["good", "degraded", "good", "down", "good", "good"]
+    assert [(s["fps"], s["jitter_ms"]) for s in stored[-3:]] == [
+        (30.0, 3.0),
+        (120.0, 10_000.0),
+        (30.0, 3.0),
+    ]
+
+
+class Microphone(MediaStreamTrack):
+    """Silence in 20 ms frames, as a quiet room's microphone sends it; `on = False` cuts it off
+    (its time goes on) while the picture goes on."""
+
+    kind = "audio"
+    RATE = 8000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on = True
+        self._next: float | None = None
+        self._pts = 0
+
+    async def recv(self) -> AudioFrame:
+        samples = int(AUDIO_PTIME * self.RATE)
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            now = time.monotonic()
+            self._next = now if self._next is None else self._next
+            await asyncio.sleep(max(0.0, self._next - now))
+            self._next += AUDIO_PTIME
+            self._pts += samples
+            if self.on:
+                break
+        frame = AudioFrame(format="s16", layout="mono", samples=samples)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.pts, frame.sample_rate = self._pts, self.RATE
+        frame.time_base = fractions.Fraction(1, self.RATE)
+        return frame
+
+
+def _sampled(agent: Agent, after: int, state: str) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """A check for eventually(): a sample of this state journaled past the first `after`, with
+    a watchable picture (the agent's journal has what the server does not keep: audio_pct)."""
+
+    async def check() -> dict[str, Any]:
+        journal = await asyncio.to_thread(_journaled, agent)
+        found = [s for s, _ in journal[after:] if s["state"] == state and s["fps"] >= 15]
+        return found[0] if found else {}
+
+    return check
+
+
+async def test_a_lesson_whose_sound_stops_is_down_until_it_is_back(
+    server: Server, agents: Agents, tmp_path: Path
+) -> None:
+    session_id, tokens = _city(server, ("m", "b1"))
+    agent = await asyncio.to_thread(agents.start, tmp_path / "b1", server.url, tokens["b1"])
+    microphone = Microphone()
+    async with publishing(server, session_id, (VideoStreamTrack(), microphone)):
+        heard = await eventually(_sampled(agent, 0, "good"), "a good sample", 20)
+        assert heard["audio_pct"] >= 90
+        microphone.on = False
+        cut = len(await asyncio.to_thread(_journaled, agent))
+        silent = await eventually(_sampled(agent, cut, "down"), "a down sample", 15)
+        assert silent["audio_pct"] < 50 and silent["fps"] >= 15, silent
+        microphone.on = True
+        back = len(await asyncio.to_thread(_journaled, agent))
+        heard = await eventually(_sampled(agent, back, "good"), "a good sample again", 15)
+        assert heard["audio_pct"] >= 50
+    # The server has the same verdicts: a picture without sound was not up.
+    stored = await asyncio.to_thread(_samples, server, session_id, "b1")
+    assert any(s["state"] == "down" and s["fps"] >= 15 for s in stored), stored
+
+
+async def test_a_lesson_broadcast_without_sound_is_judged_on_its_picture(
+    server: Server, agents: Agents, tmp_path: Path
+) -> None:
+    session_id, tokens = _city(server, ("m", "b1"))
+    agent = await asyncio.to_thread(agents.start, tmp_path / "b1", server.url, tokens["b1"])
+    async with publishing(server, session_id, (VideoStreamTrack(),)):
+        await receiving_well(server, session_id, "b1", within=20)
+        await eventually(_sampled(agent, 0, "good"), "a good sample journaled", 10)
+    journal = await asyncio.to_thread(_journaled, agent)
+    assert all(sample["audio_pct"] is None for sample, _ in journal), journal
 
 
 @needs_chromium
