@@ -331,6 +331,20 @@ def restrict_host_addresses(pc: RTCPeerConnection, hosts: Iterable[str]) -> None
         )
 
 
+def nominated_pair_types(pc: RTCPeerConnection) -> tuple[str, str] | None:
+    """(local, remote) candidate types (host, srflx, prflx, relay) of the pair ICE nominated for
+    the connection's media, or None before one is."""
+    for transceiver in pc.getTransceivers():
+        ice = transceiver.receiver.transport.transport
+        nominated = getattr(getattr(ice, "_connection", None), "_nominated", None)
+        if not isinstance(nominated, dict):
+            raise HookMissing("aioice Connection._nominated is gone")
+        pair = nominated.get(1)
+        if pair is not None:
+            return str(pair.local_candidate.type), str(pair.remote_candidate.type)
+    return None
+
+
 async def _gather_on(connection: Connection, addresses: list[str]) -> None:
     """aioice's gather_candidates with the host addresses given instead of discovered."""
     if connection._local_candidates_start:

@@ -83,6 +83,11 @@ def codec_preferences(kind: str, codec: RTCRtpCodecCapability) -> list[RTCRtpCod
     return same + rtx if same else []
 
 
+# How a venue's picture reaches it: the nominated ICE pair's local candidate type and, for a
+# relayed one, the transport to the TURN server (what agents report and the wall shows).
+ICE_PATHS = ("host/udp", "srflx/udp", "prflx/udp", "relay/udp", "relay/tcp", "relay/tls")
+
+
 def parse_hosts(raw: str) -> tuple[str, ...]:
     """A comma-separated list of IP addresses ('' means automatic); ValueError names the bad one."""
     hosts = tuple(part.strip() for part in raw.split(",") if part.strip())

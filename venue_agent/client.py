@@ -153,19 +153,22 @@ class ServerClient:
             return ScheduleAnswer(body, response.headers.get("ETag"))
 
     async def heartbeat(
-        self, state: str, session_public_id: str | None, queue_depth: int
+        self,
+        state: str,
+        session_public_id: str | None,
+        queue_depth: int,
+        ice_path: str | None = None,
     ) -> list[object]:
         """POST heartbeat; answers the server's commands (none are defined yet)."""
-        body = await self._timed_call(
-            "POST",
-            "/heartbeat",
-            {
-                "state": state,
-                "session_id": session_public_id,
-                "queue_depth": queue_depth,
-                "agent_version": self.agent_version,
-            },
-        )
+        beat: dict[str, object] = {
+            "state": state,
+            "session_id": session_public_id,
+            "queue_depth": queue_depth,
+            "agent_version": self.agent_version,
+        }
+        if ice_path is not None:
+            beat["ice_path"] = ice_path
+        body = await self._timed_call("POST", "/heartbeat", beat)
         commands = body.get("commands", [])
         return list(commands) if isinstance(commands, list) else []
 

@@ -16,9 +16,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from aioice import stun
+from aiortc import RTCPeerConnection
 from aiortc.rtcicetransport import parse_stun_turn_uri
 
-from passthrough.peer import IceSettings
+from passthrough.hooks import HookMissing, nominated_pair_types
+from passthrough.peer import ICE_PATHS, IceSettings
 from venue_agent.client import ServerClient, ServerError
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,22 @@ async def probe(option: TurnOption) -> bool:
     except (OSError, TimeoutError, ssl.SSLError) as error:
         log.debug("TURN %s does not answer: %r", option.url, error)
         return False
+
+
+def ice_path(pc: RTCPeerConnection, turn: TurnOption | None) -> str | None:
+    """How the connection's media travels (one of ICE_PATHS): the nominated pair's local
+    candidate type, and for a relayed one the transport to the TURN server chosen for it; None
+    before ICE nominated a pair, or when aiortc no longer tells."""
+    try:
+        types = nominated_pair_types(pc)
+    except HookMissing as error:
+        log.debug("the ICE path is unknown: %s", error)
+        return None
+    if types is None:
+        return None
+    local = types[0]
+    path = f"relay/{turn.transport}" if local == "relay" and turn is not None else f"{local}/udp"
+    return path if path in ICE_PATHS else None
 
 
 class IcePicker:

@@ -30,6 +30,10 @@ class Media(Protocol):
         """The session whose broadcast is being received."""
 
     @property
+    def ice_path(self) -> str | None:
+        """How its picture travels (passthrough.peer.ICE_PATHS), once connected."""
+
+    @property
     def changed(self) -> asyncio.Event:
         """Set when the heartbeat state changed (the server should hear of it now)."""
 
@@ -52,6 +56,7 @@ class Presence:
         self.hostname = hostname
         self.schedule_every_s = schedule_every_s
         self.media = media
+        self.ice_path: str | None = None  # the last one reported, to log when it changes
         self.backoff = Backoff()
         self.schedule_stale = asyncio.Event()  # set by the events listener
 
@@ -125,10 +130,15 @@ class Presence:
     async def heartbeat(self) -> None:
         """POST heartbeat with what we are doing and how much waits to be sent."""
         counts = await asyncio.to_thread(self.outbox.counts)
-        state, session_public_id = "idle", None
+        state, session_public_id, path = "idle", None, None
         if self.media is not None:
             state, session_public_id = self.media.heartbeat_state, self.media.session_public_id
+            path = self.media.ice_path
+        if path != self.ice_path:
+            if path is not None:
+                log.info("the broadcast reaches us over ICE path %s", path)
+            self.ice_path = path
         if session_public_id is None:
             current = self.book.current(clock.now())
             session_public_id = current.public_id if current else None
-        await self.client.heartbeat(state, session_public_id, counts.pending)
+        await self.client.heartbeat(state, session_public_id, counts.pending, path)

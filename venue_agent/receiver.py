@@ -26,7 +26,7 @@ from venue_agent.health import (
     Totals,
 )
 from venue_agent.health import measure as measure_health
-from venue_agent.ice import IcePicker
+from venue_agent.ice import IcePicker, ice_path
 from venue_agent.link import Backoff, Link
 from venue_agent.outbox import NewEvent, Outbox
 from venue_agent.screen import Screen
@@ -89,6 +89,12 @@ class Reception:
         if upstream is not None and upstream.silence(time.monotonic()) < DOWN_AFTER_S:
             return GOOD
         return NOTHING_RECEIVED.state
+
+    @property
+    def ice_path(self) -> str | None:
+        """How the current connection's media travels (passthrough.peer.ICE_PATHS), if known."""
+        upstream = self.upstream
+        return None if upstream is None else ice_path(upstream.pc, self.ice.current)
 
     async def run(self) -> None:
         """Receive and sample until the broadcast ends; then journal a final `down` sample."""
@@ -364,6 +370,12 @@ class Receiver:
         """The session being received, if any."""
         active = self._active()
         return active[0].session_public_id if active else None
+
+    @property
+    def ice_path(self) -> str | None:
+        """How the picture of the session being received travels, once connected."""
+        active = self._active()
+        return active[0].ice_path if active else None
 
     def status(self) -> dict[str, Any]:
         """For the staff page: the state and figures of the broadcast being received."""

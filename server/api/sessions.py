@@ -256,6 +256,7 @@ async def get_wall(request: web.Request) -> web.Response:
                     "last_seen_at": iso(t.last_seen_at),
                     "agent_state": t.agent_state,
                     "queue_depth": t.queue_depth,
+                    "ice_path": t.ice_path,
                     "checked_in": t.checked_in,
                     "expected": t.expected,
                     "stream": _stream_json(t.stream),

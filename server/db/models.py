@@ -144,6 +144,8 @@ class Venue(Base):
     agent_hostname: Mapped[str | None] = mapped_column(String(255))
     agent_queue_depth: Mapped[int | None] = mapped_column(Integer)
     agent_session_id: Mapped[str | None] = mapped_column(String(32))
+    # The ICE candidate pair its picture comes over (vocabulary.ICE_PATHS), None when not receiving.
+    agent_ice_path: Mapped[str | None] = mapped_column(String(16))
 
 
 class TrainingSession(Base):

@@ -24,7 +24,13 @@ from types import MappingProxyType
 
 from server.domain import validation as v
 from server.domain.times import parse_instant, whole_seconds
-from server.domain.vocabulary import AGENT_STATES, CHECKIN_KINDS, CHECKIN_SOURCES, STREAM_STATES
+from server.domain.vocabulary import (
+    AGENT_STATES,
+    CHECKIN_KINDS,
+    CHECKIN_SOURCES,
+    ICE_PATHS,
+    STREAM_STATES,
+)
 
 MAX_CHECKINS = 500  # events in one check-ins batch
 MAX_SAMPLES = 2000  # samples in one stream-stats batch
@@ -372,6 +378,7 @@ class Heartbeat:
     session_public_id: str | None
     queue_depth: int
     agent_version: str
+    ice_path: str | None = None  # ICE_PATHS; None when not receiving (or an older agent)
 
 
 def parse_heartbeat(raw: Mapping[str, object]) -> tuple[Heartbeat | None, v.Problems]:
@@ -387,6 +394,9 @@ def parse_heartbeat(raw: Mapping[str, object]) -> tuple[Heartbeat | None, v.Prob
     depth = raw.get("queue_depth")
     if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= MAX_COUNTER:
         problems["queue_depth"] = "must be a whole number of at least 0"
+    path = (
+        v.choice(raw, "ice_path", ICE_PATHS, problems) if raw.get("ice_path") is not None else None
+    )
     if problems or state is None or version is None or not isinstance(depth, int):
         return None, problems
     return Heartbeat(
@@ -394,4 +404,5 @@ def parse_heartbeat(raw: Mapping[str, object]) -> tuple[Heartbeat | None, v.Prob
         session_public_id if isinstance(session_public_id, str) else None,
         depth,
         version,
+        path,
     ), problems

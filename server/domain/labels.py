@@ -28,6 +28,17 @@ CATEGORY_LABELS = MappingProxyType(
         "committee": "Leadership team member",
     }
 )
+# The network path a venue's picture takes (passthrough.peer.ICE_PATHS).
+ICE_PATH_LABELS = MappingProxyType(
+    {
+        "host/udp": "Direct (UDP)",
+        "srflx/udp": "Through NAT (UDP)",
+        "prflx/udp": "Through NAT (UDP)",
+        "relay/udp": "Via the TURN relay (UDP)",
+        "relay/tcp": "Via the TURN relay (TCP)",
+        "relay/tls": "Via the TURN relay (TLS, port 443)",
+    }
+)
 AGENT_STATE_LABELS = MappingProxyType(
     {"idle": "Idle", "receiving": "Receiving", "degraded": "Degraded"}
 )

@@ -26,6 +26,8 @@ CHECKIN_SOURCES: Final = ("scanner", "manual", "import", "qr")
 STREAM_STATES: Final = ("good", "degraded", "down")
 UP_STATES: Final = frozenset({"good", "degraded"})  # ATTENDANCE.md §2: these count as up
 AGENT_STATES: Final = ("idle", "receiving", "degraded")
+# How an agent's picture reaches it (passthrough.peer.ICE_PATHS, which agents report from).
+ICE_PATHS: Final = ("host/udp", "srflx/udp", "prflx/udp", "relay/udp", "relay/tcp", "relay/tls")
 
 ATTENDANCE_STATUSES: Final = ("present", "partial", "absent")
 # A plan (培训计划): draft → filed → accepted | returned, and a returned plan is filed again.

@@ -11,6 +11,7 @@ from server.auth.access import allow
 from server.auth.principal import Scope
 from server.db.models import TrainingSession
 from server.db.session import read_session
+from server.domain.labels import ICE_PATH_LABELS
 from server.domain.vocabulary import BROADCASTABLE_STATES, READERS, WRITERS
 from server.errors import Forbidden, Invalid
 from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
@@ -60,6 +61,7 @@ async def get_console(request: web.Request) -> web.Response:
         "broadcastable": BROADCASTABLE_STATES,
         "ice_servers": _ice_servers(request),
         "time_zone": request.app[SETTINGS_KEY].tz.key,
+        "ice_path_labels": ICE_PATH_LABELS,
     }
     return render(request, "console.html", context)
 

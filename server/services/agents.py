@@ -50,6 +50,7 @@ async def heartbeat(
             agent_state=beat.state,
             agent_session_id=beat.session_public_id,
             agent_queue_depth=beat.queue_depth,
+            agent_ice_path=beat.ice_path,
             agent_version=beat.agent_version,
             agent_last_seen_at=now,
         )

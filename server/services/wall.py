@@ -42,6 +42,7 @@ class WallTile:
     last_seen_at: datetime | None
     agent_state: str | None
     queue_depth: int | None
+    ice_path: str | None  # passthrough.peer.ICE_PATHS: how the picture reaches the venue
     checked_in: int
     expected: int
     stream: StreamHealth | None = None
@@ -152,6 +153,7 @@ async def venue_wall(
             venue.agent_last_seen_at,
             venue.agent_state,
             venue.agent_queue_depth,
+            venue.agent_ice_path if is_online(venue.agent_last_seen_at, now) else None,
             int(checked_in.get(venue.id, 0)),
             int(expected.get(venue.id, 0)),
             streams.get(venue.id),

@@ -502,6 +502,8 @@ BAD_BEATS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
         {"session_id": "must be a session id or null"},
     ),
     "no version": ({"agent_version": None}, {"agent_version": v.REQUIRED}),
+    "ice_path unknown": ({"ice_path": "relay/quic"}, {"ice_path": v.NOT_ALLOWED}),
+    "ice_path a number": ({"ice_path": 4}, {"ice_path": v.NOT_ALLOWED}),
     "version a number": ({"agent_version": 2}, {"agent_version": v.NOT_TEXT}),
     "version too long": ({"agent_version": "v" * 65}, {"agent_version": v.TOO_LONG}),
     "all at once": (

@@ -269,7 +269,13 @@ async def _agent(
     ics = await check(client, spec, "get", "/api/v1/agent/schedule.ics", 200, headers=main)
     assert "BEGIN:VCALENDAR" in ics and f"{session_id}@hetang" in ics
     await check(client, spec, "get", "/api/v1/agent/schedule.ics", 401)
-    beat = {"state": "receiving", "session_id": session_id, "queue_depth": 0, "agent_version": "1"}
+    beat = {
+        "state": "receiving",
+        "session_id": session_id,
+        "queue_depth": 0,
+        "agent_version": "1",
+        "ice_path": "srflx/udp",
+    }
     answer = await check(
         client, spec, "post", "/api/v1/agent/heartbeat", 200, headers=main, json=beat
     )

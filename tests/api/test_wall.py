@@ -14,8 +14,11 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from passthrough import peer
 from server.auth.principal import WHOLE_TREE
 from server.db.session import read_session
+from server.domain import vocabulary
+from server.domain.labels import ICE_PATH_LABELS
 from server.services.wall import (
     STREAM_STALE_AFTER,
     Readiness,
@@ -147,6 +150,31 @@ async def test_the_wall_counts_heads_and_agents(client: Any, world: World) -> No
         f"/api/v1/sessions/{session_id}/wall", headers=world.auth("operator", "b")
     )
     assert hidden.status == 404
+
+
+async def test_the_wall_shows_how_each_picture_travels(client: Any, world: World) -> None:
+    session_id, branch = await _session(client, world)
+    beat = {"state": "receiving", "session_id": session_id, "queue_depth": 0, "agent_version": "1"}
+
+    async def path_on_the_wall(body: dict[str, Any]) -> str | None:
+        sent = await client.post(
+            "/api/v1/agent/heartbeat", headers={"Authorization": f"Bearer {branch}"}, json=body
+        )
+        assert sent.status == 200
+        answer = await client.get(
+            f"/api/v1/sessions/{session_id}/wall", headers=world.auth("operator", "a")
+        )
+        venues = {v["code"]: v for v in (await answer.json())["venues"]}
+        assert venues["M"]["ice_path"] is None  # its agent never said
+        path: str | None = venues["B"]["ice_path"]
+        return path
+
+    assert await path_on_the_wall({**beat, "ice_path": "relay/tcp"}) == "relay/tcp"
+    assert await path_on_the_wall({**beat, "ice_path": "host/udp"}) == "host/udp"
+    # Not receiving any more (or an agent from before the field): no path.
+    assert await path_on_the_wall({**beat, "state": "idle"}) is None
+    page = await client.get(f"/sessions/{session_id}/console", headers=world.auth("operator", "a"))
+    assert "网络线路" in await page.text()
 
 
 async def test_the_live_socket_says_when_to_reread(client: Any, world: World, db: Any) -> None:
@@ -288,6 +316,11 @@ async def test_stream_samples_are_read_in_one_query_whatever_the_venues(
     assert counts[0][1] == counts[1][1]
 
 
+def test_the_server_knows_every_path_an_agent_reports() -> None:
+    assert vocabulary.ICE_PATHS == peer.ICE_PATHS
+    assert set(ICE_PATH_LABELS) == set(vocabulary.ICE_PATHS)
+
+
 def test_readiness_counts_agents_and_good_reception() -> None:
     now = datetime.now(UTC)
 
@@ -295,7 +328,7 @@ def test_readiness_counts_agents_and_good_reception() -> None:
         code: str, role: str, online: bool, state: str | None, stale: bool = False
     ) -> WallTile:
         stream = None if state is None else StreamHealth(state, 1.0, 1.0, 0.0, 0, now, stale)
-        return WallTile(code, f"会场{code}", role, online, None, None, None, 0, 0, stream)
+        return WallTile(code, f"会场{code}", role, online, None, None, None, None, 0, 0, stream)
 
     summary = readiness(
         [

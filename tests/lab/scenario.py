@@ -170,6 +170,7 @@ class Outcome:
     # publisher's lighter video and its audio); None without a cap or without the move.
     offered_pps: float | None = None
     media_pps: float | None = None
+    ice_paths: frozenset[str] = frozenset()  # how the picture travelled, as the wall said
 
     @property
     def context(self) -> str:
@@ -179,7 +180,8 @@ class Outcome:
         return (
             f"[{self.slow_side}. {self.venue}: first frame {self.to_first_frame_s} s, "
             f"{self.mean_fps:.1f} fps decoded, {self.freezes_per_min:.1f} stalls/min, "
-            f"up {self.up_ratio:.0%}, qualities {self.qualities}, TURN {self.turn or 'none'}; "
+            f"up {self.up_ratio:.0%}, qualities {self.qualities}, TURN {self.turn or 'none'}, "
+            f"ICE path {', '.join(sorted(self.ice_paths)) or 'not reported'}; "
             f"{self.downlink}{self.packet_rates}publisher sent: {sent}; "
             f"machine load {self.load[0]:.2f} at the start, "
             f"up to {self.load[1]:.2f} on {cores} cores]"
@@ -230,6 +232,7 @@ class Scene:
     running: dict[str, LabAgent] = field(default_factory=dict)
     traces: dict[str, Trace] = field(default_factory=dict)
     qualities: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    paths: dict[str, set[str]] = field(default_factory=dict)  # each venue's ICE paths on the wall
     publisher: PublisherTrace = field(default_factory=PublisherTrace)
     loads: list[float] = field(default_factory=list)  # 1-minute load at the start and each poll
     # A capped venue's downlink at each poll: (monotonic time, bytes passed, packets passed,
@@ -276,10 +279,14 @@ class Scene:
             trace.points.append((now, frames))
             if trace.first_frame_at is None and frames > 0:
                 trace.first_frame_at = now
-        for venue, quality in self.wall_qualities().items():
+        tiles = self.wall_tiles()
+        for venue, quality in self.wall_qualities(tiles).items():
             seen = self.qualities.setdefault(venue, [])
             if not seen or seen[-1][1] != quality:
                 seen.append((now - self.started_mono, quality))
+        for tile in tiles:
+            if tile.get("ice_path"):
+                self.paths.setdefault(str(tile["code"]), set()).add(str(tile["ice_path"]))
         self.publisher.points.append((time.monotonic(), self.publisher_video()))
         self.loads.append(os.getloadavg()[0])
         for venue in self.running:
@@ -295,11 +302,15 @@ class Scene:
         found: list[dict[str, Any]] = self.page.evaluate(OUTBOUND_RTP)
         return found
 
-    def wall_qualities(self) -> dict[str, str]:
-        """Each venue's `stream_quality` on the wall, where the wall carries one."""
+    def wall_tiles(self) -> list[dict[str, Any]]:
+        """The wall's venues now."""
         wall = self.server.api("GET", f"sessions/{self.session_id}/wall")
+        return list(wall.get("venues", []))
+
+    def wall_qualities(self, tiles: list[dict[str, Any]] | None = None) -> dict[str, str]:
+        """Each venue's `stream_quality` on the wall, where the wall carries one."""
         found: dict[str, str] = {}
-        for tile in wall.get("venues", []):
+        for tile in self.wall_tiles() if tiles is None else tiles:
             quality = tile.get("stream_quality") or (tile.get("stream") or {}).get("stream_quality")
             if quality:
                 found[str(tile["code"])] = str(quality)
@@ -361,6 +372,7 @@ class Scene:
             load=(self.loads[0], max(self.loads)) if self.loads else (0.0, 0.0),
             turn=agent.turn_chosen(),
             downlink=self._downlink(venue),
+            ice_paths=frozenset(self.paths.get(venue, ())),
             **self._packet_rates(venue),
         )
 

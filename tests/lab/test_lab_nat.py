@@ -38,3 +38,5 @@ def test_a_venue_behind_nat_gets_the_picture(
     assert states.count("good") >= len(states) - 1, (got.samples, got.context)
     assert any(s["state"] == "good" and s["fps"] >= 15 for s in agent_samples), agent_samples
     assert got.up_ratio >= 0.8, got.context
+    # The router's NAT is invisible to the agent: its own (host) candidate's packets got through.
+    assert got.ice_paths == {"host/udp"}, got.context

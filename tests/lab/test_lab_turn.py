@@ -48,6 +48,7 @@ def test_udp_blocked_the_picture_comes_through_turn(
         )
     assert udp_dropped > 0, "the agent tried UDP (and the router dropped it)"
     assert got.turn and got.turn[0] == wanted, got.context
+    assert got.ice_paths == {f"relay/{transport}"}, got.context  # what the wall shows
     if transport == "tcp":
         assert router in on_plain, (on_plain, on_tls)
     else:

@@ -44,6 +44,7 @@ from passthrough.hooks import (
     jitter_buffer,
     limit_resends,
     media_ssrc,
+    nominated_pair_types,
     payload_codecs,
     restrict_host_addresses,
     send_datagram,
@@ -53,7 +54,7 @@ from passthrough.hooks import (
 )
 from passthrough.peer import IceSettings, before_gathering
 from passthrough.wiring import KINDS, accept_publisher, answer_subscriber
-from tests.support.rtc_peers import LOOPBACK, PeerFactory
+from tests.support.rtc_peers import LOOPBACK, PeerFactory, until
 
 VP8 = RTCRtpCodecCapability(mimeType="video/VP8", clockRate=90000)
 WAIT_S = 5.0  # generous: a hook that works answers in well under a second on loopback
@@ -267,6 +268,21 @@ async def test_restrict_host_addresses_offers_only_loopback(peers: PeerFactory) 
     automatic.addTransceiver("video")
     await automatic.setLocalDescription(await automatic.createOffer())
     assert "127.0.0.1" not in {host for host, _ in candidates(automatic.localDescription.sdp)}
+
+
+async def test_nominated_pair_types_name_the_pair_in_use(peers: PeerFactory) -> None:
+    offerer, answerer = peers(), peers()
+    offerer.addTransceiver("video")
+    assert nominated_pair_types(offerer) is None  # nothing nominated before ICE ran
+    await negotiate(offerer, answerer)
+    await until(
+        lambda: offerer.connectionState == answerer.connectionState == "connected",
+        "both peers connected",
+        WAIT_S,
+    )
+    # On loopback with no STUN/TURN server, each side has only its host candidate.
+    assert nominated_pair_types(offerer) == ("host", "host")
+    assert nominated_pair_types(answerer) == ("host", "host")
 
 
 def ice_connection(pc: RTCPeerConnection) -> Any:
@@ -605,6 +621,17 @@ async def _restrict_no_gathering_flag(pc: RTCPeerConnection) -> None:
     restrict_host_addresses(pc, ["127.0.0.1"])
 
 
+async def _pair_no_nominated(pc: RTCPeerConnection) -> None:
+    pc.addTransceiver("video")
+    connection = ice_connection(pc)
+    nominated = connection._nominated
+    _without(connection, "_nominated")
+    try:
+        nominated_pair_types(pc)
+    finally:
+        connection._nominated = nominated  # closing the peer clears it
+
+
 async def _tap_plain_object(pc: RTCPeerConnection) -> None:
     tap_receiver(object(), _ignore, decode=True)  # type: ignore[arg-type]
 
@@ -684,6 +711,7 @@ async def _link_no_tx_srtp(pc: RTCPeerConnection) -> None:
         _limit_resends_plain_object,
         _restrict_no_connection,
         _restrict_no_gathering_flag,
+        _pair_no_nominated,
         _link_plain_object,
         _link_no_history,
         _link_history_not_a_dict,

@@ -50,6 +50,7 @@ AGENT_VENUE_COLUMNS = (
     Venue.agent_hostname,
     Venue.agent_queue_depth,
     Venue.agent_session_id,
+    Venue.agent_ice_path,
 )
 STATES = ("scheduled", "live", "ended", "finalized", "approved")
 # The actions that bring a new session into each state, and the actions each state allows.

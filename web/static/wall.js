@@ -103,6 +103,14 @@
     return line;
   }
 
+  // How the picture reaches the venue (direct, through NAT, or via the TURN relay and how).
+  function pathLabel(path) {
+    const key = path ? "path" + path.replace(/(^|[/-])([a-z])/g, function (_, sep, letter) {
+      return letter.toUpperCase();
+    }) : "";
+    return (key && words[key]) || "—";
+  }
+
   function countLine(venue) {
     const count = element("p", "count");
     count.appendChild(element("strong", "", String(venue.checked_in)));
@@ -126,6 +134,9 @@
     article.appendChild(element("p", "muted seen", words.seen + ": " + seen));
     const queue = venue.queue_depth === null ? "—" : String(venue.queue_depth);
     article.appendChild(element("p", "muted queue", words.queue + ": " + queue));
+    if (venue.role === "branch") {
+      article.appendChild(element("p", "muted path", words.path + ": " + pathLabel(venue.ice_path)));
+    }
     return article;
   }
 
