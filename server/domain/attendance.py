@@ -178,6 +178,10 @@ class SessionInput:
     # Walk-ins from outside the session's organizations whose credit nobody has accepted yet:
     # kept and judged, flagged `outside_scope`, never credited (the caller decides who they are).
     outside_scope: frozenset[str] = frozenset()
+    # When the session was ended (the operator's End, or the clock's), None before: the lesson
+    # is over then and no broadcast can start again, so no branch venue's sample vouches for
+    # later time, whether or not the agent's last `down` sample has arrived yet.
+    ended_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,8 @@ def walk(events: Iterable[CheckInEvent], start: int, end: int) -> tuple[list[Int
 
 
 def up_time(inp: SessionInput, venues: Iterable[str]) -> dict[str, Coverage]:
-    """U_v of every venue: the whole window for the main venue or without verification."""
+    """U_v of every venue: the whole window for the main venue or without verification; a
+    branch venue's samples vouch for [S, E) up to the moment the session was ended."""
     window = Coverage([(inp.start, inp.end)] if inp.start < inp.end else [])
     if not inp.policy.require_stream_verification:
         return dict.fromkeys(venues, window)
@@ -263,9 +268,9 @@ def up_time(inp: SessionInput, venues: Iterable[str]) -> dict[str, Coverage]:
         if bucket is not None:
             bucket.append((sample.t, sample.state in UP_STATES))
     reach = SAMPLE_REACH * inp.policy.stats_interval_s
+    until = inp.end if inp.ended_at is None else min(inp.end, inp.ended_at)
     up = {
-        v: Coverage(clip(sampled_up(sorted(p), reach), inp.start, inp.end))
-        for v, p in points.items()
+        v: Coverage(clip(sampled_up(sorted(p), reach), inp.start, until)) for v, p in points.items()
     }
     up[inp.main_venue] = window
     return up

@@ -154,6 +154,7 @@ async def _input(
         samples,
         frozenset(credited),
         await _outside_scope(session, training, roster, events, member_id_by_no),
+        ended_at=None if training.ended_at is None else epoch(training.ended_at),
     )
     venue_ids = {code: venue_id for venue_id, code in venue_code.items()}
     return inp, member_id_by_no, venue_ids
