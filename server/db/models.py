@@ -253,6 +253,20 @@ class QuarantinedCheckIn(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class BroadcastSpan(Base):
+    """A time a session's broadcast was on air: from 开始直播 to 结束直播 (a republish within it
+    is the same span); ended_at is None while it is on."""
+
+    __tablename__ = "broadcast_spans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("training_sessions.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class StreamSample(Base):
     """An agent's periodic stream-health reading for a session."""
 

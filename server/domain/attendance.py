@@ -16,6 +16,7 @@ from server.domain.intervals import (
     Interval,
     Joint,
     clip,
+    intersect,
     merge,
     overlap,
     pieces,
@@ -182,6 +183,10 @@ class SessionInput:
     # is over then and no broadcast can start again, so no branch venue's sample vouches for
     # later time, whether or not the agent's last `down` sample has arrived yet.
     ended_at: int | None = None
+    # When the broadcast was on air: (start, end) spans, end None while it still is. A branch
+    # venue's samples vouch only for these (a last `good` sample does not reach past 结束直播);
+    # none recorded (sessions from before they were) cuts nothing.
+    on_air: tuple[tuple[int, int | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,7 +263,8 @@ def walk(events: Iterable[CheckInEvent], start: int, end: int) -> tuple[list[Int
 
 def up_time(inp: SessionInput, venues: Iterable[str]) -> dict[str, Coverage]:
     """U_v of every venue: the whole window for the main venue or without verification; a
-    branch venue's samples vouch for [S, E) up to the moment the session was ended."""
+    branch venue's samples vouch for [S, E) up to the moment the session was ended, and only
+    while the broadcast was on air (where that was recorded)."""
     window = Coverage([(inp.start, inp.end)] if inp.start < inp.end else [])
     if not inp.policy.require_stream_verification:
         return dict.fromkeys(venues, window)
@@ -269,9 +275,9 @@ def up_time(inp: SessionInput, venues: Iterable[str]) -> dict[str, Coverage]:
             bucket.append((sample.t, sample.state in UP_STATES))
     reach = SAMPLE_REACH * inp.policy.stats_interval_s
     until = inp.end if inp.ended_at is None else min(inp.end, inp.ended_at)
-    up = {
-        v: Coverage(clip(sampled_up(sorted(p), reach), inp.start, until)) for v, p in points.items()
-    }
+    spans = inp.on_air or ((inp.start, until),)
+    vouched = merge(clip(((a, until if b is None else b) for a, b in spans), inp.start, until))
+    up = {v: Coverage(intersect(sampled_up(sorted(p), reach), vouched)) for v, p in points.items()}
     up[inp.main_venue] = window
     return up
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import AgentVenue, Scope
-from server.db.models import SessionVenue, TrainingSession, Venue
+from server.db.models import BroadcastSpan, SessionVenue, TrainingSession, Venue
 from server.domain.audit_chain import AuditFacts
 from server.domain.labels import SESSION_STATE_LABELS
 from server.domain.vocabulary import BROADCASTABLE_STATES
@@ -71,7 +71,17 @@ async def check_receiver(session: AsyncSession, venue: AgentVenue, public_id: st
 async def record(
     session: AsyncSession, actor: str, public_id: str, action: str, now: datetime
 ) -> None:
-    """Audit `session.broadcast_start` / `session.broadcast_end`."""
+    """Audit `session.broadcast_start` / `session.broadcast_end`, and keep the on-air spans: a
+    start opens one unless one is open (a republish), an end closes the open one."""
+    training_id = await session.scalar(
+        select(TrainingSession.id).where(TrainingSession.public_id == public_id)
+    )
+    if training_id is not None:
+        open_span = (BroadcastSpan.session_id == training_id) & BroadcastSpan.ended_at.is_(None)
+        if action == "end":
+            await session.execute(update(BroadcastSpan).where(open_span).values(ended_at=now))
+        elif await session.scalar(select(BroadcastSpan.id).where(open_span).limit(1)) is None:
+            session.add(BroadcastSpan(session_id=training_id, started_at=now))
     await audit.append(
         session,
         [

@@ -19,6 +19,7 @@ from server.db.bulk import bulk_insert, fetch_tuples
 from server.db.models import (
     AcceptedWalkIn,
     Attendance,
+    BroadcastSpan,
     CheckIn,
     Member,
     Organization,
@@ -155,9 +156,20 @@ async def _input(
         frozenset(credited),
         await _outside_scope(session, training, roster, events, member_id_by_no),
         ended_at=None if training.ended_at is None else epoch(training.ended_at),
+        on_air=await _on_air(session, training.id),
     )
     venue_ids = {code: venue_id for venue_id, code in venue_code.items()}
     return inp, member_id_by_no, venue_ids
+
+
+async def _on_air(session: AsyncSession, training_id: int) -> tuple[tuple[int, int | None], ...]:
+    """The broadcast's on-air spans, as epoch seconds (end None while on air)."""
+    rows = await session.execute(
+        select(BroadcastSpan.started_at, BroadcastSpan.ended_at)
+        .where(BroadcastSpan.session_id == training_id)
+        .order_by(BroadcastSpan.started_at)
+    )
+    return tuple((epoch(a), None if b is None else epoch(b)) for a, b in rows)
 
 
 async def _outside_scope(

@@ -155,3 +155,18 @@ def _cut(inp: SessionInput, offset: int) -> tuple[Sample, ...]:
 @given(small_sessions(), st.integers(0, 200))
 def test_an_end_at_or_after_the_window_end_changes_nothing(inp: SessionInput, after: int) -> None:
     assert compute(replace(inp, ended_at=inp.end + after)) == compute(inp)
+
+
+def test_samples_vouch_only_while_the_broadcast_was_on_air() -> None:
+    # 结束直播 at S + 40, twenty seconds before the session was ended.
+    stopped = replace(broadcast(GOOD), on_air=((ON_AIR, S + 40),))
+    assert up(compute(stopped), "B1") == 37
+    # Stopped and started again: the pause between is not vouched for.
+    paused = replace(broadcast(GOOD), on_air=((ON_AIR, S + 20), (S + 30, None)))
+    assert up(compute(paused), "B1") == 17 + 33  # the open span runs to the session's end
+    # A span before the window or after the end adds nothing; none recorded cuts nothing.
+    outside = replace(broadcast(GOOD), on_air=((S - 100, S - 50), (ON_AIR, None), (E, E + 9)))
+    assert up(compute(outside), "B1") == 60
+    assert compute(replace(broadcast(GOOD), on_air=())) == compute(broadcast(GOOD))
+    # The main venue keeps the whole window: it is the origin.
+    assert up(compute(stopped), "M") == E - S
