@@ -18,6 +18,7 @@ from server.api import (
     sessions,
     system,
     tokens,
+    venue_streams,
     venues,
 )
 from server.pages import auth as auth_pages
@@ -72,6 +73,12 @@ def setup_routes(app: web.Application) -> None:
     add("GET", "/api/v1/sessions", sessions.list_sessions, name="api_list_sessions")
     add("GET", "/api/v1/sessions/{id}", sessions.get_session, name="api_get_session")
     add("GET", "/api/v1/sessions/{id}/wall", sessions.get_wall, name="api_session_wall")
+    add(
+        "GET",
+        "/api/v1/sessions/{id}/venues/{code}/stream",
+        venue_streams.get_venue_stream,
+        name="api_session_venue_stream",
+    )
     add("PUT", "/api/v1/sessions/{id}", sessions.update_session, name="api_update_session")
     add("POST", "/api/v1/sessions/{id}/broadcast", broadcast.post_broadcast, name="api_broadcast")
     add(

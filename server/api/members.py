@@ -9,8 +9,9 @@ from server.db.session import read_session, write_session
 from server.domain.members import parse_member
 from server.domain.vocabulary import READERS
 from server.errors import Invalid
-from server.http.body import checked, query_int, read_json, reply
+from server.http.body import checked, read_json, reply
 from server.http.i18n import translate_for
+from server.http.queries import page_json, query_page
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import members, organizations
 from server.services.member_import import ImportRejected, import_members_csv
@@ -67,8 +68,7 @@ async def import_members(request: web.Request) -> web.Response:
 async def list_members(request: web.Request) -> web.Response:
     """GET /api/v1/members?q=&org=&page=&per_page="""
     principal = request[PRINCIPAL_KEY]
-    page = query_int(request, "page", 1, low=1, high=1_000_000)
-    per_page = query_int(request, "per_page", 50, low=1, high=members.MAX_PER_PAGE)
+    page, per_page = query_page(request, per_page=50, most=members.MAX_PER_PAGE)
     async with read_session(request.app[DB_KEY]) as session:
         org_code = request.query.get("org")
         org = await organizations.get_org(session, principal.scope, org_code) if org_code else None
@@ -80,15 +80,7 @@ async def list_members(request: web.Request) -> web.Response:
             page=page,
             per_page=per_page,
         )
-    return reply(
-        {
-            "members": [member_json(item) for item in result.items],
-            "page": result.page,
-            "per_page": result.per_page,
-            "has_next": result.has_next,
-            "total": result.total,
-        }
-    )
+    return reply(page_json("members", [member_json(item) for item in result.items], result))
 
 
 @allow(*READERS)

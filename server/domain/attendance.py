@@ -261,6 +261,16 @@ def walk(events: Iterable[CheckInEvent], start: int, end: int) -> tuple[list[Int
     return merge(clip(spans, start, end)), unmatched
 
 
+def vouched_window(
+    start: int, end: int, ended_at: int | None, on_air: Sequence[tuple[int, int | None]]
+) -> list[Interval]:
+    """The part of [S, E) a branch venue's samples may vouch for: up to the moment the session
+    was ended, and only while the broadcast was on air (all of it where no span was recorded)."""
+    until = end if ended_at is None else min(end, ended_at)
+    spans = on_air or ((start, until),)
+    return merge(clip(((a, until if b is None else b) for a, b in spans), start, until))
+
+
 def up_time(inp: SessionInput, venues: Iterable[str]) -> dict[str, Coverage]:
     """U_v of every venue: the whole window for the main venue or without verification; a
     branch venue's samples vouch for [S, E) up to the moment the session was ended, and only
@@ -274,9 +284,7 @@ def up_time(inp: SessionInput, venues: Iterable[str]) -> dict[str, Coverage]:
         if bucket is not None:
             bucket.append((sample.t, sample.state in UP_STATES))
     reach = SAMPLE_REACH * inp.policy.stats_interval_s
-    until = inp.end if inp.ended_at is None else min(inp.end, inp.ended_at)
-    spans = inp.on_air or ((inp.start, until),)
-    vouched = merge(clip(((a, until if b is None else b) for a, b in spans), inp.start, until))
+    vouched = vouched_window(inp.start, inp.end, inp.ended_at, inp.on_air)
     up = {v: Coverage(intersect(sampled_up(sorted(p), reach), vouched)) for v, p in points.items()}
     up[inp.main_venue] = window
     return up

@@ -11,6 +11,7 @@ from aiohttp import web
 from server.auth.access import allow
 from server.db.session import read_session
 from server.domain.labels import FLAG_LABELS, STATUS_LABELS
+from server.domain.stream_timeline import TIMELINE_STATE_LABELS
 from server.domain.validation import CODE_PATTERN
 from server.domain.vocabulary import READERS
 from server.errors import Conflict
@@ -28,8 +29,10 @@ from server.pages.attendance_export import (
 from server.pages.downloads import download
 from server.pages.forms import problem_of
 from server.pages.render import render
+from server.pages.stream_timeline import legend_states, timeline_rows
 from server.services import session_views
 from server.services.attendance_view import MemberLine, SessionAttendance, session_attendance
+from server.services.venue_streams import branch_timelines
 
 MAKEUP = "makeup"  # the preset: everybody absent or partial, to invite to a make-up class
 MAKEUP_STATUSES = frozenset({"absent", "partial"})
@@ -95,10 +98,15 @@ def _joiner(request: web.Request) -> str:
 
 @allow(*READERS)
 async def get_attendance(request: web.Request) -> web.Response:
-    """GET /sessions/{id}/attendance?status=&flag=&venue=: the combined result, for review."""
+    """GET /sessions/{id}/attendance?status=&flag=&venue=: the combined result, for review, with
+    each branch venue's stream timeline."""
     filters = Filters.of(request.query)
+    principal = request[PRINCIPAL_KEY]
+    public_id = request.match_info["id"]
     try:
-        result = await _attendance(request)
+        async with read_session(request.app[DB_KEY]) as session:
+            result = await session_attendance(session, principal.scope, public_id)
+            timelines = await branch_timelines(session, principal.scope, public_id)
     except Conflict as error:
         return await _not_finalized(request, error)
     shown = [line for line in result.members if filters.keep(line)]
@@ -107,6 +115,7 @@ async def get_attendance(request: web.Request) -> web.Response:
         (venue, venue.up_seconds // 60, up_percent(venue.up_seconds, window))
         for venue in sorted(result.venues, key=lambda venue: (venue.role != "main", venue.code))
     ]
+    timelines_shown = timeline_rows(result, timelines, translate_for(request))
     return render(
         request,
         "session_attendance.html",
@@ -118,6 +127,10 @@ async def get_attendance(request: web.Request) -> web.Response:
             "venue_names": {venue.code: venue.name for venue in result.venues},
             "status_filters": STATUS_FILTERS,
             "joiner": _joiner(request),
+            "timelines": timelines_shown,
+            "stream_verified": timelines.verification_required,
+            "timeline_states": legend_states(timelines_shown),
+            "timeline_state_labels": TIMELINE_STATE_LABELS,
         },
     )
 

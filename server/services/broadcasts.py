@@ -12,6 +12,7 @@ from server.auth.principal import AgentVenue, Scope
 from server.db.models import BroadcastSpan, SessionVenue, TrainingSession, Venue
 from server.domain.audit_chain import AuditFacts
 from server.domain.labels import SESSION_STATE_LABELS
+from server.domain.times import epoch
 from server.domain.vocabulary import BROADCASTABLE_STATES
 from server.errors import Conflict, NotFound, Term
 from server.services import audit
@@ -66,6 +67,18 @@ async def check_receiver(session: AsyncSession, venue: AgentVenue, public_id: st
     )
     if found is None:
         raise NotFound("No session with id {id} at this venue.", id=public_id)
+
+
+async def on_air_spans(
+    session: AsyncSession, training_id: int
+) -> tuple[tuple[int, int | None], ...]:
+    """The broadcast's on-air spans of a session, as epoch seconds (end None while on air)."""
+    rows = await session.execute(
+        select(BroadcastSpan.started_at, BroadcastSpan.ended_at)
+        .where(BroadcastSpan.session_id == training_id)
+        .order_by(BroadcastSpan.started_at)
+    )
+    return tuple((epoch(a), None if b is None else epoch(b)) for a, b in rows)
 
 
 async def record(

@@ -11,15 +11,14 @@ from typing import Any
 from typing import cast as type_cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, cast, delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from server.db.bulk import bulk_insert, fetch_tuples
+from server.db.epochs import epoch_of
 from server.db.models import (
     AcceptedWalkIn,
     Attendance,
-    BroadcastSpan,
     CheckIn,
     Member,
     Organization,
@@ -42,6 +41,7 @@ from server.domain.attendance import (
 from server.domain.audit_chain import AuditFacts, changed_fields
 from server.domain.times import epoch
 from server.services import audit
+from server.services.broadcasts import on_air_spans
 
 DELETE_CHUNK = 5000
 LOOKUP_CHUNK = 5000
@@ -68,13 +68,6 @@ class FinalizeReport:
                 self.records_removed,
             )
         )
-
-
-def _epoch_of(column: Any, dialect: str) -> ColumnElement[int]:
-    """Whole epoch seconds computed by the database (cheaper than building datetimes)."""
-    if dialect == "postgresql":
-        return cast(func.extract("epoch", column), Integer)
-    return cast(func.strftime("%s", column), Integer)
 
 
 async def _input(
@@ -106,7 +99,7 @@ async def _input(
             Member.member_no,
             CheckIn.venue_id,
             CheckIn.kind,
-            _epoch_of(CheckIn.at, dialect),
+            epoch_of(CheckIn.at, dialect),
         )
         .join(Member, Member.id == CheckIn.member_id)
         .where(CheckIn.session_id == training.id, CheckIn.after_approval.is_(False)),
@@ -118,9 +111,9 @@ async def _input(
             events.append(CheckInEvent(member_no, venue_code[venue_id], kind, t, seq))
     sample_rows = await fetch_tuples(
         session,
-        select(
-            StreamSample.venue_id, _epoch_of(StreamSample.at, dialect), StreamSample.state
-        ).where(StreamSample.session_id == training.id),
+        select(StreamSample.venue_id, epoch_of(StreamSample.at, dialect), StreamSample.state).where(
+            StreamSample.session_id == training.id
+        ),
     )
     samples = [
         Sample(venue_code[venue_id], t, state)
@@ -156,20 +149,10 @@ async def _input(
         frozenset(credited),
         await _outside_scope(session, training, roster, events, member_id_by_no),
         ended_at=None if training.ended_at is None else epoch(training.ended_at),
-        on_air=await _on_air(session, training.id),
+        on_air=await on_air_spans(session, training.id),
     )
     venue_ids = {code: venue_id for venue_id, code in venue_code.items()}
     return inp, member_id_by_no, venue_ids
-
-
-async def _on_air(session: AsyncSession, training_id: int) -> tuple[tuple[int, int | None], ...]:
-    """The broadcast's on-air spans, as epoch seconds (end None while on air)."""
-    rows = await session.execute(
-        select(BroadcastSpan.started_at, BroadcastSpan.ended_at)
-        .where(BroadcastSpan.session_id == training_id)
-        .order_by(BroadcastSpan.started_at)
-    )
-    return tuple((epoch(a), None if b is None else epoch(b)) for a, b in rows)
 
 
 async def _outside_scope(

@@ -253,6 +253,15 @@ MATRIX: dict[str, Route] = {
         parts={"id": "{ref}"},
         session_state="scheduled",
     ),
+    # Outside the subtree the session does not exist, whichever of its venues is named.
+    "api_session_venue_stream": Route(
+        "GET",
+        "/api/v1/sessions/{id}/venues/{code}/stream",
+        READERS,
+        "object",
+        parts={"id": "{ref}", "code": "VEN-A"},
+        session_state="scheduled",
+    ),
     # A real offer is negotiated in test_broadcast.py; here a token offer passes every check
     # but the SDP's own, so success is the 422 that names the SDP.
     "api_broadcast": Route(

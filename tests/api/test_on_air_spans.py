@@ -18,6 +18,7 @@ from server.domain.times import epoch
 from tests.support.broadcast_api import publish
 from tests.support.client import Client
 from tests.support.sessions import live_session
+from tests.support.stream_stats import review_page, timeline_block, timeline_spans
 from tests.support.world import World
 
 pytestmark = pytest.mark.sqlite_only  # the relay runs in the app's own loop, as in test_broadcast
@@ -102,3 +103,9 @@ async def test_samples_vouch_only_while_the_broadcast_was_on_air(
         )
     # Exactly the time on air: not the pause between the broadcasts, not the 20 s after.
     assert up == on_air, (up, closed)
+    # The review page's timeline shows the same: good while on air, 未直播 between and around.
+    html = await review_page(client, db, session_id)
+    assert "</svg>未直播</li>" in html  # the legend explains the colour
+    states = [state for state, _ in timeline_spans(timeline_block(html, "B"))]
+    assert states[:4] == ["off_air", "good", "off_air", "good"], states
+    assert set(states[4:]) <= {"off_air", "ended"}, states

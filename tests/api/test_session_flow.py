@@ -21,6 +21,7 @@ from server.db.models import (
     User,
 )
 from tests.support.sessions import at, schedule_worked_example
+from tests.support.stream_stats import post_samples
 from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
@@ -82,17 +83,7 @@ async def _samples(client: Any, token: str, session_id: str) -> None:
                 "frames_decoded": step * 30,
             }
         )
-    for first in range(0, len(rows), 1000):
-        answer = await client.post(
-            "/api/v1/agent/stream-stats",
-            headers={"Authorization": f"Bearer {token}"},
-            json={
-                "sent_at": datetime.now(UTC).isoformat(),
-                "session_id": session_id,
-                "samples": rows[first : first + 1000],
-            },
-        )
-        assert answer.status == 200, await answer.text()
+    await post_samples(client, token, session_id, rows)
 
 
 async def test_worked_example_end_to_end(client: Any, world: World, db: Db) -> None:

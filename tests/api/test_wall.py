@@ -29,6 +29,7 @@ from server.services.wall import (
 )
 from tests.support import browser
 from tests.support.openapi_check import load_spec, response_schema, validate_json
+from tests.support.stream_stats import post_samples
 from tests.support.world import World
 
 WALL = "/api/v1/sessions/{id}/wall"
@@ -198,17 +199,7 @@ async def test_the_live_socket_says_when_to_reread(client: Any, world: World, db
 
 
 async def _stats(client: Any, token: str, session_id: str, *samples: dict[str, Any]) -> None:
-    answer = await client.post(
-        "/api/v1/agent/stream-stats",
-        headers={"Authorization": f"Bearer {token}"},
-        json={
-            "sent_at": datetime.now(UTC).isoformat(),
-            "session_id": session_id,
-            "samples": list(samples),
-        },
-    )
-    assert answer.status == 200, await answer.text()
-    assert (await answer.json())["accepted"] == len(samples)
+    assert await post_samples(client, token, session_id, list(samples)) == len(samples)
 
 
 def _sample(ago: float, state: str, **numbers: Any) -> dict[str, Any]:

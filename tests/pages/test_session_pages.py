@@ -29,6 +29,7 @@ from server.db.models import (
 )
 from server.db.session import read_session
 from tests.support.browser import Browser, add_user, give_password
+from tests.support.stream_stats import post_samples
 from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
@@ -400,16 +401,7 @@ async def _stream(client: Any, token: str, session_id: str) -> None:
         }
         for minute in range(180)
     ]
-    answer = await client.post(
-        "/api/v1/agent/stream-stats",
-        headers={"Authorization": f"Bearer {token}"},
-        json={
-            "sent_at": datetime.now(UTC).isoformat(),
-            "session_id": session_id,
-            "samples": samples,
-        },
-    )
-    assert answer.status == 200, await answer.text()
+    await post_samples(client, token, session_id, samples)
 
 
 def _numbers(html: str) -> list[str]:
