@@ -8,6 +8,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, true
 from sqlalchemy.orm import InstrumentedAttribute
 
+from server.domain.vocabulary import VENUE_SCOPED
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -48,6 +50,12 @@ class Principal:
     def actor(self) -> str:
         """How the audit trail names this user."""
         return f"user:{self.username}"
+
+    @property
+    def venue_scope(self) -> Scope | None:
+        """The subtree whose venues cut what this user sees of a session (a venue's staff see
+        only their venues' roster lines and attendance); None when they see every venue's."""
+        return self.scope if self.role in VENUE_SCOPED else None
 
 
 @dataclass(frozen=True)

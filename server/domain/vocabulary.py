@@ -39,6 +39,8 @@ FILED_PLAN_STATES: Final = ("filed", "accepted")  # 已备案: what counts towar
 ROLES: Final = ("admin", "operator", "venue_staff", "reviewer")
 READERS: Final = ("admin", "operator", "reviewer")  # read sessions, members, reports, plans
 VENUE_READERS: Final = (*READERS, "venue_staff")  # …and venues, which a venue's staff see too
+# Roles that see of a session only their own venues' part: its roster lines, attendance, timeline.
+VENUE_SCOPED: Final = ("venue_staff",)
 WRITERS: Final = ("admin", "operator")  # sessions, their broadcasts, class steps, report versions
 REVIEWERS: Final = ("admin", "reviewer")  # finalize, approve, review plans
 ADMINS: Final = ("admin",)

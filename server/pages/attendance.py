@@ -13,7 +13,7 @@ from server.db.session import read_session
 from server.domain.labels import FLAG_LABELS, STATUS_LABELS
 from server.domain.stream_timeline import TIMELINE_STATE_LABELS
 from server.domain.validation import CODE_PATTERN
-from server.domain.vocabulary import READERS
+from server.domain.vocabulary import VENUE_READERS
 from server.errors import Conflict
 from server.http.i18n import request_locale, translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
@@ -89,14 +89,16 @@ class Filters:
 async def _attendance(request: web.Request) -> SessionAttendance:
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
-        return await session_attendance(session, principal.scope, request.match_info["id"])
+        return await session_attendance(
+            session, principal.scope, request.match_info["id"], principal.venue_scope
+        )
 
 
 def _joiner(request: web.Request) -> str:
     return "、" if request_locale(request) == "zh_CN" else ", "
 
 
-@allow(*READERS)
+@allow(*VENUE_READERS)
 async def get_attendance(request: web.Request) -> web.Response:
     """GET /sessions/{id}/attendance?status=&flag=&venue=: the combined result, for review, with
     each branch venue's stream timeline."""
@@ -105,7 +107,9 @@ async def get_attendance(request: web.Request) -> web.Response:
     public_id = request.match_info["id"]
     try:
         async with read_session(request.app[DB_KEY]) as session:
-            result = await session_attendance(session, principal.scope, public_id)
+            result = await session_attendance(
+                session, principal.scope, public_id, principal.venue_scope
+            )
             timelines = await branch_timelines(session, principal.scope, public_id)
     except Conflict as error:
         return await _not_finalized(request, error)
@@ -161,7 +165,7 @@ def _download(
     return download(body, kind, f"attendance-{result.id}", full)
 
 
-@allow(*READERS)
+@allow(*VENUE_READERS)
 async def get_attendance_csv(request: web.Request) -> web.Response:
     """GET /sessions/{id}/attendance.csv: the member table as filtered, UTF-8 with a BOM."""
     result = await _attendance(request)
@@ -169,7 +173,7 @@ async def get_attendance_csv(request: web.Request) -> web.Response:
     return _download(request, result, body, "csv")
 
 
-@allow(*READERS)
+@allow(*VENUE_READERS)
 async def get_attendance_xlsx(request: web.Request) -> web.Response:
     """GET /sessions/{id}/attendance.xlsx: the member table as filtered, and the venues."""
     result = await _attendance(request)

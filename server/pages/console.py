@@ -12,7 +12,7 @@ from server.auth.principal import Scope
 from server.db.models import TrainingSession
 from server.db.session import read_session
 from server.domain.labels import ICE_PATH_LABELS
-from server.domain.vocabulary import BROADCASTABLE_STATES, READERS, WRITERS
+from server.domain.vocabulary import BROADCASTABLE_STATES, VENUE_READERS, WRITERS
 from server.errors import Forbidden, Invalid
 from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import session_channel
@@ -41,7 +41,7 @@ async def _owns(session: AsyncSession, scope: Scope, training: TrainingSession) 
     return True
 
 
-@allow(*READERS)
+@allow(*VENUE_READERS)
 async def get_console(request: web.Request) -> web.Response:
     """GET /sessions/{id}/console"""
     principal = request[PRINCIPAL_KEY]
@@ -66,7 +66,7 @@ async def get_console(request: web.Request) -> web.Response:
     return render(request, "console.html", context)
 
 
-@allow(*READERS)
+@allow(*VENUE_READERS)
 async def get_live(request: web.Request) -> web.WebSocketResponse:
     """GET /sessions/{id}/live (WebSocket): "wall_changed" whenever the wall should be re-read."""
     origin = request.headers.get("Origin")

@@ -10,6 +10,8 @@ from server.domain.vocabulary import ROLES
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.render import render
 from server.services import members, organizations, venues
+from server.services.agenda import agenda_for
+from server.services.clock import utcnow
 
 
 @allow(*ROLES)
@@ -22,4 +24,5 @@ async def get_home(request: web.Request) -> web.Response:
             "members": await members.count_members(session, principal.scope),
             "venues": await venues.count_venues(session, principal.scope),
         }
-    return render(request, "home.html", {"counts": counts})
+        agenda = await agenda_for(session, principal, utcnow())
+    return render(request, "home.html", {"counts": counts, "agenda": agenda})

@@ -14,9 +14,18 @@ from server.db.session import read_session, write_session
 from server.domain.attendance import Policy
 from server.domain.labels import SESSION_BUTTON_LABELS
 from server.domain.sessions import SessionFields, next_state
-from server.domain.vocabulary import HELD_STATES, READERS, SESSION_ACTIONS, WRITERS, editable
+from server.domain.vocabulary import (
+    HELD_STATES,
+    READERS,
+    SESSION_ACTIONS,
+    VENUE_READERS,
+    WRITERS,
+    editable,
+)
 from server.errors import Conflict, Forbidden, Invalid
+from server.http.body import query_int
 from server.http.i18n import translate_for
+from server.http.queries import MAX_PAGE
 from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
 from server.pages.forms import FormProblem, problem_of, redirect_with_notice
@@ -40,7 +49,7 @@ from server.services import (
 )
 from server.services.clock import utcnow
 
-ROSTER_SHOWN = 200
+ROSTER_PER_PAGE = 100
 NOT_EDITABLE = "Only a session that has not started can be edited."
 
 
@@ -48,7 +57,7 @@ class _FormRejected(Exception):
     """The form had problems; the draft holds them."""
 
 
-@allow(*READERS)
+@allow(*VENUE_READERS)
 async def get_sessions(request: web.Request) -> web.Response:
     """GET /sessions: latest first."""
     principal = request[PRINCIPAL_KEY]
@@ -202,12 +211,19 @@ async def _session_page(
     request: web.Request, public_id: str, problem: FormProblem | None = None
 ) -> web.Response:
     principal = request[PRINCIPAL_KEY]
+    roster_page = query_int(request, "roster_page", 1, low=1, high=MAX_PAGE)
     async with read_session(request.app[DB_KEY]) as session:
         training = await session_views.load_visible(session, principal.scope, public_id)
         view = await session_views.view_of(session, principal.scope, training)
         owner = await _owns(session, principal.scope, training)
-        # The roster names members of every subtree taking part: only the organizer sees it.
-        roster = await rosters.roster_preview(session, training, ROSTER_SHOWN) if owner else []
+        # The roster names members of every subtree taking part: only the organizer sees it,
+        # and a venue's staff see their own venues' lines.
+        venue_scope = principal.venue_scope
+        roster = (
+            await rosters.roster_page(session, training, roster_page, ROSTER_PER_PAGE, venue_scope)
+            if owner or venue_scope is not None
+            else None
+        )
     role = principal.role
     actions = [
         (action, SESSION_BUTTON_LABELS[action])
@@ -223,6 +239,8 @@ async def _session_page(
             "owner": owner,
             "policy": Policy.from_json(view.policy)[0],
             "roster": roster,
+            "venue_scoped": principal.venue_scope is not None,
+            "may_read_members": principal.role in READERS,
             "venue_names": names,
             "actions": actions,
             "may_edit": owner and role in WRITERS and editable(view.state),
@@ -233,7 +251,7 @@ async def _session_page(
     )
 
 
-@allow(*READERS)
+@allow(*VENUE_READERS)
 async def get_session(request: web.Request) -> web.Response:
     """GET /sessions/{id}"""
     return await _session_page(request, request.match_info["id"])

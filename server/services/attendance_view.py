@@ -75,9 +75,10 @@ class SessionAttendance:
 
 
 async def session_attendance(
-    session: AsyncSession, scope: Scope, public_id: str
+    session: AsyncSession, scope: Scope, public_id: str, venue_scope: Scope | None = None
 ) -> SessionAttendance:
-    """The finalized result; members outside the scope are left out of a joint session's list."""
+    """The finalized result; members outside the scope are left out of a joint session's list.
+    With a `venue_scope` only its venues and the members assigned to or seen at them remain."""
     training = await load_visible(session, scope, public_id)
     if training.state not in HELD_STATES:
         raise Conflict("The session is not finalized yet; attendance appears after it is.")
@@ -91,12 +92,16 @@ async def session_attendance(
                 SessionVenue.expected,
                 SessionVenue.checked_in,
                 SessionVenue.up_seconds,
+                Organization.path,
             )
             .join(SessionVenue, SessionVenue.venue_id == Venue.id)
+            .join(Organization, Organization.id == Venue.org_id)
             .where(SessionVenue.session_id == training.id)
             .order_by(Venue.code)
         )
     ).all()
+    if venue_scope is not None:
+        venue_rows = [row for row in venue_rows if venue_scope.covers(row[-1])]
     code_of = {row[0]: row[1] for row in venue_rows}
     query = (
         select(Attendance, Member.member_no, Member.name, Organization.code, Organization.path)
@@ -120,7 +125,7 @@ async def session_attendance(
             sorted(row.flags),
         )
         for row, number, name, org_code, path in (await session.execute(query)).all()
-        if scope.covers(path)
+        if scope.covers(path) and (venue_scope is None or _at_any(row, code_of))
     ]
     summary = dict.fromkeys(SUMMARY_KEYS, 0)
     for line in members:
@@ -130,7 +135,7 @@ async def session_attendance(
         summary["conflict"] += "conflict" in line.flags
     venues = [
         VenueLine(code, name, role, expected or 0, checked_in or 0, up or 0)
-        for _, code, name, role, expected, checked_in, up in venue_rows
+        for _, code, name, role, expected, checked_in, up, _ in venue_rows
     ]
     return SessionAttendance(
         training.public_id,
@@ -143,6 +148,11 @@ async def session_attendance(
         venues,
         members,
     )
+
+
+def _at_any(row: Attendance, code_of: dict[int, str]) -> bool:
+    """Whether the member was assigned to, or checked in at, one of these venues."""
+    return row.assigned_venue_id in code_of or not set(row.venues).isdisjoint(code_of.values())
 
 
 @dataclass(frozen=True)

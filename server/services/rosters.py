@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
 from server.db.models import Member, Organization, RosterEntry, TrainingSession, Venue
 from server.domain.sessions import RosterLine
 from server.services.organizations import org_named_in
+from server.services.session_views import venues_in
 
 
 async def members_of_subtree(
@@ -42,16 +43,38 @@ class RosterRow:
     venue: str
 
 
-async def roster_preview(
-    session: AsyncSession, training: TrainingSession, limit: int
-) -> list[RosterRow]:
-    """The first `limit` roster lines by member number, with names."""
+@dataclass(frozen=True)
+class RosterPage:
+    """One page of a session's roster lines by member number, and how many there are in all."""
+
+    items: list[RosterRow]
+    page: int
+    per_page: int
+    has_next: bool
+    total: int
+
+
+async def roster_page(
+    session: AsyncSession,
+    training: TrainingSession,
+    page: int,
+    per_page: int,
+    venue_scope: Scope | None = None,
+) -> RosterPage:
+    """One page of the roster lines by member number, with names (only the lines at the venues
+    of `venue_scope` when given)."""
+    condition = RosterEntry.session_id == training.id
+    if venue_scope is not None:
+        condition &= RosterEntry.venue_id.in_(venues_in(venue_scope))
     rows = await session.execute(
         select(Member.member_no, Member.name, Venue.code)
         .join(RosterEntry, RosterEntry.member_id == Member.id)
         .join(Venue, Venue.id == RosterEntry.venue_id)
-        .where(RosterEntry.session_id == training.id)
+        .where(condition)
         .order_by(Member.member_no)
-        .limit(limit)
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
     )
-    return [RosterRow(number, name, venue) for number, name, venue in rows]
+    items = [RosterRow(number, name, venue) for number, name, venue in rows]
+    total = await session.scalar(select(func.count()).select_from(RosterEntry).where(condition))
+    return RosterPage(items[:per_page], page, per_page, len(items) > per_page, int(total or 0))

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
@@ -51,7 +51,7 @@ class SessionView:
         return next(venue.code for venue in self.venues if venue.role == "main")
 
 
-def _visible(scope: Scope) -> Any:
+def visible_condition(scope: Scope) -> Any:
     """Sessions owned inside the scope, or with a venue inside it."""
     if scope.path is None:
         return None
@@ -64,10 +64,19 @@ def _visible(scope: Scope) -> Any:
     return or_(TrainingSession.org_id.in_(in_scope), TrainingSession.id.in_(with_venue))
 
 
+def venues_in(scope: Scope) -> Select[int]:
+    """The ids of the venues whose organization lies in the scope."""
+    return (
+        select(Venue.id)
+        .join(Organization, Organization.id == Venue.org_id)
+        .where(scope.clause(Organization.path))
+    )
+
+
 async def load_visible(session: AsyncSession, scope: Scope, public_id: str) -> TrainingSession:
     """The session row, if the scope may see it (else 404)."""
     query = select(TrainingSession).where(TrainingSession.public_id == public_id)
-    condition = _visible(scope)
+    condition = visible_condition(scope)
     if condition is not None:
         query = query.where(condition)
     training = (await session.execute(query)).scalar_one_or_none()
@@ -143,7 +152,14 @@ async def list_sessions(
 ) -> list[SessionView]:
     """Sessions the scope may see, latest first."""
     query = select(TrainingSession).order_by(TrainingSession.starts_at.desc()).limit(limit)
-    condition = _visible(scope)
+    return await select_views(session, scope, query)
+
+
+async def select_views(
+    session: AsyncSession, scope: Scope, query: Select[TrainingSession]
+) -> list[SessionView]:
+    """The sessions a query selects, of those the scope may see, in its order."""
+    condition = visible_condition(scope)
     if condition is not None:
         query = query.where(condition)
     return await views_of(session, scope, (await session.execute(query)).scalars().all())

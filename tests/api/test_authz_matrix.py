@@ -622,7 +622,7 @@ MATRIX: dict[str, Route] = {
         {"code": "{ref}"},
         body=lambda ref, fresh: ("form", {}),
     ),
-    "sessions": Route("GET", "/sessions", READERS, "list", lists="sessions"),
+    "sessions": Route("GET", "/sessions", VENUE_READERS, "list", lists="sessions"),
     "session_new": Route("GET", "/sessions/new", PLANNERS),
     "session_create": Route(
         "POST",
@@ -636,7 +636,12 @@ MATRIX: dict[str, Route] = {
         created=(TrainingSession.title, "S-{fresh}"),
     ),
     "session": Route(
-        "GET", "/sessions/{id}", READERS, "object", parts={"id": "{ref}"}, session_state="scheduled"
+        "GET",
+        "/sessions/{id}",
+        VENUE_READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="scheduled",
     ),
     "session_action": Route(
         "POST",
@@ -672,7 +677,7 @@ MATRIX: dict[str, Route] = {
     "session_console": Route(
         "GET",
         "/sessions/{id}/console",
-        READERS,
+        VENUE_READERS,
         "object",
         parts={"id": "{ref}"},
         session_state="scheduled",
@@ -682,7 +687,7 @@ MATRIX: dict[str, Route] = {
     "session_live": Route(
         "GET",
         "/sessions/{id}/live",
-        READERS,
+        VENUE_READERS,
         "object",
         parts={"id": "{ref}"},
         session_state="scheduled",
@@ -691,7 +696,7 @@ MATRIX: dict[str, Route] = {
     "session_attendance": Route(
         "GET",
         "/sessions/{id}/attendance",
-        READERS,
+        VENUE_READERS,
         "object",
         parts={"id": "{ref}"},
         session_state="finalized",
@@ -699,7 +704,7 @@ MATRIX: dict[str, Route] = {
     "session_attendance_csv": Route(
         "GET",
         "/sessions/{id}/attendance.csv",
-        READERS,
+        VENUE_READERS,
         "object",
         parts={"id": "{ref}"},
         session_state="finalized",
@@ -707,7 +712,7 @@ MATRIX: dict[str, Route] = {
     "session_attendance_xlsx": Route(
         "GET",
         "/sessions/{id}/attendance.xlsx",
-        READERS,
+        VENUE_READERS,
         "object",
         parts={"id": "{ref}"},
         session_state="finalized",

@@ -290,10 +290,16 @@ async def test_who_may_see_and_change_sessions(client: Any, db: Db, world: World
         csrf = await planner.signed_in("operator-a")
         public_id = await _schedule(planner, csrf)
     async with Browser(client) as staff:
-        await staff.signed_in("venue-staff-a")
-        assert 'href="/sessions"' not in await _text(staff, "/venues")
-        for path in ("/sessions", f"/sessions/{public_id}", f"/sessions/{public_id}/attendance"):
+        # A venue's staff read the sessions at their venues (test_venue_staff_pages.py) and
+        # change nothing.
+        staff_csrf = await staff.signed_in("venue-staff-a")
+        assert 'href="/sessions"' in await _text(staff, "/venues")
+        assert public_id in await _text(staff, "/sessions")
+        page = await _text(staff, f"/sessions/{public_id}")
+        assert "开始培训" not in page and "编辑" not in page
+        for path in ("/sessions/new", f"/sessions/{public_id}/edit"):
             await _text(staff, path, status=403)
+        await _post(staff, f"/sessions/{public_id}/start", {"csrf_token": staff_csrf}, 403)
     async with Browser(client) as other:
         other_csrf = await other.signed_in("operator-b")
         assert public_id not in await _text(other, "/sessions")

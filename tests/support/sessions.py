@@ -76,18 +76,29 @@ async def live_session(client: Client, world: World) -> tuple[str, dict[str, str
         assert answer.status == 201, await answer.text()
         tokens[code] = (await answer.json())["token"]
     now = datetime.now(UTC)
+    session_id = await between_m_and_b(
+        client, world, "学习贯彻党的二十届四中全会精神", now - timedelta(minutes=5), "LIVE"
+    )
+    return session_id, tokens
+
+
+async def between_m_and_b(
+    client: Client, world: World, title: str, starts_at: datetime, topic: str = "T-2026-01"
+) -> str:
+    """A two-hour session from `starts_at` with main venue M and branch venue B (those of
+    `live_session`) and no roster, scheduled by operator-a; answers its id."""
     created = await client.post(
         "/api/v1/sessions",
         headers=world.auth("operator", "a"),
         json={
-            "title": "学习贯彻党的二十届四中全会精神",
-            "topic_code": "LIVE",
+            "title": title,
+            "topic_code": topic,
             "credit_hours": 2,
             "main_venue": "M",
             "branch_venues": ["B"],
-            "starts_at": (now - timedelta(minutes=5)).isoformat(),
-            "ends_at": (now + timedelta(hours=2)).isoformat(),
+            "starts_at": starts_at.isoformat(),
+            "ends_at": (starts_at + timedelta(hours=2)).isoformat(),
         },
     )
     assert created.status == 201, await created.text()
-    return (await created.json())["id"], tokens
+    return str((await created.json())["id"])
