@@ -22,7 +22,7 @@ from server.services.attendance_view import (
 )
 from server.services.clock import utcnow
 from server.services.session_views import SessionView
-from server.services.wall import StreamHealth, venue_wall
+from server.services.wall import StreamHealth, arrange, readiness, venue_wall
 
 
 def session_json(view: SessionView) -> dict[str, Any]:
@@ -238,6 +238,8 @@ async def get_wall(request: web.Request) -> web.Response:
     async with read_session(request.app[DB_KEY]) as session:
         state, tiles = await venue_wall(session, principal.scope, public_id, utcnow())
     broadcast = request.app[BROADCASTS_KEY].status(public_id)
+    shown = arrange(tiles, broadcast.on, broadcast.publishing)
+    ready = readiness(shown, broadcast.on)
     return reply(
         {
             "state": state,
@@ -247,11 +249,20 @@ async def get_wall(request: web.Request) -> web.Response:
                 "subscribers": broadcast.subscribers,
                 "since": iso(broadcast.since),
             },
+            "readiness": {
+                "branches": ready.branches,
+                "online": ready.online,
+                "offline": list(ready.offline),
+                "receiving_well": ready.receiving_well,
+                "ready": ready.ready,
+            },
             "venues": [
                 {
                     "code": t.code,
                     "name": t.name,
                     "role": t.role,
+                    "condition": item.condition,
+                    "problem": item.problem,
                     "online": t.online,
                     "last_seen_at": iso(t.last_seen_at),
                     "agent_state": t.agent_state,
@@ -262,7 +273,8 @@ async def get_wall(request: web.Request) -> web.Response:
                     "stream": _stream_json(t.stream),
                     "stream_quality": broadcast.quality.get(t.code),
                 }
-                for t in tiles
+                for item in shown
+                for t in (item.tile,)
             ],
         }
     )

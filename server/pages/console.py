@@ -13,6 +13,7 @@ from server.db.models import TrainingSession
 from server.db.session import read_session
 from server.domain.labels import ICE_PATH_LABELS
 from server.domain.vocabulary import BROADCASTABLE_STATES, VENUE_READERS, WRITERS
+from server.domain.wall_tiles import CONDITION_BADGES, CONDITION_LABELS
 from server.errors import Forbidden, Invalid
 from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import session_channel
@@ -21,7 +22,7 @@ from server.pages.render import render
 from server.rtc.turn import ice_servers_for
 from server.services import session_views, sessions
 from server.services.clock import utcnow
-from server.services.wall import readiness, venue_wall
+from server.services.wall import arrange, readiness, venue_wall
 
 
 def _ice_servers(request: web.Request) -> list[dict[str, object]]:
@@ -51,11 +52,15 @@ async def get_console(request: web.Request) -> web.Response:
         view = await session_views.view_of(session, principal.scope, training)
         owner = await _owns(session, principal.scope, training)
         _, tiles = await venue_wall(session, principal.scope, public_id, utcnow())
+    broadcast = request.app[BROADCASTS_KEY].status(public_id)
+    shown = arrange(tiles, broadcast.on, broadcast.publishing)
     context = {
         "session": view,
-        "tiles": tiles,
-        "readiness": readiness(tiles),
-        "broadcast": request.app[BROADCASTS_KEY].status(public_id),
+        "tiles": shown,
+        "readiness": readiness(shown, broadcast.on),
+        "broadcast": broadcast,
+        "condition_labels": CONDITION_LABELS,
+        "condition_badges": CONDITION_BADGES,
         # Only the organizer's operators publish; everyone else watches the wall.
         "can_broadcast": owner and principal.role in WRITERS,
         "broadcastable": BROADCASTABLE_STATES,

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.principal import Scope
 from server.db.models import CheckIn, RosterEntry, SessionVenue, StreamSample, Venue
 from server.domain.venues import STATS_S, is_online
+from server.domain.wall_tiles import PROBLEMS, branch_condition, main_condition, wall_rank
 from server.services.session_views import load_visible
 
 MISSED_REPORTS_STALE = 3
@@ -49,14 +50,28 @@ class WallTile:
 
 
 @dataclass(frozen=True)
-class Readiness:
-    """The wall in one sentence: agents online, who is offline, branches receiving well."""
+class ShownTile:
+    """A tile with the wall's judgement of it (server/domain/wall_tiles.py)."""
 
-    venues: int
+    tile: WallTile
+    condition: str
+
+    @property
+    def problem(self) -> bool:
+        """Whether the operator should look at this venue."""
+        return self.condition in PROBLEMS
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The wall in one sentence: branch venues' agents online, who is offline, and how many
+    receive the broadcast well; ready when nothing is missing."""
+
+    branches: int
     online: int
     offline: tuple[str, ...]
-    branches: int
     receiving_well: int
+    ready: bool
 
 
 def stream_health(sample: StreamSample, now: datetime) -> StreamHealth:
@@ -73,17 +88,36 @@ def stream_health(sample: StreamSample, now: datetime) -> StreamHealth:
     )
 
 
-def readiness(tiles: list[WallTile]) -> Readiness:
-    """Count what the operator checks before and while broadcasting."""
-    branches = [tile for tile in tiles if tile.role == "branch"]
+def arrange(tiles: list[WallTile], on_air: bool, publishing: bool) -> list[ShownTile]:
+    """Each tile judged, in the wall's order: the main venue, then the worst branches first."""
+    shown = [
+        ShownTile(
+            tile,
+            main_condition(on_air, publishing)
+            if tile.role == "main"
+            else branch_condition(
+                tile.online,
+                None if tile.stream is None or tile.stream.stale else tile.stream.state,
+                on_air,
+            ),
+        )
+        for tile in tiles
+    ]
+    return sorted(shown, key=lambda item: wall_rank(item.tile.role, item.condition, item.tile.code))
+
+
+def readiness(shown: list[ShownTile], on_air: bool) -> Readiness:
+    """Count what the operator checks before and while broadcasting: the branch venues (the
+    main venue sends from the operator's page and needs no agent)."""
+    branches = [item for item in shown if item.tile.role == "branch"]
+    offline = tuple(item.tile.name for item in branches if not item.tile.online)
+    well = sum(1 for item in branches if item.condition == "good")
     return Readiness(
-        venues=len(tiles),
-        online=sum(1 for tile in tiles if tile.online),
-        offline=tuple(tile.name for tile in tiles if not tile.online),
         branches=len(branches),
-        receiving_well=sum(
-            1 for tile in branches if tile.stream is not None and tile.stream.state == "good"
-        ),
+        online=len(branches) - len(offline),
+        offline=offline,
+        receiving_well=well,
+        ready=not offline and (not on_air or well == len(branches)),
     )
 
 

@@ -24,6 +24,7 @@ from server.services.wall import (
     Readiness,
     StreamHealth,
     WallTile,
+    arrange,
     readiness,
     venue_wall,
 )
@@ -312,7 +313,7 @@ def test_the_server_knows_every_path_an_agent_reports() -> None:
     assert set(ICE_PATH_LABELS) == set(vocabulary.ICE_PATHS)
 
 
-def test_readiness_counts_agents_and_good_reception() -> None:
+def test_the_wall_judges_each_venue_and_shows_the_worst_first() -> None:
     now = datetime.now(UTC)
 
     def tile(
@@ -321,18 +322,45 @@ def test_readiness_counts_agents_and_good_reception() -> None:
         stream = None if state is None else StreamHealth(state, 1.0, 1.0, 0.0, 0, now, stale)
         return WallTile(code, f"会场{code}", role, online, None, None, None, None, 0, 0, stream)
 
-    summary = readiness(
-        [
-            tile("M", "main", True, None),
-            tile("A", "branch", True, "good"),
-            tile("B", "branch", False, "down", stale=True),
-            tile("C", "branch", True, "degraded"),
-            tile("D", "branch", False, None),
-        ]
+    tiles = [
+        tile("A", "branch", True, "good"),
+        tile("B", "branch", False, "down", stale=True),
+        tile("C", "branch", True, "degraded"),
+        tile("D", "branch", False, None),
+        tile("E", "branch", True, "down"),
+        tile("F", "branch", True, "good", stale=True),
+        tile("M", "main", False, None),  # no agent at the main venue: it sends from a page
+    ]
+    on_air = arrange(tiles, on_air=True, publishing=True)
+    assert [(item.tile.code, item.condition) for item in on_air] == [
+        ("M", "on_air"),
+        ("B", "offline"),
+        ("D", "offline"),
+        ("E", "down"),
+        ("F", "no_report"),
+        ("C", "degraded"),
+        ("A", "good"),
+    ]
+    assert [item.problem for item in on_air] == [False, True, True, True, True, True, False]
+    assert readiness(on_air, on_air=True) == Readiness(
+        branches=6, online=4, offline=("会场B", "会场D"), receiving_well=1, ready=False
     )
-    assert summary == Readiness(
-        venues=5, online=3, offline=("会场B", "会场D"), branches=4, receiving_well=1
-    )
+    # After 结束直播 the agents report nothing to receive: planned, not an outage.
+    ended = arrange(tiles, on_air=False, publishing=False)
+    assert {item.tile.code: item.condition for item in ended} == {
+        "M": "not_on_air",
+        "B": "offline",
+        "D": "offline",
+        "A": "off_air",
+        "C": "off_air",
+        "E": "off_air",
+        "F": "off_air",
+    }
+    online = [tile(code, "branch", True, "down") for code in "XY"]
+    online.append(tile("M", "main", False, None))
+    assert readiness(arrange(online, on_air=False, publishing=False), on_air=False).ready
+    assert not readiness(arrange(online, on_air=True, publishing=True), on_air=True).ready
+    assert arrange(online, on_air=True, publishing=False)[0].condition == "source_lost"
 
 
 async def test_only_the_organizers_operators_get_broadcast_controls(

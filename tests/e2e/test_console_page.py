@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support import browser
+from tests.support.broadcast_api import publish
 from tests.support.chromium import CHROMIUM, FLAGS, needs_chromium
 from tests.support.sessions import live_session
 from tests.support.world import World
@@ -89,6 +91,20 @@ class Stage:
         assert answer.status == 200, await answer.text()
         body: dict[str, Any] = await answer.json()
         return body
+
+    async def heartbeat(self, code: str) -> None:
+        """One heartbeat of a venue's agent: it is online for the next 45 s."""
+        answer = await self.client.post(
+            "/api/v1/agent/heartbeat",
+            headers={"Authorization": f"Bearer {self.tokens[code]}"},
+            json={
+                "state": "receiving",
+                "session_id": self.session_id,
+                "queue_depth": 0,
+                "agent_version": "test",
+            },
+        )
+        assert answer.status == 200, await answer.text()
 
     async def stats(self, code: str, state: str, **numbers: Any) -> None:
         """One stream-health report of a venue's agent, through the agent API."""
@@ -163,19 +179,22 @@ async def test_an_operator_gets_the_controls_and_the_devices(stage: Stage) -> No
     await expect(page.get_by_role("button", name="在此页面接管直播")).to_be_hidden()
     await expect(console.status()).to_contain_text("尚未开始直播")
     readiness = page.locator("#readiness")
-    await expect(readiness).to_contain_text("会场终端在线 0 个，共 2 个")
-    await expect(readiness).to_contain_text("离线会场：会场M、会场B")
+    # The main venue sends from this page and needs no agent: only branch venues are counted.
+    await expect(readiness).to_contain_text("分会场终端在线 0 个，共 1 个")
+    await expect(readiness).to_contain_text("离线会场（1 个）：")
+    await expect(readiness.locator(".offline-list li")).to_have_text(["会场B"])
     await expect(readiness).to_contain_text("直播接收良好的分会场 0 个，共 1 个")
     await expect(console.tile("M")).to_contain_text("主会场（信号源）")
+    await expect(console.tile("M").locator(".agent")).to_have_text("由直播页面发送画面，无需终端")
     await expect(console.tile("M").locator(".stream")).to_contain_text("未直播")
-    await expect(console.tile("B").locator(".stream .badge")).to_have_text("未上报")
+    await expect(console.tile("B").locator(".stream .badge")).to_have_text("终端离线")
 
 
 async def test_a_reviewer_sees_the_wall_without_controls(stage: Stage) -> None:
     console = await stage.console("rev-console")
     page = console.page
     await expect(console.tile("B")).to_be_visible()
-    await expect(page.locator("#readiness")).to_contain_text("会场终端在线 0 个，共 2 个")
+    await expect(page.locator("#readiness")).to_contain_text("分会场终端在线 0 个，共 1 个")
     assert await page.locator("#broadcast, video, select").count() == 0
     assert await page.get_by_role("button", name="开始直播").count() == 0
 
@@ -184,21 +203,55 @@ async def test_the_stream_badge_follows_the_agents_reports_live(stage: Stage, wo
     console = await stage.console("rev-console")
     page = console.page
     badge = console.tile("B").locator(".stream .badge")
-    await expect(badge).to_have_text("未上报")
-    await page.evaluate("window.stillTheSamePage = true")
-    await stage.stats("B", "good")
-    await expect(badge).to_have_text("良好", timeout=WAIT_MS)
-    assert await badge.get_attribute("class") == "badge stream-good"
-    metrics = console.tile("B").locator(".stream .metrics")
-    await expect(metrics).to_have_text("码率 980 kbps · 帧率 25 fps · 丢包 0.4% · 卡顿次数 0")
-    await expect(page.locator("#readiness")).to_contain_text("直播接收良好的分会场 1 个，共 1 个")
-    await asyncio.sleep(1.1)  # the next report is a second later, as agents' are
-    await stage.stats("B", "degraded", fps=9.5, loss_pct=7.25, freezes=3)
-    await expect(badge).to_have_text("卡顿", timeout=WAIT_MS)
-    await expect(metrics).to_contain_text("帧率 10 fps · 丢包 7.3% · 卡顿次数 3")
-    await expect(page.locator("#readiness")).to_contain_text("直播接收良好的分会场 0 个，共 1 个")
+    await expect(badge).to_have_text("终端离线")
+    await stage.heartbeat("B")
+    publisher = await publish(stage.client, world, stage.session_id)
+    try:
+        await expect(badge).to_have_text("未上报", timeout=WAIT_MS)
+        await page.evaluate("window.stillTheSamePage = true")
+        await stage.stats("B", "good")
+        await expect(badge).to_have_text("良好", timeout=WAIT_MS)
+        assert await badge.get_attribute("class") == "badge stream-good"
+        metrics = console.tile("B").locator(".stream .metrics")
+        await expect(metrics).to_have_text("码率 980 kbps · 帧率 25 fps · 丢包 0.4% · 卡顿次数 0")
+        readiness = page.locator("#readiness")
+        await expect(readiness).to_contain_text("直播接收良好的分会场 1 个，共 1 个")
+        await expect(readiness).to_have_class(re.compile(r"\bready\b"))  # it can turn green
+        await asyncio.sleep(1.1)  # the next report is a second later, as agents' are
+        await stage.stats("B", "degraded", fps=9.5, loss_pct=7.25, freezes=3)
+        await expect(badge).to_have_text("卡顿", timeout=WAIT_MS)
+        await expect(metrics).to_contain_text("帧率 10 fps · 丢包 7.3% · 卡顿次数 3")
+        await expect(readiness).to_contain_text("直播接收良好的分会场 0 个，共 1 个")
+        await expect(readiness).to_have_class(re.compile(r"\bnot-ready\b"))
+        assert (await stage.wall(world))["venues"][1]["stream"]["state"] == "degraded"
+        await asyncio.sleep(1.1)
+        await stage.stats("B", "down", fps=0.0)
+        await expect(badge).to_have_text("中断", timeout=WAIT_MS)
+        # Filters: the interrupted venue alone; the main venue is no problem.
+        await page.get_by_role("button", name=re.compile("^中断")).click()
+        await expect(console.tile("M")).to_be_hidden()
+        await expect(console.tile("B")).to_be_visible()
+        await expect(page.get_by_role("button", name=re.compile("^需要处理"))).to_contain_text("1")
+    finally:
+        await publisher.close()
+    ended = await stage.client.delete(
+        f"/api/v1/sessions/{stage.session_id}/broadcast", headers=world.auth("operator", "a")
+    )
+    assert ended.status == 200, await ended.text()
+    # After a planned 结束直播 the agent reports nothing to receive: grey, not a red outage.
+    await asyncio.sleep(1.1)
+    await stage.stats("B", "down", fps=0.0)
+    await expect(badge).to_have_text("未直播", timeout=WAIT_MS)
+    assert await badge.get_attribute("class") == "badge stream-none"
+    await page.get_by_role("button", name=re.compile("^全部会场")).click()
+    await expect(console.tile("M")).to_be_visible()
+    await expect(page.locator("#readiness")).to_have_class(re.compile(r"\bready\b"))
     assert await page.evaluate("window.stillTheSamePage") is True
-    assert (await stage.wall(world))["venues"][1]["stream"]["state"] == "degraded"
+    wall = await stage.wall(world)
+    assert [(v["code"], v["condition"], v["problem"]) for v in wall["venues"]] == [
+        ("M", "not_on_air", False),
+        ("B", "off_air", False),
+    ]
 
 
 async def _on_air(console: Console) -> None:

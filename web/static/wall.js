@@ -11,6 +11,7 @@
   const element = window.HetangConsole.element;
   const liveStatus = document.getElementById("live-status");
   const readinessBox = document.getElementById("readiness");
+  const filterBar = document.getElementById("wall-filters");
   const sessionId = wall.dataset.session;
   const words = wall.dataset;
   const api = "/api/v1/sessions/" + encodeURIComponent(sessionId);
@@ -41,45 +42,45 @@
 
   // ---- drawing ----
 
-  function receivingWell(venue) {
-    return venue.stream !== null && !venue.stream.stale && venue.stream.state === "good";
+  // The server judges each venue (server/domain/wall_tiles.py): its condition names the badge's
+  // words and colour, data-cond-* and data-badge-* on the wall.
+  function conditionKey(prefix, condition) {
+    return prefix + condition.split("_").map(function (part) {
+      return part.charAt(0).toUpperCase() + part.slice(1);
+    }).join("");
   }
 
-  // The main venue sends the broadcast: its line tells whether it is on air.
-  function mainStream(broadcast) {
-    if (broadcast.on && broadcast.publishing) {
-      let detail = fill(words.receivers, {count: broadcast.subscribers});
-      if (broadcast.since) {
-        detail += " · " + fill(words.since, {time: clock(broadcast.since)});
+  function badge(condition) {
+    return element("span", "badge " + words[conditionKey("badge", condition)],
+                   words[conditionKey("cond", condition)]);
+  }
+
+  function figures(stream) {
+    return [
+      words.bitrate + " " + number(stream.bitrate_kbps) + " kbps",
+      words.fps + " " + number(stream.fps) + " fps",
+      words.loss + " " + number(stream.loss_pct, 1) + "%",
+      words.freezes + " " + number(stream.freezes),
+    ].join(" · ");
+  }
+
+  // What the badge's condition means for this venue right now, in a few words.
+  function detail(venue, broadcast) {
+    switch (venue.condition) {
+      case "on_air": {
+        let text = fill(words.receivers, {count: broadcast.subscribers});
+        if (broadcast.since) { text += " · " + fill(words.since, {time: clock(broadcast.since)}); }
+        return text;
       }
-      return {mark: element("span", "badge stream-good", words.onAir), detail: detail};
+      case "source_lost": return words.waitingSource;
+      case "not_on_air": return words.notOnAir;
+      case "off_air": return words.nothingToReceive;
+      case "offline": return venue.last_seen_at ? words.unheard : words.never;
+      case "no_report":
+        return venue.stream ? fill(words.lastReport, {time: clock(venue.stream.at)})
+                            : words.neverReported;
+      default: return venue.stream ? figures(venue.stream) : "";
     }
-    if (broadcast.on) {
-      return {mark: element("span", "badge stream-down", words.sourceLost),
-              detail: words.waitingSource};
-    }
-    return {mark: element("span", "badge stream-none", words.offAir), detail: words.notStarted};
-  }
-
-  // A branch venue receives it: its line tells how well, from the agent's last report.
-  function branchStream(stream) {
-    if (stream === null) {
-      return {mark: element("span", "badge stream-none", words.none),
-              detail: words.neverReported};
-    }
-    if (stream.stale || !["good", "degraded", "down"].includes(stream.state)) {
-      return {mark: element("span", "badge stream-none", words.none),
-              detail: fill(words.lastReport, {time: clock(stream.at)})};
-    }
-    return {
-      mark: element("span", "badge stream-" + stream.state, words[stream.state]),
-      detail: [
-        words.bitrate + " " + number(stream.bitrate_kbps) + " kbps",
-        words.fps + " " + number(stream.fps) + " fps",
-        words.loss + " " + number(stream.loss_pct, 1) + "%",
-        words.freezes + " " + number(stream.freezes),
-      ].join(" · "),
-    };
   }
 
   // Which of the two pictures the relay sends a venue: the full one, or the lighter one its thin
@@ -94,12 +95,11 @@
   }
 
   function streamLine(venue, broadcast) {
-    const shown = venue.role === "main" ? mainStream(broadcast) : branchStream(venue.stream);
     const line = element("p", "stream");
-    line.append(shown.mark, " ");
+    line.append(badge(venue.condition), " ");
     const quality = venue.role === "main" ? null : qualityMark(venue.stream_quality);
     if (quality) { line.append(quality, " "); }
-    line.append(element("span", "metrics", shown.detail));
+    line.append(element("span", "metrics", detail(venue, broadcast)));
     return line;
   }
 
@@ -121,13 +121,16 @@
 
   function tile(venue, broadcast) {
     const article = element("article", "tile " + (venue.online ? "online" : "offline") + " " +
-                                       venue.role);
+                                       venue.role + (venue.problem ? " problem" : ""));
     article.dataset.code = venue.code;
+    article.dataset.condition = venue.condition;
     const heading = element("h2", "", venue.name + " ");
     const role = venue.role === "main" ? words.main : words.branch;
     heading.appendChild(element("span", "badge", role));
     article.appendChild(heading);
-    article.appendChild(element("p", "agent", venue.online ? words.online : words.offline));
+    const agentless = venue.role === "main" && !venue.last_seen_at;
+    article.appendChild(element("p", "agent", agentless ? words.mainSource
+                                              : venue.online ? words.online : words.offline));
     article.appendChild(streamLine(venue, broadcast));
     article.appendChild(countLine(venue));
     const seen = venue.last_seen_at ? clock(venue.last_seen_at) : words.never;
@@ -140,24 +143,54 @@
     return article;
   }
 
-  function showReadiness(venues, broadcast) {
+  function showReadiness(ready) {
     if (!readinessBox) { return; }
     const said = readinessBox.dataset;
-    const offline = venues.filter(function (venue) { return !venue.online; });
-    const branches = venues.filter(function (venue) { return venue.role === "branch"; });
-    const good = branches.filter(receivingWell).length;
     const online = element("p", "ready-online");
     online.appendChild(element("strong", "", fill(said.online, {
-      online: venues.length - offline.length, total: venues.length})));
-    const names = offline.map(function (venue) { return venue.name; }).join(said.separator);
-    readinessBox.replaceChildren(
-      online,
-      element("p", "ready-offline",
-              offline.length ? fill(said.offline, {names: names}) : said.allOnline),
-      element("p", "ready-receiving", fill(said.receiving, {good: good, total: branches.length})));
-    const unready = offline.length > 0 || (broadcast.on && good < branches.length);
-    readinessBox.classList.toggle("ready", !unready);
-    readinessBox.classList.toggle("not-ready", unready);
+      online: ready.online, total: ready.branches})));
+    const parts = [online];
+    if (ready.offline.length) {
+      parts.push(element("p", "ready-offline", fill(said.offline, {count: ready.offline.length})));
+      const list = element("ul", "offline-list");
+      ready.offline.forEach(function (name) { list.appendChild(element("li", "", name)); });
+      parts.push(list);
+    } else {
+      parts.push(element("p", "ready-offline", said.allOnline));
+    }
+    parts.push(element("p", "ready-receiving", fill(said.receiving, {
+      good: ready.receiving_well, total: ready.branches})));
+    readinessBox.replaceChildren(...parts);
+    readinessBox.classList.toggle("ready", ready.ready);
+    readinessBox.classList.toggle("not-ready", !ready.ready);
+  }
+
+  // ---- filters: all venues, those needing attention, offline, interrupted ----
+
+  const FILTERS = {
+    all: function () { return true; },
+    problems: function (venue) { return venue.problem; },
+    offline: function (venue) { return venue.condition === "offline"; },
+    down: function (venue) { return venue.condition === "down"; },
+  };
+
+  function countFilters(venues) {
+    if (!filterBar) { return; }
+    filterBar.querySelectorAll("button[data-filter]").forEach(function (button) {
+      const keep = FILTERS[button.dataset.filter];
+      button.querySelector(".n").textContent = String(venues.filter(keep).length);
+    });
+  }
+
+  if (filterBar) {
+    filterBar.addEventListener("click", function (event) {
+      const button = event.target.closest("button[data-filter]");
+      if (!button) { return; }
+      wall.dataset.filter = button.dataset.filter;
+      filterBar.querySelectorAll("button[data-filter]").forEach(function (other) {
+        other.setAttribute("aria-pressed", other === button ? "true" : "false");
+      });
+    });
   }
 
   // ---- reading ----
@@ -176,7 +209,8 @@
     wall.replaceChildren(...body.venues.map(function (venue) {
       return tile(venue, body.broadcast);
     }));
-    showReadiness(body.venues, body.broadcast);
+    showReadiness(body.readiness);
+    countFilters(body.venues);
     listeners.forEach(function (listener) { listener(body); });
     return body;
   }
