@@ -12,9 +12,16 @@ from server.auth.principal import Scope
 from server.db.models import TrainingSession
 from server.db.session import read_session, write_session
 from server.domain.attendance import Policy
+from server.domain.confirmations import (
+    CONFIRM_LABELS,
+    CONSEQUENCES,
+    Confirmation,
+    confirmation,
+)
 from server.domain.labels import SESSION_BUTTON_LABELS
 from server.domain.sessions import SessionFields, next_state
 from server.domain.vocabulary import (
+    BROADCASTABLE_STATES,
     HELD_STATES,
     READERS,
     SESSION_ACTIONS,
@@ -26,7 +33,7 @@ from server.errors import Conflict, Forbidden, Invalid
 from server.http.body import query_int
 from server.http.i18n import translate_for
 from server.http.queries import MAX_PAGE
-from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
 from server.pages.forms import FormProblem, problem_of, redirect_with_notice
 from server.pages.render import render
@@ -208,7 +215,10 @@ async def _owns(session: AsyncSession, scope: Scope, training: TrainingSession) 
 
 
 async def _session_page(
-    request: web.Request, public_id: str, problem: FormProblem | None = None
+    request: web.Request,
+    public_id: str,
+    problem: FormProblem | None = None,
+    asked: Confirmation | None = None,
 ) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     roster_page = query_int(request, "roster_page", 1, low=1, high=MAX_PAGE)
@@ -244,8 +254,14 @@ async def _session_page(
             "venue_names": names,
             "actions": actions,
             "may_edit": owner and role in WRITERS and editable(view.state),
+            # One clear path to the broadcast: the organizer's operators go live from here.
+            "may_broadcast": owner and role in WRITERS and view.state in BROADCASTABLE_STATES,
+            "on_air": request.app[BROADCASTS_KEY].status(public_id).on,
             "has_attendance": view.state in HELD_STATES,
             "problem": problem,
+            "asked": asked,
+            "consequences": CONSEQUENCES,
+            "confirm_labels": CONFIRM_LABELS,
         },
         status=problem.status if problem else 200,
     )
@@ -264,6 +280,12 @@ async def post_session_action(request: web.Request) -> web.Response:
     public_id, action = request.match_info["id"], request.match_info["action"]
     if principal.role not in SESSION_ACTIONS.get(action, ()):
         raise Forbidden("Your role may not do this.")
+    if (await request.post()).get("confirmed") != "yes":
+        async with read_session(request.app[DB_KEY]) as session:
+            training = await session_views.load_visible(session, principal.scope, public_id)
+        asked = confirmation(action, training.ends_at, utcnow())
+        if asked is not None and next_state(action, training.state) is not None:
+            return await _session_page(request, public_id, asked=asked)
     try:
         async with write_session(request.app[DB_KEY]) as session:
             view = await workflow.act(

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support import browser
 from tests.support.broadcast_api import publish
-from tests.support.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.support.chromium import CHROMIUM, FLAGS, confirm_ending, needs_chromium
 from tests.support.sessions import live_session
 from tests.support.world import World
 
@@ -69,6 +69,7 @@ class Stage:
         """Sign in through the form like a person, then open the console."""
         context = await self.chromium.new_context()
         page = await context.new_page()
+        confirm_ending(page)
         opened = Console(page)
         page.on("pageerror", lambda error: opened.problems.append(f"script: {error}"))
         page.on("console", lambda message: _note_console(opened, message))

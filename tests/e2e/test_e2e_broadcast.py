@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.support.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.support.chromium import CHROMIUM, FLAGS, confirm_ending_sync, needs_chromium
 from tests.support.procs import Agent, Agents, Server, hetang, wait_until
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -109,6 +109,7 @@ def chromium() -> Iterator[Browser]:
 def _console(chromium: Browser, server: Server, session_id: str) -> tuple[BrowserContext, Page]:
     context = chromium.new_context()
     page = context.new_page()
+    confirm_ending_sync(page)
     page.goto(f"{server.url}/login")
     page.fill("input[name=username]", "op")
     page.fill("input[name=password]", PASSWORD)

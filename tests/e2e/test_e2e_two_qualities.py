@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.keys import BROADCASTS_KEY
 from tests.support import browser
-from tests.support.chromium import CHROMIUM, FLAGS, needs_chromium
+from tests.support.chromium import CHROMIUM, FLAGS, confirm_ending, needs_chromium
 from tests.support.rtc_peers import LossyLink, Viewer, description, lossy_answer, offer_to_view
 from tests.support.sessions import live_session
 from tests.support.world import World
@@ -61,6 +61,7 @@ async def test_the_page_sends_two_qualities_and_a_lossy_venue_gets_the_lighter_o
     problems: list[str] = []
     context = await chromium.new_context()
     page = await context.new_page()
+    confirm_ending(page)
     page.on("pageerror", lambda error: problems.append(str(error)))
     base = str(client.make_url("/")).rstrip("/")
     await page.goto(f"{base}/login")

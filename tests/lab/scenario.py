@@ -21,7 +21,7 @@ import av
 import av.filter
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.support.chromium import CHROMIUM, FLAGS
+from tests.support.chromium import CHROMIUM, FLAGS, confirm_ending_sync
 from tests.support.lab_procs import (
     LabAgent,
     LabAgents,
@@ -489,6 +489,7 @@ async () => {
 
 def _console(browser: Browser, server: LabServer, session_id: str) -> Page:
     page = browser.new_context().new_page()
+    confirm_ending_sync(page)
     page.add_init_script(KEEP_PEERS)
     page.goto(f"{server.url}/login")
     page.fill("input[name=username]", "op")

@@ -553,12 +553,18 @@ async def test_workflow_review_exports_and_record(client: Any, db: Db, world: Wo
         assert venue_rows["B1"][2:] == ("分会场", 4, 4, 160, 88.9)
         assert venue_rows["M"][2:] == ("主会场", 2, 1, 180, 100.0)
 
-        location, _ = await _post(reviewer, f"{base}/approve", {"csrf_token": rev_csrf})
+        # Approving asks first (test_going_live.py); the confirmed form goes ahead.
+        asked = {"csrf_token": rev_csrf}
+        _, page = await _post(reviewer, f"{base}/approve", asked, status=200)
+        assert "请确认：审核通过并锁定记录" in page
+        assert (await _stored(db, sid))[0].state == "finalized"
+        confirmed = {"csrf_token": rev_csrf, "confirmed": "yes"}
+        location, _ = await _post(reviewer, f"{base}/approve", confirmed)
         assert "审核通过" in await _text(reviewer, location)
         await _post(reviewer, f"{base}/reopen", {"csrf_token": rev_csrf}, status=403)
         approved = await _text(admin, base)
         assert "重新开放" in approved
-        await _post(admin, f"{base}/reopen", {"csrf_token": admin_csrf})
+        await _post(admin, f"{base}/reopen", {"csrf_token": admin_csrf, "confirmed": "yes"})
         assert (await _stored(db, sid))[0].state == "finalized"
 
         record = await _text(reviewer, "/members/A?year=2026")

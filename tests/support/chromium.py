@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Dialog, Page, async_playwright
+from playwright.sync_api import Page as SyncPage
 
 from tests.support.browser import PASSWORD
 
@@ -50,3 +51,27 @@ async def signed_in_page(browser: Browser, base: str, username: str, **options: 
     await page.click("button[type=submit]")
     await page.wait_for_url(lambda url: "/login" not in url)
     return page
+
+
+ENDING = "确定结束直播吗"  # the console's 结束直播 confirmation
+
+
+def confirm_ending(page: Page) -> None:
+    """Accept the console's 结束直播 confirmation, and only it: any other question (going live
+    early, starting the session too) is dismissed, as a person pressing Cancel would."""
+
+    async def answer(dialog: Dialog) -> None:
+        if ENDING in dialog.message:
+            await dialog.accept()
+        else:
+            await dialog.dismiss()
+
+    page.on("dialog", answer)
+
+
+def confirm_ending_sync(page: SyncPage) -> None:
+    """confirm_ending for Playwright's sync API."""
+    page.on(
+        "dialog",
+        lambda dialog: dialog.accept() if ENDING in dialog.message else dialog.dismiss(),
+    )

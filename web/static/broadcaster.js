@@ -466,6 +466,54 @@
     }
   }
 
+  // ---- asking first ----
+
+  const EARLY_MS = 30 * 60 * 1000;  // going live earlier than this before the start asks first
+
+  function startsAtClock(startsAt) {
+    const options = {hour: "2-digit", minute: "2-digit", hour12: false};
+    try {
+      return new Intl.DateTimeFormat(document.documentElement.lang || undefined,
+                                     Object.assign({timeZone: said.tz || undefined}, options))
+        .format(startsAt);
+    } catch (error) {
+      return startsAt.toISOString().slice(11, 16);
+    }
+  }
+
+  // Going live long before the lesson shows the branch venues a picture too early: ask first.
+  function earlyStartAgreed() {
+    const startsAt = new Date(said.startsAt);
+    const ahead = startsAt.getTime() - Date.now();
+    if (!(ahead > EARLY_MS)) { return true; }
+    return window.confirm(fill(said.earlyConfirm, {
+      time: startsAtClock(startsAt), minutes: Math.ceil(ahead / 60000)}));
+  }
+
+  // The broadcast of a session not yet started: offer to start the session with it.
+  async function offerToStartSession() {
+    if (server.sessionState !== "scheduled" || !window.confirm(said.startSessionConfirm)) {
+      return;
+    }
+    try {
+      const response = await fetch(wall.api + "/start", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {"Accept": "application/json", "X-CSRF-Token": said.csrf,
+                  "Accept-Language": document.documentElement.lang || "zh-CN"},
+      });
+      if (!response.ok) {
+        const answer = await response.json().catch(function () { return null; });
+        const message = answer && answer.error && answer.error.message;
+        throw problem(message || fill(said.httpFailed, {status: response.status}));
+      }
+      server.sessionState = "live";
+    } catch (error) {
+      note(fill(said.startSessionFailed, {reason: reasonOf(error)}), "error");
+    }
+    wall.rereadSoon();
+  }
+
   // ---- the operator's buttons ----
 
   async function start() {
@@ -523,9 +571,15 @@
     showButtons();
   }
 
-  startButton.addEventListener("click", start);
+  startButton.addEventListener("click", async function () {
+    if (!earlyStartAgreed()) { return; }
+    await start();
+    if (wanted()) { await offerToStartSession(); }  // the server took the broadcast
+  });
   takeOverButton.addEventListener("click", start);
-  endButton.addEventListener("click", end);
+  endButton.addEventListener("click", function () {
+    if (window.confirm(said.endConfirm)) { end(); }
+  });
   cameraSelect.addEventListener("change", changeDevice);
   microphoneSelect.addEventListener("change", changeDevice);
   if (navigator.mediaDevices) {
