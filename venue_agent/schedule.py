@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from venue_agent.outbox import Outbox
 
@@ -16,6 +17,9 @@ CHECKIN_MARGIN = timedelta(minutes=30)
 # What a member_code (the text scanned or typed) may be: a member's number or a card's code.
 CODE_FIELDS = ("member_no", "card_code")
 SCHEDULE_KEY, ETAG_KEY, FETCHED_KEY = "schedule", "schedule_etag", "schedule_fetched_at"
+# The zone every time is shown in when the server names none (a server older than the schedule's
+# `timezone` field) or one this machine does not know: the server's own default.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 class ScheduleError(ValueError):
@@ -103,6 +107,20 @@ def _optional_text(raw: dict[str, Any], name: str) -> str | None:
     return None if raw.get(name) is None else _text(raw, name)
 
 
+def schedule_timezone(raw: object) -> str:
+    """The time zone a `GET schedule` answer names for every time shown (the server's
+    HETANG_TIMEZONE); DEFAULT_TIMEZONE when it names none or one unknown here."""
+    name = raw.get("timezone") if isinstance(raw, dict) else None
+    if name is None:
+        return DEFAULT_TIMEZONE
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("the server's time zone %r is unknown here; showing %s", name, DEFAULT_TIMEZONE)
+        return DEFAULT_TIMEZONE
+    return str(name)
+
+
 def parse_schedule(raw: object) -> tuple[Session, ...]:
     """The sessions of a `GET schedule` answer, sorted by start."""
     if not isinstance(raw, dict) or not isinstance(raw.get("sessions"), list):
@@ -138,11 +156,27 @@ def parse_schedule(raw: object) -> tuple[Session, ...]:
 
 
 class ScheduleBook:
-    """The schedule in memory and on disk (in the journal's meta table, written atomically)."""
+    """The schedule in memory and on disk (in the journal's meta table, written atomically),
+    with the time zone the server shows times in."""
 
-    def __init__(self, sessions: tuple[Session, ...] = (), etag: str | None = None) -> None:
+    def __init__(
+        self,
+        sessions: tuple[Session, ...] = (),
+        etag: str | None = None,
+        timezone: str = DEFAULT_TIMEZONE,
+    ) -> None:
         self.sessions = sessions
         self.etag = etag
+        self.timezone = timezone
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone every time is shown in."""
+        return ZoneInfo(self.timezone)
+
+    def local(self, value: datetime) -> datetime:
+        """A time in the zone times are shown in."""
+        return value.astimezone(self.zone)
 
     @classmethod
     def load(cls, outbox: Outbox) -> ScheduleBook:
@@ -151,14 +185,15 @@ class ScheduleBook:
         if text is None:
             return cls()
         try:
-            return cls(parse_schedule(json.loads(text)), outbox.get_meta(ETAG_KEY))
+            raw = json.loads(text)
+            return cls(parse_schedule(raw), outbox.get_meta(ETAG_KEY), schedule_timezone(raw))
         except (ValueError, ScheduleError) as error:
             log.warning("the cached schedule cannot be read (%s); waiting for a fresh one", error)
             return cls()
 
     def replace(self, outbox: Outbox, raw: object, etag: str | None, fetched_at: str) -> None:
         """Keep a new schedule from the server; a malformed one changes nothing."""
-        sessions = parse_schedule(raw)
+        sessions, timezone = parse_schedule(raw), schedule_timezone(raw)
         outbox.set_meta(
             {
                 SCHEDULE_KEY: json.dumps(raw, ensure_ascii=False),
@@ -166,7 +201,7 @@ class ScheduleBook:
                 FETCHED_KEY: fetched_at,
             }
         )
-        self.sessions, self.etag = sessions, etag or None
+        self.sessions, self.etag, self.timezone = sessions, etag or None, timezone
 
     def open_sessions(self, now: datetime) -> list[Session]:
         """Sessions taking check-ins now, the one starting soonest first."""

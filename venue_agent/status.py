@@ -63,10 +63,11 @@ def stream_json(event: Event | None, now: datetime) -> dict[str, Any]:
 
 
 def snapshot(outbox: Outbox, book: ScheduleBook, now: datetime) -> dict[str, Any]:
-    """Queue depth, last sync, the current and next session, rejected count, the live stream
-    (reads only)."""
+    """Queue depth, last sync, the current and next session, rejected count, the live stream,
+    and the time zone to show every time in (reads only)."""
     counts = outbox.counts()
     return {
+        "timezone": book.timezone,
         "queue_depth": counts.pending,
         "sent_count": counts.sent,
         "rejected_count": counts.rejected,

@@ -26,7 +26,7 @@ from server.domain.ics import CalendarEvent, calendar
 from server.domain.venues import HEARTBEAT_S, STATS_S
 from server.errors import ApiError, Invalid, TooLarge
 from server.http.body import checked, iso, read_json, reply
-from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, METRICS_KEY
+from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, METRICS_KEY, SETTINGS_KEY
 from server.live.broker import venue_channel
 from server.live.notify import wall_changed
 from server.live.sockets import serve_channel
@@ -77,9 +77,11 @@ async def _schedule(request: web.Request) -> list[ScheduledSession]:
 
 @agent
 async def agent_schedule(request: web.Request) -> web.StreamResponse:
-    """GET /api/v1/agent/schedule, with an ETag so an unchanged schedule costs a 304."""
+    """GET /api/v1/agent/schedule, with an ETag so an unchanged schedule costs a 304; with the
+    time zone (HETANG_TIMEZONE) the venue's staff page shows every time in."""
+    sessions = [_schedule_json(item) for item in await _schedule(request)]
     body = json.dumps(
-        {"sessions": [_schedule_json(item) for item in await _schedule(request)]},
+        {"sessions": sessions, "timezone": request.app[SETTINGS_KEY].timezone},
         ensure_ascii=False,
         separators=(",", ":"),
         sort_keys=True,
