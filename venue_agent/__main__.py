@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -211,15 +212,15 @@ def status(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCode:
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return ExitCode.OK
-    upcoming = data["next_session"]
+    upcoming, zone = data["next_session"], ZoneInfo(data["timezone"])
     print(f"待上传 queue depth:      {data['queue_depth']}")
-    print(f"上次同步 last sync:       {_local(data['last_sync']) or '从未 never'}")
+    print(f"上次同步 last sync:       {_local(data['last_sync'], zone) or '从未 never'}")
     if upcoming is None:
         print("下一场次 next session:   无 none")
     else:
         print(
             f"下一场次 next session:   {upcoming['title']} ({upcoming['id']}) "
-            f"{_local(upcoming['starts_at'])} – {_local(upcoming['ends_at'])}"
+            f"{_local(upcoming['starts_at'], zone)} – {_local(upcoming['ends_at'], zone)}"
         )
     print(f"已拒绝 rejected:          {data['rejected_count']}")
     print(f"直播 stream:              {_stream_line(data['stream'])}")
@@ -242,10 +243,11 @@ def _stream_line(stream: dict[str, object]) -> str:
     )
 
 
-def _local(iso_text: str | None) -> str:
+def _local(iso_text: str | None, zone: ZoneInfo) -> str:
+    """A time in the zone the server shows times in (the staff page's too)."""
     if not iso_text:
         return ""
-    return datetime.fromisoformat(iso_text).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromisoformat(iso_text).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ import logging
 import sqlite3
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 
 from venue_agent import clock
 from venue_agent.link import Link
 from venue_agent.outbox import REJECTED, Event, NewEvent, Outbox
-from venue_agent.schedule import CODE_FIELDS, RosterMember, ScheduleBook, Session
+from venue_agent.schedule import CODE_FIELDS, Match, RosterMember, ScheduleBook, Session
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,14 @@ class CheckinReceipt:
     event_id: str | None = None
     session: Session | None = None
     member: RosterMember | None = None
+    # Journaled, but it changes nothing: a 签到 of someone already in (the server ignores it
+    # too), or a 签退 of someone not in.
+    redundant: bool = False
 
     @property
     def alarm(self) -> bool:
-        """True when staff should look up: unknown code, nothing to check in to."""
-        return not (self.queued and self.known)
+        """True when staff should look up: unknown code, nothing to check in to, a repeat."""
+        return self.redundant or not (self.queued and self.known)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class Desk:
     def __init__(self, outbox: Outbox, book: ScheduleBook, link: Link) -> None:
         self.outbox, self.book, self.link = outbox, book, link
         self.scan_kind = "in"  # what a scanner line means; staff switch it on the page
+        # A click and a scan of the same person at once must not both read "not in yet".
+        self._journaling = asyncio.Lock()
 
     async def check(
         self,
@@ -85,6 +91,17 @@ class Desk:
         member_code = clean_code(scanned)
         if not member_code or len(member_code) > MAX_CODE_LENGTH:
             return CheckinReceipt(False, False, f"无法识别的扫码内容（{len(member_code)} 个字符）")
+        async with self._journaling:
+            return await self._check(member_code, kind, source, session_public_id, code_field)
+
+    async def _check(
+        self,
+        member_code: str,
+        kind: str,
+        source: str,
+        session_public_id: str | None,
+        code_field: str,
+    ) -> CheckinReceipt:
         now = clock.now()
         if session_public_id is None:
             session, match = self.book.session_for(member_code, now)
@@ -102,12 +119,15 @@ class Desk:
             "at": at,
             "source": source,
         }
+        inside: Attendee | None = None
         if session is None:
             # Nothing to send it to; kept here as refused so that staff still see it.
             del payload["session_id"]
             event = NewEvent(event_id, "checkin", None, payload, at, REJECTED, NO_SESSION)
         else:
             event = NewEvent(event_id, "checkin", session.public_id, payload, at)
+            key = match.member.member_no if match else member_code
+            inside = next((a for a in await self.attendees(session) if a.member_code == key), None)
         try:
             await asyncio.to_thread(self.outbox.add, [event])
         except (sqlite3.Error, OSError):
@@ -118,7 +138,6 @@ class Desk:
             text = f"现在没有可签到的场次：{member_code} 未签到（已记录在本机）"
             return CheckinReceipt(False, False, text)
         self.link.new_events.set()
-        word = KIND_WORDS[kind]
         if match is None:
             log.warning(
                 "%s %s: %s is not on the roster of %s",
@@ -127,11 +146,40 @@ class Desk:
                 member_code,
                 session.public_id,
             )
-            text = f"{member_code} 不在本场次名单中：{word}已记录，将交服务器核验，请核对身份"
-            return CheckinReceipt(True, False, text, event_id, session)
-        member = match.member
-        text = f"{word}成功：{member.name}（{member.member_no}）{now:%H:%M:%S}"
-        return CheckinReceipt(True, True, text, event_id, session, member)
+        text, redundant = self._wording(kind, match, member_code, inside, now)
+        member = match.member if match else None
+        return CheckinReceipt(True, match is not None, text, event_id, session, member, redundant)
+
+    def _wording(
+        self,
+        kind: str,
+        match: Match | None,
+        member_code: str,
+        inside: Attendee | None,
+        now: datetime,
+    ) -> tuple[str, bool]:
+        """What staff are told of a journaled check-in, and whether it changed nothing (a 签到
+        of someone in, a 签退 of someone out): the page and the scanner never contradict the
+        list of who is in."""
+        word = KIND_WORDS[kind]
+        who = f"{match.member.name}（{match.member.member_no}）" if match else member_code
+        if kind == "in" and inside is not None:
+            return f"已在场：{who} 已于 {self._since(inside)} 签到，本次重复签到不另计", True
+        if kind == "out" and inside is None:
+            return f"未在场：{who} 现在没有签到，本次签退不计入，请核对", True
+        if match is None:
+            return f"{who} 不在本场次名单中：{word}已记录，将交服务器核验，请核对身份", False
+        return f"{word}成功：{who} {self._clock_time(now)}", False
+
+    def _since(self, attendee: Attendee) -> str:
+        try:
+            return self._clock_time(datetime.fromisoformat(attendee.since))
+        except ValueError:
+            return attendee.since
+
+    def _clock_time(self, value: datetime) -> str:
+        """A time of day as staff read it: in the server's time zone, like every time shown."""
+        return f"{self.book.local(value):%H:%M:%S}"
 
     async def attendees(self, session: Session) -> list[Attendee]:
         """Who is in now: the last in/out of each person, rejected events left out."""

@@ -47,6 +47,7 @@ class UiContext:
 
 
 UI_KEY = web.AppKey("ui", UiContext)
+ROSTER_SHOWN = 50  # a search shows this many members at most, and says how many matched
 SECURITY_HEADERS = MappingProxyType(
     {
         "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -201,15 +202,18 @@ async def get_status(request: web.Request) -> web.Response:
 
 
 async def get_roster(request: web.Request) -> web.Response:
-    """GET /roster?q=…: roster members of the current session matching a name or number."""
+    """GET /roster?q=…: roster members of the current session matching a name or number (the
+    first ROSTER_SHOWN of `total`)."""
     desk = request.app[UI_KEY].desk
     session = desk.book.current(clock.now())
     if session is None:
-        return _json({"session_id": None, "members": []})
-    members = session.search(request.query.get("q", ""))
+        return _json({"session_id": None, "total": 0, "members": []})
+    found = session.search(request.query.get("q", ""), limit=len(session.roster))
+    members = found[:ROSTER_SHOWN]
     return _json(
         {
             "session_id": session.public_id,
+            "total": len(found),
             "members": [
                 {"member_no": m.member_no, "name": m.name, "card_code": m.card_code}
                 for m in members
@@ -254,6 +258,7 @@ async def post_checkin(request: web.Request) -> web.Response:
             "queued": receipt.queued,
             "known": receipt.known,
             "message": receipt.message,
+            "redundant": receipt.redundant,
             "event_id": receipt.event_id,
         }
     )

@@ -39,6 +39,7 @@ HTML = (
 <section>
   <h2>名单查找</h2>
   <input id="search" type="search" placeholder="输入姓名、党员编号或卡号" autocomplete="off">
+  <p id="roster-note" role="status" aria-live="polite"></p>
   <table><thead><tr><th>姓名</th><th>党员编号</th><th>状态</th><th></th></tr></thead>
   <tbody id="roster"></tbody></table>
   <form id="walk-in">
@@ -69,18 +70,26 @@ header { background: #b71c1c; color: #fff; padding: .6em 1.2em; }
 header h1 { font-size: 1.4em; margin: .2em 0; }
 header p { margin: .2em 0; }
 header a { color: #fff; }
-main { display: grid; grid-template-columns: repeat(auto-fit, minmax(26em, 1fr)); gap: 1em;
-       padding: 1em; }
+main { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(26em, 100%), 1fr));
+       gap: 1em; padding: 1em; }
 section { background: #fff; border-radius: 6px; padding: .6em 1em; box-shadow: 0 1px 3px #0002; }
 h2 { font-size: 1.1em; border-bottom: 1px solid #ddd; padding-bottom: .3em; }
 table { width: 100%; border-collapse: collapse; }
-td, th { text-align: left; padding: .25em .4em; border-bottom: 1px solid #eee; }
+td, th { text-align: left; padding: .25em .4em; border-bottom: 1px solid #eee;
+         overflow-wrap: anywhere; }
 input { font-size: 1em; padding: .3em; width: 60%; }
 button { font-size: 1em; padding: .25em .8em; cursor: pointer; }
 button.kind[aria-pressed="true"] { background: #b71c1c; color: #fff; }
 .badge { display: inline-block; padding: .1em .6em; border-radius: 1em; background: #fff3; }
 .offline { background: #ffb300; color: #000; }
 .ok { color: #1b5e20; } .bad { color: #b71c1c; font-weight: bold; }
+.warn { color: #7a4f00; background: #fff3cd; font-weight: bold; }
+h1, p, li { overflow-wrap: anywhere; }
+th, td.nowrap { white-space: nowrap; overflow-wrap: normal; }
+@media (max-width: 30em) {
+  main { padding: .5em; } section { padding: .5em; }
+  td, th { padding: .25em .2em; } button { padding: .25em .5em; }
+}
 #message { font-size: 1.2em; min-height: 1.5em; }
 #pin-form input { width: 12em; }
 """
@@ -142,8 +151,14 @@ const REASONS = {
   no_session: "当时没有可签到的场次"
 };
 const STREAM = {idle: "未接收", good: "良好", degraded: "较差", down: "中断"};
+// Every time is shown in the server's zone (HETANG_TIMEZONE, sent with the schedule), never the
+// browser's: the agent's messages use it too.
+const DEFAULT_ZONE = "Asia/Shanghai";
+let zone = DEFAULT_ZONE;
 let current = null;
+let upcoming = null;
 let presentCodes = new Set();
+let searches = 0;
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -153,7 +168,23 @@ function el(tag, text, cls) {
 }
 function time(iso) {
   if (!iso) return "";
-  return new Date(iso).toLocaleString("zh-CN", {hour12: false});
+  return new Date(iso).toLocaleString("zh-CN", {hourCycle: "h23", timeZone: zone});
+}
+function useZone(name) {
+  try {
+    new Intl.DateTimeFormat("zh-CN", {timeZone: name});
+    zone = name;
+  } catch (e) {
+    zone = DEFAULT_ZONE;  // a zone this browser does not know
+  }
+}
+function noSession() {
+  let text = "当前没有可签到的场次";
+  if (upcoming) {
+    text += "（下一场：" + upcoming.title + "，" + time(upcoming.starts_at) +
+      " 开始，开始前 30 分钟可签到）";
+  }
+  return text;
 }
 function reason(text) {
   if (!text) return "";
@@ -175,16 +206,25 @@ async function post(url, body) {
 function say(receipt) {
   const box = document.getElementById("message");
   box.textContent = receipt.message || (receipt.error && receipt.error.message) || "操作失败";
-  box.className = receipt.queued && receipt.known ? "ok" : "bad";
+  box.className = receipt.redundant ? "warn" : receipt.queued && receipt.known ? "ok" : "bad";
 }
+// A click on 签到/签退: true when it was journaled. The rows and 在场人员 are read again before
+// the answer is shown, so that the three never disagree.
 async function check(code, kind, field) {
-  if (!current) return;
-  say(await post("/checkins", {session_id: current.id, code, kind, field}));
-  refresh();
-  search();
+  if (!current) await refresh();
+  if (!current) {
+    say({message: noSession() + "：" + code + " 未" + (kind === "out" ? "签退" : "签到")});
+    return false;
+  }
+  const receipt = await post("/checkins", {session_id: current.id, code, kind, field});
+  await refresh();
+  await search();
+  say(receipt);
+  return Boolean(receipt.queued);
 }
 function showSession(data) {
   current = data.session;
+  upcoming = data.next_session;
   const box = document.getElementById("session");
   if (current) {
     box.textContent = current.title + "（" + time(current.starts_at) + " — " +
@@ -202,13 +242,22 @@ function showPresent(list) {
     time(a.since) + " 起")));
   document.getElementById("present-count").textContent = list.length + " 人";
   presentCodes = new Set(list.map(a => a.code));
+  markRows();
+}
+function markRows() {
+  for (const tr of document.querySelectorAll("#roster tr")) {
+    const inside = presentCodes.has(tr.dataset.code);
+    const cell = tr.querySelector(".state");
+    cell.textContent = inside ? "在场" : "未在场";
+    cell.className = "state" + (inside ? " ok" : "");
+  }
 }
 function showRejected(data) {
   const body = document.getElementById("rejected");
   body.replaceChildren(...data.rejected.map(r => {
     const tr = el("tr");
-    tr.append(el("td", r.code), el("td", r.kind === "out" ? "签退" : "签到"),
-      el("td", time(r.at)), el("td", reason(r.reason), "bad"));
+    tr.append(el("td", r.code), el("td", r.kind === "out" ? "签退" : "签到", "nowrap"),
+      el("td", time(r.at), "nowrap"), el("td", reason(r.reason), "bad"));
     return tr;
   }));
   document.getElementById("rejected-count").textContent = data.rejected_count + " 条";
@@ -231,6 +280,7 @@ async function refresh() {
     document.getElementById("link").textContent = "本机签到程序没有响应";
     return;
   }
+  useZone(data.timezone || DEFAULT_ZONE);
   document.getElementById("venue").textContent = data.venue ? "· " + data.venue.name : "";
   const link = document.getElementById("link");
   link.textContent = data.online ? "已连接服务器" : (data.problem || "正在连接服务器…");
@@ -247,35 +297,58 @@ async function refresh() {
   showRejected(data);
   if ((current && current.id) !== before) search();
 }
+function rosterRow(m) {
+  const tr = el("tr");
+  tr.dataset.code = m.member_no;
+  const actions = el("td");
+  const checkIn = el("button", "签到");
+  checkIn.onclick = () => check(m.member_no, "in", "member_no");
+  const checkOut = el("button", "签退");
+  checkOut.onclick = () => check(m.member_no, "out", "member_no");
+  actions.append(checkIn, " ", checkOut);
+  tr.append(el("td", m.name), el("td", m.member_no), el("td", "", "state"), actions);
+  return tr;
+}
 async function search() {
+  const mine = ++searches;  // an older answer arriving late must not replace a newer one
   const body = document.getElementById("roster");
-  if (!current) { body.replaceChildren(); return; }
-  const q = document.getElementById("search").value;
-  const data = await call("/roster?q=" + encodeURIComponent(q));
-  body.replaceChildren(...data.members.map(m => {
-    const tr = el("tr");
-    const inside = presentCodes.has(m.member_no);
-    const actions = el("td");
-    const checkIn = el("button", "签到");
-    checkIn.onclick = () => check(m.member_no, "in", "member_no");
-    const checkOut = el("button", "签退");
-    checkOut.onclick = () => check(m.member_no, "out", "member_no");
-    actions.append(checkIn, " ", checkOut);
-    tr.append(el("td", m.name), el("td", m.member_no),
-      el("td", inside ? "在场" : "未在场", inside ? "ok" : ""), actions);
-    return tr;
-  }));
+  const note = document.getElementById("roster-note");
+  const q = document.getElementById("search").value.trim();
+  const data = current ? await call("/roster?q=" + encodeURIComponent(q)) : null;
+  if (mine !== searches) return;
+  if (!data || data.session_id === null) {
+    body.replaceChildren();
+    note.textContent = noSession() + "，名单无法查找。";
+    note.className = "bad";
+    return;
+  }
+  body.replaceChildren(...data.members.map(rosterRow));
+  markRows();
+  note.className = data.total ? "" : "bad";
+  if (!data.total) {
+    note.textContent = q ? "名单中没有与“" + q + "”相符的人员" : "本场次名单是空的";
+  } else if (data.total > data.members.length) {
+    note.textContent = "共 " + data.total + " 人相符，显示前 " + data.members.length +
+      " 人，请输入更多文字";
+  } else {
+    note.textContent = q ? "共 " + data.total + " 人相符" : "名单共 " + data.total + " 人";
+  }
 }
 let timer = null;
 document.getElementById("search").addEventListener("input", () => {
   clearTimeout(timer);
   timer = setTimeout(search, 200);
 });
-document.getElementById("walk-in").addEventListener("submit", event => {
+document.getElementById("walk-in").addEventListener("submit", async event => {
   event.preventDefault();
   const input = document.getElementById("walk-in-no");
-  if (input.value.trim()) check(input.value.trim(), "in", "member_no");
-  input.value = "";
+  const code = input.value.trim();
+  if (!code) {
+    say({message: "请先输入党员编号"});
+  } else if (await check(code, "in", "member_no")) {
+    input.value = "";  // kept when nothing was recorded, to correct or try again
+  }
+  input.focus();
 });
 for (const b of document.querySelectorAll("button.kind")) {
   b.addEventListener("click", async () => {

@@ -6,6 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -60,15 +61,16 @@ class Session:
         """True within [starts_at − 30 min, ends_at + 30 min]."""
         return self.starts_at - CHECKIN_MARGIN <= now <= self.ends_at + CHECKIN_MARGIN
 
+    @cached_property
+    def _codes(self) -> dict[str, Match]:
+        # Replaying a big session's journal finds every event's member: one lookup each.
+        codes = {m.card_code: Match(m, "card_code") for m in reversed(self.roster) if m.card_code}
+        codes.update({m.member_no: Match(m, "member_no") for m in reversed(self.roster)})
+        return codes
+
     def find(self, member_code: str) -> Match | None:
         """The roster member with this member_no, else with this card_code."""
-        for member in self.roster:
-            if member.member_no == member_code:
-                return Match(member, "member_no")
-        for member in self.roster:
-            if member.card_code is not None and member.card_code == member_code:
-                return Match(member, "card_code")
-        return None
+        return self._codes.get(member_code)
 
     def search(self, text: str, limit: int = 50) -> list[RosterMember]:
         """Roster members whose name, number or card contains the text."""

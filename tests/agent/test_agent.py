@@ -425,14 +425,21 @@ def test_staff_page(offline_agent: Agent) -> None:
     assert http_json("POST", agent.ui + "/checkins", walk_in, good)[1]["known"] is False
     closed = {**body, "session_id": "elsewhere"}
     assert http_json("POST", agent.ui + "/checkins", closed, good)[1]["queued"] is False
+    zhang = {**body, "code": "M001"}
+    assert http_json("POST", agent.ui + "/checkins", zhang, good)[1]["redundant"] is False
+    again = http_json("POST", agent.ui + "/checkins", zhang, good)[1]
+    assert again["queued"] and again["redundant"] and again["message"].startswith("已在场：张三")
     assert http_json("POST", agent.ui + "/scan-kind", {"kind": "out"}, good)[0] == 200
     agent.scan("C001")
     wait_until(lambda: agent.printed("签退成功：张三"), "a scan in check-out mode")
+    agent.scan("C001")  # out again: a warning (and a beep), never a second 签退成功
+    line = wait_until(lambda: agent.printed("未在场：张三"), "a check-out of someone out")[0]
+    assert line.startswith("\a✗") and len(agent.printed("签退成功：张三")) == 1
     data = wait_until(agent.status, "status.json")
     assert data["scan_kind"] == "out"
     assert data["session"]["id"] == "s1" and data["session"]["roster_size"] == 2
     assert [p["code"] for p in data["present"]] == ["M900"]
-    assert data["queue_depth"] == 4
+    assert data["queue_depth"] == 7  # repeats are journaled too: the server ignores them
     assert data["stream"] == {"state": "idle", "session_id": None}
 
 
