@@ -12,6 +12,7 @@ from server.api import (
     broadcast,
     ice,
     members,
+    month_results,
     organizations,
     plans,
     reports,
@@ -73,6 +74,19 @@ def setup_routes(app: web.Application) -> None:
     add("GET", "/api/v1/sessions", sessions.list_sessions, name="api_list_sessions")
     add("GET", "/api/v1/sessions/{id}", sessions.get_session, name="api_get_session")
     add("GET", "/api/v1/sessions/{id}/wall", sessions.get_wall, name="api_session_wall")
+    add("GET", "/api/v1/attendance", month_results.get_month_results, name="api_month_results")
+    add(
+        "GET",
+        "/api/v1/attendance.csv",
+        month_results.get_month_results_csv,
+        name="api_month_results_csv",
+    )
+    add(
+        "GET",
+        "/api/v1/attendance.xlsx",
+        month_results.get_month_results_xlsx,
+        name="api_month_results_xlsx",
+    )
     add(
         "GET",
         "/api/v1/sessions/{id}/venues/{code}/stream",

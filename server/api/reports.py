@@ -18,7 +18,7 @@ from server.services.clock import utcnow
 from server.services.report_snapshots import SnapshotView
 
 
-def _query(request: web.Request, raw: dict[str, Any]) -> ReportQuery:
+def report_query(request: web.Request, raw: dict[str, Any]) -> ReportQuery:
     """`org` and `month` checked; 422 names each bad one (a month still to come is bad)."""
     current = month_of(utcnow(), request.app[SETTINGS_KEY].tz)
     return checked(parse_report_query(raw, current))
@@ -39,7 +39,7 @@ def snapshot_json(view: SnapshotView) -> dict[str, Any]:
 @allow(*READERS)
 async def get_monthly_report(request: web.Request) -> web.Response:
     """GET /api/v1/reports/monthly?org=CODE&month=YYYY-MM"""
-    query = _query(request, dict(request.query))
+    query = report_query(request, dict(request.query))
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
         figures = await reports.monthly(
@@ -51,7 +51,7 @@ async def get_monthly_report(request: web.Request) -> web.Response:
 @allow(*WRITERS)
 async def create_report_snapshot(request: web.Request) -> web.Response:
     """POST /api/v1/reports/monthly/snapshots {"org", "month"}: keep a new version."""
-    query = _query(request, await read_json(request))
+    query = report_query(request, await read_json(request))
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
         report = await report_snapshots.generate(

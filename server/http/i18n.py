@@ -12,7 +12,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from server.keys import SETTINGS_KEY, TRANSLATIONS_KEY
+from server.keys import PRINCIPAL_KEY, SETTINGS_KEY, TRANSLATIONS_KEY
 from server.settings import SUPPORTED_LOCALES
 
 LOCALE_DIR = Path(__file__).resolve().parents[2] / "web" / "locale"
@@ -57,12 +57,14 @@ def load_translations(locale_dir: Path = LOCALE_DIR) -> Translations:
 
 
 def request_locale(request: web.Request) -> str:
-    """The cookie's choice; else, for the JSON API, an explicit Accept-Language; else the
-    configured default (pages stay in it until the user switches in the header)."""
+    """The cookie's choice; else, for a program calling the JSON API with a token, an explicit
+    Accept-Language; else the configured default (pages, and the files a signed-in page
+    downloads from the API, stay in it until the user switches in the header)."""
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in SUPPORTED_LOCALES:
         return chosen
-    if not request.path.startswith("/api/"):
+    principal = request.get(PRINCIPAL_KEY)
+    if not request.path.startswith("/api/") or getattr(principal, "via", None) == "cookie":
         return request.app[SETTINGS_KEY].locale
     accept = request.headers.get("Accept-Language", "").strip().lower()
     if accept.startswith("en"):
@@ -78,3 +80,8 @@ def translate_for(request: web.Request) -> Callable[[str], str]:
     if translations is None:
         return lambda message: message
     return translations[request_locale(request)].gettext
+
+
+def list_joiner(request: web.Request) -> str:
+    """What joins the items of a list in a sentence or a cell: 、 in Chinese, a comma else."""
+    return "、" if request_locale(request) == "zh_CN" else ", "

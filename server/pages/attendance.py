@@ -15,7 +15,7 @@ from server.domain.stream_timeline import TIMELINE_STATE_LABELS
 from server.domain.validation import CODE_PATTERN
 from server.domain.vocabulary import VENUE_READERS
 from server.errors import Conflict
-from server.http.i18n import request_locale, translate_for
+from server.http.i18n import list_joiner, translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.attendance_export import (
     Sheet,
@@ -94,10 +94,6 @@ async def _attendance(request: web.Request) -> SessionAttendance:
         )
 
 
-def _joiner(request: web.Request) -> str:
-    return "、" if request_locale(request) == "zh_CN" else ", "
-
-
 @allow(*VENUE_READERS)
 async def get_attendance(request: web.Request) -> web.Response:
     """GET /sessions/{id}/attendance?status=&flag=&venue=: the combined result, for review, with
@@ -130,7 +126,7 @@ async def get_attendance(request: web.Request) -> web.Response:
             "venue_rows": venue_rows,
             "venue_names": {venue.code: venue.name for venue in result.venues},
             "status_filters": STATUS_FILTERS,
-            "joiner": _joiner(request),
+            "joiner": list_joiner(request),
             "timelines": timelines_shown,
             "stream_verified": timelines.verification_required,
             "timeline_states": legend_states(timelines_shown),
@@ -155,7 +151,7 @@ async def _not_finalized(request: web.Request, error: Conflict) -> web.Response:
 def _member_sheet(request: web.Request, result: SessionAttendance) -> Sheet:
     filters = Filters.of(request.query)
     shown = [line for line in result.members if filters.keep(line)]
-    return member_sheet(shown, translate_for(request), _joiner(request))
+    return member_sheet(shown, translate_for(request), list_joiner(request))
 
 
 def _download(

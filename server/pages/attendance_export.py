@@ -142,11 +142,11 @@ def csv_bytes(sheet: Sheet) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(sheet.headings)
-    writer.writerows([_csv_safe(value) for value in row] for row in sheet.rows)
+    writer.writerows([csv_safe(value) for value in row] for row in sheet.rows)
     return (BOM + buffer.getvalue()).encode("utf-8")
 
 
-def _csv_safe(value: Cell) -> Cell:
+def csv_safe(value: Cell) -> Cell:
     """Text a spreadsheet would run as a formula gets a leading apostrophe (CSV injection)."""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value

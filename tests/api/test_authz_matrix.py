@@ -392,6 +392,31 @@ MATRIX: dict[str, Route] = {
         "a1",
         query={"org": "{ref}", "month": "2026-03"},
     ),
+    # A month's results of a subtree: outside it the organization does not exist.
+    "api_month_results": Route(
+        "GET",
+        "/api/v1/attendance",
+        READERS,
+        "object",
+        "a1",
+        query={"org": "{ref}", "month": "2026-03"},
+    ),
+    "api_month_results_csv": Route(
+        "GET",
+        "/api/v1/attendance.csv",
+        READERS,
+        "object",
+        "a1",
+        query={"org": "{ref}", "month": "2026-03"},
+    ),
+    "api_month_results_xlsx": Route(
+        "GET",
+        "/api/v1/attendance.xlsx",
+        READERS,
+        "object",
+        "a1",
+        query={"org": "{ref}", "month": "2026-03"},
+    ),
     "api_create_report_snapshot": Route(
         "POST",
         "/api/v1/reports/monthly/snapshots",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,6 +28,7 @@ from server.db.models import (
 )
 from server.db.session import read_session
 from tests.support.browser import Browser, add_user, give_password
+from tests.support.sessions import scan_in, upload_checkins
 from tests.support.stream_stats import post_samples
 from tests.support.world import World
 
@@ -371,27 +371,6 @@ async def test_a_branch_venue_of_another_county_sees_but_does_not_change(
     assert (await _stored(db, joint))[0].state == "scheduled"
 
 
-def _event(session_id: str, member: str, when: str) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "session_id": session_id,
-        "member_no": member,
-        "kind": "in",
-        "at": when,
-        "source": "scanner",
-    }
-
-
-async def _check_in(client: Any, token: str, events: list[dict[str, Any]]) -> None:
-    answer = await client.post(
-        "/api/v1/agent/checkins",
-        headers={"Authorization": f"Bearer {token}"},
-        json={"sent_at": datetime.now(UTC).isoformat(), "events": events},
-    )
-    results = (await answer.json())["results"]
-    assert [r["status"] for r in results] == ["accepted"] * len(events), results
-
-
 async def _stream(client: Any, token: str, session_id: str) -> None:
     """One sample a minute (the session's stats interval), down from 10:00 to 10:20."""
     samples = [
@@ -431,16 +410,16 @@ async def test_workflow_review_exports_and_record(client: Any, db: Db, world: Wo
         await _text(reviewer, f"{base}/attendance", status=409)
         assert "考勤结果在汇总后显示" in await _text(reviewer, f"{base}/attendance", status=409)
 
-        await _check_in(
+        await upload_checkins(
             client,
             tokens["B1"],
-            [_event(sid, m, at(*t)) for m, t in (("A", (8, 50)), ("C", (9, 25)), ("G", (9, 45)))]
-            + [_event(sid, "F", at(9, 0))],
+            [scan_in(sid, m, at(*t)) for m, t in (("A", (8, 50)), ("C", (9, 25)), ("G", (9, 45)))]
+            + [scan_in(sid, "F", at(9, 0))],
         )
-        await _check_in(
-            client, tokens["B2"], [_event(sid, "E", at(8, 55)), _event(sid, "F", at(9, 5))]
+        await upload_checkins(
+            client, tokens["B2"], [scan_in(sid, "E", at(8, 55)), scan_in(sid, "F", at(9, 5))]
         )
-        await _check_in(client, tokens["M"], [_event(sid, "K", at(9, 0))])
+        await upload_checkins(client, tokens["M"], [scan_in(sid, "K", at(9, 0))])
         await _stream(client, tokens["B1"], sid)
 
         location, _ = await _post(operator, f"{base}/start", {"csrf_token": op_csrf})

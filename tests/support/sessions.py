@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tests.support.client import Client
 from tests.support.world import World
@@ -102,3 +104,26 @@ async def between_m_and_b(
     )
     assert created.status == 201, await created.text()
     return str((await created.json())["id"])
+
+
+def scan_in(session_id: str, member: str, when: str) -> dict[str, Any]:
+    """One scanner check-in as an agent records it."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "session_id": session_id,
+        "member_no": member,
+        "kind": "in",
+        "at": when,
+        "source": "scanner",
+    }
+
+
+async def upload_checkins(client: Client, token: str, events: list[dict[str, Any]]) -> None:
+    """Upload check-ins with a venue's token, as its agent does; every one must be accepted."""
+    answer = await client.post(
+        "/api/v1/agent/checkins",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"sent_at": datetime.now(UTC).isoformat(), "events": events},
+    )
+    results = (await answer.json())["results"]
+    assert [r["status"] for r in results] == ["accepted"] * len(events), results
