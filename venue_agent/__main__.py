@@ -150,16 +150,14 @@ def import_sheet(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCo
         data = args.file.read_bytes()
     except OSError as error:
         raise ConfigError(f"cannot read {args.file}: {error.strerror}") from None
-    try:
-        rows = parse_sheet(data)
-    except SheetRejected as rejected:
-        print(f"hetang-agent: {args.file} 有错误，未导入任何记录：", file=sys.stderr)
-        for problem in rejected.problems[:200]:
-            print(f"  第 {problem.line} 行：{problem.message}", file=sys.stderr)
-        return ExitCode.FAILED
     outbox = Outbox.open(writable_data_dir(flags, environ))
     try:
         book = ScheduleBook.load(outbox)
+        try:
+            rows = parse_sheet(data, book.zone)  # a time without offset: the server's zone
+        except SheetRejected as rejected:
+            _print_problems(args.file, rejected)
+            return ExitCode.FAILED
         session = book.get(session_public_id)
         if session is None:
             print(f"注意：本机日程中没有场次 {session_public_id}，由服务器核验", file=sys.stderr)
@@ -187,6 +185,12 @@ def import_sheet(args: argparse.Namespace, environ: Mapping[str, str]) -> ExitCo
     finally:
         outbox.close()
     return ExitCode.OK
+
+
+def _print_problems(sheet: Path, rejected: SheetRejected) -> None:
+    print(f"hetang-agent: {sheet} 有错误，未导入任何记录：", file=sys.stderr)
+    for problem in rejected.problems[:200]:
+        print(f"  第 {problem.line} 行：{problem.message}", file=sys.stderr)
 
 
 async def _upload(server: ServerAccess, outbox: Outbox) -> bool:

@@ -6,13 +6,16 @@ import csv
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from venue_agent.outbox import NewEvent
+from venue_agent.schedule import DEFAULT_TIMEZONE
 
-SHEET_TZ = ZoneInfo("Asia/Shanghai")  # a time written without an offset is local to the venue
+# A time written without an offset is in the zone the server shows times in (the schedule's);
+# this one when the caller knows none.
+SHEET_TZ = ZoneInfo(DEFAULT_TIMEZONE)
 # Re-importing the same sheet must not count anyone twice: a row's event_id is derived from it.
 SHEET_NAMESPACE = uuid.UUID("5d4f2a7e-3b1c-4e7a-9a55-2f0c6b8d1e90")
 HEADER_ALIASES = MappingProxyType(
@@ -69,8 +72,8 @@ def decode(data: bytes) -> str:
         return data.decode("gb18030", errors="replace")
 
 
-def parse_time(raw: str) -> datetime | None:
-    """ISO 8601 with an offset, or a local time in Asia/Shanghai."""
+def parse_time(raw: str, zone: tzinfo = SHEET_TZ) -> datetime | None:
+    """ISO 8601 with an offset, or a wall-clock time in `zone`."""
     text = raw.strip()
     value: datetime | None = None
     try:
@@ -84,11 +87,12 @@ def parse_time(raw: str) -> datetime | None:
                 continue
     if value is None:
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=SHEET_TZ)
+    return value if value.tzinfo is not None else value.replace(tzinfo=zone)
 
 
-def parse_sheet(data: bytes) -> list[SheetRow]:
-    """Every row checked; raises SheetRejected listing all bad rows."""
+def parse_sheet(data: bytes, zone: tzinfo = SHEET_TZ) -> list[SheetRow]:
+    """Every row checked, times without an offset read in `zone`; raises SheetRejected listing
+    all bad rows."""
     reader = csv.reader(io.StringIO(decode(data)))
     header = next(reader, None)
     if header is None:
@@ -104,7 +108,7 @@ def parse_sheet(data: bytes) -> list[SheetRow]:
         if not any(value.strip() for value in values):
             continue
         raw = {column: value.strip() for column, value in zip(columns, values, strict=False)}
-        row = _row(index, raw, problems)
+        row = _row(index, raw, problems, zone)
         if row is not None:
             rows.append(row)
     if problems:
@@ -112,11 +116,13 @@ def parse_sheet(data: bytes) -> list[SheetRow]:
     return rows
 
 
-def _row(line: int, raw: dict[str, str], problems: list[SheetProblem]) -> SheetRow | None:
+def _row(
+    line: int, raw: dict[str, str], problems: list[SheetProblem], zone: tzinfo
+) -> SheetRow | None:
     member_no, card_code = raw.get("member_no", ""), raw.get("card_code", "")
     code_field, member_code = ("member_no", member_no) if member_no else ("card_code", card_code)
     kind = KIND_ALIASES.get(raw.get("kind", "").lower())
-    at = parse_time(raw.get("at", ""))
+    at = parse_time(raw.get("at", ""), zone)
     found = []
     if not member_code:
         found.append("没有党员编号或卡号")
