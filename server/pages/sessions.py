@@ -70,8 +70,15 @@ async def get_sessions(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
         views = await session_views.list_sessions(session, principal.scope)
+    now = utcnow()
+    # As the page says: what is coming (or running) soonest first, then the rest latest first.
+    coming = [view for view in views if view.state in BROADCASTABLE_STATES and view.ends_at > now]
+    coming.sort(key=lambda view: view.starts_at)
+    past = [view for view in views if view not in coming]
     return render(
-        request, "sessions.html", {"sessions": views, "may_plan": principal.role in WRITERS}
+        request,
+        "sessions.html",
+        {"coming": coming, "past": past, "may_plan": principal.role in WRITERS},
     )
 
 
