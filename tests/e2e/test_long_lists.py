@@ -13,7 +13,7 @@ from playwright.async_api import Browser, expect
 
 from tests.support.browser import add_user
 from tests.support.chromium import launched, needs_chromium, signed_in_page
-from tests.support.sessions import between_m_and_b, live_session
+from tests.support.sessions import advance, between_m_and_b, live_session
 from tests.support.world import World
 
 pytestmark = [needs_chromium, pytest.mark.sqlite_only]
@@ -24,15 +24,6 @@ MEMBERS = 130
 async def chromium() -> AsyncIterator[Browser]:
     async with launched() as browser:
         yield browser
-
-
-async def _run(client: Any, world: World, session_id: str, *actions: str) -> None:
-    for action in actions:
-        who = "reviewer" if action in ("finalize", "approve") else "operator"
-        answer = await client.post(
-            f"/api/v1/sessions/{session_id}/{action}", headers=world.auth(who, "a")
-        )
-        assert answer.status == 200, await answer.text()
 
 
 async def test_a_large_roster_and_its_attendance_come_in_pages(
@@ -81,7 +72,7 @@ async def test_a_large_roster_and_its_attendance_come_in_pages(
     await expect(roster.locator("tbody tr")).to_have_count(30)
     await expect(roster.locator("tbody tr").first).to_contain_text("P0100")
 
-    await _run(client, world, session_id, "start", "end", "finalize")
+    await advance(client, world, session_id, "start", "end", "finalize")
     await page.goto(f"{base}/sessions/{session_id}/attendance?status=absent")
     table = page.locator("#members")
     await expect(table.locator(".meta")).to_have_text("共 130 人中的 130 人")
@@ -104,7 +95,7 @@ async def test_the_session_list_is_sorted_as_it_says(
     old = await between_m_and_b(client, world, "上个月的党课", now - timedelta(days=30))
     recent = await between_m_and_b(client, world, "昨天的党课", now - timedelta(days=1))
     for past in (old, recent):
-        await _run(client, world, past, "start", "end")
+        await advance(client, world, past, "start", "end")
     await add_user(db, "op-list", "operator", "a")
     base = str(client.make_url("/")).rstrip("/")
     page = await signed_in_page(chromium, base, "op-list")

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.support.browser import Browser as HttpBrowser
 from tests.support.browser import add_user, give_password
 from tests.support.chromium import launched, needs_chromium, signed_in_page
-from tests.support.sessions import between_m_and_b, live_session, schedule_worked_example
+from tests.support.sessions import advance, between_m_and_b, live_session, schedule_worked_example
 from tests.support.world import World
 
 pytestmark = [needs_chromium, pytest.mark.sqlite_only]
@@ -33,15 +33,6 @@ async def chromium() -> AsyncIterator[Browser]:
 
 def _base(client: Any) -> str:
     return str(client.make_url("/")).rstrip("/")
-
-
-async def _run(client: Any, world: World, session_id: str, *actions: str) -> None:
-    for action in actions:
-        who = "reviewer" if action in ("finalize", "approve") else "operator"
-        answer = await client.post(
-            f"/api/v1/sessions/{session_id}/{action}", headers=world.auth(who, "a")
-        )
-        assert answer.status == 200, await answer.text()
 
 
 async def test_venue_staff_see_their_venues_part_of_a_session(
@@ -62,7 +53,7 @@ async def test_venue_staff_see_their_venues_part_of_a_session(
     await expect(page.get_by_role("button", name="开始培训")).to_have_count(0)
     await expect(page.get_by_role("link", name="编辑")).to_have_count(0)
 
-    await _run(client, world, session_id, "start", "end", "finalize")
+    await advance(client, world, session_id, "start", "end", "finalize")
     await page.reload()
     await page.get_by_role("link", name="出勤情况").click()
     await expect(page.locator("table.attendance tbody tr")).to_have_count(1)
@@ -91,8 +82,8 @@ async def test_every_role_s_start_page_shows_what_is_next(
     live_id, _ = await live_session(client, world)  # at venue B of a1, running now
     yesterday = datetime.now(UTC) - timedelta(days=1)
     past_id = await between_m_and_b(client, world, "年轻干部淬炼成钢", yesterday)
-    await _run(client, world, past_id, "start", "end")
-    await _run(client, world, live_id, "start")
+    await advance(client, world, past_id, "start", "end")
+    await advance(client, world, live_id, "start")
     await give_password(db, "venue-staff-a", "venue-staff-b", "reviewer-a")
 
     staff = await signed_in_page(chromium, _base(client), "venue-staff-a")
@@ -110,7 +101,7 @@ async def test_every_role_s_start_page_shows_what_is_next(
     waiting = reviewer.locator("section", has=reviewer.get_by_role("heading", name="待您处理"))
     await expect(waiting).to_contain_text("已结束，待汇总考勤")
     await expect(waiting.get_by_role("link", name="年轻干部淬炼成钢")).to_be_visible()
-    await _run(client, world, past_id, "finalize")
+    await advance(client, world, past_id, "finalize")
     await reviewer.reload()
     text = await waiting.inner_text()
     ended, finalized = text.split("已汇总，待审核通过")

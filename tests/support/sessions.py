@@ -127,3 +127,14 @@ async def upload_checkins(client: Client, token: str, events: list[dict[str, Any
     )
     results = (await answer.json())["results"]
     assert [r["status"] for r in results] == ["accepted"] * len(events), results
+
+
+async def advance(client: Client, world: World, session_id: str, *actions: str) -> None:
+    """Move a session of subtree a along its workflow through the API: operator-a starts and
+    ends it, reviewer-a finalizes and approves it."""
+    for action in actions:
+        who = "reviewer" if action in ("finalize", "approve") else "operator"
+        answer = await client.post(
+            f"/api/v1/sessions/{session_id}/{action}", headers=world.auth(who, "a")
+        )
+        assert answer.status == 200, await answer.text()
