@@ -1,6 +1,7 @@
 """A city of 250,000 members with 1,000,000 attendance results over a year, written straight into
 the server's SQLite file (generating them through the API would take hours); then, through HTTP,
-the city's monthly report (月报告), a branch's, and members' yearly records. As the floor, the
+the city's monthly report (月报告), a branch's, members' yearly records, and the city's month of
+results as CSV and XLSX exports (first byte and complete). As the floor, the
 same run times one raw SQL aggregate over the same rows (results per organization)."""
 
 from __future__ import annotations
@@ -218,6 +219,21 @@ def get(base: str, path: str, token: str) -> tuple[float, dict[str, Any]]:
     return time.perf_counter() - started, body
 
 
+def download(base: str, path: str, token: str) -> tuple[float, float, int]:
+    """One timed file download: seconds to the first byte of the body, seconds to the last,
+    and its size in bytes."""
+    request = urllib.request.Request(  # noqa: S310  (our own server)
+        base + path, headers={"Authorization": f"Bearer {token}"}
+    )
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=300) as answer:  # noqa: S310  (our own server)
+        size = len(answer.read(1))
+        first = time.perf_counter() - started
+        while chunk := answer.read(1 << 16):
+            size += len(chunk)
+    return first, time.perf_counter() - started, size
+
+
 def wait_for_monthly_job(base: str, token: str) -> tuple[str, float]:
     """A server that starts keeps last month's city report at once (the job of the 1st, caught
     up) — a whole-city report running beside the first request. Wait for it, so the timings
@@ -240,6 +256,7 @@ def main() -> None:
     parser.add_argument("--month", default="2026-11", help="the report month (YYYY-MM)")
     parser.add_argument("--rounds", type=int, default=5, help="timed city reports")
     parser.add_argument("--records", type=int, default=100, help="timed member records")
+    parser.add_argument("--exports", type=int, default=3, help="timed month exports per kind")
     args = parser.parse_args()
     rng = random.Random(20261126)
     month = Month(int(args.month[:4]), int(args.month[5:]))
@@ -308,6 +325,14 @@ def main() -> None:
             for number in numbers:
                 elapsed, _ = get(base, f"/api/v1/members/{number}/record?year={year}", token)
                 record_times.append(elapsed)
+            exports = {
+                kind: [
+                    download(base, f"/api/v1/attendance.{kind}?org=city&month={args.month}", token)
+                    for _ in range(args.exports)
+                ]
+                for kind in ("csv", "xlsx")
+            }
+            _, page = get(base, f"/api/v1/attendance?org=city&month={args.month}", token)
             cabinet_times, cabinet = [], {}
             for _ in range(args.rounds):
                 elapsed, cabinet = get(
@@ -343,6 +368,14 @@ def main() -> None:
         f"{statistics.median(cabinet_times) * 1000:7.1f} ms   ({args.rounds} requests; "
         f"{cabinet['members_total']:,} members, {cabinet['complete']:,} complete)"
     )
+    for kind, runs in exports.items():
+        firsts, totals = [run[0] for run in runs], [run[1] for run in runs]
+        print(
+            f"city month export .{kind} (HTTP)    first byte median "
+            f"{statistics.median(firsts) * 1000:7.0f} ms   complete median "
+            f"{statistics.median(totals):5.1f} s   ({len(runs)} downloads; {page['total']:,} "
+            f"results, {runs[0][2] / 1e6:.1f} MB)"
+        )
     print(
         f"floor: raw SQL, the month's results per organization   median "
         f"{floor_median * 1000:7.1f} ms"
