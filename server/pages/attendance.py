@@ -179,7 +179,8 @@ async def _not_finalized(request: web.Request, error: Conflict) -> web.Response:
 def _member_sheet(request: web.Request, result: SessionAttendance) -> Sheet:
     filters = Filters.of(request.query)
     shown = [line for line in result.members if filters.keep(line)]
-    return member_sheet(shown, translate_for(request), list_joiner(request))
+    names = {venue.code: venue.name for venue in result.venues}
+    return member_sheet(shown, translate_for(request), list_joiner(request), names)
 
 
 def _download(

@@ -34,7 +34,7 @@ MEMBER_COLUMN_LABELS = MappingProxyType(
     {
         "member_no": "Member number",
         "name": "Full name",
-        "org_code": "Organization code",
+        "org_name": "Organization",
         "assigned_venue": "Assigned venue",
         "venues": "Venues checked in",
         "status": "Status",
@@ -81,9 +81,12 @@ def window_seconds(result: SessionAttendance) -> int:
 
 
 def member_sheet(
-    members: Sequence[MemberLine], gettext: Callable[[str], str], joiner: str
+    members: Sequence[MemberLine],
+    gettext: Callable[[str], str],
+    joiner: str,
+    venue_names: Mapping[str, str],
 ) -> Sheet:
-    """The per-member table, in words."""
+    """The per-member table, in words: organizations and venues by name, not code."""
 
     def words(codes: Sequence[str], labels: Mapping[str, str]) -> str:
         return joiner.join(gettext(labels[code]) if code in labels else code for code in codes)
@@ -92,9 +95,11 @@ def member_sheet(
         [
             line.member_no,
             line.name,
-            line.org_code,
-            line.assigned_venue or "",
-            joiner.join(line.venues),
+            line.org_name,
+            venue_names.get(line.assigned_venue, line.assigned_venue)
+            if line.assigned_venue
+            else "",
+            joiner.join(venue_names.get(code, code) for code in line.venues),
             gettext(STATUS_LABELS.get(line.status, line.status)),
             gettext(REASON_LABELS[line.reason])
             if line.reason is not None and line.reason in REASON_LABELS

@@ -37,6 +37,7 @@ class MemberLine:
     member_no: str
     name: str
     org_code: str
+    org_name: str
     assigned_venue: str | None
     venues: list[str]
     status: str
@@ -104,7 +105,14 @@ async def session_attendance(
         venue_rows = [row for row in venue_rows if venue_scope.covers(row[-1])]
     code_of = {row[0]: row[1] for row in venue_rows}
     query = (
-        select(Attendance, Member.member_no, Member.name, Organization.code, Organization.path)
+        select(
+            Attendance,
+            Member.member_no,
+            Member.name,
+            Organization.code,
+            Organization.name,
+            Organization.path,
+        )
         .join(Member, Member.id == Attendance.member_id)
         .join(Organization, Organization.id == Member.org_id)
         .where(Attendance.session_id == training.id)
@@ -115,6 +123,7 @@ async def session_attendance(
             number,
             name,
             org_code,
+            org_name,
             code_of.get(row.assigned_venue_id or -1),
             sorted(row.venues),
             row.status,
@@ -124,7 +133,7 @@ async def session_attendance(
             row.credit_hours,
             sorted(row.flags),
         )
-        for row, number, name, org_code, path in (await session.execute(query)).all()
+        for row, number, name, org_code, org_name, path in (await session.execute(query)).all()
         if scope.covers(path) and (venue_scope is None or _at_any(row, code_of))
     ]
     summary = dict.fromkeys(SUMMARY_KEYS, 0)

@@ -44,6 +44,7 @@ class SessionView:
     venues: tuple[VenueRole, ...]
     roster_size: int
     plan_class: ClassRef | None = None
+    org_name: str = ""  # the organizer's name, as pages show it
 
     @property
     def main_venue(self) -> str:
@@ -114,15 +115,14 @@ async def views_of(
     )
     # A joint session's other subtrees see it, but not the plan class of its organizer.
     refs = await class_refs(session, (training.plan_class_id for training in trainings), scope)
-    org_codes = dict(
-        (
-            await session.execute(
-                select(Organization.id, Organization.code).where(
-                    Organization.id.in_({training.org_id for training in trainings})
-                )
+    orgs = {
+        org_id: (code, name)
+        for org_id, code, name in await session.execute(
+            select(Organization.id, Organization.code, Organization.name).where(
+                Organization.id.in_({training.org_id for training in trainings})
             )
-        ).all()
-    )
+        )
+    }
     return [
         SessionView(
             training.public_id,
@@ -133,10 +133,11 @@ async def views_of(
             training.credit_hours,
             training.state,
             dict(training.policy),
-            org_codes.get(training.org_id, ""),
+            orgs.get(training.org_id, ("", ""))[0],
             tuple(venues[training.id]),
             int(sizes.get(training.id, 0)),
             refs.get(training.plan_class_id) if training.plan_class_id else None,
+            orgs.get(training.org_id, ("", ""))[1],
         )
         for training in trainings
     ]

@@ -312,6 +312,7 @@ async def test_who_may_see_and_change_sessions(client: Any, db: Db, world: World
         reviewer_csrf = await reviewer.signed_in("reviewer-a")
         page = await _text(reviewer, f"/sessions/{public_id}")
         assert "开始培训" not in page and "编辑" not in page
+        assert "<dd>凤阳县</dd>" in page  # the organizer by name, not its code
         await _text(reviewer, "/sessions/new", status=403)
         _, refused = await _post(
             reviewer, f"/sessions/{public_id}/start", {"csrf_token": reviewer_csrf}, 403
@@ -498,10 +499,11 @@ async def test_workflow_review_exports_and_record(client: Any, db: Db, world: Wo
         )
         assert raw.startswith(b"\xef\xbb\xbf")
         rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-        assert rows[0][:3] == ["党员编号", "姓名", "组织代码"] and rows[0][-1] == "学时"
+        # Names, not codes (issue 14, item 6).
+        assert rows[0][:3] == ["党员编号", "姓名", "所在组织"] and rows[0][-1] == "学时"
         assert [row[0] for row in rows[1:]] == ["C", "E", "G", "Q1", "Q2"]
         c_row = rows[1]
-        assert c_row[3:8] == ["B1", "B1", "部分出勤", "直播中断", "迟到"]
+        assert c_row[2:8] == ["西泉村党支部", "会场B1", "会场B1", "部分出勤", "直播中断", "迟到"]
         assert c_row[-3:] == ["155", "135", "0"]
 
         async with reviewer.request("GET", f"{base}/attendance.xlsx") as answer:
@@ -578,10 +580,10 @@ async def test_workflow_review_exports_and_record(client: Any, db: Db, world: Wo
         assert "补训" not in english
         async with reviewer.request("GET", f"{base}/attendance.csv?flag=conflict") as answer:
             lines = (await answer.read()).decode("utf-8-sig").splitlines()
-        assert lines[0].startswith("Member number,Full name,Organization code")
+        assert lines[0].startswith("Member number,Full name,Organization,")
         assert lines[1:] == [
-            'F,党员F,a1a,B1,"B1, B2",Present,,"Overlapping venues, Not at the assigned venue",'
-            "180,160,3"
+            'F,党员F,西泉村党支部,会场B1,"会场B1, 会场B2",Present,,'
+            '"Overlapping venues, Not at the assigned venue",180,160,3'
         ]
     finally:
         for browser in (operator, reviewer, admin):
