@@ -79,16 +79,27 @@ async def live_session(client: Client, world: World) -> tuple[str, dict[str, str
         tokens[code] = (await answer.json())["token"]
     now = datetime.now(UTC)
     session_id = await between_m_and_b(
-        client, world, "学习贯彻党的二十届四中全会精神", now - timedelta(minutes=5), "LIVE"
+        client,
+        world,
+        "学习贯彻党的二十届四中全会精神",
+        now - timedelta(minutes=5),
+        "LIVE",
+        ends_at=now + timedelta(hours=2),
     )
     return session_id, tokens
 
 
 async def between_m_and_b(
-    client: Client, world: World, title: str, starts_at: datetime, topic: str = "T-2026-01"
+    client: Client,
+    world: World,
+    title: str,
+    starts_at: datetime,
+    topic: str = "T-2026-01",
+    ends_at: datetime | None = None,
 ) -> str:
-    """A two-hour session from `starts_at` with main venue M and branch venue B (those of
-    `live_session`) and no roster, scheduled by operator-a; answers its id."""
+    """A session from `starts_at` (for two hours unless `ends_at` says) with main venue M and
+    branch venue B (those of `live_session`) and no roster, scheduled by operator-a; answers
+    its id."""
     created = await client.post(
         "/api/v1/sessions",
         headers=world.auth("operator", "a"),
@@ -99,7 +110,7 @@ async def between_m_and_b(
             "main_venue": "M",
             "branch_venues": ["B"],
             "starts_at": starts_at.isoformat(),
-            "ends_at": (starts_at + timedelta(hours=2)).isoformat(),
+            "ends_at": (ends_at or starts_at + timedelta(hours=2)).isoformat(),
         },
     )
     assert created.status == 201, await created.text()
