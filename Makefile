@@ -36,8 +36,9 @@ install-agent:
 	$(AGENT_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-agent.txt
 	$(AGENT_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation .
 
-# Re-resolve the locks from pyproject.toml, keeping every pin it still allows (set LOCK_FLAGS=--upgrade
-# to move all, --upgrade-package=NAME to move one). The test lock holds everything; the
+# Re-resolve the locks from pyproject.toml, whose direct dependencies are pinned exactly (move one by
+# editing its pin there), keeping every transitive pin it still can (LOCK_FLAGS=--upgrade-package=NAME
+# moves a transitive one). The test lock holds everything; the
 # server's and the agent's are constrained to it, so a package has one version in all three.
 LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
 	--no-emit-index-url --no-emit-find-links $(LOCK_FLAGS)

@@ -117,10 +117,18 @@ def test_installed_environment_is_the_lock() -> None:
     assert not wrong, f"installed versions differ from requirements-test.txt: {wrong}"
 
 
-def test_every_requirement_of_pyproject_has_a_bound() -> None:
+def test_every_requirement_of_pyproject_is_pinned_to_the_lock() -> None:
+    """Nothing floats: every direct dependency (and the build backend) names exactly the version
+    the locks install, so pyproject.toml alone cannot bring in an untested one."""
+    full = read_lock("requirements-test.txt")
+    requirements = [Requirement(text) for text in PYPROJECT["build-system"]["requires"]]
     for group in ([], ["server"], ["test"]):
-        for requirement in direct_requirements(group):
-            assert str(requirement.specifier), f"{requirement.name} has no version bound"
+        requirements.extend(direct_requirements(group))
+    for requirement in requirements:
+        specs = list(requirement.specifier)
+        assert len(specs) == 1 and specs[0].operator == "==", f"{requirement} is not pinned"
+        locked = full[canonicalize_name(requirement.name)].version
+        assert specs[0].version == locked, f"pyproject pins {requirement}, the lock {locked}"
 
 
 FINDING = Finding("somepkg", "1.0", "GHSA-aaaa-bbbb-cccc", ("CVE-2026-1",), ("1.1",))
