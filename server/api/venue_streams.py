@@ -61,6 +61,8 @@ async def get_venue_stream(request: web.Request) -> web.Response:
             },
             "from": iso(since),
             "to": iso(until),
-            **page_json("samples", [sample_json(item) for item in result.items], result),
+            **page_json(
+                "samples", [sample_json(item) for item in result.samples.items], result.samples
+            ),
         }
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
+from server.domain.paging import Page
 from server.domain.times import parse_instant
 from server.errors import Invalid
 from server.http.body import query_int
@@ -18,26 +19,18 @@ MAX_PAGE = 1_000_000
 SPACED_OFFSET = re.compile(r" ([0-9]{2}(:?[0-9]{2})?)$")
 
 
-class Paged(Protocol):
-    """One page of a listing, as a service answers it."""
-
-    @property
-    def page(self) -> int: ...
-    @property
-    def per_page(self) -> int: ...
-    @property
-    def has_next(self) -> bool: ...
-    @property
-    def total(self) -> int | None: ...
+def query_page_number(request: web.Request, name: str = "page") -> int:
+    """A page number from the query (from 1; the first when absent)."""
+    return query_int(request, name, 1, low=1, high=MAX_PAGE)
 
 
 def query_page(request: web.Request, *, per_page: int, most: int) -> tuple[int, int]:
     """The query's `page` (from 1) and `per_page` (1..most; `per_page` when absent)."""
-    page = query_int(request, "page", 1, low=1, high=MAX_PAGE)
+    page = query_page_number(request)
     return page, query_int(request, "per_page", per_page, low=1, high=most)
 
 
-def page_json(name: str, items: list[Any], page: Paged) -> dict[str, Any]:
+def page_json(name: str, items: list[Any], page: Page[Any]) -> dict[str, Any]:
     """A page in the API's words: its items under `name`, and where it stands."""
     return {
         name: items,

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from aiohttp import web
 
 from server.auth.access import allow
 from server.db.session import read_session
 from server.domain.labels import FLAG_LABELS, STATUS_LABELS
+from server.domain.paging import Page
 from server.domain.stream_timeline import TIMELINE_STATE_LABELS
 from server.domain.validation import CODE_PATTERN
 from server.domain.vocabulary import READERS, VENUE_READERS
 from server.errors import Conflict
-from server.http.body import query_int
 from server.http.i18n import list_joiner, translate_for
-from server.http.queries import MAX_PAGE
+from server.http.queries import query_page_number
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.attendance_export import (
     Sheet,
@@ -37,30 +36,10 @@ from server.services import session_views
 from server.services.attendance_view import MemberLine, SessionAttendance, session_attendance
 from server.services.venue_streams import branch_timelines
 
-T = TypeVar("T")
 MEMBERS_PER_PAGE = 100  # a 467-member table is five pages, not a 20,000 px one
 MAKEUP = "makeup"  # the preset: everybody absent or partial, to invite to a make-up class
 MAKEUP_STATUSES = frozenset({"absent", "partial"})
 STATUS_FILTERS = (*STATUS_LABELS, MAKEUP)
-
-
-@dataclass(frozen=True)
-class ListPage(Generic[T]):
-    """One page of a list already in memory (page, per_page, has_next, total as _pager.html
-    reads them)."""
-
-    items: Sequence[T]
-    page: int
-    per_page: int
-    has_next: bool
-    total: int
-
-    @classmethod
-    def of(cls, everything: Sequence[T], page: int, per_page: int) -> ListPage[T]:
-        """The page-th slice of `per_page` items."""
-        first = (page - 1) * per_page
-        items = everything[first : first + per_page]
-        return cls(items, page, per_page, first + per_page < len(everything), len(everything))
 
 
 @dataclass(frozen=True)
@@ -134,8 +113,8 @@ async def get_attendance(request: web.Request) -> web.Response:
     except Conflict as error:
         return await _not_finalized(request, error)
     shown = [line for line in result.members if filters.keep(line)]
-    page = query_int(request, "page", 1, low=1, high=MAX_PAGE)
-    members = ListPage.of(shown, page, MEMBERS_PER_PAGE)
+    page = query_page_number(request)
+    members = Page.of(shown, page, MEMBERS_PER_PAGE)
     window = window_seconds(result)
     venue_rows = [
         (venue, venue.up_seconds // 60, up_percent(venue.up_seconds, window))

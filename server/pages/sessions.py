@@ -30,9 +30,8 @@ from server.domain.vocabulary import (
     editable,
 )
 from server.errors import Conflict, Forbidden, Invalid
-from server.http.body import query_int
 from server.http.i18n import translate_for
-from server.http.queries import MAX_PAGE
+from server.http.queries import query_page_number
 from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
 from server.pages.forms import FormProblem, problem_of, redirect_with_notice
@@ -228,7 +227,7 @@ async def _session_page(
     asked: Confirmation | None = None,
 ) -> web.Response:
     principal = request[PRINCIPAL_KEY]
-    roster_page = query_int(request, "roster_page", 1, low=1, high=MAX_PAGE)
+    roster_page = query_page_number(request, "roster_page")
     async with read_session(request.app[DB_KEY]) as session:
         training = await session_views.load_visible(session, principal.scope, public_id)
         view = await session_views.view_of(session, principal.scope, training)

@@ -11,6 +11,7 @@ from server.auth.principal import Scope
 from server.db.models import Member, Organization
 from server.domain.audit_chain import AuditFacts
 from server.domain.members import MemberFields
+from server.domain.paging import Page, offset
 from server.domain.validation import CODE_PATTERN
 from server.errors import Conflict, NotFound
 from server.services import audit
@@ -30,17 +31,6 @@ class MemberView:
     org_name: str
     category: str
     card_code: str | None
-
-
-@dataclass(frozen=True)
-class MemberPage:
-    """One page of a member search."""
-
-    items: list[MemberView]
-    page: int
-    per_page: int
-    has_next: bool
-    total: int | None
 
 
 def snapshot(fields: MemberFields) -> dict[str, str | None]:
@@ -170,7 +160,7 @@ async def search_members(
     org: Organization | None = None,
     page: int = 1,
     per_page: int = 50,
-) -> MemberPage:
+) -> Page[MemberView]:
     """Members inside the scope (and an optional organization's subtree), by number or name."""
     per_page = max(1, min(per_page, MAX_PER_PAGE))
     page = max(1, page)
@@ -187,13 +177,13 @@ async def search_members(
             _view_query()
             .where(condition)
             .order_by(Member.member_no)
-            .offset((page - 1) * per_page)
+            .offset(offset(page, per_page))
             .limit(per_page + 1)
         )
     ).all()
     total = None if query else await count_members(session, scope, org)
-    items = [_view(member, organization) for member, organization in rows[:per_page]]
-    return MemberPage(items, page, per_page, len(rows) > per_page, total)
+    items = [_view(member, organization) for member, organization in rows]
+    return Page.fetched(items, page, per_page, total)
 
 
 async def count_members(

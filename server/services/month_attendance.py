@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 
 from server.auth.principal import Scope
 from server.db.models import Attendance, Member, Organization, TrainingSession, Venue
+from server.domain.paging import Page, offset
 from server.domain.reports import Month
 from server.domain.vocabulary import HELD_STATES
 from server.services.organizations import get_org
@@ -54,17 +55,6 @@ class MonthScope:
     path: str
     starts: datetime
     ends: datetime
-
-
-@dataclass(frozen=True)
-class ResultPage:
-    """One page of the month's rows, and how many there are in all."""
-
-    items: list[ResultRow]
-    page: int
-    per_page: int
-    has_next: bool
-    total: int
 
 
 async def month_scope(
@@ -135,15 +125,14 @@ def _ordered(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
 
 async def result_page(
     session: AsyncSession, where: MonthScope, page: int, per_page: int
-) -> ResultPage:
+) -> Page[ResultRow]:
     """One page of the month's rows, by member number, then by the session's start."""
     query = _query(where)
     rows = (
-        await session.execute(_ordered(query).offset((page - 1) * per_page).limit(per_page + 1))
+        await session.execute(_ordered(query).offset(offset(page, per_page)).limit(per_page + 1))
     ).all()
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    items = [_row(values) for values in rows[:per_page]]
-    return ResultPage(items, page, per_page, len(rows) > per_page, int(total or 0))
+    return Page.fetched([_row(values) for values in rows], page, per_page, int(total or 0))
 
 
 async def stream_results(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
 from server.db.models import Member, Organization, RosterEntry, TrainingSession, Venue
+from server.domain.paging import Page, offset
 from server.domain.sessions import RosterLine
 from server.services.organizations import org_named_in
 from server.services.session_views import venues_in
@@ -43,24 +44,13 @@ class RosterRow:
     venue: str
 
 
-@dataclass(frozen=True)
-class RosterPage:
-    """One page of a session's roster lines by member number, and how many there are in all."""
-
-    items: list[RosterRow]
-    page: int
-    per_page: int
-    has_next: bool
-    total: int
-
-
 async def roster_page(
     session: AsyncSession,
     training: TrainingSession,
     page: int,
     per_page: int,
     venue_scope: Scope | None = None,
-) -> RosterPage:
+) -> Page[RosterRow]:
     """One page of the roster lines by member number, with names (only the lines at the venues
     of `venue_scope` when given)."""
     condition = RosterEntry.session_id == training.id
@@ -72,9 +62,9 @@ async def roster_page(
         .join(Venue, Venue.id == RosterEntry.venue_id)
         .where(condition)
         .order_by(Member.member_no)
-        .offset((page - 1) * per_page)
+        .offset(offset(page, per_page))
         .limit(per_page + 1)
     )
     items = [RosterRow(number, name, venue) for number, name, venue in rows]
     total = await session.scalar(select(func.count()).select_from(RosterEntry).where(condition))
-    return RosterPage(items[:per_page], page, per_page, len(items) > per_page, int(total or 0))
+    return Page.fetched(items, page, per_page, int(total or 0))

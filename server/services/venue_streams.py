@@ -16,6 +16,7 @@ from server.db.epochs import epoch_of
 from server.db.models import SessionVenue, StreamSample, TrainingSession, Venue
 from server.domain.agent_payloads import SAMPLE_FIGURES
 from server.domain.attendance import Policy
+from server.domain.paging import Page, offset
 from server.domain.stream_timeline import StreamSpan, sample_reach, stream_spans
 from server.domain.times import epoch
 from server.errors import NotFound
@@ -42,11 +43,7 @@ class SamplePage:
 
     session_id: str
     venue: VenueRole
-    items: list[SampleView]
-    page: int
-    per_page: int
-    has_next: bool
-    total: int
+    samples: Page[SampleView]
 
 
 @dataclass(frozen=True)
@@ -101,7 +98,7 @@ async def venue_samples(
             select(StreamSample)
             .where(condition)
             .order_by(StreamSample.at, StreamSample.id)
-            .offset((page - 1) * per_page)
+            .offset(offset(page, per_page))
             .limit(per_page + 1)
         )
     ).all()
@@ -113,10 +110,10 @@ async def venue_samples(
             {name: getattr(row, name) for name in SAMPLE_FIGURES},
             row.received_at,
         )
-        for row in rows[:per_page]
+        for row in rows
     ]
     return SamplePage(
-        training.public_id, venue, items, page, per_page, len(rows) > per_page, int(total or 0)
+        training.public_id, venue, Page.fetched(items, page, per_page, int(total or 0))
     )
 
 
