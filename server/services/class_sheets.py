@@ -22,6 +22,7 @@ from server.db.models import (
     TrainingSession,
     Venue,
 )
+from server.domain.certificates import LEFT_OUT_REASONS, left_out_reason
 from server.domain.class_workflow import Tally, tally
 from server.domain.vocabulary import HELD_STATES
 from server.services.class_workflow import ClassFacts
@@ -96,7 +97,8 @@ class Run:
 
 @dataclass(frozen=True)
 class Credit:
-    """A trainee of the class and what the class credited them (结业证书/学时证明)."""
+    """A trainee of the class and what the class credited them (结业证书/学时证明): the runs
+    that credited them (held and finalized only) and why they have no certificate, if not."""
 
     member_no: str
     name: str
@@ -105,6 +107,13 @@ class Credit:
     runs_rostered: int
     runs_attended: int
     credit_hours: Decimal
+    credited_runs: list[Run]
+    left_out: str | None
+
+    @property
+    def certified(self) -> bool:
+        """The trainee earns the class's certificate."""
+        return self.left_out is None
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,32 @@ class ClassSheet:
     def roster_total(self) -> int:
         """Person-times on the rosters of all runs."""
         return sum(len(run.roster) for run in self.runs)
+
+    @property
+    def courses(self) -> list[str]:
+        """The runs' course titles, each once, in time order: what the documents name as the
+        class's content (a topic code is a key for the once-a-year rule, not a name)."""
+        return list(dict.fromkeys(run.title for run in self.runs))
+
+    @property
+    def held_runs(self) -> list[Run]:
+        """The runs held with their attendance finalized: the only ones a document may say
+        took place."""
+        return [run for run in self.runs if run.finalized]
+
+    @property
+    def certified(self) -> list[Credit]:
+        """The trainees who earn the certificate, by organization and number."""
+        return [credit for credit in self.credits if credit.certified]
+
+    @property
+    def left_out(self) -> list[tuple[str, list[Credit]]]:
+        """The trainees without a certificate, grouped by why (reasons in a fixed order)."""
+        groups = [
+            (reason, [credit for credit in self.credits if credit.left_out == reason])
+            for reason in LEFT_OUT_REASONS
+        ]
+        return [(reason, people) for reason, people in groups if people]
 
 
 async def class_sheet(session: AsyncSession, scope: Scope, facts: ClassFacts) -> ClassSheet:
@@ -169,7 +204,7 @@ async def class_sheet(session: AsyncSession, scope: Scope, facts: ClassFacts) ->
         for run in runs
         if run.finalized
     )
-    return ClassSheet(facts, runs, figures, _credits(runs))
+    return ClassSheet(facts, runs, figures, _credits(runs, facts.hours_per_run))
 
 
 async def _rosters(session: AsyncSession, scope: Scope, ids: list[int]) -> dict[int, list[Trainee]]:
@@ -275,30 +310,36 @@ async def _venues(
     return found
 
 
-def _credits(runs: list[Run]) -> list[Credit]:
-    """Each trainee once, by organization and number, with the runs and hours of the class."""
+def _credits(runs: list[Run], hours_per_run: Decimal) -> list[Credit]:
+    """Each trainee once, by organization and number, with the runs and hours of the class and
+    whether they earn its certificate (server/domain/certificates.py)."""
     people: dict[str, Trainee] = {}
-    rostered: dict[str, int] = defaultdict(int)
-    attended: dict[str, int] = defaultdict(int)
-    hours: dict[str, Decimal] = defaultdict(Decimal)
+    rostered: dict[str, list[Run]] = defaultdict(list)
+    results: dict[str, list[tuple[Run, Result]]] = defaultdict(list)
     for run in runs:
         for trainee in run.roster:
             people.setdefault(trainee.member_no, trainee)
-            rostered[trainee.member_no] += 1
+            rostered[trainee.member_no].append(run)
         for result in run.results:
-            if result.status != "absent":
-                attended[result.member_no] += 1
-            hours[result.member_no] += result.credit_hours
+            results[result.member_no].append((run, result))
     ordered = sorted(people.values(), key=lambda t: (t.org_name, t.member_no))
-    return [
-        Credit(
-            t.member_no,
-            t.name,
-            t.category,
-            t.org_name,
-            rostered[t.member_no],
-            attended[t.member_no],
-            hours[t.member_no],
-        )
-        for t in ordered
-    ]
+    return [_credit(t, rostered[t.member_no], results[t.member_no], hours_per_run) for t in ordered]
+
+
+def _credit(
+    trainee: Trainee, rostered: list[Run], held: list[tuple[Run, Result]], hours_per_run: Decimal
+) -> Credit:
+    pending = sum(1 for run in rostered if not run.finalized)
+    return Credit(
+        trainee.member_no,
+        trainee.name,
+        trainee.category,
+        trainee.org_name,
+        len(rostered),
+        sum(1 for _, result in held if result.status != "absent"),
+        sum((result.credit_hours for _, result in held), Decimal(0)),
+        [run for run, result in held if result.credit_hours > 0],
+        left_out_reason(
+            [(result.status, result.credit_hours) for _, result in held], pending, hours_per_run
+        ),
+    )

@@ -9,17 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.db.models import Attendance, Member
-from server.db.session import read_session
 from server.domain.class_workflow import PRINT_TEMPLATES, STEP_KEYS, TEMPLATES_BY_KEY, templates_of
 from tests.support.class_workflow import (
     CLASS_PAGE,
     TRAINEES,
     page,
     seed_class,
+    statuses,
     step_list_form,
 )
 from tests.support.world import World
@@ -52,8 +50,8 @@ REQUIRED_TITLES = (
 )
 # What a template must show beyond the class's own facts, for the seeded class with its run.
 FILLED = {
-    "filing_form": ("西泉镇2026年度党员教育培训计划", "已备案待审核", "60人", "XC-01、JC-02"),
-    "course_settings": ("政治理论首课", "XC-01", "JC-02"),
+    "filing_form": ("西泉镇2026年度党员教育培训计划", "已备案待审核", "60人", "乡村振兴第一期"),
+    "course_settings": ("政治理论首课", "乡村振兴第一期"),
     "timetable": ("乡村振兴第一期", "2026年3月10日 09:00—12:00", "西泉镇党校主会场"),
     "faculty_register": ("2026年3月10日 09:00—12:00", "西泉镇党校主会场"),
     "opening_notice": ("西泉村党支部", "2026年3月10日 09:00—12:00", "政治理论首课"),
@@ -62,10 +60,10 @@ FILLED = {
     "trainee_groups": ("张学员", "王学员", "组长"),
     "venue_signin_summary": ("西泉镇党校主会场", "西泉村分会场", "主会场", "分会场"),
     "attendance_record": ("出勤", "缺勤", "张学员", "180"),
-    "teaching_log": ("乡村振兴第一期", "XC-01", "3 / 1"),
+    "teaching_log": ("乡村振兴第一期", "所属班次", "3 / 1"),
     "evaluation_summary": ("33.3%",),
-    "summary_report": ("实际举办1期", "花名册3人次、3人", "33.3%"),
-    "certificate": ("张学员", "王学员", "3</strong> 学时"),
+    "summary_report": ("实际举办（考勤已确定）1期", "花名册3人次、3人", "取得结业证书1人", "33.3%"),
+    "certificate": ("张学员", "王学员", "3</strong> 学时", "结业证书发放情况"),
     "archive_index": ("开班签到表", "第7步 开班签到", "一党委一专柜"),
 }
 
@@ -132,16 +130,7 @@ async def test_attendance_and_certificates_follow_the_finalized_results(
     client: Any, db: Db, world: World
 ) -> None:
     await seed_class(db)
-    async with read_session(db) as session:
-        results = dict(
-            (
-                await session.execute(
-                    select(Member.member_no, Attendance.status).join(
-                        Member, Member.id == Attendance.member_id
-                    )
-                )
-            ).all()
-        )
+    results = await statuses(db)
     assert results == {"WF-1": "present", "WF-2": "absent", "WF-3": "absent"}
     auth = world.auth("admin", "a")
     record = await page(client, f"{CLASS_PAGE}/print/attendance_record", auth)
@@ -161,11 +150,10 @@ async def test_attendance_and_certificates_follow_the_finalized_results(
         "hours": "3",
     }
     certificates = await page(client, f"{CLASS_PAGE}/print/certificate", auth)
-    assert certificates.count('class="certificate"') == 3
-    first = certificates.split('data-member="WF-1"')[1].split("</div>")[0]
-    assert "张学员" in first and "参训1期" in first and "<strong>3</strong> 学时" in first
-    absent = certificates.split('data-member="WF-2"')[1].split("</div>")[0]
-    assert "参训0期" in absent and "<strong>0</strong> 学时" in absent
+    assert certificates.count('class="certificate"') == 1  # the absent get none (issue 14)
+    first = certificates.split('<div class="certificate" data-member="WF-1"')[1].split("</div>")[0]
+    assert "张学员" in first and "<strong>3</strong> 学时" in first
+    assert 'data-member="WF-2" data-reason="absent"' in certificates
     register = await page(client, f"{CLASS_PAGE}/print/trainee_register", auth)
     assert register.count("<article") == 3 and "党员培训登记表" in register
 
@@ -182,7 +170,7 @@ async def test_a_class_without_runs_prints_every_form_blank(
     signin = await page(client, f"{CLASS_PAGE}/print/signin_sheet", auth)
     assert signin.count('<tr class="blank">') == 10
     certificate = await page(client, f"{CLASS_PAGE}/print/certificate", auth)
-    assert "__________" in certificate
+    assert "暂无符合结业条件的学员" in certificate
 
 
 async def test_a_renamed_step_heads_its_templates(client: Any, db: Db, world: World) -> None:

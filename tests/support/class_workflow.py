@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from server.auth.principal import WHOLE_TREE
-from server.db.models import CheckIn, Member, TrainingSession, Venue
-from server.db.session import write_session
+from server.db.models import Attendance, CheckIn, Member, TrainingSession, Venue
+from server.db.session import read_session, write_session
 from server.domain.class_workflow import STEP_KEYS, STEP_LABELS
 from server.domain.members import MemberFields
 from server.domain.sessions import parse_session
@@ -69,20 +69,40 @@ async def seed_class(db: Db, *, with_run: bool = True, code: str = "C01") -> See
             ("WF-BR", "西泉村分会场", "a1a"),
         ):
             await venues.create_venue(session, WHOLE_TREE, "test", VenueFields(venue, name, org))
+    public_id = await add_run(
+        db,
+        code,
+        "乡村振兴第一期",
+        START,
+        [("WF-1", "WF-MAIN"), ("WF-2", "WF-MAIN"), ("WF-3", "WF-BR")],
+        {"WF-1": (START - timedelta(minutes=5), START + timedelta(hours=3))},
+    )
+    return Seeded(class_id, public_id)
+
+
+async def add_run(
+    db: Db,
+    code: str,
+    title: str,
+    start: datetime,
+    roster: list[tuple[str, str]],
+    stays: dict[str, tuple[datetime, datetime]],
+    *,
+    held: bool = True,
+) -> str:
+    """A three-hour run of a1's 2026 class `code` (3 学时) at WF-MAIN with the branch WF-BR,
+    the roster's (member, venue) pairs, each stay a scan in and out at the member's venue, and
+    (held) started, ended and finalized through the real workflow; its public id."""
     fields, problems = parse_session(
         {
-            "title": "乡村振兴第一期",
+            "title": title,
             "topic_code": "XC-01",
-            "starts_at": START.isoformat(),
-            "ends_at": (START + timedelta(hours=3)).isoformat(),
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(hours=3)).isoformat(),
             "credit_hours": 3,
             "main_venue": "WF-MAIN",
             "branch_venues": ["WF-BR"],
-            "roster": [
-                {"member_no": "WF-1", "venue": "WF-MAIN"},
-                {"member_no": "WF-2", "venue": "WF-MAIN"},
-                {"member_no": "WF-3", "venue": "WF-BR"},
-            ],
+            "roster": [{"member_no": number, "venue": venue} for number, venue in roster],
             "plan_class": f"a1/2026/{code}",
         }
     )
@@ -92,29 +112,29 @@ async def seed_class(db: Db, *, with_run: bool = True, code: str = "C01") -> See
         training_id = await session.scalar(
             select(TrainingSession.id).where(TrainingSession.public_id == view.id)
         )
-        venue_id = await session.scalar(select(Venue.id).where(Venue.code == "WF-MAIN"))
-        member_id = await session.scalar(select(Member.id).where(Member.member_no == "WF-1"))
-        for kind, moment in (
-            ("in", START - timedelta(minutes=5)),
-            ("out", START + timedelta(hours=3)),
-        ):
-            session.add(
-                CheckIn(
-                    event_id=str(uuid.uuid4()),
-                    session_id=training_id,
-                    venue_id=venue_id,
-                    member_id=member_id,
-                    kind=kind,
-                    source="scanner",
-                    at_raw=moment,
-                    at=moment,
-                    received_at=moment,
+        venue_of = dict(roster)
+        for number, (arrived, left) in stays.items():
+            venue_id = await session.scalar(select(Venue.id).where(Venue.code == venue_of[number]))
+            member_id = await session.scalar(select(Member.id).where(Member.member_no == number))
+            for kind, moment in (("in", arrived), ("out", left)):
+                session.add(
+                    CheckIn(
+                        event_id=str(uuid.uuid4()),
+                        session_id=training_id,
+                        venue_id=venue_id,
+                        member_id=member_id,
+                        kind=kind,
+                        source="scanner",
+                        at_raw=moment,
+                        at=moment,
+                        received_at=moment,
+                    )
                 )
-            )
-    async with write_session(db) as session:
-        for action in ("start", "end", "finalize"):
-            await workflow.act(session, WHOLE_TREE, "test", view.id, action, TZ)
-    return Seeded(class_id, view.id)
+    if held:
+        async with write_session(db) as session:
+            for action in ("start", "end", "finalize"):
+                await workflow.act(session, WHOLE_TREE, "test", view.id, action, TZ)
+    return view.id
 
 
 def step_list_form(
@@ -134,3 +154,14 @@ async def page(client: Client, path: str, auth: dict[str, str], status: int = 20
     text: str = await answer.text()
     assert answer.status == status, (answer.status, text[:600])
     return text
+
+
+async def statuses(db: Db) -> dict[str, str]:
+    """Each member's stored attendance status, by member number (one run per member here)."""
+    async with read_session(db) as session:
+        rows = await session.execute(
+            select(Member.member_no, Attendance.status).join(
+                Member, Member.id == Attendance.member_id
+            )
+        )
+        return {number: status for number, status in rows.all()}
