@@ -5,11 +5,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.access import allow
-from server.auth.principal import Scope
-from server.db.models import TrainingSession
 from server.db.session import read_session
 from server.domain.labels import ICE_PATH_LABELS
 from server.domain.vocabulary import BROADCASTABLE_STATES, VENUE_READERS, WRITERS
@@ -33,15 +30,6 @@ def _ice_servers(request: web.Request) -> list[dict[str, object]]:
     return list(ice_servers_for(settings.ice, settings.turn, name, utcnow()).servers)
 
 
-async def _owns(session: AsyncSession, scope: Scope, training: TrainingSession) -> bool:
-    """Whether the caller's subtree organizes the session (only the organizer broadcasts)."""
-    try:
-        await sessions.check_owner(session, scope, training)
-    except Forbidden:
-        return False
-    return True
-
-
 @allow(*VENUE_READERS)
 async def get_console(request: web.Request) -> web.Response:
     """GET /sessions/{id}/console"""
@@ -50,7 +38,7 @@ async def get_console(request: web.Request) -> web.Response:
     async with read_session(request.app[DB_KEY]) as session:
         training = await session_views.load_visible(session, principal.scope, public_id)
         view = await session_views.view_of(session, principal.scope, training)
-        owner = await _owns(session, principal.scope, training)
+        owner = await sessions.is_owner(session, principal.scope, training)
         _, tiles = await venue_wall(session, principal.scope, public_id, utcnow())
     broadcast = request.app[BROADCASTS_KEY].status(public_id)
     shown = arrange(tiles, broadcast.on, broadcast.publishing)

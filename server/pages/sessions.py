@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.access import allow
 from server.auth.principal import Scope
-from server.db.models import TrainingSession
 from server.db.session import read_session, write_session
 from server.domain.attendance import Policy
 from server.domain.confirmations import (
@@ -211,15 +210,6 @@ async def update_session(request: web.Request) -> web.Response:
     )
 
 
-async def _owns(session: AsyncSession, scope: Scope, training: TrainingSession) -> bool:
-    """Whether the caller's subtree organizes the session (others only see it)."""
-    try:
-        await sessions.check_owner(session, scope, training)
-    except Forbidden:
-        return False
-    return True
-
-
 async def _session_page(
     request: web.Request,
     public_id: str,
@@ -231,7 +221,7 @@ async def _session_page(
     async with read_session(request.app[DB_KEY]) as session:
         training = await session_views.load_visible(session, principal.scope, public_id)
         view = await session_views.view_of(session, principal.scope, training)
-        owner = await _owns(session, principal.scope, training)
+        owner = await sessions.is_owner(session, principal.scope, training)
         # The roster names members of every subtree taking part: only the organizer sees it,
         # and a venue's staff see their own venues' lines.
         venue_scope = principal.venue_scope
@@ -286,7 +276,7 @@ async def post_session_action(request: web.Request) -> web.Response:
     public_id, action = request.match_info["id"], request.match_info["action"]
     if principal.role not in SESSION_ACTIONS.get(action, ()):
         raise Forbidden("Your role may not do this.")
-    if (await request.post()).get("confirmed") != "yes":
+    if action in CONSEQUENCES and (await request.post()).get("confirmed") != "yes":
         async with read_session(request.app[DB_KEY]) as session:
             training = await session_views.load_visible(session, principal.scope, public_id)
         asked = confirmation(action, training.ends_at, utcnow())

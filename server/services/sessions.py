@@ -295,6 +295,15 @@ async def check_owner(session: AsyncSession, scope: Scope, training: TrainingSes
         raise Forbidden("Only the organizing organization may change this session.")
 
 
+async def is_owner(session: AsyncSession, scope: Scope, training: TrainingSession) -> bool:
+    """Whether the caller's subtree organizes the session (others only see it)."""
+    try:
+        await check_owner(session, scope, training)
+    except Forbidden:
+        return False
+    return True
+
+
 async def change_state(
     session: AsyncSession,
     scope: Scope,
