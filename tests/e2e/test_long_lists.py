@@ -43,23 +43,14 @@ async def test_a_large_roster_and_its_attendance_come_in_pages(
             },
         )
         assert answer.status == 201, await answer.text()
-    starts_at = datetime.now(UTC) - timedelta(days=2)
-    answer = await client.post(
-        "/api/v1/sessions",
-        headers=world.auth("operator", "a"),
-        json={
-            "title": "基层党组织书记轮训",
-            "topic_code": "T-LONG",
-            "credit_hours": 2,
-            "main_venue": "M",
-            "branch_venues": ["B"],
-            "starts_at": starts_at.isoformat(),
-            "ends_at": (starts_at + timedelta(hours=2)).isoformat(),
-            "roster": [{"member_no": f"P{n:04d}", "venue": "B"} for n in range(MEMBERS)],
-        },
+    session_id = await between_m_and_b(
+        client,
+        world,
+        "基层党组织书记轮训",
+        datetime.now(UTC) - timedelta(days=2),
+        "T-LONG",
+        roster=[(f"P{n:04d}", "B") for n in range(MEMBERS)],
     )
-    assert answer.status == 201, await answer.text()
-    session_id = (await answer.json())["id"]
     await add_user(db, "rev-long", "reviewer", "a")
     base = str(client.make_url("/")).rstrip("/")
     page = await signed_in_page(chromium, base, "rev-long")

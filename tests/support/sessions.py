@@ -96,10 +96,11 @@ async def between_m_and_b(
     starts_at: datetime,
     topic: str = "T-2026-01",
     ends_at: datetime | None = None,
+    roster: list[tuple[str, str]] | None = None,
 ) -> str:
     """A session from `starts_at` (for two hours unless `ends_at` says) with main venue M and
-    branch venue B (those of `live_session`) and no roster, scheduled by operator-a; answers
-    its id."""
+    branch venue B (those of `live_session`) and the roster's (member, venue) pairs (none by
+    default), scheduled by operator-a; answers its id."""
     created = await client.post(
         "/api/v1/sessions",
         headers=world.auth("operator", "a"),
@@ -111,6 +112,7 @@ async def between_m_and_b(
             "branch_venues": ["B"],
             "starts_at": starts_at.isoformat(),
             "ends_at": (ends_at or starts_at + timedelta(hours=2)).isoformat(),
+            "roster": [{"member_no": number, "venue": venue} for number, venue in roster or []],
         },
     )
     assert created.status == 201, await created.text()
