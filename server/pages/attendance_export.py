@@ -22,13 +22,13 @@ from server.domain.labels import (
     VENUE_ROLE_LABELS,
 )
 from server.domain.members import hours_number as number
+from server.domain.xlsx_stream import HEADER_FILL
 from server.services.attendance_view import MemberLine, SessionAttendance
 
 Cell = str | int | float | None
 UNSAFE_IN_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 BOM = "\ufeff"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-HEADER_FILL = "F3E3E1"
 # The member table's columns: heading msgid, and width in characters in the workbook.
 MEMBER_COLUMN_LABELS = MappingProxyType(
     {

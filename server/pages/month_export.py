@@ -1,5 +1,5 @@
 """A month's attendance rows in words: the export's headings and cells, a CSV written as the rows
-are read, and a workbook written row by row (openpyxl's write-only mode)."""
+are read, and a workbook written row by row (server/domain/xlsx_stream), both streamed."""
 
 from __future__ import annotations
 
@@ -7,17 +7,12 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
-from typing import Any
 from zoneinfo import ZoneInfo
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font, PatternFill
-from openpyxl.utils import get_column_letter
 
 from server.domain.labels import FLAG_LABELS, REASON_LABELS, STATUS_LABELS
 from server.domain.members import hours_number
-from server.pages.attendance_export import HEADER_FILL, Cell, csv_safe
+from server.domain.xlsx_stream import XlsxStream
+from server.pages.attendance_export import Cell, csv_safe
 from server.services.month_attendance import ResultRow
 
 # The columns: heading msgid, and width in characters in the workbook.
@@ -71,35 +66,8 @@ def csv_text(lines: Iterable[Sequence[Cell]]) -> str:
     return buffer.getvalue()
 
 
-def _risky(value: Cell) -> bool:
-    """Text openpyxl would store as a formula: written as a text cell instead."""
-    return isinstance(value, str) and value.startswith("=")
-
-
-def _text_cell(sheet: Any, value: Cell) -> WriteOnlyCell:
-    cell = WriteOnlyCell(sheet, value=value)
-    cell.data_type = "s"  # text stays text: never a live formula
-    return cell
-
-
-def workbook_bytes(title: str, heading: Sequence[str], rows: Iterable[Sequence[Cell]]) -> bytes:
-    """A one-sheet workbook written row by row: bold filled header, frozen, widths set. Plain
-    values go in as they are (a cell object each would triple the time); only text openpyxl
-    would take for a formula gets a text cell."""
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title[:31])
-    for index, width in enumerate(COLUMNS.values(), start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = width
-    sheet.freeze_panes = "A2"
-    bold, fill = Font(bold=True), PatternFill("solid", fgColor=HEADER_FILL)
-    header = []
-    for text in heading:
-        cell = WriteOnlyCell(sheet, value=text)
-        cell.font, cell.fill = bold, fill
-        header.append(cell)
-    sheet.append(header)
-    for row in rows:
-        sheet.append([_text_cell(sheet, value) if _risky(value) else value for value in row])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+def workbook(title: str, heading: Sequence[str]) -> XlsxStream:
+    """The month's workbook, to be written batch by batch: one sheet, a bold filled frozen
+    header, the columns' widths; every text an inline string, so text that looks like a formula
+    (`=…`, `+…`, `@…`) or an error (`#N/A`) stays text."""
+    return XlsxStream(title, heading, tuple(COLUMNS.values()))

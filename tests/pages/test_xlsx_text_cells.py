@@ -1,8 +1,9 @@
 """Security review, issue 11, finding 6: every workbook the server writes keeps user text as text.
 A member or an organization named like a formula (`=HYPERLINK(…)`, `+1+1`, `@SUM(A1)`) or an
-error code (`#N/A`) is a string cell in attendance.xlsx, cabinet.xlsx and the monthly report's
-workbook, never a live formula; the data is built through the real API and each workbook is
-downloaded through its real HTTP address."""
+error code (`#N/A`) is a string cell in attendance.xlsx, cabinet.xlsx, the monthly report's
+workbook and the month's results (/api/v1/attendance.xlsx, streamed), never a live formula; the
+data is built through the real API and each workbook is downloaded through its real HTTP
+address."""
 
 from __future__ import annotations
 
@@ -91,17 +92,22 @@ async def test_every_workbook_writes_user_text_as_string_cells(
 ) -> None:
     session_id = await _build(client, world)
     now = datetime.now(TZ)
+    held = now - timedelta(days=1)  # the session's day, as _build schedules it
     workbooks = {
         "attendance": await _download(client, world, f"/sessions/{session_id}/attendance.xlsx"),
         "cabinet": await _download(
             client, world, f"/organizations/x1/cabinet.xlsx?year={now.year}"
         ),
         "report": await _download(client, world, f"/reports/monthly.xlsx?org=a&month={now:%Y-%m}"),
+        "month": await _download(
+            client, world, f"/api/v1/attendance.xlsx?org=a&month={held:%Y-%m}"
+        ),
     }
     expected = {
         "attendance": set(TRICKY),  # the members' names
         "cabinet": {*TRICKY, ORG_NAME},  # the members' names and their organization's
         "report": {ORG_NAME},  # the child organization's name
+        "month": {*TRICKY, ORG_NAME},  # the members' names and their organization's
     }
     problems = []
     for kind, body in workbooks.items():
