@@ -40,6 +40,8 @@ BITRATE_SMOOTHING = 0.5  # weight of the newest window
 RTP_MASK = 0xFFFFFFFF
 
 KeyframeRequester = Callable[[], Awaitable[None]]
+# Sees every frame a source passes on: (codec name, data, continuous pts, keyframe).
+FrameTap = Callable[[str, bytes, int, bool], None]
 
 
 @dataclass
@@ -244,6 +246,7 @@ class Source:
         self.bitrate_bps = 0.0  # what the publisher sends on it, smoothed
         self.picture: tuple[int, int] | None = None  # width, height of the last VP8 keyframe
         self.frames_in = 0
+        self.taps: list[FrameTap] = []  # a recorder, for one
 
     @property
     def subscribers(self) -> int:
@@ -310,6 +313,8 @@ class Source:
         keyframe = is_keyframe(codec_name, data)
         if keyframe and self.kind == "video" and codec_name.upper() == "VP8":
             self.picture = vp8_picture_size(data)
+        for tap in self.taps:
+            tap(codec_name, data, pts, keyframe)
         if not (self._outlets or self._joining) or self.packetizer is None:
             return
         payloads, rtp_timestamp = self.packetizer.pack(to_packet(data, pts, self.rate))

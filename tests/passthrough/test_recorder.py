@@ -1,0 +1,192 @@
+"""Recording without re-encoding (issue 15, item 1), fed real VP8 and Opus frames (encoded here
+by libvpx and libopus) as a source passes them on: one WebM whose length is the broadcast's, a
+publisher's time away kept as a listed gap with the picture resuming at a keyframe, every video
+frame decoding, and a full disk stopping the recording with a reason, never the caller."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from passthrough.fanout import RelayCounters, Source
+from passthrough.recorder import Recorder
+
+FPS = 30
+AUDIO_FRAME = 960  # 20 ms of Opus at 48 kHz
+
+
+class Clock:
+    """The recorder's monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def vp8_frames(
+    count: int, gop: int = 30, size: tuple[int, int] = (320, 240), noise: bool = False
+) -> list[bytes]:
+    encoder = av.CodecContext.create("libvpx", "w")
+    encoder.width, encoder.height = size
+    encoder.pix_fmt = "yuv420p"
+    encoder.time_base = Fraction(1, FPS)
+    encoder.gop_size = gop
+    encoder.options = {"deadline": "realtime", "cpu-used": "8"}
+    frames: list[bytes] = []
+    for index in range(count):
+        picture = av.VideoFrame(*size, "yuv420p")
+        for plane in picture.planes:
+            fill = os.urandom(plane.buffer_size) if noise else bytes([index * 7 % 256])
+            plane.update(fill * (1 if noise else plane.buffer_size))
+        picture.pts = index
+        frames += [bytes(packet) for packet in encoder.encode(picture)]
+    frames += [bytes(packet) for packet in encoder.encode(None)]
+    return frames[:count]
+
+
+def opus_frames(count: int) -> list[bytes]:
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48_000, "stereo", "s16"
+    frames: list[bytes] = []
+    for index in range(count):
+        sound = av.AudioFrame(format="s16", layout="stereo", samples=AUDIO_FRAME)
+        for plane in sound.planes:
+            plane.update(bytes(plane.buffer_size))
+        sound.sample_rate, sound.pts = 48_000, index * AUDIO_FRAME
+        frames += [bytes(packet) for packet in encoder.encode(sound)]
+    return frames
+
+
+def keyframe(data: bytes) -> bool:
+    return data[0] & 0x01 == 0
+
+
+def feed(
+    recorder: Recorder,
+    clock: Clock,
+    seconds: float,
+    start_s: float,
+    video: Iterator[bytes],
+    audio: Iterator[bytes],
+) -> None:
+    """Frames for `seconds` of broadcast from `start_s` on the sources' clock, wall time along."""
+    steps = round(seconds * 50)  # 20 ms ticks: one audio frame each, a video frame every 1/30 s
+    shown = 0
+    for tick in range(steps):
+        at = start_s + tick * 0.02
+        clock.now = 100.0 + at
+        recorder.take("audio", "opus", next(audio), round(at * 48_000), True)
+        while shown / FPS <= tick * 0.02:
+            data = next(video)
+            recorder.take(
+                "video", "VP8", data, round((start_s + shown / FPS) * 90_000), keyframe(data)
+            )
+            shown += 1
+
+
+def probe(path: Path) -> tuple[float, int, list[int]]:
+    """Duration (s), video frames decoded, and the pts (ms) of its keyframes."""
+    with av.open(str(path)) as container:
+        duration = (container.duration or 0) / 1_000_000
+        decoded = sum(1 for _ in container.decode(video=0))
+    with av.open(str(path)) as container:
+        keys = [
+            round(float(packet.pts * packet.time_base) * 1000)
+            for packet in container.demux(video=0)
+            if packet.is_keyframe and packet.pts is not None
+        ]
+    return duration, decoded, keys
+
+
+def test_a_broadcast_with_a_publisher_away_is_one_file_with_its_gap(tmp_path: Path) -> None:
+    clock = Clock()
+    asked: list[int] = []
+    recorder = Recorder(tmp_path / "r.webm", lambda: asked.append(1), clock)
+    video, audio = iter(vp8_frames(600)), iter(opus_frames(1200))
+    feed(recorder, clock, 8.0, 0.0, video, audio)
+    # The publisher is away for 4 s; the one that returns sends delta frames before its keyframe.
+    for _ in range(5):
+        next(video)
+    feed(recorder, clock, 8.0, 12.0, video, audio)
+    summary = recorder.close()
+    assert summary.problem is None and summary.bytes > 10_000
+    assert summary.duration_s == pytest.approx(20.0, abs=0.1)
+    assert len(summary.gaps) == 1
+    gap = summary.gaps[0]
+    assert gap.start_s == pytest.approx(8.0, abs=0.1)
+    assert 12.0 <= gap.end_s <= 13.1  # the picture resumes at the returning one's keyframe
+    assert asked  # a keyframe was asked for while the picture waited for one
+    duration, decoded, keys = probe(summary.path)
+    assert duration == pytest.approx(20.0, abs=0.2)
+    assert decoded >= 15 * FPS  # every frame written decodes
+    assert keys[0] == 0
+    assert round(gap.end_s * 1000) in keys
+    assert recorder.close() == summary  # closing twice changes nothing
+
+
+def test_video_starts_at_a_keyframe_and_audio_waits_for_it(tmp_path: Path) -> None:
+    clock = Clock()
+    asked: list[int] = []
+    recorder = Recorder(tmp_path / "late.webm", lambda: asked.append(1), clock)
+    frames = vp8_frames(90, gop=60)
+    clock.now = 100.0
+    recorder.take("video", "VP8", frames[1], 0, False)  # joined mid-GOP: nothing to start from
+    recorder.take("audio", "opus", opus_frames(1)[0], 0, True)
+    assert asked and not (tmp_path / "late.webm").exists()
+    clock.now = 100.5
+    recorder.take("video", "VP8", frames[0], 45_000, True)
+    summary = recorder.close()
+    assert summary.problem is None and summary.path.exists()
+    assert summary.gaps == []
+
+
+def test_a_source_passes_every_frame_to_its_recorder(tmp_path: Path) -> None:
+    """The tap sits on the relay's Source: what reaches venues reaches the file, pts rebased."""
+    clock = Clock()
+    source = Source("video", RelayCounters(), clock=clock)
+    recorder = Recorder(tmp_path / "s.webm", clock=clock)
+    source.taps.append(lambda codec, data, pts, key: recorder.take("video", codec, data, pts, key))
+    for index, data in enumerate(vp8_frames(60)):
+        clock.now = 100.0 + index / FPS
+        source.push("VP8", data, 1_000_000 + index * 3000)  # a publisher's own random base
+    summary = recorder.close()
+    assert summary.duration_s == pytest.approx(59 / FPS, abs=0.05)
+    assert probe(summary.path)[1] == 60
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    if shutil.which("mount") is None:
+        pytest.skip("mount is not available")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        check=False,
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr!r}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_stops_the_recording_with_a_reason_and_never_raises(small_disk: Path) -> None:
+    clock = Clock()
+    recorder = Recorder(small_disk / "full.webm", clock=clock)
+    video, audio = iter(vp8_frames(130, size=(640, 480), noise=True)), iter(opus_frames(220))
+    feed(recorder, clock, 4.0, 0.0, video, audio)  # noise: far more than 256 KiB of picture
+    summary = recorder.close()
+    assert summary.problem == "disk_full"
+    assert summary.duration_s < 4.0
