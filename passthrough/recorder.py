@@ -82,6 +82,13 @@ class Recorder:
         except (av.FFmpegError, OSError) as error:
             self._fail(error)
 
+    def await_keyframe(self) -> None:
+        """A new publisher: its picture is written from its first keyframe on (asked for now)."""
+        track = self._tracks.get("video")
+        if track is not None and track.stream is not None:
+            track.waiting_keyframe = True
+        self.request_keyframe()
+
     def _take(self, kind: str, codec_name: str, data: bytes, pts: int, keyframe: bool) -> None:
         now = self.clock()
         if self._started is None:

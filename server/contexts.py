@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server.auth.passwords import PasswordService
-from server.db.session import make_engine, make_sessionmaker
+from server.db.session import make_engine, make_sessionmaker, write_session
 from server.domain.audit_chain import AuditSeal
 from server.keys import (
     BROADCASTS_KEY,
@@ -25,6 +25,8 @@ from server.keys import (
 from server.live.broker import make_broker
 from server.live.sockets import OpenSockets
 from server.rtc.broadcasts import Broadcasts
+from server.services import recordings
+from server.services.clock import utcnow
 from server.workflow_clock import run_workflow_clock
 
 log = logging.getLogger(__name__)
@@ -52,11 +54,18 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def rtc_ctx(app: web.Application) -> AsyncIterator[None]:
     """The broadcasts on air; every peer connection is closed on exit."""
-    broadcasts = Broadcasts(app[SETTINGS_KEY].ice)
+    settings = app[SETTINGS_KEY]
+    broadcasts = Broadcasts(settings.ice, recordings=settings.recordings_path)
     app[BROADCASTS_KEY] = broadcasts
     app[METRICS_KEY].watch_relay(broadcasts)
     yield
-    await broadcasts.close_all()
+    # Recordings of broadcasts still on air are finished and stored, not lost.
+    for ended in await broadcasts.close_all():
+        if ended.recording is not None:
+            async with write_session(app[DB_KEY]) as session:
+                await recordings.closed(
+                    session, "system", ended.public_id, ended.recording, utcnow()
+                )
 
 
 async def passwords_ctx(app: web.Application) -> AsyncIterator[None]:

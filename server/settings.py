@@ -59,6 +59,10 @@ class Settings:
     ice: IceSettings = field(default_factory=IceSettings)
     # Our coturn: credentials minted for agents and operators' pages (the relay needs none).
     turn: TurnSettings = field(default_factory=TurnSettings)
+    # Every broadcast is recorded into this directory (HETANG_RECORDINGS_DIR; default
+    # <data dir>/recordings) unless HETANG_RECORDING=off.
+    recordings_dir: Path | None = None
+    recording: bool = True
 
     @property
     def tz(self) -> ZoneInfo:
@@ -69,6 +73,13 @@ class Settings:
     def host(self) -> str:
         """The first listening address: the one this machine's own URLs use."""
         return self.hosts[0]
+
+    @property
+    def recordings_path(self) -> Path | None:
+        """Where broadcasts are recorded; None when recording is off."""
+        if not self.recording:
+            return None
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def is_sqlite(self) -> bool:
@@ -129,7 +140,25 @@ class Settings:
             trusted_proxies=trusted_proxies,
             ice=ice,
             turn=turn,
+            recordings_dir=_optional_path(env.get("HETANG_RECORDINGS_DIR")),
+            recording=_switch(env, "HETANG_RECORDING", default=True),
         )
+
+
+def _optional_path(raw: str | None) -> Path | None:
+    return Path(raw).expanduser() if raw and raw.strip() else None
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """An on/off variable: on, off, true, false, 1, 0, yes, no (any case); empty = default."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, not {raw!r}")
 
 
 def parse_listen_hosts(raw: str) -> tuple[str, ...]:

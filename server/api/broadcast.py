@@ -20,7 +20,7 @@ from server.http.body import read_json, reply
 from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY
 from server.live.notify import tell_venues, wall_changed
 from server.rtc.broadcasts import NotOnAir
-from server.services import broadcasts
+from server.services import broadcasts, recordings
 from server.services.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,13 @@ async def post_broadcast(request: web.Request) -> web.Response:
         raise _no_port() from None
     except NEGOTIATION_ERRORS as error:
         raise _unusable(error) from None
+    recorder = request.app[BROADCASTS_KEY].recording(target.public_id)
     async with write_session(request.app[DB_KEY]) as session:
         await broadcasts.record(session, principal.actor, target.public_id, "start", now)
+        if recorder is not None:
+            await recordings.opened(
+                session, principal.actor, target.public_id, recorder.path.name, now
+            )
     message = {"type": "broadcast_started", "session_id": target.public_id}
     await tell_venues(request.app, target.venue_codes, message)
     await wall_changed(request.app, {target.public_id})
@@ -107,9 +112,15 @@ async def delete_broadcast(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
         target = await broadcasts.ending_target(session, principal.scope, request.match_info["id"])
-    if await request.app[BROADCASTS_KEY].end(target.public_id):
+    ended = await request.app[BROADCASTS_KEY].end(target.public_id)
+    if ended is not None:
+        now = utcnow()
         async with write_session(request.app[DB_KEY]) as session:
-            await broadcasts.record(session, principal.actor, target.public_id, "end", utcnow())
+            await broadcasts.record(session, principal.actor, target.public_id, "end", now)
+            if ended.recording is not None:
+                await recordings.closed(
+                    session, principal.actor, target.public_id, ended.recording, now
+                )
         message = {"type": "broadcast_ended", "session_id": target.public_id}
         await tell_venues(request.app, target.venue_codes, message)
         await wall_changed(request.app, {target.public_id})

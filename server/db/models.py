@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -265,6 +266,29 @@ class BroadcastSpan(Base):
     )
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Recording(Base):
+    """A broadcast's recording: one WebM file under the recordings directory, from 开始直播 to
+    结束直播 across every publisher (their time away listed as gaps, [start_s, end_s] pairs);
+    the figures are filled in when the broadcast ends. `problem` says why it stopped early
+    ("disk_full", "write_failed"); deleted_at marks a file removed (by hand or by retention)."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(36), unique=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("training_sessions.id", ondelete="CASCADE"), index=True
+    )
+    file_name: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    gaps: Mapped[list[list[float]]] = mapped_column(JSON)
+    problem: Mapped[str | None] = mapped_column(String(32))
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class StreamSample(Base):

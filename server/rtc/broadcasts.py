@@ -10,12 +10,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from pathlib import Path
 
 from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCSessionDescription
 
 from passthrough.fanout import Outlet, RelayCounters, Source
 from passthrough.peer import IceSettings, new_peer
 from passthrough.quality import Layer, QualityRule, QualityState
+from passthrough.recorder import Recorder, RecordingSummary
 from passthrough.wiring import (
     LOW_VIDEO,
     SOURCE_NAMES,
@@ -26,6 +29,7 @@ from passthrough.wiring import (
     answer_viewer,
     publisher_peer,
 )
+from server.domain.recordings import RecordedFacts
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +86,36 @@ class Broadcast:
     subscribers: dict[str, _Subscriber] = field(default_factory=dict)
     # Each venue's layer rule state, kept across its connections for the whole broadcast.
     qualities: dict[str, QualityState] = field(default_factory=dict)
+    # The file the broadcast is recorded into, across every publisher it has.
+    recorder: Recorder | None = None
 
     @property
     def publishing(self) -> bool:
         """True while a publisher's connection is up or being set up."""
         return self.publisher is not None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A broadcast taken off air, with what its recording holds (None when not recorded)."""
+
+    public_id: str
+    since: datetime
+    recording: RecordedFacts | None
+
+
+def _facts(summary: RecordingSummary) -> RecordedFacts:
+    return RecordedFacts(
+        round(summary.duration_s * 1000),
+        summary.bytes,
+        [(gap.start_s, gap.end_s) for gap in summary.gaps],
+        summary.problem,
+    )
+
+
+def recording_name(public_id: str, since: datetime) -> str:
+    """A recording's file name: the session and the moment its broadcast went on air (UTC)."""
+    return f"{public_id}-{since:%Y%m%dT%H%M%SZ}.webm"
 
 
 def _kind(name: str) -> str:
@@ -105,10 +134,12 @@ class Broadcasts:
         ice: IceSettings,
         counters: RelayCounters | None = None,
         rule: QualityRule | None = None,
+        recordings: Path | None = None,
     ) -> None:
         self.ice = ice
         self.counters = counters or RelayCounters()
         self.rule = rule or QualityRule()
+        self.recordings = recordings  # where broadcasts are recorded; None: not recorded
         self._on_air: dict[str, Broadcast] = {}
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
@@ -169,7 +200,10 @@ class Broadcasts:
             if broadcast is None:
                 sources = {name: Source(_kind(name), self.counters) for name in SOURCE_NAMES}
                 broadcast = Broadcast(public_id, venue_codes, now, sources)
+                broadcast.recorder = self._recorder(broadcast)
                 self._on_air[public_id] = broadcast
+            elif broadcast.recorder is not None:
+                broadcast.recorder.await_keyframe()  # a new publisher: its own picture starts
             broadcast.venue_codes = venue_codes
             codecs_before = {kind: s.codec for kind, s in broadcast.sources.items()}
             pc = publisher_peer(self.ice)
@@ -229,26 +263,42 @@ class Broadcasts:
             await self._close_subscriber(previous)
         return answer
 
-    async def end(self, public_id: str) -> bool:
-        """Take the session off air; False when it was not on."""
+    def recording(self, public_id: str) -> Recorder | None:
+        """The recorder of a session on air (None when off air or not recorded)."""
+        broadcast = self._on_air.get(public_id)
+        return None if broadcast is None else broadcast.recorder
+
+    async def end(self, public_id: str) -> Ended | None:
+        """Take the session off air, its recording finished; None when it was not on."""
         async with self._lock:
             broadcast = self._on_air.pop(public_id, None)
         if broadcast is None:
-            return False
-        await self._shut(broadcast)
-        return True
+            return None
+        return await self._shut(broadcast)
 
-    async def close_all(self) -> None:
-        """Server shutdown: every connection closed, every watcher finished."""
+    async def close_all(self) -> list[Ended]:
+        """Server shutdown: every connection closed, every watcher finished; what was on air."""
         async with self._lock:
             broadcasts = list(self._on_air.values())
             self._on_air.clear()
-        for broadcast in broadcasts:
-            await self._shut(broadcast)
+        ended = [await self._shut(broadcast) for broadcast in broadcasts]
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        return ended
 
-    async def _shut(self, broadcast: Broadcast) -> None:
+    def _recorder(self, broadcast: Broadcast) -> Recorder | None:
+        if self.recordings is None:
+            return None
+        video, audio = broadcast.sources["video"], broadcast.sources["audio"]
+        recorder = Recorder(
+            self.recordings / recording_name(broadcast.public_id, broadcast.since),
+            video.request_keyframe,
+        )
+        video.taps.append(partial(recorder.take, "video"))
+        audio.taps.append(partial(recorder.take, "audio"))
+        return recorder
+
+    async def _shut(self, broadcast: Broadcast) -> Ended:
         if broadcast.publisher is not None:
             pc, feed = broadcast.publisher
             broadcast.publisher = None
@@ -259,6 +309,9 @@ class Broadcasts:
         broadcast.subscribers.clear()
         for source in broadcast.sources.values():
             source.close()
+        recorder = broadcast.recorder
+        facts = None if recorder is None else _facts(recorder.close())
+        return Ended(broadcast.public_id, broadcast.since, facts)
 
     @staticmethod
     async def _close_subscriber(subscriber: _Subscriber) -> None:

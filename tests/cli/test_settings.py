@@ -24,6 +24,23 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.data_dir == tmp_path
     # ICE: every local address found, and no STUN/TURN server unless one is configured.
     assert settings.ice.hosts == () and settings.ice.servers == ()
+    assert settings.recordings_path == tmp_path / "recordings"  # every broadcast is recorded
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"HETANG_RECORDINGS_DIR": "/srv/hetang-recordings"}, Path("/srv/hetang-recordings")),
+        ({"HETANG_RECORDING": "off"}, None),
+        ({"HETANG_RECORDING": "OFF", "HETANG_RECORDINGS_DIR": "/srv/r"}, None),
+        ({"HETANG_RECORDING": "on", "HETANG_RECORDINGS_DIR": " "}, "default"),
+    ],
+)
+def test_where_recordings_go(tmp_path: Path, environ: dict[str, str], expected: object) -> None:
+    settings = Settings.from_env({"HETANG_DATA_DIR": str(tmp_path), **environ})
+    assert settings.recordings_path == (
+        tmp_path / "recordings" if expected == "default" else expected
+    )
 
 
 def test_values_are_read(tmp_path: Path) -> None:
@@ -96,6 +113,7 @@ def test_the_generated_secret_is_kept_private_and_reused(tmp_path: Path) -> None
         ("HETANG_ICE_HOSTS", "127.0.0.1,300.1.1.1"),
         ("HETANG_ICE_SERVERS", "stun.l.google.com:19302"),
         ("HETANG_ICE_SERVERS", "http://turn.example.cn"),
+        ("HETANG_RECORDING", "sometimes"),
     ],
 )
 def test_a_bad_value_names_its_variable(tmp_path: Path, name: str, value: str) -> None:

@@ -1,0 +1,146 @@
+"""Broadcast recordings as stored: one row per recorded broadcast, opened when the broadcast goes
+on air and filled in when it ends; both are audited. Who may read them is who may read the
+session (services/session_views.load_visible)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import Scope
+from server.db.models import Recording, TrainingSession
+from server.domain.audit_chain import AuditFacts
+from server.domain.recordings import RecordedFacts
+from server.errors import NotFound
+from server.services import audit
+from server.services.session_views import load_visible
+
+
+@dataclass(frozen=True)
+class RecordingView:
+    """A recording as the API and the pages show it."""
+
+    id: str
+    session_id: str
+    file_name: str
+    started_at: datetime
+    ended_at: datetime | None
+    duration_ms: int | None
+    bytes: int | None
+    gaps: list[tuple[float, float]]
+    problem: str | None
+    deleted: bool
+
+
+def _open(training_id: int) -> ColumnElement[bool]:
+    return (
+        (Recording.session_id == training_id)
+        & Recording.ended_at.is_(None)
+        & Recording.deleted_at.is_(None)
+    )
+
+
+async def opened(
+    session: AsyncSession, actor: str, public_id: str, file_name: str, now: datetime
+) -> None:
+    """A broadcast went on air with a recorder: its row, unless one is open (a republish)."""
+    training_id = await session.scalar(
+        select(TrainingSession.id).where(TrainingSession.public_id == public_id)
+    )
+    if training_id is None:
+        return
+    if await session.scalar(select(Recording.id).where(_open(training_id)).limit(1)):
+        return
+    recording = Recording(
+        public_id=str(uuid.uuid4()),
+        session_id=training_id,
+        file_name=file_name,
+        started_at=now,
+        gaps=[],
+    )
+    session.add(recording)
+    await _audit(session, now, actor, "recording_start", public_id, {"file": file_name})
+
+
+async def closed(
+    session: AsyncSession, actor: str, public_id: str, facts: RecordedFacts, now: datetime
+) -> None:
+    """The broadcast ended: its open recording gets its length, size, gaps and problem."""
+    recording = await session.scalar(
+        select(Recording)
+        .join(TrainingSession, TrainingSession.id == Recording.session_id)
+        .where(
+            TrainingSession.public_id == public_id,
+            Recording.ended_at.is_(None),
+            Recording.deleted_at.is_(None),
+        )
+        .order_by(Recording.started_at.desc())
+        .limit(1)
+    )
+    if recording is None:
+        return
+    recording.ended_at = now
+    recording.duration_ms = facts.duration_ms
+    recording.bytes = facts.bytes
+    recording.gaps = [[start, end] for start, end in facts.gaps]
+    recording.problem = facts.problem
+    after = {
+        "file": recording.file_name,
+        "duration_ms": facts.duration_ms,
+        "bytes": facts.bytes,
+        "gaps": len(facts.gaps),
+        "problem": facts.problem,
+    }
+    await _audit(session, now, actor, "recording_stop", public_id, after)
+
+
+async def of_session(session: AsyncSession, scope: Scope, public_id: str) -> list[RecordingView]:
+    """The session's recordings, oldest first (404 for a session the scope does not see)."""
+    training = await load_visible(session, scope, public_id)
+    rows = await session.scalars(
+        select(Recording)
+        .where(Recording.session_id == training.id)
+        .order_by(Recording.started_at, Recording.id)
+    )
+    return [_view(row, public_id) for row in rows]
+
+
+async def one(
+    session: AsyncSession, scope: Scope, public_id: str, recording_id: str
+) -> RecordingView:
+    """One recording of a session the scope sees; 404 otherwise (or once its file is deleted)."""
+    for view in await of_session(session, scope, public_id):
+        if view.id == recording_id and not view.deleted:
+            return view
+    raise NotFound("No recording {id} of this session.", id=recording_id)
+
+
+def _view(row: Recording, public_id: str) -> RecordingView:
+    return RecordingView(
+        row.public_id,
+        public_id,
+        row.file_name,
+        row.started_at,
+        row.ended_at,
+        row.duration_ms,
+        row.bytes,
+        [(float(start), float(end)) for start, end in row.gaps],
+        row.problem,
+        row.deleted_at is not None,
+    )
+
+
+async def _audit(
+    session: AsyncSession,
+    now: datetime,
+    actor: str,
+    action: str,
+    public_id: str,
+    after: dict[str, object],
+) -> None:
+    facts = AuditFacts(now, actor, f"session.{action}", "session", public_id, {}, after)
+    await audit.append(session, [facts])
