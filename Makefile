@@ -54,14 +54,17 @@ audit: install-test
 migrate: install
 	$(BIN)/hetang migrate
 
+# The demo city with a year of history, built once; every run (again) makes sure a session
+# starts within minutes, to try check-in and broadcast on.
 demo: migrate
 	$(BIN)/hetang demo --if-empty
 
-# Two demo venue agents run beside the server (staff pages on 127.0.0.1:8765 and :8766).
+# Two demo venue agents run beside the server (staff pages on 127.0.0.1:8765 and :8766), which
+# prints one line once it listens; `make run ACCESS_LOG=1` also logs every request.
 run: demo
 	@$(BIN)/hetang --log-level WARNING demo-agents --count 2 & agents=$$!; \
 	trap 'kill $$agents 2>/dev/null; wait $$agents' EXIT INT TERM; \
-	$(BIN)/hetang serve
+	$(BIN)/hetang serve $(if $(ACCESS_LOG),--access-log)
 
 lint: install-test
 	$(BIN)/ruff check .

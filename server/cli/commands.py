@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from server.settings import Settings, parse_listen_hosts
 
 T = TypeVar("T")
 CLI_ACTOR = "cli"
+LISTENING = "Hetang is running at {urls} (press Ctrl+C to stop)"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
@@ -78,7 +80,7 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    """hetang serve [--host ADDRESS]... [--port]"""
+    """hetang serve [--host ADDRESS]... [--port] [--access-log]"""
     from server.app import create_app
 
     try:
@@ -87,14 +89,27 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"hetang: --host: {error}", file=sys.stderr)
         return EXIT_USAGE
     port = args.port or settings.port
+    gettext = load_translations()[settings.locale].gettext
+    urls = ", ".join(f"http://{_url_host(host)}:{port}" for host in hosts)
+
+    def announce(_aiohttp_banner: str) -> None:
+        # Called once every address is listening: the one line a newcomer waits for.
+        print(gettext(LISTENING).format(urls=urls), flush=True)
+
     web.run_app(
         create_app(settings),
         host=list(hosts),
         port=port,
-        print=None,
+        print=announce,
+        # Request lines drown the demo's logins and any warning: only on request.
+        access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
         access_log_format='%a "%r" %s %b %Tf',
     )
     return EXIT_OK
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def user_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -276,7 +291,8 @@ def audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     """hetang demo [--if-empty]: a demo city in an empty database."""
-    from server.demo.city import DemoRefused, demo_logins, seed_demo
+    from server.demo.city import DemoRefused, demo_logins, seed_demo, today_line
+    from server.demo.today import ensure_today
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -291,8 +307,12 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 "the database already has data; the demo city was not added again", file=sys.stderr
             )
+            # The history stays; a session to try check-in and broadcast on is added if need be.
+            today = _with_db(settings, lambda factory: ensure_today(factory, utcnow()))
             for line in demo_logins():
                 print(line)
+            if today is not None:
+                print(today_line(today))
             return EXIT_OK
         print(f"hetang: {refused}", file=sys.stderr)
         return EXIT_ERROR

@@ -21,6 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="an address to listen on; repeat it for several (default: HETANG_HOST)",
     )
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every HTTP request (at INFO, on stderr); off by default",
+    )
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="add a user")
     add.add_argument("name")

@@ -37,7 +37,8 @@ class DemoAgent:
 async def pick_and_rotate(
     factory: async_sessionmaker[AsyncSession], count: int, data_dir: Path
 ) -> tuple[str | None, list[DemoAgent]]:
-    """The next joint session (the busiest) and its branch venues, each with a fresh token."""
+    """The session that is live or comes next (the busiest of those starting together) and its
+    branch venues, each with a fresh token."""
     async with write_session(factory) as session:
         public_id, codes = await _branch_venues_of_next_session(session, count)
         agents = []
@@ -55,9 +56,12 @@ async def _branch_venues_of_next_session(
         await session.execute(
             select(TrainingSession.id, TrainingSession.public_id)
             .join(SessionVenue, SessionVenue.session_id == TrainingSession.id)
-            .where(TrainingSession.ends_at >= utcnow())
+            .where(
+                TrainingSession.ends_at >= utcnow(),
+                TrainingSession.state.in_(("scheduled", "live")),
+            )
             .group_by(TrainingSession.id, TrainingSession.public_id, TrainingSession.starts_at)
-            .order_by(size.desc(), TrainingSession.starts_at)
+            .order_by(TrainingSession.starts_at, size.desc())
             .limit(1)
         )
     ).first()

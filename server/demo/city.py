@@ -26,7 +26,10 @@ from server.demo import data
 from server.demo import history as demo_history
 from server.demo import plans as demo_plans
 from server.demo import sessions as demo_sessions
+from server.demo import today as demo_today
 from server.demo.sessions import DemoMember
+from server.demo.today import TodaysSession
+from server.demo.year import MONTHS_BACK, year_sessions
 from server.domain.members import CSV_COLUMNS
 from server.domain.organizations import OrgFields
 from server.domain.venues import VenueFields
@@ -43,9 +46,13 @@ class DemoRefused(Exception):
 
 
 async def seed_demo(
-    factory: async_sessionmaker[AsyncSession], progress: Callable[[str], None]
+    factory: async_sessionmaker[AsyncSession],
+    progress: Callable[[str], None],
+    history_months: int = MONTHS_BACK,
 ) -> list[str]:
-    """Fill an empty database with a demo city; return the lines that name the demo logins."""
+    """Fill an empty database with a demo city and `history_months` months of its training
+    (the stream readings of a year take most of the time); return the lines that name the
+    demo logins."""
     started = time.monotonic()
     rng = random.Random(SEED)
     async with read_session(factory) as session:
@@ -64,15 +71,23 @@ async def seed_demo(
             now, zone = utcnow(), ZoneInfo(data.TIMEZONE)
             year = now.astimezone(zone).year
             classes = await demo_plans.create_plans(session, year, now, data.ACTOR, progress)
+            # A year of the city's monthly classes, then this season's runs of its plans' classes.
+            specs = [*year_sessions(now.astimezone(zone).date(), history_months), *data.SESSIONS]
             rostered = await demo_sessions.create_sessions(
-                session, rng, now, org_paths, members, venue_ids, operator_id, classes
+                session, rng, now, org_paths, members, venue_ids, operator_id, classes, specs
             )
-            progress(f"sessions: {len(data.SESSIONS)} with {rostered} roster entries")
-            await demo_history.play_past_sessions(session, rng, zone, now, data.ACTOR, progress)
+            progress(f"sessions: {len(specs)} with {rostered} roster entries")
+            await demo_history.play_past_sessions(
+                session, rng, zone, now, data.ACTOR, progress, data.SESSIONS[0].title
+            )
+            today = await demo_today.schedule_today(session, rng, now)
     finally:
         await asyncio.gather(hashing, return_exceptions=True)
     progress(f"demo city ready in {time.monotonic() - started:.1f} s")
-    return _login_lines(len(org_paths), len(members), len(venue_ids))
+    return [
+        *_login_lines(len(org_paths), len(members), len(venue_ids)),
+        today_line(today),
+    ]
 
 
 async def _refuse_unless_empty(session: AsyncSession) -> None:
@@ -270,7 +285,7 @@ def _login_lines(org_count: int, member_count: int, venue_count: int) -> list[st
     """What `hetang demo` prints at the end: the logins and where to open the server."""
     return [
         f"demo city {data.CITY_NAME}: {org_count} organizations, {member_count} members, "
-        f"{venue_count} venues, {len(data.SESSIONS)} sessions",
+        f"{venue_count} venues, a year of training sessions",
         *demo_logins(),
     ]
 
@@ -287,3 +302,12 @@ def demo_logins() -> list[str]:
             f"role {login.role:<12} scope {scope}"
         )
     return lines
+
+
+def today_line(today: TodaysSession) -> str:
+    """Where to try check-in and broadcast at once."""
+    local = today.starts_at.astimezone(ZoneInfo(data.TIMEZONE)).strftime("%H:%M")
+    return (
+        f"today's session starts at {local} ({data.TIMEZONE}): {today.title}; "
+        f"operator console {SERVER_URL}/sessions/{today.public_id}/console"
+    )

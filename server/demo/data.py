@@ -53,6 +53,7 @@ class SessionSpec(NamedTuple):
     roster_categories: tuple[str, ...]
     roster_size: int | None  # None: everyone who qualifies
     plan_class: str | None = None  # the class code of the session organization's plan
+    hours: int = 3  # credit hours, and the session's length from 9:00
 
 
 class LoginSpec(NamedTuple):

@@ -18,26 +18,45 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import WHOLE_TREE
 from server.db.bulk import bulk_insert
-from server.db.models import CheckIn, RosterEntry, SessionVenue, StreamSample, TrainingSession
+from server.db.models import (
+    CheckIn,
+    Member,
+    RosterEntry,
+    SessionVenue,
+    StreamSample,
+    TrainingSession,
+)
 from server.services import workflow
 
 STATS_S = 5
 OUTAGE = (timedelta(minutes=60), timedelta(minutes=105))  # into the first session, one branch
-ABSENT, LATE, SHORT, NO_OUT = 0.07, 0.11, 0.14, 0.45  # cumulative shares, then "no scan out"
+LATE, SHORT, NO_OUT = 0.04, 0.07, 0.45  # of those who come: cumulative shares, "no scan out"
+# How often a member misses a class: most hardly ever, some every other time, a few always
+# (shares of the members, and the chance they miss any one class).
+HABITS = ((0.03, 1.0), (0.11, 0.5), (0.86, 0.03))
+APPROVED_AFTER = timedelta(days=21)  # older sessions have been approved by now
 
 
 def _event_id(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
+def _habits(rng: random.Random, member_ids: list[int]) -> dict[int, float]:
+    """Each member's chance of missing a class, drawn by HABITS."""
+    shares, misses = zip(*HABITS, strict=True)
+    return dict(
+        zip(member_ids, rng.choices(misses, weights=shares, k=len(member_ids)), strict=True)
+    )
+
+
 def _scans(
-    rng: random.Random, training: TrainingSession, member_id: int, venue_id: int
+    rng: random.Random, training: TrainingSession, member_id: int, venue_id: int, miss: float
 ) -> list[dict[str, Any]]:
     """One member's scans at their venue: the kinds of day a branch venue sees."""
     starts, ends = training.starts_at, training.ends_at
-    roll = rng.random()
-    if roll < ABSENT:
+    if rng.random() < miss:
         return []
+    roll = rng.random()
     arrive = starts - timedelta(seconds=rng.randint(0, 15 * 60))
     leave: datetime | None = ends + timedelta(seconds=rng.randint(0, 10 * 60))
     if roll < LATE:
@@ -99,15 +118,21 @@ async def play_past_sessions(
     now: datetime,
     actor: str,
     progress: Callable[[str], None],
+    outage_title: str | None = None,
 ) -> None:
-    """Scans and stream readings for every session that has ended, then finalize them all."""
+    """Scans and stream readings for every session that has ended, then finalize them all and
+    approve those held more than three weeks ago. One branch of the first session titled
+    `outage_title` (of the oldest session, when None) loses its picture for 45 minutes."""
     past = (
         await session.scalars(
             select(TrainingSession)
             .where(TrainingSession.state == "ended")
-            .order_by(TrainingSession.starts_at)
+            .order_by(TrainingSession.starts_at, TrainingSession.id)
         )
     ).all()
+    habits = _habits(rng, list(await session.scalars(select(Member.id).order_by(Member.id))))
+    titles = [training.title for training in past]
+    outage_at = titles.index(outage_title) if outage_title in titles else 0
     scans = readings = 0
     for index, training in enumerate(past):
         roster = (
@@ -117,7 +142,11 @@ async def play_past_sessions(
                 .order_by(RosterEntry.member_id)
             )
         ).all()
-        rows = [row for member, venue in roster for row in _scans(rng, training, member, venue)]
+        rows = [
+            row
+            for member, venue in roster
+            for row in _scans(rng, training, member, venue, habits[member])
+        ]
         branches = (
             await session.scalars(
                 select(SessionVenue.venue_id)
@@ -128,15 +157,17 @@ async def play_past_sessions(
         samples = [
             row
             for number, venue in enumerate(branches)
-            for row in _samples(rng, training, venue, outage=index == 0 and number == 1)
+            for row in _samples(rng, training, venue, outage=index == outage_at and number == 1)
         ]
         await bulk_insert(session, CheckIn, rows)
         await bulk_insert(session, StreamSample, samples)
         scans, readings = scans + len(rows), readings + len(samples)
         # Finalized now, as the seed runs: the audit trail keeps its order of time.
         await workflow.act(session, WHOLE_TREE, actor, training.public_id, "finalize", tz, now)
-    if past:
-        await workflow.act(session, WHOLE_TREE, actor, past[0].public_id, "approve", tz, now)
+    approved = [training for training in past if training.ends_at <= now - APPROVED_AFTER]
+    for training in approved or past[:1]:
+        await workflow.act(session, WHOLE_TREE, actor, training.public_id, "approve", tz, now)
     progress(
-        f"past sessions: {len(past)} finalized with {scans} scans and {readings} stream readings"
+        f"past sessions: {len(past)} finalized ({len(approved or past[:1])} approved) "
+        f"with {scans} scans and {readings} stream readings"
     )

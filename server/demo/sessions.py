@@ -23,8 +23,7 @@ from server.domain.sessions import ClassRef
 from server.services import audit
 from server.services.sessions import new_public_id
 
-CREDIT_HOURS = Decimal(3)
-CLASS_START, CLASS_END = clock_time(9, 0), clock_time(12, 0)
+CLASS_START = clock_time(9, 0)
 
 
 class DemoMember(NamedTuple):
@@ -45,6 +44,7 @@ async def create_sessions(
     venue_ids: dict[str, int],
     operator_id: int,
     classes: dict[ClassRef, int],
+    specs: Sequence[data.SessionSpec] = data.SESSIONS,
 ) -> int:
     """The demo training sessions with their venues and rosters, each a run of its class of
     the plan of its year (when there is one); return the roster size."""
@@ -55,10 +55,10 @@ async def create_sessions(
     taken: dict[str, set[int]] = {}
     rostered = 0
     facts: list[AuditFacts] = []
-    for spec in data.SESSIONS:
+    for spec in specs:
         day = today + timedelta(days=spec.day_offset)
         starts = datetime.combine(day, CLASS_START, zone).astimezone(UTC)
-        ends = datetime.combine(day, CLASS_END, zone).astimezone(UTC)
+        ends = starts + timedelta(hours=spec.hours)
         used = taken.setdefault(spec.topic_code, set())
         roots = tuple(org_paths[code] for code in spec.roster_orgs)
         eligible = [
@@ -118,7 +118,7 @@ async def _add_session(
         topic_code=spec.topic_code,
         starts_at=starts,
         ends_at=ends,
-        credit_hours=CREDIT_HOURS,
+        credit_hours=Decimal(spec.hours),
         state="ended" if past else "scheduled",
         policy=Policy().to_json(),
         org_id=org_id,
@@ -149,7 +149,7 @@ async def _add_session(
         "topic_code": spec.topic_code,
         "starts_at": starts.isoformat(),
         "ends_at": ends.isoformat(),
-        "credit_hours": str(CREDIT_HOURS),
+        "credit_hours": str(Decimal(spec.hours)),
         "state": training.state,
         "main_venue": spec.main_venue,
         "branch_venues": list(spec.branch_venues),

@@ -1,0 +1,104 @@
+"""The demo as `make run` gives it (issue 14, item 10), in Debian's Chromium: the demo city is
+built by the real CLI, the server says where it listens, and a reviewer signed in with the
+printed demo login sees today's session starting within minutes on the start page and a
+monthly report with a city's figures (most members trained, some below the requirement)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from playwright.async_api import Page, expect
+
+from server.demo import today as demo_today
+from tests.support.chromium import launched, needs_chromium
+from tests.support.procs import BIN, SECRET, clean_env, free_port, stop_process
+
+pytestmark = [needs_chromium, pytest.mark.slow]
+WAIT_MS = 15_000
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The running demo: its URL, what `hetang demo` printed, and the logins it named."""
+
+    url: str
+    printed: str
+    passwords: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """`hetang migrate`, `hetang demo`, `hetang serve`, as `make run` runs them."""
+    data = tmp_path_factory.mktemp("demo") / "var"
+    env = clean_env(HETANG_DATA_DIR=str(data), HETANG_SECRET_KEY=SECRET)
+    hetang = str(BIN / "hetang")
+    subprocess.run([hetang, "migrate"], env=env, check=True, capture_output=True)
+    built = subprocess.run(
+        [hetang, "demo", "--if-empty"], env=env, check=True, capture_output=True, text=True
+    )
+    passwords = dict(re.findall(r"^  (\S+)\s+password (\S+)", built.stdout, re.MULTILINE))
+    port = free_port()
+    out = data / "serve.out"
+    with out.open("wb") as sink:
+        server = subprocess.Popen(
+            [hetang, "serve", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "已启动" not in out.read_text():
+            assert server.poll() is None and time.monotonic() < deadline, "the server never said"
+            time.sleep(0.05)
+        yield Demo(f"http://127.0.0.1:{port}", built.stdout, passwords)
+    finally:
+        stop_process(server)
+
+
+async def _sign_in(page: Page, demo: Demo, username: str) -> None:
+    await page.goto(f"{demo.url}/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", demo.passwords[username])
+    await page.click("button[type=submit]")
+    await page.wait_for_url(lambda url: "/login" not in url)
+
+
+async def _figure(page: Page, key: str) -> str:
+    return (await page.locator(f"[data-figure={key}] .stat-value").inner_text()).strip()
+
+
+async def test_the_start_page_shows_the_session_starting_within_minutes(demo: Demo) -> None:
+    starts = re.search(r"today's session starts at (\d\d:\d\d)", demo.printed)
+    assert starts is not None, demo.printed
+    async with launched() as browser:
+        page = await browser.new_page()
+        await _sign_in(page, demo, "operator")
+        upcoming = page.locator("section[aria-labelledby=upcoming-head] li").first
+        await expect(upcoming).to_contain_text(demo_today.TITLE, timeout=WAIT_MS)
+        await expect(upcoming).to_contain_text(f"{starts.group(1)}–", timeout=WAIT_MS)
+        await expect(upcoming.locator(".badge")).to_have_text("待开始")
+        # The operator goes from there to the session, where broadcasting begins.
+        await upcoming.locator("a").click()
+        await expect(page.locator("h1")).to_contain_text(demo_today.TITLE, timeout=WAIT_MS)
+        await expect(page.get_by_text("开始直播").first).to_be_visible()
+
+
+async def test_the_monthly_report_has_a_citys_figures(demo: Demo) -> None:
+    async with launched() as browser:
+        page = await browser.new_page()
+        await _sign_in(page, demo, "reviewer")
+        await page.goto(f"{demo.url}/reports/monthly")
+        await expect(page.locator("[data-figure=members_total] .stat-value")).to_have_text("3000")
+        coverage = float((await _figure(page, "coverage_ytd_pct")).rstrip("%"))
+        below = int(await _figure(page, "below_requirement"))
+        untrained = int(await _figure(page, "untrained_ytd"))
+        held = int(await _figure(page, "sessions_held"))
+    assert 85 <= coverage <= 99.5
+    assert 0 < untrained < below < 3000 * 0.35
+    assert held >= 10
