@@ -15,6 +15,7 @@ from server.api import (
     month_results,
     organizations,
     plans,
+    recordings,
     reports,
     sessions,
     system,
@@ -92,6 +93,24 @@ def setup_routes(app: web.Application) -> None:
         "/api/v1/sessions/{id}/venues/{code}/stream",
         venue_streams.get_venue_stream,
         name="api_session_venue_stream",
+    )
+    add(
+        "GET",
+        "/api/v1/sessions/{id}/recordings",
+        recordings.list_recordings,
+        name="api_session_recordings",
+    )
+    add(
+        "GET",
+        "/api/v1/sessions/{id}/recordings/{recording}/file",
+        recordings.get_recording_file,
+        name="api_recording_file",
+    )
+    add(
+        "DELETE",
+        "/api/v1/sessions/{id}/recordings/{recording}",
+        recordings.delete_recording,
+        name="api_delete_recording",
     )
     add("PUT", "/api/v1/sessions/{id}", sessions.update_session, name="api_update_session")
     add("POST", "/api/v1/sessions/{id}/broadcast", broadcast.post_broadcast, name="api_broadcast")
@@ -203,6 +222,7 @@ def setup_page_routes(app: web.Application) -> None:
     from server.pages import members as member_pages
     from server.pages import organizations as org_pages
     from server.pages import plans as plan_pages
+    from server.pages import recordings as recording_pages
     from server.pages import reports as report_pages
     from server.pages import sessions as session_pages
     from server.pages import tokens as token_pages
@@ -275,6 +295,12 @@ def setup_page_routes(app: web.Application) -> None:
         "/sessions/{id}/attendance",
         attendance_pages.get_attendance,
         name="session_attendance",
+    )
+    add(
+        "GET",
+        "/sessions/{id}/recordings",
+        recording_pages.get_recordings,
+        name="session_recordings",
     )
     add(
         "GET",

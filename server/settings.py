@@ -75,11 +75,14 @@ class Settings:
         return self.hosts[0]
 
     @property
-    def recordings_path(self) -> Path | None:
-        """Where broadcasts are recorded; None when recording is off."""
-        if not self.recording:
-            return None
+    def recordings_home(self) -> Path:
+        """The recordings directory, where recordings are kept and served from."""
         return self.recordings_dir or self.data_dir / "recordings"
+
+    @property
+    def recordings_path(self) -> Path | None:
+        """Where new broadcasts are recorded; None when recording is off."""
+        return self.recordings_home if self.recording else None
 
     @property
     def is_sqlite(self) -> bool:

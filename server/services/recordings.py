@@ -15,7 +15,7 @@ from server.auth.principal import Scope
 from server.db.models import Recording, TrainingSession
 from server.domain.audit_chain import AuditFacts
 from server.domain.recordings import RecordedFacts
-from server.errors import NotFound
+from server.errors import Conflict, NotFound
 from server.services import audit
 from server.services.session_views import load_visible
 
@@ -117,6 +117,28 @@ async def one(
         if view.id == recording_id and not view.deleted:
             return view
     raise NotFound("No recording {id} of this session.", id=recording_id)
+
+
+async def mark_deleted(
+    session: AsyncSession,
+    scope: Scope,
+    actor: str,
+    public_id: str,
+    recording_id: str,
+    now: datetime,
+) -> RecordingView:
+    """Mark a finished recording deleted (its file is removed by the caller after the commit);
+    409 while the broadcast is still recording into it; audited."""
+    view = await one(session, scope, public_id, recording_id)
+    if view.ended_at is None:
+        raise Conflict("The broadcast is still being recorded into this file; end it first.")
+    row = await session.scalar(select(Recording).where(Recording.public_id == recording_id))
+    assert row is not None
+    row.deleted_at = now
+    before = {"file": view.file_name, "bytes": view.bytes, "duration_ms": view.duration_ms}
+    facts = AuditFacts(now, actor, "session.recording_delete", "session", public_id, before, {})
+    await audit.append(session, [facts])
+    return view
 
 
 def _view(row: Recording, public_id: str) -> RecordingView:

@@ -262,6 +262,35 @@ MATRIX: dict[str, Route] = {
         parts={"id": "{ref}", "code": "VEN-A"},
         session_state="scheduled",
     ),
+    "api_session_recordings": Route(
+        "GET",
+        "/api/v1/sessions/{id}/recordings",
+        READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="ended",
+    ),
+    # A recording of a real broadcast is served and deleted in test_recordings.py; here the
+    # session is real and the recording is not, so getting past every check is the 404 that
+    # names the recording.
+    "api_recording_file": Route(
+        "GET",
+        "/api/v1/sessions/{id}/recordings/{recording}/file",
+        READERS,
+        "object",
+        parts={"id": "{ref}", "recording": "00000000-0000-4000-8000-000000000000"},
+        ok=(404,),
+        session_state="ended",
+    ),
+    "api_delete_recording": Route(
+        "DELETE",
+        "/api/v1/sessions/{id}/recordings/{recording}",
+        ADMIN,
+        "object",
+        parts={"id": "{ref}", "recording": "00000000-0000-4000-8000-000000000000"},
+        ok=(404,),
+        session_state="ended",
+    ),
     # A real offer is negotiated in test_broadcast.py; here a token offer passes every check
     # but the SDP's own, so success is the 422 that names the SDP.
     "api_broadcast": Route(
@@ -725,6 +754,14 @@ MATRIX: dict[str, Route] = {
         "object",
         parts={"id": "{ref}"},
         session_state="finalized",
+    ),
+    "session_recordings": Route(
+        "GET",
+        "/sessions/{id}/recordings",
+        READERS,
+        "object",
+        parts={"id": "{ref}"},
+        session_state="ended",
     ),
     "session_attendance_csv": Route(
         "GET",

@@ -20,9 +20,11 @@ from server.app import create_app
 from server.db.models import Recording
 from server.settings import Settings
 from tests.support.broadcast_api import add_session, add_venue, audit_count, publish
+from tests.support.openapi_check import check, load_spec
 from tests.support.world import World
 
 pytestmark = pytest.mark.sqlite_only
+SPEC = load_spec()
 
 
 async def stored(db: async_sessionmaker[AsyncSession]) -> list[Recording]:
@@ -68,6 +70,58 @@ async def test_a_broadcast_with_a_republish_is_one_recording_with_its_gap(
     assert frames > 5 * 15  # aiortc's test track runs at 30 fps; well over half survive
     assert await audit_count(db, "session.recording_start") == 1  # one file across republish
     assert await audit_count(db, "session.recording_stop") == 1
+
+    # The API lists it, serves the file with Range, and lets an administrator delete it.
+    listed = await check(
+        client,
+        SPEC,
+        "get",
+        f"/api/v1/sessions/{session_id}/recordings",
+        200,
+        headers=world.auth("reviewer", "a"),
+    )
+    [item] = listed["recordings"]
+    assert item["id"] == row.public_id and item["bytes"] == row.bytes
+    assert item["gaps"] == [{"start_s": start_s, "end_s": end_s}]
+    whole = await client.get(item["url"], headers=world.auth("reviewer", "a"))
+    assert whole.status == 200 and whole.content_type == "video/webm"
+    assert await whole.read() == path.read_bytes()
+    part = await client.get(
+        item["url"], headers={**world.auth("operator", "a"), "Range": "bytes=100-1099"}
+    )
+    assert part.status == 206
+    assert part.headers["Content-Range"] == f"bytes 100-1099/{row.bytes}"
+    assert await part.read() == path.read_bytes()[100:1100]
+    for role, subtree, status in (("reviewer", "b", 404), ("venue_staff", "a", 403)):
+        answer = await client.get(item["url"], headers=world.auth(role, subtree))
+        assert answer.status == status, (role, subtree)
+    for role, status in (("operator", 403), ("reviewer", 403)):
+        refused = await client.delete(
+            f"/api/v1/sessions/{session_id}/recordings/{row.public_id}",
+            headers=world.auth(role, "a"),
+        )
+        assert refused.status == status
+    assert path.exists()
+    await check(
+        client,
+        SPEC,
+        "delete",
+        f"/api/v1/sessions/{session_id}/recordings/{row.public_id}",
+        200,
+        headers=world.auth("admin", "a"),
+    )
+    assert not path.exists()
+    gone = await client.get(item["url"], headers=world.auth("reviewer", "a"))
+    assert gone.status == 404
+    [deleted] = (
+        await (
+            await client.get(
+                f"/api/v1/sessions/{session_id}/recordings", headers=world.auth("reviewer", "a")
+            )
+        ).json()
+    )["recordings"]
+    assert deleted["deleted"] is True and deleted["url"] is None
+    assert await audit_count(db, "session.recording_delete") == 1
 
 
 async def test_a_server_stopping_on_air_stores_its_recording(

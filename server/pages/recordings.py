@@ -1,0 +1,98 @@
+"""The recordings page of a session: play each recording in the browser (the file is served with
+HTTP Range, so it seeks), download it, and see its length, size and the gaps where the main
+venue's picture was away."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from server.auth.access import allow
+from server.db.session import read_session
+from server.domain.vocabulary import READERS
+from server.http.i18n import translate_for
+from server.keys import DB_KEY, PRINCIPAL_KEY
+from server.pages.render import render
+from server.pages.stream_timeline import BAR_WIDTH, duration_text
+from server.services import recordings, session_views
+from server.services.recordings import RecordingView
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GapBox:
+    """A gap as the bar draws it (x and width in BAR_WIDTH units) and as the list reads."""
+
+    x: str
+    width: str
+    starts_at: datetime
+    ends_at: datetime
+    length: str
+
+
+@dataclass(frozen=True)
+class RecordingRow:
+    """A recording as the page shows it."""
+
+    view: RecordingView
+    url: str | None
+    length: str | None
+    size_mb: str | None
+    gaps: tuple[GapBox, ...]
+
+
+def _units(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def recording_row(
+    request: web.Request, view: RecordingView, gettext: Callable[[str], str]
+) -> RecordingRow:
+    """A stored recording with its file's URL, its length and size in words, and its gaps."""
+    url = None
+    if not view.deleted:
+        url = str(
+            request.app.router["api_recording_file"].url_for(id=view.session_id, recording=view.id)
+        )
+    total = (view.duration_ms or 0) / 1000
+    gaps = tuple(
+        GapBox(
+            _units(BAR_WIDTH * start / total) if total else "0",
+            _units(BAR_WIDTH * (end - start) / total) if total else "0",
+            view.started_at + timedelta(seconds=start),
+            view.started_at + timedelta(seconds=end),
+            duration_text(round(end - start), gettext),
+        )
+        for start, end in view.gaps
+    )
+    return RecordingRow(
+        view,
+        url,
+        None if view.duration_ms is None else duration_text(round(total), gettext),
+        None if view.bytes is None else f"{view.bytes / MB:.1f}",
+        gaps,
+    )
+
+
+@allow(*READERS)
+async def get_recordings(request: web.Request) -> web.Response:
+    """GET /sessions/{id}/recordings"""
+    principal = request[PRINCIPAL_KEY]
+    public_id = request.match_info["id"]
+    async with read_session(request.app[DB_KEY]) as session:
+        view = await session_views.get_session(session, principal.scope, public_id)
+        found = await recordings.of_session(session, principal.scope, public_id)
+    gettext = translate_for(request)
+    return render(
+        request,
+        "recordings.html",
+        {
+            "session": view,
+            "recordings": [recording_row(request, item, gettext) for item in found],
+            "bar_width": BAR_WIDTH,
+        },
+    )
