@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -16,22 +16,11 @@ from server.domain.vocabulary import READERS
 from server.http.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.render import render
-from server.pages.stream_timeline import BAR_WIDTH, duration_text
+from server.pages.stream_timeline import BAR_WIDTH, SpanBox, bar_units, duration_text
 from server.services import recordings, session_views
 from server.services.recordings import RecordingView
 
 MB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class GapBox:
-    """A gap as the bar draws it (x and width in BAR_WIDTH units) and as the list reads."""
-
-    x: str
-    width: str
-    starts_at: datetime
-    ends_at: datetime
-    length: str
 
 
 @dataclass(frozen=True)
@@ -42,11 +31,7 @@ class RecordingRow:
     url: str | None
     length: str | None
     size_mb: str | None
-    gaps: tuple[GapBox, ...]
-
-
-def _units(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    gaps: tuple[SpanBox, ...]  # each a time with no picture (state down)
 
 
 def recording_row(
@@ -60,9 +45,10 @@ def recording_row(
         )
     total = (view.duration_ms or 0) / 1000
     gaps = tuple(
-        GapBox(
-            _units(BAR_WIDTH * start / total) if total else "0",
-            _units(BAR_WIDTH * (end - start) / total) if total else "0",
+        SpanBox(
+            "down",
+            bar_units(BAR_WIDTH * start / total) if total else "0",
+            bar_units(BAR_WIDTH * (end - start) / total) if total else "0",
             view.started_at + timedelta(seconds=start),
             view.started_at + timedelta(seconds=end),
             duration_text(round(end - start), gettext),

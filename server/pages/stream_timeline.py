@@ -50,15 +50,16 @@ def duration_text(seconds: int, gettext: Callable[[str], str]) -> str:
     return gettext("%(minutes)s min %(seconds)s s") % {"minutes": minutes, "seconds": rest}
 
 
-def _units(value: float) -> str:
+def bar_units(value: float) -> str:
+    """A length in the bar's units, as short as it can be written (12.5, not 12.50)."""
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _box(span: StreamSpan, start: int, window: int, gettext: Callable[[str], str]) -> SpanBox:
     return SpanBox(
         span.state,
-        _units(BAR_WIDTH * (span.start - start) / window),
-        _units(BAR_WIDTH * span.seconds / window),
+        bar_units(BAR_WIDTH * (span.start - start) / window),
+        bar_units(BAR_WIDTH * span.seconds / window),
         datetime.fromtimestamp(span.start, UTC),
         datetime.fromtimestamp(span.end, UTC),
         duration_text(span.seconds, gettext),
