@@ -9,8 +9,9 @@ from aiohttp import web
 from server.auth.middleware import auth_middleware
 from server.auth.throttle import LoginThrottle
 from server.contexts import broker_ctx, db_ctx, passwords_ctx, rtc_ctx, workflow_ctx
+from server.http.body_limit import MAX_BODY, body_limit_middleware
 from server.http.deadlines import body_deadline_middleware
-from server.http.error_middleware import MAX_BODY, error_middleware
+from server.http.error_middleware import error_middleware
 from server.http.i18n import load_translations
 from server.keys import (
     ERROR_PAGE_KEY,
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             metrics_middleware,
+            body_limit_middleware,  # before the error middleware, which names the limit
             error_middleware,
             body_deadline_middleware,
             auth_middleware,

@@ -12,9 +12,10 @@ from server.errors import Invalid
 from server.http.body import checked, read_json, reply
 from server.http.i18n import translate_for
 from server.http.queries import page_json, query_page
+from server.http.uploads import spooled_body
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.services import members, organizations
-from server.services.member_import import ImportRejected, import_members_csv
+from server.services.member_import import ImportRejected, import_members_file
 from server.services.members import MemberView
 
 
@@ -42,14 +43,16 @@ async def create_member(request: web.Request) -> web.Response:
 
 @allow("admin")
 async def import_members(request: web.Request) -> web.Response:
-    """POST /api/v1/members/import (text/csv): all rows or none."""
+    """POST /api/v1/members/import (text/csv, up to 64 MiB, read in chunks): all rows or none."""
     if request.content_type not in ("text/csv", "application/csv"):
         raise Invalid("Send the file as CSV (Content-Type: text/csv).")
-    data = await request.read()
     principal = request[PRINCIPAL_KEY]
     try:
-        async with write_session(request.app[DB_KEY]) as session:
-            result = await import_members_csv(session, principal.scope, principal.actor, data)
+        async with (
+            spooled_body(request) as file,
+            write_session(request.app[DB_KEY]) as session,
+        ):
+            result = await import_members_file(session, principal.scope, principal.actor, file)
     except ImportRejected as rejected:
         gettext = translate_for(request)
         rejected.extra = {

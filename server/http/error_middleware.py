@@ -18,11 +18,12 @@ from server.errors import (
     NotFound,
     TooLarge,
 )
+from server.http.body_limit import MAX_BODY
 from server.http.i18n import translate_for
 from server.keys import ERROR_PAGE_KEY, REQUEST_ID_KEY
 
+__all__ = ("MAX_BODY", "error_body", "error_middleware", "wants_html")
 log = logging.getLogger(__name__)
-MAX_BODY = 1024 * 1024
 
 
 def error_body(request: web.Request, error: ApiError) -> dict[str, Any]:
@@ -44,13 +45,13 @@ def wants_html(request: web.Request) -> bool:
     return not request.path.startswith(("/api/", "/metrics"))
 
 
-def _from_http_exception(exc: web.HTTPException) -> ApiError:
+def _from_http_exception(exc: web.HTTPException, body_limit: int) -> ApiError:
     if exc.status == 404:
         return NotFound("No such address.")
     if exc.status == 405:
         return MethodNotAllowed("This method is not allowed here.")
     if exc.status == 413:
-        return TooLarge("The request body is larger than {limit} bytes.", limit=MAX_BODY)
+        return TooLarge("The request body is larger than {limit} bytes.", limit=body_limit)
     if exc.status == 400:
         return Invalid("The request could not be read.")
     return ApiError(exc.reason)
@@ -69,7 +70,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:  # redirects and other successes pass through
             exc.headers["X-Request-Id"] = request_id
             raise
-        mapped = _from_http_exception(exc)
+        mapped = _from_http_exception(exc, request.client_max_size)
         if isinstance(exc, web.HTTPMethodNotAllowed):
             mapped.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
         response = await _render(request, mapped)

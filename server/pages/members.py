@@ -3,10 +3,13 @@ importing a CSV file."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from aiohttp import web
 
 from server.auth.access import allow
 from server.db.session import read_session, write_session
+from server.domain.member_csv import template_csv
 from server.domain.members import REQUIRED_HOURS, parse_member
 from server.domain.vocabulary import FIRST_YEAR, LAST_YEAR, MEMBER_CATEGORIES, READERS
 from server.errors import ApiError, Invalid
@@ -17,9 +20,11 @@ from server.pages.forms import FormProblem, problem_of, read_form, redirect_with
 from server.pages.render import render
 from server.services import members, organizations
 from server.services.attendance_view import member_record
-from server.services.member_import import ImportRejected, import_members_csv
+from server.services.member_import import ImportRejected, import_members_file
+from server.services.member_matches import MATCH_CAP, count_matches
 
 PER_PAGE = 50
+TEMPLATE_NAME = quote("党员导入模板.csv")
 
 
 async def _list_page(
@@ -27,6 +32,7 @@ async def _list_page(
     form: dict[str, str] | None = None,
     problem: FormProblem | None = None,
     bad_lines: list[tuple[int, str]] | None = None,
+    bad_count: int = 0,
 ) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     query = request.query.get("q", "").strip()[:100]
@@ -38,6 +44,7 @@ async def _list_page(
         found = await members.search_members(
             session, principal.scope, query=query, org=org, page=page, per_page=PER_PAGE
         )
+        matched = await count_matches(session, principal.scope, query, org) if query else None
     return render(
         request,
         "members.html",
@@ -51,6 +58,9 @@ async def _list_page(
             "form": form or {},
             "problem": problem,
             "bad_lines": bad_lines or [],
+            "bad_count": bad_count,
+            "matched": matched,
+            "match_cap": MATCH_CAP,
         },
         status=problem.status if problem else 200,
     )
@@ -58,8 +68,20 @@ async def _list_page(
 
 @allow(*READERS)
 async def get_members(request: web.Request) -> web.Response:
-    """GET /members?q=&org=&page="""
+    """GET /members?q=&org=&page=; GET /members?template=csv: the import template."""
+    if request.query.get("template") == "csv":
+        return get_import_template()
     return await _list_page(request)
+
+
+def get_import_template() -> web.Response:
+    """The member import template: the Chinese headers, UTF-8 with a BOM (so Excel reads it)."""
+    return web.Response(
+        body=template_csv(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{TEMPLATE_NAME}"},
+    )
 
 
 @allow(*READERS)
@@ -105,19 +127,22 @@ async def create_member(request: web.Request) -> web.Response:
 
 @allow("admin")
 async def import_members(request: web.Request) -> web.Response:
-    """POST /members/import (multipart, field "file"): all rows or none."""
+    """POST /members/import (multipart, field "file", up to 64 MiB): all rows or none. aiohttp
+    has already read the file part by part into a temporary file; it is read from there."""
     upload = (await request.post()).get("file")
     principal = request[PRINCIPAL_KEY]
     try:
         if not isinstance(upload, web.FileField) or not upload.filename:
             raise Invalid("Choose a CSV file to upload.", fields={"file": "is required"})
-        data = upload.file.read()
         async with write_session(request.app[DB_KEY]) as session:
-            result = await import_members_csv(session, principal.scope, principal.actor, data)
+            result = await import_members_file(
+                session, principal.scope, principal.actor, upload.file
+            )
     except ImportRejected as rejected:
         gettext = translate_for(request)
         lines = [(problem.line, problem.render(gettext)) for problem in rejected.problems]
-        return await _list_page(request, None, problem_of(request, "import", rejected), lines)
+        problem = problem_of(request, "import", rejected)
+        return await _list_page(request, None, problem, lines, rejected.count)
     except ApiError as error:
         return await _list_page(request, None, problem_of(request, "import", error))
     redirect_with_notice(

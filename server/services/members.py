@@ -132,7 +132,7 @@ async def visible_member_id(session: AsyncSession, scope: Scope, member_no: str)
     return member.id
 
 
-def _subtree_ids(scope: Scope, org: Organization | None) -> Select[int] | None:
+def subtree_ids(scope: Scope, org: Organization | None) -> Select[int] | None:
     """The organization ids a listing is limited to; None when it is the whole tree."""
     if scope.path is None and org is None:
         return None
@@ -142,7 +142,7 @@ def _subtree_ids(scope: Scope, org: Organization | None) -> Select[int] | None:
     return ids
 
 
-def _matching(query: str) -> ColumnElement[bool]:
+def matching(query: str) -> ColumnElement[bool]:
     """Digits find numbers and cards (by index); anything else is part of a name."""
     escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     by_name = Member.name.like(f"%{escaped}%", escape="\\")
@@ -164,14 +164,14 @@ async def search_members(
     """Members inside the scope (and an optional organization's subtree), by number or name."""
     per_page = max(1, min(per_page, MAX_PER_PAGE))
     page = max(1, page)
-    ids = _subtree_ids(scope, org)
+    ids = subtree_ids(scope, org)
     # "+ 0" keeps the planner walking the member_no index (and stopping after one page)
     # instead of collecting the whole subtree by org_id and sorting it: measured with
     # bench/members.py at 250,000 members, 450 ms → 40 ms.
     condition: ColumnElement[bool] = true() if ids is None else (Member.org_id + 0).in_(ids)
     query = query.strip()
     if query:
-        condition = condition & _matching(query)
+        condition = condition & matching(query)
     rows = (
         await session.execute(
             _view_query()
@@ -190,7 +190,7 @@ async def count_members(
     session: AsyncSession, scope: Scope, org: Organization | None = None
 ) -> int:
     """How many members belong to organizations inside the scope (and the org's subtree)."""
-    ids = _subtree_ids(scope, org)
+    ids = subtree_ids(scope, org)
     counted: ColumnElement[bool] = true() if ids is None else Member.org_id.in_(ids)
     count = await session.scalar(select(func.count()).select_from(Member).where(counted))
     return int(count or 0)

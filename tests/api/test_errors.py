@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.models import Organization
 from server.db.session import read_session
-from server.http.error_middleware import MAX_BODY
+from server.http.body_limit import MAX_BODY, MAX_IMPORT_BODY
 from tests.support.browser import Browser
 from tests.support.client import Client
 from tests.support.world import World
@@ -143,9 +143,10 @@ async def test_every_error_path_has_the_documented_shape(
         413,
     )
 
-    async def chunks() -> Any:
-        for _ in range(11):
-            yield b"member_no,name\n" * 8000
+    async def chunks() -> Any:  # imports take 64 MiB, read in chunks; one byte more is 413
+        for _ in range(MAX_IMPORT_BODY // (1024 * 1024)):
+            yield b"member_no,name\n" + b" " * (1024 * 1024 - 16) + b"\n"
+        yield b"x"
 
     await expect_error(
         await client.post(
