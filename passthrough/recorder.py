@@ -66,6 +66,7 @@ class Recorder:
     path: Path
     request_keyframe: Callable[[], None] = lambda: None
     clock: Callable[[], float] = time.monotonic
+    on_stop: Callable[[str], None] = lambda problem: None  # told why, once, when it stops early
     problem: str | None = None
     gaps: list[Gap] = field(default_factory=list)
     _container: OutputContainer | None = None
@@ -147,6 +148,7 @@ class Recorder:
         self.problem = "disk_full" if full else "write_failed"
         log.error("recording %s stopped: %s", self.path, error)
         self._close_container()
+        self.on_stop(self.problem)
 
     def _close_container(self) -> None:
         container, self._container = self._container, None

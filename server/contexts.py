@@ -23,6 +23,7 @@ from server.keys import (
     WEBSOCKETS_KEY,
 )
 from server.live.broker import make_broker
+from server.live.notify import wall_changed
 from server.live.sockets import OpenSockets
 from server.rtc.broadcasts import Broadcasts
 from server.services import recordings
@@ -55,10 +56,22 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
 async def rtc_ctx(app: web.Application) -> AsyncIterator[None]:
     """The broadcasts on air; every peer connection is closed on exit."""
     settings = app[SETTINGS_KEY]
-    broadcasts = Broadcasts(settings.ice, recordings=settings.recordings_path)
+    telling: set[asyncio.Task[None]] = set()
+
+    def recording_stopped(public_id: str, problem: str) -> None:
+        # The consoles show the alarm at once (the broadcast itself goes on).
+        task = asyncio.ensure_future(wall_changed(app, {public_id}))
+        telling.add(task)
+        task.add_done_callback(telling.discard)
+
+    broadcasts = Broadcasts(
+        settings.ice, recordings=settings.recordings_path, recording_stopped=recording_stopped
+    )
     app[BROADCASTS_KEY] = broadcasts
     app[METRICS_KEY].watch_relay(broadcasts)
     yield
+    if telling:
+        await asyncio.gather(*telling, return_exceptions=True)
     # Recordings of broadcasts still on air are finished and stored, not lost.
     for ended in await broadcasts.close_all():
         if ended.recording is not None:

@@ -248,6 +248,10 @@ async def get_wall(request: web.Request) -> web.Response:
                 "publishing": broadcast.publishing,
                 "subscribers": broadcast.subscribers,
                 "since": iso(broadcast.since),
+                "recording": {
+                    "state": broadcast.recording,
+                    "problem": broadcast.recording_problem,
+                },
             },
             "readiness": {
                 "branches": ready.branches,

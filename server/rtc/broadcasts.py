@@ -49,6 +49,8 @@ class BroadcastStatus:
     subscribers: int
     since: datetime | None
     quality: Mapping[str, Layer] = field(default_factory=dict)  # venue code → layer it gets
+    recording: str = "off"  # "off" (not recorded), "on", or "stopped" (see recording_problem)
+    recording_problem: str | None = None  # why it stopped: "disk_full" or "write_failed"
 
 
 @dataclass(frozen=True)
@@ -135,11 +137,13 @@ class Broadcasts:
         counters: RelayCounters | None = None,
         rule: QualityRule | None = None,
         recordings: Path | None = None,
+        recording_stopped: Callable[[str, str], None] = lambda public_id, problem: None,
     ) -> None:
         self.ice = ice
         self.counters = counters or RelayCounters()
         self.rule = rule or QualityRule()
         self.recordings = recordings  # where broadcasts are recorded; None: not recorded
+        self.recording_stopped = recording_stopped  # (session, problem): a recording gave up
         self._on_air: dict[str, Broadcast] = {}
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
@@ -154,8 +158,16 @@ class Broadcasts:
             for code, subscriber in broadcast.subscribers.items()
             if (layer := subscriber.layer) is not None
         }
+        recorder = broadcast.recorder
+        recording = "off" if recorder is None else "stopped" if recorder.problem else "on"
         return BroadcastStatus(
-            True, broadcast.publishing, len(broadcast.subscribers), broadcast.since, quality
+            True,
+            broadcast.publishing,
+            len(broadcast.subscribers),
+            broadcast.since,
+            quality,
+            recording,
+            None if recorder is None else recorder.problem,
         )
 
     def layer_switches(self, public_id: str) -> dict[str, list[LayerSwitch]]:
@@ -293,6 +305,7 @@ class Broadcasts:
         recorder = Recorder(
             self.recordings / recording_name(broadcast.public_id, broadcast.since),
             video.request_keyframe,
+            on_stop=partial(self.recording_stopped, broadcast.public_id),
         )
         video.taps.append(partial(recorder.take, "video"))
         audio.taps.append(partial(recorder.take, "audio"))

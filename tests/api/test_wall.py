@@ -237,6 +237,7 @@ async def test_the_wall_shows_each_venues_latest_stream_sample(client: Any, worl
         "publishing": False,
         "subscribers": 0,
         "since": None,
+        "recording": {"state": "off", "problem": None},
     }
     latest = _sample(2, "degraded", bitrate_kbps=612.5, fps=17.5, loss_pct=3.25, freezes=2)
     # Out of order on purpose: the newest sample wins, not the last one sent.

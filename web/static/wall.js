@@ -165,6 +165,18 @@
     readinessBox.classList.toggle("not-ready", !ready.ready);
   }
 
+  // A recording that gave up (a full disk) is said at once; the broadcast itself goes on.
+  const recordingAlarm = document.getElementById("recording-alarm");
+  function showRecording(recording) {
+    if (!recordingAlarm || !recording) { return; }
+    const stopped = recording.state === "stopped";
+    recordingAlarm.hidden = !stopped;
+    if (stopped) {
+      recordingAlarm.textContent = recording.problem === "disk_full"
+        ? recordingAlarm.dataset.diskFull : recordingAlarm.dataset.writeFailed;
+    }
+  }
+
   // ---- filters: all venues, those needing attention, offline, interrupted ----
 
   const FILTERS = {
@@ -210,6 +222,7 @@
       return tile(venue, body.broadcast);
     }));
     showReadiness(body.readiness);
+    showRecording(body.broadcast.recording);
     countFilters(body.venues);
     listeners.forEach(function (listener) { listener(body); });
     return body;
