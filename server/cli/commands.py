@@ -297,8 +297,10 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    base = f"http://{_url_host(settings.host)}:{settings.port}"
+
     async def work(factory: async_sessionmaker[AsyncSession]) -> list[str]:
-        return await seed_demo(factory, progress)
+        return await seed_demo(factory, progress, server_url=base)
 
     try:
         logins = _with_db(settings, work)
@@ -309,10 +311,10 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
             )
             # The history stays; a session to try check-in and broadcast on is added if need be.
             today = _with_db(settings, lambda factory: ensure_today(factory, utcnow()))
-            for line in demo_logins():
+            for line in demo_logins(base):
                 print(line)
             if today is not None:
-                print(today_line(today))
+                print(today_line(today, base))
             return EXIT_OK
         print(f"hetang: {refused}", file=sys.stderr)
         return EXIT_ERROR
@@ -334,15 +336,13 @@ def demo_agents(args: argparse.Namespace, settings: Settings) -> int:
         if not agents:
             print("hetang: there are no venues; run `hetang demo` first", file=sys.stderr)
             return EXIT_ERROR
-        base = f"http://{settings.host}:{settings.port}"
+        base = f"http://{_url_host(settings.host)}:{settings.port}"
         if public_id is not None:
             print(
                 f"demo agents follow session {public_id}: open {base}/sessions/{public_id}/console "
                 "as the operator and press 开始直播",
                 flush=True,
             )
-        return await run_agents(
-            agents, f"http://{settings.host}:{settings.port}", settings.ice.hosts
-        )
+        return await run_agents(agents, base, settings.ice.hosts, args.log_level)
 
     return _with_db(settings, work)

@@ -9,8 +9,10 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
+import aiohttp
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,6 +24,7 @@ from server.services.clock import utcnow
 
 DEMO_ACTOR = "demo"
 FIRST_UI_PORT = 8765
+SERVER_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -74,16 +77,38 @@ async def _branch_venues_of_next_session(
     return public_id, list((await session.execute(query)).scalars())
 
 
+async def _server_answers(server_url: str) -> bool:
+    """Wait up to SERVER_WAIT_S for the server's /healthz; False when it never answered."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SERVER_WAIT_S
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as client:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with client.get(f"{server_url}/healthz") as response:
+                    if response.status == HTTPStatus.OK:
+                        return True
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.2)
+
+
 async def run_agents(
-    agents: list[DemoAgent], server_url: str, ice_hosts: tuple[str, ...] = ()
+    agents: list[DemoAgent],
+    server_url: str,
+    ice_hosts: tuple[str, ...] = (),
+    log_level: str = "INFO",
 ) -> int:
     """Run the agents until this process is told to stop; then stop them too. They offer the
-    same ICE host addresses as the server (a one-machine demo on loopback)."""
+    same ICE host addresses as the server (a one-machine demo on loopback) and log at this
+    command's level."""
     executable = Path(sys.executable).parent / "hetang-agent"
+    # Started beside the server (`make run`): let it listen first, or each agent would start
+    # by saying it works offline.
+    await _server_answers(server_url)
     processes = []
     for agent in agents:
         agent.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        args = ["run", "--server", server_url]
+        args = ["--log-level", log_level, "run", "--server", server_url]
         args += ["--data-dir", str(agent.data_dir), "--ui-port", str(agent.ui_port)]
         if ice_hosts:
             args += ["--ice-hosts", ",".join(ice_hosts)]

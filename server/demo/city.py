@@ -49,6 +49,7 @@ async def seed_demo(
     factory: async_sessionmaker[AsyncSession],
     progress: Callable[[str], None],
     history_months: int = MONTHS_BACK,
+    server_url: str = SERVER_URL,
 ) -> list[str]:
     """Fill an empty database with a demo city and `history_months` months of its training
     (the stream readings of a year take most of the time); return the lines that name the
@@ -85,8 +86,8 @@ async def seed_demo(
         await asyncio.gather(hashing, return_exceptions=True)
     progress(f"demo city ready in {time.monotonic() - started:.1f} s")
     return [
-        *_login_lines(len(org_paths), len(members), len(venue_ids)),
-        today_line(today),
+        *_login_lines(len(org_paths), len(members), len(venue_ids), server_url),
+        today_line(today, server_url),
     ]
 
 
@@ -281,18 +282,18 @@ async def _create_users(
     return (await session.execute(select(User.id).where(User.username == operator))).scalar_one()
 
 
-def _login_lines(org_count: int, member_count: int, venue_count: int) -> list[str]:
+def _login_lines(org_count: int, member_count: int, venue_count: int, server_url: str) -> list[str]:
     """What `hetang demo` prints at the end: the logins and where to open the server."""
     return [
         f"demo city {data.CITY_NAME}: {org_count} organizations, {member_count} members, "
         f"{venue_count} venues, a year of training sessions",
-        *demo_logins(),
+        *demo_logins(server_url),
     ]
 
 
-def demo_logins() -> list[str]:
+def demo_logins(server_url: str = SERVER_URL) -> list[str]:
     """Where to open the server and the demo accounts to sign in with."""
-    lines = [f"open {SERVER_URL} (after `hetang serve`) and sign in as:"]
+    lines = [f"open {server_url} (after `hetang serve`) and sign in as:"]
     names = {data.CITY_CODE: data.CITY_NAME}
     names.update((f"{data.CITY_CODE}-{county.suffix}", county.name) for county in data.COUNTIES)
     for login in data.LOGINS:
@@ -304,10 +305,10 @@ def demo_logins() -> list[str]:
     return lines
 
 
-def today_line(today: TodaysSession) -> str:
+def today_line(today: TodaysSession, server_url: str = SERVER_URL) -> str:
     """Where to try check-in and broadcast at once."""
     local = today.starts_at.astimezone(ZoneInfo(data.TIMEZONE)).strftime("%H:%M")
     return (
         f"today's session starts at {local} ({data.TIMEZONE}): {today.title}; "
-        f"operator console {SERVER_URL}/sessions/{today.public_id}/console"
+        f"operator console {server_url}/sessions/{today.public_id}/console"
     )

@@ -1,7 +1,8 @@
 """The demo as `make run` gives it (issue 14, item 10), in Debian's Chromium: the demo city is
 built by the real CLI, the server says where it listens, and a reviewer signed in with the
-printed demo login sees today's session starting within minutes on the start page and a
-monthly report with a city's figures (most members trained, some below the requirement)."""
+printed demo login sees today's session starting within minutes on the start page, a monthly
+report with a city's figures (most members trained, some below the requirement) and a
+committee's archive cabinet filled by a year of classes."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Page, expect
 
 from server.demo import today as demo_today
+from server.domain.reports import month_of
+from server.services.clock import utcnow
 from tests.support.chromium import launched, needs_chromium
 from tests.support.procs import BIN, SECRET, clean_env, free_port, stop_process
 
 pytestmark = [needs_chromium, pytest.mark.slow]
 WAIT_MS = 15_000
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -102,3 +107,23 @@ async def test_the_monthly_report_has_a_citys_figures(demo: Demo) -> None:
     assert 85 <= coverage <= 99.5
     assert 0 < untrained < below < 3000 * 0.35
     assert held >= 10
+
+
+async def test_a_committees_cabinet_holds_a_year_of_records(demo: Demo) -> None:
+    """一党委一专柜 of 西泉镇党委 for the year of the report: nearly every member has records;
+    by the last weeks of the year most have completed their hours, some not."""
+    reported = month_of(utcnow(), SHANGHAI).previous()
+    async with launched() as browser:
+        page = await browser.new_page()
+        await _sign_in(page, demo, "reviewer")
+        await page.goto(f"{demo.url}/organizations/cz-fy-xq/cabinet?year={reported.year}")
+        await expect(page.locator("h1")).to_have_text("党员培训档案专柜")
+        members = int(await _figure(page, "members_total"))
+        complete = int(await _figure(page, "complete"))
+        incomplete = int(await _figure(page, "incomplete"))
+        untrained = int(await _figure(page, "untrained"))
+        rows = await page.locator("table.cabinet-members tbody tr").count()
+    assert members == rows == complete + incomplete + untrained > 30
+    assert untrained < 0.1 * members
+    if reported.month >= 11:
+        assert complete > 2 * incomplete > 0
