@@ -261,6 +261,12 @@ def setup_page_routes(app: web.Application) -> None:
         archive_pages.get_cabinet_csv,
         name="organization_cabinet_csv",
     )
+    add(
+        "GET",
+        "/organizations/{code}/cabinet/forms",
+        archive_pages.get_cabinet_forms,
+        name="organization_cabinet_forms",
+    )
     add("GET", "/venues", venue_pages.get_venues, name="venues")
     add("POST", "/venues", venue_pages.create_venue, name="venue_create")
     add(
@@ -334,6 +340,7 @@ def setup_page_routes(app: web.Application) -> None:
     add("GET", klass, class_pages.get_class, name="class_workflow")
     add("POST", f"{klass}/steps/{{key}}", class_pages.mark_step, name="class_step_mark")
     add("GET", f"{klass}/print/{{template}}", class_pages.print_template, name="class_print")
+    add("GET", f"{klass}/signin-sheet", class_pages.print_signin_sheet, name="class_signin_sheet")
     add("GET", "/workflow-steps", class_pages.get_workflow_steps, name="workflow_steps")
     add(
         "POST",

@@ -8,17 +8,20 @@ import asyncio
 from aiohttp import web
 
 from server.auth.access import allow
+from server.db.session import read_session
 from server.domain.archive import CABINET_STATE_LABELS
 from server.domain.times import parse_year
 from server.domain.vocabulary import FIRST_YEAR, LAST_YEAR, READERS
 from server.errors import NotFound
-from server.http.body import this_year
+from server.http.body import query_year, this_year
 from server.http.i18n import translate_for
 from server.http.reads import read_cabinet, read_registration_form
+from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.pages.attendance_export import csv_bytes, xlsx_bytes
 from server.pages.cabinet_export import CABINET_COLUMN_LABELS, cabinet_sheet
 from server.pages.downloads import download
 from server.pages.render import render
+from server.services import archive
 from server.services.archive import Cabinet
 
 
@@ -52,6 +55,24 @@ async def get_cabinet(request: web.Request) -> web.Response:
             "max_year": LAST_YEAR,
         },
     )
+
+
+@allow(*READERS)
+async def get_cabinet_forms(request: web.Request) -> web.Response:
+    """GET /organizations/{code}/cabinet/forms?year=YYYY: the registration form (培训登记表) of
+    every member of the committee's subtree in one document, a form to a page, to print and
+    file in its cabinet (一党委一专柜)."""
+    year = query_year(request)
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        found, forms = await archive.registration_forms(
+            session,
+            principal.scope,
+            request.match_info["code"],
+            year,
+            request.app[SETTINGS_KEY].tz,
+        )
+    return render(request, "cabinet_forms.html", {"cabinet": found, "forms": forms})
 
 
 def _download(request: web.Request, found: Cabinet, body: bytes, kind: str) -> web.Response:

@@ -3,27 +3,33 @@ marking a step, printing a template, and the city's step list (rename and reorde
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from server.auth.access import allow
+from server.auth.principal import WHOLE_TREE
 from server.db.session import read_session, write_session
 from server.domain.class_workflow import (
     STEP_LABELS,
     TEMPLATES_BY_KEY,
+    PrintTemplate,
     parse_mark,
     parse_step_list,
 )
 from server.domain.sessions import ClassRef
 from server.domain.times import parse_year
-from server.domain.vocabulary import READERS, WRITERS
+from server.domain.vocabulary import READERS, VENUE_READERS, WRITERS
 from server.errors import ApiError, NotFound
 from server.http.body import checked
 from server.http.i18n import translate_for
 from server.keys import DB_KEY, PRINCIPAL_KEY
 from server.pages.forms import FormProblem, problem_of, read_form
+from server.pages.print_selection import choices, parse_selection, venue_sheets, whole_runs
 from server.pages.render import render
-from server.services import class_sheets, class_workflow
-from server.services.class_workflow import NO_CLASS
+from server.services import class_sheets, class_workflow, print_scope
+from server.services.class_sheets import ClassSheet
+from server.services.class_workflow import NO_CLASS, ClassFacts, StepState
 from server.services.clock import utcnow
 
 
@@ -97,7 +103,8 @@ async def mark_step(request: web.Request) -> web.Response:
 
 @allow(*READERS)
 async def print_template(request: web.Request) -> web.Response:
-    """GET /plans/{org}/{year}/classes/{code}/print/{template}: a form filled with the class."""
+    """GET /plans/{org}/{year}/classes/{code}/print/{template}: a form filled with the class
+    (the sign-in sheet: a sheet per run, every venue's trainees; ?run=&venue= choose one)."""
     principal = request[PRINCIPAL_KEY]
     name = request.match_info["template"]
     async with read_session(request.app[DB_KEY]) as session:
@@ -107,6 +114,57 @@ async def print_template(request: web.Request) -> web.Response:
             raise NotFound("No print template {template}.", template=name)
         steps = await class_workflow.class_steps(session, facts.id)
         sheet = await class_sheets.class_sheet(session, principal.scope, facts)
+    extra: dict[str, Any] = {}
+    if template.key == "signin_sheet":
+        selection = parse_selection(request.query)
+        whole = selection.run is None and selection.venue is None
+        parts = whole_runs(sheet.runs) if whole else venue_sheets(sheet.runs, selection)
+        extra = {"parts": parts, "choices": choices(sheet.runs), "selection": selection}
+    return _render_print(request, template, facts, steps, sheet, extra)
+
+
+@allow(*VENUE_READERS)
+async def print_signin_sheet(request: web.Request) -> web.Response:
+    """GET /plans/{org}/{year}/classes/{code}/signin-sheet?run=&venue=: the sign-in sheet
+    (开班签到表) a sheet per run and venue. A venue's staff print it for the venues of their
+    subtree only, and find the class when one of its runs is at such a venue or it lies in
+    their subtree; another venue is not found."""
+    principal = request[PRINCIPAL_KEY]
+    venue_scope = principal.venue_scope
+    ref = _ref(request)
+    selection = parse_selection(request.query)
+    async with read_session(request.app[DB_KEY]) as session:
+        if venue_scope is None:
+            facts = await class_workflow.load_class(session, principal.scope, ref)
+            sheet = await class_sheets.class_sheet(session, principal.scope, facts)
+            allowed: frozenset[str] | None = None
+        else:
+            # The class may lie above their subtree (a city class with a branch venue): its
+            # runs and everyone on their venues' rosters are read whole, then cut to the venues.
+            facts = await class_workflow.load_class(session, WHOLE_TREE, ref)
+            sheet = await class_sheets.class_sheet(session, WHOLE_TREE, facts)
+            allowed = await print_scope.venue_codes_in(session, venue_scope)
+            mine = choices(sheet.runs, allowed)
+            if not mine and not await print_scope.class_in(session, venue_scope, ref):
+                raise NotFound(NO_CLASS, code=ref.code, year=ref.year, org=ref.org_code)
+        steps = await class_workflow.class_steps(session, facts.id)
+    extra = {
+        "parts": venue_sheets(sheet.runs, selection, allowed),
+        "choices": choices(sheet.runs, allowed),
+        "selection": selection,
+        "venue_sheets": True,
+    }
+    return _render_print(request, TEMPLATES_BY_KEY["signin_sheet"], facts, steps, sheet, extra)
+
+
+def _render_print(
+    request: web.Request,
+    template: PrintTemplate,
+    facts: ClassFacts,
+    steps: list[StepState],
+    sheet: ClassSheet,
+    extra: dict[str, Any],
+) -> web.Response:
     gettext = translate_for(request)
     step_names = {step.key: step.name or gettext(step.label) for step in steps}
     number = next(step.position for step in steps if step.key == template.step)
@@ -122,6 +180,7 @@ async def print_template(request: web.Request) -> web.Response:
             "step_number": number,
             "step_names": step_names,
             "printed_at": utcnow(),
+            **extra,
         },
     )
 

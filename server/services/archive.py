@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
 from server.db.base import Hours
-from server.db.models import Member, Organization, TrainingRecord, Venue
+from server.db.models import Member, Organization, TrainingRecord, TrainingSession, Venue
 from server.domain.archive import ArchiveLine, CabinetSummary, cabinet_summary
 from server.domain.members import REQUIRED_HOURS
 from server.services.attendance_view import RecordEntry, member_record
@@ -29,6 +29,9 @@ class RegistrationForm:
     year: int
     entries: list[RecordEntry]  # the credited sessions of the year, by start
     venue_names: dict[str, str]  # the entries' venues: code → name, as the form prints them
+    # The entries' organizers: session id → organization name (a topic code is a key for the
+    # once-a-year rule, not something a form names).
+    organizers: dict[str, str]
 
 
 async def registration_form(
@@ -64,7 +67,30 @@ async def registration_form(
     venue_names = dict(
         (await session.execute(select(Venue.code, Venue.name).where(Venue.code.in_(codes)))).all()
     )
-    return RegistrationForm(line, org_path, year, credited, venue_names)
+    session_ids = {entry.session_id for entry in credited}
+    organizers = dict(
+        (
+            await session.execute(
+                select(TrainingSession.public_id, Organization.name)
+                .join(Organization, Organization.id == TrainingSession.org_id)
+                .where(TrainingSession.public_id.in_(session_ids))
+            )
+        ).all()
+    )
+    return RegistrationForm(line, org_path, year, credited, venue_names, organizers)
+
+
+async def registration_forms(
+    session: AsyncSession, scope: Scope, org_code: str, year: int, tz: ZoneInfo
+) -> tuple[Cabinet, list[RegistrationForm]]:
+    """The registration form of every member of the organization's subtree for the year, in
+    the cabinet's order, to print in one document and file in the committee's cabinet
+    (一党委一专柜); outside the scope the organization does not exist (404)."""
+    found = await cabinet(session, scope, org_code, year)
+    forms = [
+        await registration_form(session, scope, line.member_no, year, tz) for line in found.lines
+    ]
+    return found, forms
 
 
 @dataclass(frozen=True)

@@ -654,6 +654,16 @@ MATRIX: dict[str, Route] = {
         {"code": "{ref}"},
         query={"year": "2026"},
     ),
+    # Every member's registration form of a committee's subtree in one document
+    "organization_cabinet_forms": Route(
+        "GET",
+        "/organizations/{code}/cabinet/forms",
+        READERS,
+        "object",
+        "a1",
+        {"code": "{ref}"},
+        query={"year": "2026"},
+    ),
     "venues": Route("GET", "/venues", VENUE_READERS, "list", lists="venues"),
     "venue_create": Route(
         "POST",
@@ -823,6 +833,16 @@ MATRIX: dict[str, Route] = {
         "object",
         "a1",
         {"org": "{ref}", "year": str(MATRIX_YEAR), "code": "C01", "template": "signin_sheet"},
+    ),
+    # The sign-in sheet a run and venue at a time: a venue's staff get their venues' sheets
+    # (tests/e2e/test_print_layouts.py)
+    "class_signin_sheet": Route(
+        "GET",
+        "/plans/{org}/{year}/classes/{code}/signin-sheet",
+        VENUE_READERS,
+        "object",
+        "a1",
+        {"org": "{ref}", "year": str(MATRIX_YEAR), "code": "C01"},
     ),
     "workflow_steps": Route("GET", "/workflow-steps", ADMIN, whole_tree=True),
     "workflow_steps_update": Route(
