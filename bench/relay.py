@@ -11,8 +11,14 @@ sends a second video track, 320x180 at ~250 kbit/s beside 640x360 at ~1 Mbit/s, 
 subscriber is fed from it), at 256 subscribers unless --counts says otherwise; prints the relay's
 CPU for both and their ratio.
 
+With --recording: pass-through with the broadcast recorded into a WebM as it relays (the
+server's Recorder, no re-encoding) against without, at 128 subscribers unless --counts says
+otherwise, alternating; prints the relay's CPU for both, what recording adds, and what a
+three-hour lesson's file weighs at 1 Mbit/s.
+
     python bench/relay.py [--quick] [--counts 1,8,32] [--logs DIR] [--agent-pid PID]
     python bench/relay.py --two-qualities [--counts 256]
+    python bench/relay.py --recording [--counts 128]
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+
+import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -45,9 +53,11 @@ from bench.rtc_report import (
     LABELS,
     PASS,
     PASS2,
+    PASSREC,
     Mark,
     Result,
     print_qualities,
+    print_recording,
     print_table,
     print_verdicts,
     print_viewer_cost,
@@ -76,6 +86,7 @@ class Plan:
 FULL = Plan((1, 8, 32, 128, 256), warmup_s=5, window_s=10)
 QUICK = Plan((1, 8), warmup_s=2, window_s=4)
 QUALITIES = Plan((256,), warmup_s=5, window_s=10, kinds=(PASS, PASS2))
+RECORDING = Plan((128,), warmup_s=5, window_s=20, kinds=(PASS, PASSREC))
 
 
 STARTED = time.monotonic()
@@ -109,13 +120,16 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
 
         try:
             layers = ["--layers", "2"] if kind == PASS2 else []
+            recording = log_dir / f"{name}.webm"
+            record = ["--record", str(recording)] if kind == PASSREC else []
             relay = start(
                 "relay",
                 "bench.rtc_relay_server",
                 [
                     "--kind",
-                    PASS if kind == PASS2 else kind,
+                    PASS if kind in (PASS2, PASSREC) else kind,
                     *layers,
+                    *record,
                     "--port",
                     url.rsplit(":", 1)[1],
                     "--lifetime",
@@ -184,11 +198,20 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
             lines = str(error).strip().splitlines()
             result.error = lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else "")
             progress(f"  FAILED: {error}")
+    if kind == PASSREC and not result.error:
+        result.recorded_bps = _recorded_bps(recording)
     progress(
         f"  {LABELS[kind]} N={n}: relay {result.relay_cpu:.1f} %, "
         f"decoded {result.decoded_fps:.1f} fps"
     )
     return result
+
+
+def _recorded_bps(path: Path) -> float:
+    """The finished recording's bytes per second of media (its size over its duration)."""
+    with av.open(str(path)) as container:
+        duration = (container.duration or 0) / 1_000_000
+    return path.stat().st_size / duration if duration else math.nan
 
 
 def mark(children: list[Child], pids: list[int]) -> Mark:
@@ -212,6 +235,8 @@ def run(plan: Plan) -> None:
                 results.append(run_scenario(PASS, n, plan, log_dir))
             if PASS2 in plan.kinds:
                 results.append(run_scenario(PASS2, n, plan, log_dir))
+            if PASSREC in plan.kinds:
+                results.append(run_scenario(PASSREC, n, plan, log_dir))
             if BASE in plan.kinds and not baseline_saturated:
                 base = run_scenario(BASE, n, plan, log_dir)
                 results.append(base)
@@ -228,6 +253,8 @@ def run(plan: Plan) -> None:
     print_verdicts(results)
     if PASS2 in plan.kinds:
         print_qualities(results)
+    if PASSREC in plan.kinds:
+        print_recording(results)
     sizes = sorted({s for r in results for s in r.sizes})
     sent = statistics.median([r.publisher_kbps for r in results if not r.error] or [math.nan])
     print(
@@ -268,6 +295,11 @@ def main() -> None:
         help="pass-through with one quality against two (half the subscribers on each layer),"
         " at N=256 unless --counts; with --quick, shorter windows",
     )
+    parser.add_argument(
+        "--recording",
+        action="store_true",
+        help="pass-through with the broadcast recorded against without, at N=128 unless --counts",
+    )
     parser.add_argument("--logs", type=Path, help="keep each process's stderr in this directory")
     parser.add_argument(
         "--agent-pid",
@@ -284,6 +316,8 @@ def main() -> None:
     plan = QUICK if args.quick else FULL
     if args.two_qualities:
         plan = QUALITIES if not args.quick else dataclasses.replace(QUICK, kinds=QUALITIES.kinds)
+    if args.recording:
+        plan = RECORDING if not args.quick else dataclasses.replace(QUICK, kinds=RECORDING.kinds)
     plan = dataclasses.replace(
         plan, light_mode=args.light_mode, follow_remb=args.follow_remb, logs=args.logs
     )

@@ -3,7 +3,7 @@ small local HTTP API; the media go either through the encoded pass-through relay
 aiortc's MediaRelay (decode once, re-encode per subscriber), the baseline.
 
     python -m bench.rtc_relay_server --kind passthrough|mediarelay [--layers 2] --port PORT
-        --lifetime S
+        --lifetime S [--record FILE.webm]
 
 With --layers 2 the publisher sends two video tracks (the full and the lighter picture) and the
 pass-through relay feeds every other subscriber from the lighter one (each subscriber's layer
@@ -16,6 +16,8 @@ import argparse
 import asyncio
 import contextlib
 import time
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +30,7 @@ from bench.rtc_procs import commands, run_child, say
 from passthrough.fanout import RelayCounters, Source
 from passthrough.peer import before_gathering, new_peer
 from passthrough.quality import LOW, QualityRule
+from passthrough.recorder import Recorder
 from passthrough.wiring import LOW_VIDEO, Feed, accept_publisher, answer_viewer, publisher_peer
 
 # Rules that never move a subscriber: no loss is "above" 200 %, no REMB is under 0, and the
@@ -38,11 +41,16 @@ STAY = QualityRule(loss_down=2.0, remb_need=0.0, clean_s=float("inf"), clean_max
 class PassThroughRelay:
     """The relay under test: encoded frames from the publisher to every subscriber."""
 
-    def __init__(self, layers: int = 1) -> None:
+    def __init__(self, layers: int = 1, record: Path | None = None) -> None:
         self.counters = RelayCounters()
         self.sources = {"video": Source("video", self.counters)}
         if layers == 2:
             self.sources[LOW_VIDEO] = Source("video", self.counters)
+        self.recorder: Recorder | None = None
+        if record is not None:  # as the server records a broadcast (server/rtc/broadcasts.py)
+            video = self.sources["video"]
+            self.recorder = Recorder(record, video.request_keyframe)
+            video.taps.append(partial(self.recorder.take, "video"))
         self.peers: list[RTCPeerConnection] = []
         self.feed: Feed | None = None
         self.joined = 0
@@ -85,6 +93,8 @@ class PassThroughRelay:
         """Stop everything."""
         for source in self.sources.values():
             source.close()
+        if self.recorder is not None:
+            self.recorder.close()
         await asyncio.gather(*(pc.close() for pc in self.peers), return_exceptions=True)
 
 
@@ -171,10 +181,10 @@ def create_app(relay: Relay) -> web.Application:
     return app
 
 
-async def serve(kind: str, port: int, layers: int) -> None:
+async def serve(kind: str, port: int, layers: int, record: Path | None) -> None:
     """Relay until told to quit; answer marks with the relay's counters."""
     pin_vp8_bitrate()  # the baseline's re-encoders send what the publisher sends
-    relay: Relay = PassThroughRelay(layers) if kind == "passthrough" else ReencodingRelay()
+    relay: Relay = PassThroughRelay(layers, record) if kind == "passthrough" else ReencodingRelay()
     runner = web.AppRunner(create_app(relay), access_log=None)
     await runner.setup()
     try:
@@ -195,8 +205,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--layers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--lifetime", type=float, default=600)
+    parser.add_argument("--record", type=Path, help="record the broadcast into this WebM file")
     args = parser.parse_args()
-    run_child(lambda: serve(args.kind, args.port, args.layers), args.lifetime)
+    run_child(lambda: serve(args.kind, args.port, args.layers, args.record), args.lifetime)
 
 
 if __name__ == "__main__":

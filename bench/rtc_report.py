@@ -13,7 +13,9 @@ from bench.rtc_procs import CORES, CpuSample, ProcessCost
 
 PASS, BASE = "passthrough", "mediarelay"
 PASS2 = "passthrough2"  # pass-through with two qualities: half the subscribers on each
-LABELS = {PASS: "pass-through", BASE: "MediaRelay", PASS2: "two qualities"}
+PASSREC = "passthrough-rec"  # pass-through recording the broadcast into a WebM as it relays
+LABELS = {PASS: "pass-through", BASE: "MediaRelay", PASS2: "two qualities", PASSREC: "recording"}
+RECORDING_CPU = 5.0  # % of a core recording may add (issue 15)
 FULL_FPS = 28.5  # 95 % of the camera's 30 fps
 SATURATED_FPS = 15.0
 SATURATED_CPU = 0.9 * CORES * 100  # % of one core: the relay has (nearly) the whole machine
@@ -53,6 +55,7 @@ class Result:
     joined: int = 0
     join_s: float = math.nan
     viewer_cost: ProcessCost | None = None
+    recorded_bps: float = math.nan  # bytes a second the recording grew by over the window
     error: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -369,3 +372,31 @@ def print_qualities(results: list[Result]) -> None:
             f"{big.relay_waited:.0f} %; decoded {big.decoded_fps:.1f} fps, slowest light "
             f"subscriber {light:.1f} fps; decoded sizes {', '.join(big.sizes) or '-'})"
         )
+
+
+def print_recording(results: list[Result]) -> None:
+    """Relay CPU with recording on against off at each N both ran (same run, medians of the
+    window's slices), and what a three-hour lesson's file weighs at 1 Mbit/s."""
+    done = {(r.kind, r.n): r for r in results if not r.error}
+    for (kind, n), on in sorted(done.items()):
+        off = done.get((PASS, n))
+        if kind != PASSREC or off is None:
+            continue
+        added = on.relay_cpu - off.relay_cpu
+        samples = "; ".join(
+            f"{LABELS[r.kind]} " + " ".join(f"{c:.0f}" for c in r.relay_samples) for r in (off, on)
+        )
+        print(
+            f"relay CPU at N={n}: recording off {off.relay_cpu:.1f} %, on {on.relay_cpu:.1f} % "
+            f"of a core (medians of {len(on.relay_samples)} slices: {samples}); on / off = "
+            f"{on.relay_cpu / off.relay_cpu:.2f}; recording adds {added:.1f} % of a core "
+            f"(target < {RECORDING_CPU:.0f} %: {'ok' if added < RECORDING_CPU else 'MISSED'})"
+        )
+        if on.recorded_bps > 0 and on.publisher_kbps > 0:
+            per_mbit = on.recorded_bps / (on.publisher_kbps * 1000 / 8)
+            three_hours = on.recorded_bps * 3 * 3600 * (1000 / on.publisher_kbps)
+            print(
+                f"the recording holds {on.recorded_bps * 8 / 1000:.0f} kbit/s of file for a "
+                f"publisher sending {on.publisher_kbps:.0f} kbit/s ({per_mbit:.2f} bytes written "
+                f"per byte sent): a 3-hour lesson at 1 Mbit/s is {three_hours / 1e9:.2f} GB"
+            )
