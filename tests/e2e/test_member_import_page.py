@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 from sqlalchemy import func, select
 
 from server.db.models import AuditEntry, Member
@@ -27,9 +27,12 @@ HEADER = "党员编号,姓名,组织代码,类别,卡号\r\n"
 
 
 @pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
+async def admin_page(client: Any, db: Any, world: World) -> AsyncIterator[tuple[Page, str]]:
+    """A county administrator signed in to Chromium, and the server's base URL."""
+    await add_user(db, "import-admin", "admin", "a")
+    base = str(client.make_url("/")).rstrip("/")
     async with launched() as browser:
-        yield browser
+        yield await signed_in_page(browser, base, "import-admin"), base
 
 
 def member_file(rows: int, bad: str | None = None) -> str:
@@ -60,11 +63,9 @@ async def upload(page: Page, base: str, path: Path) -> None:
 
 
 async def test_a_large_file_is_imported_with_progress_and_a_bad_line_is_named(
-    client: Any, db: Any, world: World, chromium: Browser, tmp_path: Path
+    admin_page: tuple[Page, str], db: Any, tmp_path: Path
 ) -> None:
-    await add_user(db, "import-admin", "admin", "a")
-    base = str(client.make_url("/")).rstrip("/")
-    page = await signed_in_page(chromium, base, "import-admin")
+    page, base = admin_page
 
     good = tmp_path / "党员.csv"
     good.write_text(member_file(ROWS), encoding="utf-8-sig")
@@ -94,11 +95,9 @@ async def test_a_large_file_is_imported_with_progress_and_a_bad_line_is_named(
 
 
 async def test_a_utf16_file_is_answered_with_the_encoding_hint(
-    client: Any, db: Any, world: World, chromium: Browser, tmp_path: Path
+    admin_page: tuple[Page, str], db: Any, tmp_path: Path
 ) -> None:
-    await add_user(db, "import-admin16", "admin", "a")
-    base = str(client.make_url("/")).rstrip("/")
-    page = await signed_in_page(chromium, base, "import-admin16")
+    page, base = admin_page
     unicode_text = tmp_path / "unicode.csv"
     unicode_text.write_bytes(member_file(20).encode("utf-16"))  # with its BOM, as Excel saves
     await upload(page, base, unicode_text)
