@@ -155,6 +155,8 @@ async def test_a_branch_venue_prints_only_its_own_sheets(
     await expect(page.locator(".print-choices a")).to_have_text(
         [f"第1期 · {BRANCH}", f"第2期 · {BRANCH}"]
     )
+    # They do not see the class page: the toolbar leads back to their start page.
+    await expect(page.locator(".print-toolbar a").first).to_have_text("← 返回首页")
     members = await page.locator("tr[data-member]").evaluate_all(
         "rows => rows.map(r => r.dataset.member)"
     )
