@@ -63,6 +63,9 @@ class Settings:
     # <data dir>/recordings) unless HETANG_RECORDING=off.
     recordings_dir: Path | None = None
     recording: bool = True
+    # Recordings older than this many days are deleted (HETANG_RECORDING_RETENTION_DAYS; 0 keeps
+    # them for ever).
+    recording_retention_days: int = 365
 
     @property
     def tz(self) -> ZoneInfo:
@@ -145,7 +148,21 @@ class Settings:
             turn=turn,
             recordings_dir=_optional_path(env.get("HETANG_RECORDINGS_DIR")),
             recording=_switch(env, "HETANG_RECORDING", default=True),
+            recording_retention_days=_days(env.get("HETANG_RECORDING_RETENTION_DAYS", "365")),
         )
+
+
+def _days(raw: str) -> int:
+    try:
+        days = int(raw.strip())
+    except ValueError:
+        days = -1
+    if not 0 <= days <= 36_500:
+        raise SettingsError(
+            f"HETANG_RECORDING_RETENTION_DAYS must be a number of days from 0 (keep for ever) to "
+            f"36500, not {raw!r}"
+        )
+    return days
 
 
 def _optional_path(raw: str | None) -> Path | None:

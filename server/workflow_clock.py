@@ -1,6 +1,6 @@
 """The session workflow's clock, run for the life of the app (contexts.workflow_ctx): it ends
-and finalizes sessions on time, and keeps each month's report (月报告) of the top-level
-organizations once the month is over."""
+and finalizes sessions on time, keeps each month's report (月报告) of the top-level
+organizations once the month is over, and deletes recordings past their retention."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.session import read_session, write_session
 from server.keys import DB_KEY, SETTINGS_KEY
-from server.services import report_snapshots, workflow
+from server.services import recordings, report_snapshots, workflow
 from server.services.clock import utcnow
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,27 @@ async def run_workflow_clock(app: web.Application, stop: asyncio.Event) -> None:
                 async with write_session(app[DB_KEY]) as session:
                     await workflow.run_due(session, public_id, action, settings.tz, now)
             await store_monthly_reports(app, now)
+            await expire_recordings(app, now)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("the workflow clock failed; trying again next round")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.workflow_interval_s)
+
+
+async def expire_recordings(app: web.Application, now: datetime) -> None:
+    """Recordings past HETANG_RECORDING_RETENTION_DAYS are marked deleted (audited), then their
+    files removed."""
+    settings = app[SETTINGS_KEY]
+    async with write_session(app[DB_KEY]) as session:
+        names = await recordings.expire(
+            session, workflow.SYSTEM_ACTOR, now, settings.recording_retention_days
+        )
+    for name in names:
+        (settings.recordings_home / name).unlink(missing_ok=True)
+    if names:
+        log.info("deleted %d recordings past their retention", len(names))
 
 
 async def store_monthly_reports(app: web.Application, now: datetime) -> None:

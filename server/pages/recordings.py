@@ -4,9 +4,11 @@ venue's picture was away."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from aiohttp import web
 
@@ -14,13 +16,32 @@ from server.auth.access import allow
 from server.db.session import read_session
 from server.domain.vocabulary import READERS
 from server.http.i18n import translate_for
-from server.keys import DB_KEY, PRINCIPAL_KEY
+from server.keys import DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.pages.render import render
 from server.pages.stream_timeline import BAR_WIDTH, SpanBox, bar_units, duration_text
 from server.services import recordings, session_views
 from server.services.recordings import RecordingView
 
 MB = 1024 * 1024
+GB = 1024 * MB
+
+
+@dataclass(frozen=True)
+class Space:
+    """What every recording takes, what the disk has left, and how long recordings are kept."""
+
+    used_gb: str
+    free_gb: str | None
+    keep_days: int
+    recording: bool
+
+
+def free_gb(home: Path) -> str | None:
+    """Free space on the disk of the recordings directory (or of the nearest folder above it)."""
+    for folder in (home, *home.parents):
+        if folder.exists():
+            return f"{shutil.disk_usage(folder).free / GB:.1f}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,8 @@ async def get_recordings(request: web.Request) -> web.Response:
     async with read_session(request.app[DB_KEY]) as session:
         view = await session_views.get_session(session, principal.scope, public_id)
         found = await recordings.of_session(session, principal.scope, public_id)
+        used = await recordings.space_used(session)
+    settings = request.app[SETTINGS_KEY]
     gettext = translate_for(request)
     return render(
         request,
@@ -80,5 +103,11 @@ async def get_recordings(request: web.Request) -> web.Response:
             "session": view,
             "recordings": [recording_row(request, item, gettext) for item in found],
             "bar_width": BAR_WIDTH,
+            "space": Space(
+                f"{used / GB:.1f}",
+                free_gb(settings.recordings_home),
+                settings.recording_retention_days,
+                settings.recording,
+            ),
         },
     )

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
@@ -139,6 +139,44 @@ async def mark_deleted(
     facts = AuditFacts(now, actor, "session.recording_delete", "session", public_id, before, {})
     await audit.append(session, [facts])
     return view
+
+
+async def expire(session: AsyncSession, actor: str, now: datetime, keep_days: int) -> list[str]:
+    """Mark deleted every finished recording that started more than keep_days ago (none when
+    keep_days is 0); audited; their file names, for the caller to remove after the commit."""
+    if keep_days <= 0:
+        return []
+    rows = (
+        await session.execute(
+            select(Recording, TrainingSession.public_id)
+            .join(TrainingSession, TrainingSession.id == Recording.session_id)
+            .where(
+                Recording.deleted_at.is_(None),
+                Recording.ended_at.is_not(None),
+                Recording.started_at < now - timedelta(days=keep_days),
+            )
+        )
+    ).all()
+    facts = []
+    for row, public_id in rows:
+        row.deleted_at = now
+        before = {"file": row.file_name, "bytes": row.bytes, "duration_ms": row.duration_ms}
+        note = f"older than {keep_days} days (HETANG_RECORDING_RETENTION_DAYS)"
+        facts.append(
+            AuditFacts(
+                now, actor, "session.recording_delete", "session", public_id, before, {}, note
+            )
+        )
+    await audit.append(session, facts)
+    return [row.file_name for row, _ in rows]
+
+
+async def space_used(session: AsyncSession) -> int:
+    """Bytes the recordings on disk take (the finished ones' stored sizes)."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Recording.bytes), 0)).where(Recording.deleted_at.is_(None))
+    )
+    return int(total or 0)
 
 
 def _view(row: Recording, public_id: str) -> RecordingView:

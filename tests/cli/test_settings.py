@@ -25,6 +25,13 @@ def test_defaults(tmp_path: Path) -> None:
     # ICE: every local address found, and no STUN/TURN server unless one is configured.
     assert settings.ice.hosts == () and settings.ice.servers == ()
     assert settings.recordings_path == tmp_path / "recordings"  # every broadcast is recorded
+    assert settings.recording_retention_days == 365
+    assert (
+        Settings.from_env(
+            {"HETANG_DATA_DIR": str(tmp_path), "HETANG_RECORDING_RETENTION_DAYS": "0"}
+        ).recording_retention_days
+        == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -114,6 +121,8 @@ def test_the_generated_secret_is_kept_private_and_reused(tmp_path: Path) -> None
         ("HETANG_ICE_SERVERS", "stun.l.google.com:19302"),
         ("HETANG_ICE_SERVERS", "http://turn.example.cn"),
         ("HETANG_RECORDING", "sometimes"),
+        ("HETANG_RECORDING_RETENTION_DAYS", "-1"),
+        ("HETANG_RECORDING_RETENTION_DAYS", "a year"),
     ],
 )
 def test_a_bad_value_names_its_variable(tmp_path: Path, name: str, value: str) -> None:
