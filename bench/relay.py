@@ -187,6 +187,10 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
                 time.sleep(plan.window_s / SLICES)
                 marks.append(mark(children, pids))
             summarise(result, marks)
+            if kind == PASSREC:
+                before, after = marks[0][0][0], marks[-1][0][0]  # the relay's counters
+                spent = after["recording_cpu_s"] - before["recording_cpu_s"]
+                result.recording_cpu = 100 * spent / (after["t"] - before["t"])
             if n == 1 and kind == PASS:
                 (_, first), (_, last) = marks[0], marks[-1]
                 result.viewer_cost = ProcessCost(

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +46,20 @@ class PassThroughRelay:
         if layers == 2:
             self.sources[LOW_VIDEO] = Source("video", self.counters)
         self.recorder: Recorder | None = None
+        self.recording_cpu_s = 0.0  # CPU time spent inside the recorder
         if record is not None:  # as the server records a broadcast (server/rtc/broadcasts.py)
             video = self.sources["video"]
             self.recorder = Recorder(record, video.request_keyframe)
-            video.taps.append(partial(self.recorder.take, "video"))
+            video.taps.append(self._record)
         self.peers: list[RTCPeerConnection] = []
         self.feed: Feed | None = None
         self.joined = 0
+
+    def _record(self, codec_name: str, data: bytes, pts: int, keyframe: bool) -> None:
+        assert self.recorder is not None
+        began = time.thread_time()
+        self.recorder.take("video", codec_name, data, pts, keyframe)
+        self.recording_cpu_s += time.thread_time() - began
 
     async def publish(self, offer: RTCSessionDescription) -> RTCSessionDescription:
         """Answer the publisher."""
@@ -87,6 +93,7 @@ class PassThroughRelay:
             "low_frames_in": low.frames_in if low else 0,
             "keyframe_requests": self.counters.keyframe_requests,
             "resyncs": self.counters.resyncs,
+            "recording_cpu_s": self.recording_cpu_s,
         }
 
     async def close(self) -> None:
