@@ -324,15 +324,20 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def demo_agents(args: argparse.Namespace, settings: Settings) -> int:
-    """hetang demo-agents [--count N]: real agents for the demo city's venues."""
+    """hetang demo-agents [--count N] [--ui-port P]: real agents for the demo city's venues."""
     from server.demo.agents import pick_and_rotate, run_agents
 
     if not 1 <= args.count <= 20:
         print("hetang: --count must be between 1 and 20", file=sys.stderr)
         return EXIT_USAGE
+    if not 1024 <= args.ui_port <= 65535 - args.count:
+        print(f"hetang: --ui-port must be between 1024 and {65535 - args.count}", file=sys.stderr)
+        return EXIT_USAGE
 
     async def work(factory: async_sessionmaker[AsyncSession]) -> int:
-        public_id, agents = await pick_and_rotate(factory, args.count, settings.data_dir)
+        public_id, agents = await pick_and_rotate(
+            factory, args.count, settings.data_dir, args.ui_port
+        )
         if not agents:
             print("hetang: there are no venues; run `hetang demo` first", file=sys.stderr)
             return EXIT_ERROR

@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         "demo-agents", help="run venue agents for the demo city on this machine"
     )
     agents.add_argument("--count", type=int, default=2, help="how many agents (default 2)")
+    agents.add_argument(
+        "--ui-port",
+        type=int,
+        default=8765,
+        help="the first agent's staff-page port; the next agents take the ports after it "
+        "(default 8765)",
+    )
     demo = sub.add_parser("demo", help="fill an empty database with a demo city")
     demo.add_argument(
         "--if-empty",

@@ -38,7 +38,10 @@ class DemoAgent:
 
 
 async def pick_and_rotate(
-    factory: async_sessionmaker[AsyncSession], count: int, data_dir: Path
+    factory: async_sessionmaker[AsyncSession],
+    count: int,
+    data_dir: Path,
+    first_ui_port: int = FIRST_UI_PORT,
 ) -> tuple[str | None, list[DemoAgent]]:
     """The session that is live or comes next (the busiest of those starting together) and its
     branch venues, each with a fresh token."""
@@ -47,7 +50,7 @@ async def pick_and_rotate(
         agents = []
         for index, code in enumerate(codes):
             token = await venues.rotate_token(session, WHOLE_TREE, DEMO_ACTOR, code)
-            agents.append(DemoAgent(code, token, data_dir / "agents" / code, FIRST_UI_PORT + index))
+            agents.append(DemoAgent(code, token, data_dir / "agents" / code, first_ui_port + index))
     return public_id, agents
 
 

@@ -97,7 +97,7 @@ async def test_a_year_of_history_gives_a_real_citys_report(
     assert met == total - figures["below_requirement"]
     assert results["present"] > 3 * (results["absent"] + results["partial"])
     # Held more than three weeks ago: approved; the recent ones wait for the reviewer.
-    assert states[("finalized", True)] == 0 and states[("approved", True)] >= 120
+    assert states[("finalized", True)] == 0 and states[("approved", True)] >= 100
     assert states[("finalized", False)] >= 1
 
 

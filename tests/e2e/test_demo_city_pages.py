@@ -6,14 +6,18 @@ committee's archive cabinet filled by a year of classes."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, expect
 
 from server.demo import today as demo_today
@@ -34,6 +38,7 @@ class Demo:
     url: str
     printed: str
     passwords: dict[str, str]
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +66,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         while "已启动" not in out.read_text():
             assert server.poll() is None and time.monotonic() < deadline, "the server never said"
             time.sleep(0.05)
-        yield Demo(f"http://127.0.0.1:{port}", built.stdout, passwords)
+        yield Demo(
+            f"http://127.0.0.1:{port}", built.stdout, passwords, {**env, "HETANG_PORT": str(port)}
+        )
     finally:
         stop_process(server)
 
@@ -127,3 +134,55 @@ async def test_a_committees_cabinet_holds_a_year_of_records(demo: Demo) -> None:
     assert untrained < 0.1 * members
     if reported.month >= 11:
         assert complete > 2 * incomplete > 0
+
+
+@pytest.fixture
+def staff_page(demo: Demo, tmp_path: Path) -> Iterator[str]:
+    """`hetang demo-agents`, as `make run` starts it (one agent, on a free port): the URL of
+    its staff page once it is announced; the agents are stopped afterwards."""
+    ui_port = free_port()
+    log = tmp_path / "agents.out"
+    command = [str(BIN / "hetang"), "--log-level", "WARNING", "demo-agents", "--count", "1"]
+    with log.open("wb") as sink:
+        agents = subprocess.Popen(
+            [*command, "--ui-port", str(ui_port)],
+            env=demo.env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while f"http://127.0.0.1:{ui_port}" not in log.read_text():
+            assert agents.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert "demo agents follow session " in log.read_text()
+        yield f"http://127.0.0.1:{ui_port}/"
+    finally:
+        assert stop_process(agents, signal.SIGTERM) == 0
+
+
+async def test_a_demo_agent_takes_check_ins_for_todays_session_at_once(staff_page: str) -> None:
+    """The agent's staff page offers today's session, and a member on its roster checks in."""
+    async with launched() as browser:
+        page = await browser.new_page()
+        await _until_answers(page, staff_page)
+        await expect(page.locator("#venue")).to_contain_text("西泉镇党校", timeout=WAIT_MS)
+        await expect(page.locator("#session")).to_contain_text(demo_today.TITLE, timeout=WAIT_MS)
+        await page.fill("#search", "341126")  # 凤阳县's members: every one on its roster
+        row = page.locator("#roster tr").first
+        await expect(row).to_be_visible(timeout=WAIT_MS)
+        await row.get_by_role("button", name="签到").click()
+        await expect(page.locator("#message")).to_contain_text("签到成功", timeout=WAIT_MS)
+        await expect(page.locator("#present li")).to_have_count(1)
+
+
+async def _until_answers(page: Page, url: str) -> None:
+    """Open the agent's staff page once it listens."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await page.goto(url)
+            return
+        except PlaywrightError:
+            assert time.monotonic() < deadline, f"{url} never answered"
+            await asyncio.sleep(0.2)
