@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 GAP_S = 1.0  # a jump in the video's timeline longer than this is a gap (the publisher was away)
 AUDIO_ONLY_AFTER_S = 5.0  # no video keyframe by then: the broadcast is recorded as sound only
+# The live publisher is asked for a keyframe when the last is older than this: a player seeks to
+# one, and a make-up session's venues start from one (passthrough/playback.py).
+KEYFRAME_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class _Track:
     stream: Any = None
     base: int | None = None  # the source's pts at our 0
     last: int | None = None  # the last pts written, on our timeline
+    last_keyframe: int | None = None  # the pts of the last keyframe written
     waiting_keyframe: bool = True
 
 
@@ -120,6 +124,13 @@ class Recorder:
             if track.waiting_keyframe and track.last is not None:
                 self.gaps.append(Gap(track.last / track.rate, at / track.rate))
             track.waiting_keyframe = False
+            if keyframe:
+                track.last_keyframe = at
+            elif (
+                track.last_keyframe is not None
+                and at - track.last_keyframe > KEYFRAME_EVERY_S * track.rate
+            ):
+                self.request_keyframe()  # the source spaces its requests out
         packet = av.Packet(data)
         packet.stream = track.stream
         packet.pts = packet.dts = at
