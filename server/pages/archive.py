@@ -21,7 +21,7 @@ from server.pages.attendance_export import csv_bytes, xlsx_bytes
 from server.pages.cabinet_export import CABINET_COLUMN_LABELS, cabinet_sheet
 from server.pages.downloads import download
 from server.pages.render import render
-from server.services import archive
+from server.services import registration_forms
 from server.services.archive import Cabinet
 
 
@@ -65,7 +65,7 @@ async def get_cabinet_forms(request: web.Request) -> web.Response:
     year = query_year(request)
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
-        found, forms = await archive.registration_forms(
+        found, forms = await registration_forms.registration_forms(
             session,
             principal.scope,
             request.match_info["code"],

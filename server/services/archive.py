@@ -80,19 +80,6 @@ async def registration_form(
     return RegistrationForm(line, org_path, year, credited, venue_names, organizers)
 
 
-async def registration_forms(
-    session: AsyncSession, scope: Scope, org_code: str, year: int, tz: ZoneInfo
-) -> tuple[Cabinet, list[RegistrationForm]]:
-    """The registration form of every member of the organization's subtree for the year, in
-    the cabinet's order, to print in one document and file in the committee's cabinet
-    (一党委一专柜); outside the scope the organization does not exist (404)."""
-    found = await cabinet(session, scope, org_code, year)
-    forms = [
-        await registration_form(session, scope, line.member_no, year, tz) for line in found.lines
-    ]
-    return found, forms
-
-
 @dataclass(frozen=True)
 class Cabinet:
     """The cabinet of an organization's subtree for a year: a line per member, by

@@ -5,15 +5,26 @@ in one document (the browser and the printed pages: tests/e2e/test_print_layouts
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from server.auth.principal import WHOLE_TREE
-from server.db.session import write_session
+from server.db.session import read_session, write_session
 from server.domain.members import MemberFields
 from server.services import members
-from tests.support.class_workflow import CLASS_PAGE, TRAINEES, page, seed_class
+from server.services.archive import registration_form
+from server.services.registration_forms import registration_forms
+from tests.support.class_workflow import (
+    CLASS_PAGE,
+    START,
+    TRAINEES,
+    TZ,
+    add_run,
+    page,
+    seed_class,
+)
 from tests.support.databases import Db
 from tests.support.world import World
 
@@ -96,3 +107,29 @@ async def test_a_committees_registration_forms_print_in_one_document(
     cabinet = await page(client, "/organizations/a1/cabinet?year=2026", world.auth("admin", "a"))
     assert 'href="/organizations/a1/cabinet/forms?year=2026"' in cabinet
     await page(client, "/organizations/a1/cabinet/forms?year=2026", world.auth("admin", "b"), 404)
+
+
+async def test_the_committees_forms_are_each_members_own_form(db: Db, world: World) -> None:
+    """The forms read for a whole committee at once are the forms read one member at a time."""
+    await seed_class(db)
+    second = START + timedelta(days=7)
+    stays = {
+        "WF-1": (second, second + timedelta(hours=1)),  # part of the lesson
+        "WF-3": (second - timedelta(minutes=3), second + timedelta(hours=3)),
+    }
+    roster = [("WF-1", "WF-MAIN"), ("WF-2", "WF-MAIN"), ("WF-3", "WF-BR")]
+    await add_run(db, "C01", "乡村振兴第二期", second, roster, stays)
+    async with read_session(db) as session:
+        found, forms = await registration_forms(session, WHOLE_TREE, "a1", 2026, TZ)
+        one_by_one = [
+            await registration_form(session, WHOLE_TREE, line.member_no, 2026, TZ)
+            for line in found.lines
+        ]
+    assert forms == one_by_one
+    # The second run repeats the topic within the year (重复培训): nobody is credited for it.
+    credited = {form.line.member_no: [e.title for e in form.entries] for form in forms}
+    assert credited == {"WF-1": ["乡村振兴第一期"], "WF-2": [], "WF-3": []}
+    first = next(form for form in forms if form.line.member_no == "WF-1")
+    assert first.organizers == {first.entries[0].session_id: "西泉镇党委"}
+    assert first.venue_names == {"WF-MAIN": "西泉镇党校主会场"}
+    assert {form.line.member_no for form in forms} == {number for number, _, _ in TRAINEES}
