@@ -5,8 +5,11 @@ Pure: bytes in, a codec name or a problem out."""
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable
+import io
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 HEAD_BYTES = 64 * 1024
 # Each message ends with what to do: Excel and WPS both offer "CSV UTF-8" under Save As.
@@ -70,3 +73,15 @@ def big5_header(head: bytes, known: Iterable[str]) -> bool:
         return False
     names = {name.strip().strip('"') for name in text.split(",")}
     return any(name in names for name in known)
+
+
+@contextmanager
+def text_lines(file: IO[bytes], codec: str) -> Iterator[io.TextIOWrapper]:
+    """The file's text from its start, decoded as it is read; the file itself stays open (the
+    caller may read it again)."""
+    file.seek(0)
+    text = io.TextIOWrapper(file, encoding=codec, newline="")
+    try:
+        yield text
+    finally:
+        text.detach()

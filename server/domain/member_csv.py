@@ -40,6 +40,8 @@ CATEGORY_ALIASES = MappingProxyType(
     }
 )
 REQUIRED_COLUMNS = ("member_no", "name", "org_code", "category")
+# The columns a problem may name, by the labels files are headed with (rosters add the venue).
+FILE_COLUMN_LABELS = MappingProxyType({**COLUMN_LABELS, "venue": "Venue code"})
 UNREADABLE_LINE = (
     "This line is not valid CSV (a value may be far too long); the lines after it were not checked."
 )
@@ -67,7 +69,7 @@ class RowProblem:
             params[name] = _labels(self.params.get(name, ""), gettext)
         text = gettext(self.template).format(**params)
         details = "; ".join(
-            f"{gettext(COLUMN_LABELS.get(name, name))}: {gettext(problem)}"
+            f"{gettext(FILE_COLUMN_LABELS.get(name, name))}: {gettext(problem)}"
             + (f" (“{self.values[name]}”)" if self.values.get(name) else "")
             for name, problem in self.fields.items()
         )

@@ -1,5 +1,6 @@
 """How large a request body may be: 1 MiB, except on the routes that take whole files (member
-imports), whose handlers read the body in chunks into a temporary file instead of memory."""
+imports, the session form's roster file), whose handlers read the body in chunks into a
+temporary file instead of memory (aiohttp spools a form's file fields to temporary files)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from aiohttp.typedefs import Handler
 
 MAX_BODY = 1024 * 1024
 MAX_IMPORT_BODY = 64 * 1024 * 1024  # a county's 200,000 members take about 10 MiB
-LARGE_BODY_ROUTES = frozenset({"api_import_members", "members_import"})
+LARGE_BODY_ROUTES = frozenset(
+    {"api_import_members", "members_import", "session_create", "session_update"}
+)
 
 
 @web.middleware

@@ -12,21 +12,21 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from server.domain.attendance import RATIO_RANGE, Policy
-from server.domain.roster_csv import parse_roster_csv
+from server.domain.roster_csv import read_roster_file
 from server.domain.sessions import RosterLine, SessionFields, parse_session
 from server.pages.forms import FormProblem
 from server.pages.render import hours_text
 
 Posted = MultiDictProxy[str | bytes | bytearray | web.FileField]
 ORG_ROWS = 3
-MAX_ROSTER_TEXT = 400_000
+MAX_TEXT = 400_000  # a field's text; typed roster lines are bounded by the body limit alone
 LOCAL_MINUTE = "%Y-%m-%dT%H:%M"
 TEXT_FIELDS = (
     "title",
@@ -55,6 +55,7 @@ FORM_PROBLEMS = "Some fields are missing or wrong."
 LINE_PROBLEM = "Line {line}: {problem}"
 LINE_VALUE_PROBLEM = "Line {line} ({value}): {problem}"
 VALUE_PROBLEM = "{value} in the file: {problem}"
+MORE_PROBLEMS = "The first {shown} of {count} problems are listed."
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class SessionForm:
     branches: tuple[str, ...] = ()
     org_rows: tuple[tuple[str, str], ...] = ()
     verify: bool = True
-    upload: tuple[str, bytes] | None = None
+    upload: tuple[str, IO[bytes]] | None = None  # the roster file, as aiohttp spooled it
 
     def get(self, name: str, default: str = "") -> str:
         """A text value (for the template)."""
@@ -110,7 +111,10 @@ class SessionForm:
         values = {}
         for name in TEXT_FIELDS:
             value = data.get(name)
-            values[name] = value[:MAX_ROSTER_TEXT] if isinstance(value, str) else ""
+            if not isinstance(value, str):
+                value = ""
+            # A stored roster of 200,000 lines comes back whole in its text area: never cut it.
+            values[name] = value if name == "roster_lines" else value[:MAX_TEXT]
         boxes = data.getall("branch_venues", [])
         branches = tuple(dict.fromkeys(b.strip() for b in boxes if isinstance(b, str) and b))
         rows = tuple(
@@ -119,7 +123,7 @@ class SessionForm:
         )
         upload = data.get("roster_file")
         file = (
-            (upload.filename, upload.file.read())
+            (upload.filename, upload.file)
             if isinstance(upload, web.FileField) and upload.filename
             else None
         )
@@ -260,11 +264,15 @@ def start_draft(form: SessionForm, tz: ZoneInfo, gettext: Callable[[str], str]) 
     raw["roster"] = []
     draft.add_written(_typed_lines(form.get("roster_lines"), draft))
     if form.upload is not None:
-        lines, problems = parse_roster_csv(form.upload[1])
-        for row in problems:
+        read = read_roster_file(form.upload[1])
+        for row in read.problems:
             text = gettext(LINE_PROBLEM).format(line=row.line, problem=row.render(gettext))
             draft.problem("roster_file", text)
-        draft.add_written((Origin("roster_file"), line) for line in lines)
+        if read.count > len(read.problems):
+            more = gettext(MORE_PROBLEMS).format(shown=len(read.problems), count=read.count)
+            draft.problem("roster_file", more)
+        if not read.count:  # all or nothing: a file with a bad line adds none of its lines
+            draft.add_written((Origin("roster_file"), line) for line in read.lines)
     for index, (org, venue) in enumerate(form.org_rows):
         if bool(org) != bool(venue):
             draft.problem(f"org_{index}", gettext(ROW_INCOMPLETE))

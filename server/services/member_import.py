@@ -18,7 +18,13 @@ from server.auth.principal import Scope
 from server.db.bulk import bulk_insert
 from server.db.models import Member, Organization
 from server.domain.audit_chain import AuditFacts, changed_fields
-from server.domain.csv_rows import BIG5_FILE, HEAD_BYTES, big5_header, guess_encoding
+from server.domain.csv_rows import (
+    BIG5_FILE,
+    HEAD_BYTES,
+    big5_header,
+    guess_encoding,
+    text_lines,
+)
 from server.domain.member_csv import TRADITIONAL_HEADERS, MemberRows, RowProblem
 from server.domain.members import MemberFields
 from server.errors import Invalid
@@ -131,12 +137,8 @@ async def import_members_file(
 @contextmanager
 def _rows(file: IO[bytes], codec: str) -> Iterator[MemberRows]:
     """The file's lines from the start, decoded; the file itself stays open."""
-    file.seek(0)
-    text = io.TextIOWrapper(file, encoding=codec, newline="")
-    try:
+    with text_lines(file, codec) as text:
         yield MemberRows(text, "GB18030" if codec == "gb18030" else "UTF-8")
-    finally:
-        text.detach()
 
 
 def _taken_problem(line: int, card: str, holder: str, path: str, scope: Scope) -> RowProblem:
