@@ -1,8 +1,9 @@
 """What happened at the demo city's past sessions: members scanned in and out at their venues
-(most on time, some late, some leaving early, a few not at all), every branch agent reported
-its stream every 5 s (one branch lost its picture for 45 minutes of the first session), and the
-sessions were finalized through the workflow — the oldest also approved — so that the monthly
-report, the members' records and the committee cabinets have something to show."""
+(most come to nearly every class, some to every other one, a few never; of those who come most
+are on time, some late, some leave early), every branch agent reported its stream every 5 s
+(one branch lost its picture for 45 minutes of the city's first young-cadre run), and the
+sessions were finalized through the workflow — those held over three weeks ago also approved —
+so that the monthly report, the members' records and the committee cabinets look like a city's."""
 
 from __future__ import annotations
 
