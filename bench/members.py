@@ -1,9 +1,10 @@
 """Import 200,000 members through POST /api/v1/members/import on a real server process, three
 times on fresh databases, and once through the members page's form (cookie sign-in, CSRF,
-multipart); print the median rows/s and the server's peak resident memory above its idle size
-(VmHWM after the import minus VmRSS before it), next to a floor measured in the same run (a bare
-SQLite insert of the same rows). Then time the member search page and the organization tree page
-at that size: p50/p95 latencies beside a raw SQL query and the health check."""
+multipart), then schedule a session whose roster file names all of them; print the median
+rows/s and the server's peak resident memory above its idle size (VmHWM after the import minus
+VmRSS before it), next to a floor measured in the same run (a bare SQLite insert of the same
+rows). Then time the member search page and the organization tree page at that size: p50/p95
+latencies beside a raw SQL query and the health check."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import sqlite3
 import statistics
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -185,6 +188,63 @@ async def post_import(base: str, token: str, csv_path: Path, page: bool) -> str:
                 return str(response.url)
 
 
+async def post_roster(base: str, token: str, csv_path: Path, count: int) -> None:
+    """Schedule one session through the page's form with a roster file naming every member
+    of the members file at one venue (created through the API first)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(base, headers=headers) as http:
+        body = {"code": "bench-v", "name": "会场", "org_code": "city"}
+        async with http.post("/api/v1/venues", json=body) as response:
+            if response.status != 201:
+                raise SystemExit(f"creating the venue: {await response.text()}")
+    roster = csv_path.with_name("roster.csv")
+    with csv_path.open(encoding="utf-8") as source, roster.open("w", encoding="utf-8") as out:
+        out.write("党员编号,会场代码\n")
+        out.writelines(f"{line.split(',', 1)[0]},bench-v\n" for line in list(source)[1:])
+    fields = {
+        "title": "全县党员冬训",
+        "topic_code": "T-2026-01",
+        "starts_at": "2026-12-20T09:00",
+        "ends_at": "2026-12-20T12:00",
+        "credit_hours": "3",
+        "main_venue": "bench-v",
+        "min_ratio_pct": "80",
+        "late_grace_min": "10",
+        "early_grace_min": "10",
+        "stats_interval_s": "60",
+    }
+    jar = aiohttp.CookieJar(unsafe=True)
+    timeout = aiohttp.ClientTimeout(total=900)
+    async with aiohttp.ClientSession(base, cookie_jar=jar, timeout=timeout) as http:
+        await sign_in(http, BENCH_PASSWORD)
+        async with http.get("/sessions/new") as response:
+            form = aiohttp.FormData({"csrf_token": csrf_from(await response.text()), **fields})
+        with roster.open("rb") as handle:
+            form.add_field("roster_file", handle, filename="名单.csv", content_type="text/csv")
+            async with http.post("/sessions", data=form, allow_redirects=False) as response:
+                location = response.headers.get("Location", "")
+                if response.status != 303 or f"roster={count}" not in location:
+                    raise SystemExit(f"roster answered {response.status}: {location}")
+
+
+def roster_run(directory: Path, csv_path: Path, count: int) -> tuple[float, float, float]:
+    """(seconds, idle MB, peak MB above idle) of scheduling a session with the whole roster."""
+    env = bench_env(directory / "data")
+    token = hetang(env, "token", "create", "bench").strip()
+    with server_process(env) as (base, pid):
+        return measured(pid, post_roster(base, token, csv_path, count))
+
+
+def measured(pid: int, work: Coroutine[Any, Any, object]) -> tuple[float, float, float]:
+    """Run the work against the server: (seconds, idle MB before, peak MB above idle)."""
+    time.sleep(0.5)
+    idle = rss_mb(pid)
+    started = time.perf_counter()
+    asyncio.run(work)
+    elapsed = time.perf_counter() - started
+    return elapsed, idle, peak_rss_mb(pid) - idle
+
+
 def one_import(
     directory: Path, tree: list[tuple[str, str, str, str]], csv_path: Path, page: bool
 ) -> tuple[float, float, float, Path]:
@@ -195,13 +255,8 @@ def one_import(
     api_token = hetang(env, "token", "create", "bench").strip()
     with server_process(env) as (base, pid):
         asyncio.run(create_tree(base, api_token, tree))
-        time.sleep(0.5)
-        idle = rss_mb(pid)
-        started = time.perf_counter()
-        asyncio.run(post_import(base, api_token, csv_path, page))
-        elapsed = time.perf_counter() - started
-        peak = peak_rss_mb(pid)
-    return elapsed, idle, peak - idle, directory / "data" / "hetang.sqlite3"
+        elapsed, idle, above = measured(pid, post_import(base, api_token, csv_path, page))
+    return elapsed, idle, above, directory / "data" / "hetang.sqlite3"
 
 
 def main() -> None:
@@ -227,6 +282,7 @@ def main() -> None:
             raw_sqlite_insert(csv_path, directory / f"floor{run}") for run in range(args.runs)
         )
         needles = [rng.choice(SURNAMES) + rng.choice(GIVEN) for _ in range(args.rounds)]
+        roster = roster_run(directory / "page", csv_path, args.members)
         env = bench_env(directory / "api0" / "data")
         with server(env) as base:
             timings = asyncio.run(time_pages(base, BENCH_PASSWORD, needles, args.rounds))
@@ -254,6 +310,11 @@ def main() -> None:
         f"import  (page form /members/import):  {args.members / page_run[0]:9,.0f} rows/s "
         f"({page_run[0]:.1f} s, one run)   peak RSS above idle {page_run[2]:.1f} MB "
         f"(idle {page_run[1]:.1f} MB)"
+    )
+    print(
+        f"roster  (session form, roster file):  {args.members / roster[0]:9,.0f} rows/s "
+        f"({roster[0]:.1f} s, one run, includes the members' lookup and the session's writes)"
+        f"   peak RSS above idle {roster[2]:.1f} MB (idle {roster[1]:.1f} MB)"
     )
     print(
         f"floor   (bare SQLite executemany):    {args.members / floor_s:9,.0f} rows/s "

@@ -5,6 +5,7 @@ organizations is kept but not credited until a reviewer whose scope holds the me
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,7 +40,9 @@ from server.domain.attendance import (
 from server.errors import Conflict
 from server.services import users, workflow
 from server.settings import Settings
+from tests.pages.test_session_pages import _form
 from tests.support.api_site import counts
+from tests.support.browser import Browser, add_user
 from tests.support.client import Client
 from tests.support.databases import Db
 from tests.support.openapi_check import check, load_spec
@@ -227,16 +230,31 @@ async def test_a_roster_naming_a_member_of_another_county_is_refused(
     assert "天长" not in str(answers["B1"])
 
 
-async def test_an_edit_cannot_add_a_member_of_another_county(
-    client: Client, world: World, db: Db
-) -> None:
+async def rostered(db: Db) -> list[str]:
+    """The member numbers on any session's roster."""
+    async with read_session(db) as session:
+        numbers = await session.execute(
+            select(Member.member_no).join(RosterEntry, RosterEntry.member_id == Member.id)
+        )
+        return list(numbers.scalars())
+
+
+async def scheduled_with_a1(client: Client, world: World) -> tuple[str, dict[str, str]]:
+    """The seeded city and a session of 凤阳县's operator with A1 on its roster: its id and the
+    operator's headers."""
     await seed(client, world)
     operator = {**world.auth("operator", "a"), **EN}
     created = await client.post(
         "/api/v1/sessions", headers=operator, json=session_body([("A1", "FY")])
     )
     assert created.status == 201, await created.text()
-    session_id = (await created.json())["id"]
+    return (await created.json())["id"], operator
+
+
+async def test_an_edit_cannot_add_a_member_of_another_county(
+    client: Client, world: World, db: Db
+) -> None:
+    session_id, operator = await scheduled_with_a1(client, world)
     answer = await client.put(
         f"/api/v1/sessions/{session_id}",
         headers=operator,
@@ -244,13 +262,7 @@ async def test_an_edit_cannot_add_a_member_of_another_county(
     )
     assert answer.status == 422, await answer.text()
     assert (await answer.json())["error"]["fields"] == {"roster": UNKNOWN}
-    async with read_session(db) as session:
-        roster = (
-            await session.execute(
-                select(Member.member_no).join(RosterEntry, RosterEntry.member_id == Member.id)
-            )
-        ).scalars()
-        assert list(roster) == ["A1"]
+    assert await rostered(db) == ["A1"]
     # The agent's schedule carries no name of another county.
     schedule = await client.get(
         "/api/v1/agent/schedule",
@@ -610,3 +622,34 @@ def test_the_session_s_organizations() -> None:
     assert outside_walk_ins(walk_ins, venues_of, "/1/2/", venue_paths) == {"theirs_at_fy"}
     # A city-level organizer holds every county's members.
     assert outside_walk_ins(walk_ins, venues_of, "/1/", venue_paths) == frozenset()
+
+
+async def test_a_roster_file_on_the_session_form_cannot_add_another_countys_member(
+    client: Client, world: World, db: Db
+) -> None:
+    """The roster file path (issue 14, item 8): 凤阳县's operator edits a session through the page
+    form with a file naming B1 of 天长市; nothing changes and B1's name is never shown."""
+    session_id, _ = await scheduled_with_a1(client, world)
+    await add_user(db, "fy-operator", "operator", "a")
+    before = await counts(db)
+    async with Browser(client) as browser:
+        csrf = await browser.signed_in("fy-operator")
+        form = _form(
+            csrf,
+            main_venue="FY",
+            branch_venues=[],
+            org_0="",
+            org_venue_0="",
+            roster_lines="",
+            roster_file=None,
+        )
+        roster = "党员编号,会场代码\nA1,FY\nB1,FY\n".encode()
+        form.add_field(
+            "roster_file", io.BytesIO(roster), filename="名单.csv", content_type="text/csv"
+        )
+        async with browser.request("POST", f"/sessions/{session_id}/edit", data=form) as answer:
+            html = await answer.text()
+            assert answer.status == 422, html[:2000]
+    assert "B1" in html and "天长党员B1" not in html
+    assert await counts(db) == before
+    assert await rostered(db) == ["A1"]
