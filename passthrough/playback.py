@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from types import MappingProxyType
 
 import av
 from aiortc import RTCRtpCodecCapability
@@ -24,14 +25,16 @@ from passthrough.frames import AUDIO_CLOCK, VIDEO_CLOCK, is_keyframe
 
 log = logging.getLogger(__name__)
 
-CODECS = {
-    "vp8": ("video", RTCRtpCodecCapability(mimeType="video/VP8", clockRate=VIDEO_CLOCK)),
-    "opus": (
-        "audio",
-        RTCRtpCodecCapability(mimeType="audio/opus", clockRate=AUDIO_CLOCK, channels=2),
-    ),
-}
-CODEC_NAMES = {"vp8": "VP8", "opus": "opus"}
+CODECS = MappingProxyType(
+    {
+        "vp8": ("video", RTCRtpCodecCapability(mimeType="video/VP8", clockRate=VIDEO_CLOCK)),
+        "opus": (
+            "audio",
+            RTCRtpCodecCapability(mimeType="audio/opus", clockRate=AUDIO_CLOCK, channels=2),
+        ),
+    }
+)
+CODEC_NAMES = MappingProxyType({"vp8": "VP8", "opus": "opus"})
 READ_AHEAD_S = 0.05  # a packet is pushed once its time is this close
 
 

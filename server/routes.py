@@ -114,6 +114,7 @@ def setup_routes(app: web.Application) -> None:
     )
     add("PUT", "/api/v1/sessions/{id}", sessions.update_session, name="api_update_session")
     add("POST", "/api/v1/sessions/{id}/broadcast", broadcast.post_broadcast, name="api_broadcast")
+    add("POST", "/api/v1/sessions/{id}/replay", broadcast.post_replay, name="api_replay")
     add(
         "DELETE",
         "/api/v1/sessions/{id}/broadcast",

@@ -17,9 +17,9 @@ from server.db.session import read_session, write_session
 from server.domain.vocabulary import WRITERS
 from server.errors import Conflict, Invalid, Unavailable
 from server.http.body import read_json, reply
-from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY
+from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
 from server.live.notify import tell_venues, wall_changed
-from server.rtc.broadcasts import NotOnAir
+from server.rtc.broadcasts import AlreadyOnAir, NotOnAir
 from server.services import broadcasts, recordings
 from server.services.clock import utcnow
 
@@ -104,6 +104,28 @@ async def post_broadcast(request: web.Request) -> web.Response:
     await tell_venues(request.app, target.venue_codes, message)
     await wall_changed(request.app, {target.public_id})
     return _answer(answer)
+
+
+@allow(*WRITERS)
+async def post_replay(request: web.Request) -> web.Response:
+    """POST /api/v1/sessions/{id}/replay: put a make-up session on air from its recording."""
+    principal = request[PRINCIPAL_KEY]
+    async with read_session(request.app[DB_KEY]) as session:
+        target, file_name = await broadcasts.replay_target(
+            session, principal.scope, request.match_info["id"]
+        )
+    now = utcnow()
+    path = request.app[SETTINGS_KEY].recordings_home / file_name
+    try:
+        await request.app[BROADCASTS_KEY].replay(target.public_id, target.venue_codes, path, now)
+    except AlreadyOnAir:
+        raise Conflict("Session {id} is on air already.", id=target.public_id) from None
+    async with write_session(request.app[DB_KEY]) as session:
+        await broadcasts.record(session, principal.actor, target.public_id, "start", now)
+    message = {"type": "broadcast_started", "session_id": target.public_id}
+    await tell_venues(request.app, target.venue_codes, message)
+    await wall_changed(request.app, {target.public_id})
+    return reply({"on": True})
 
 
 @allow(*WRITERS)

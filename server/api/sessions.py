@@ -41,6 +41,7 @@ def session_json(view: SessionView) -> dict[str, Any]:
         "branch_venues": [v.code for v in view.venues if v.role == "branch"],
         "roster_size": view.roster_size,
         "plan_class": str(view.plan_class) if view.plan_class else None,
+        "replay_of": view.replay_of,
     }
 
 

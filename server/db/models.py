@@ -175,6 +175,10 @@ class TrainingSession(Base):
     plan_class_id: Mapped[int | None] = mapped_column(
         ForeignKey("plan_classes.id", ondelete="SET NULL"), index=True
     )
+    # A make-up session (补学) plays the recording of this session (None: a live lesson).
+    replay_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_sessions.id", ondelete="SET NULL"), index=True
+    )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

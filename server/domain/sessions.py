@@ -87,6 +87,7 @@ class SessionFields:
     policy: Policy
     roster: tuple[RosterLine, ...]
     plan_class: ClassRef | None = None  # the plan class (班次) this session is a run of
+    replay_of: str | None = None  # a make-up session (补学): the session whose recording it plays
 
     @property
     def venues(self) -> tuple[str, ...]:
@@ -207,6 +208,7 @@ def parse_session(raw: Mapping[str, Any]) -> tuple[SessionFields | None, v.Probl
     )
     roster = _roster(raw, {main or "", *branches}, problems)
     plan_class = parse_class_ref(raw, "plan_class", problems)
+    replay_of = _replay_of(raw, problems)
     if (
         problems
         or title is None
@@ -218,5 +220,25 @@ def parse_session(raw: Mapping[str, Any]) -> tuple[SessionFields | None, v.Probl
     ):
         return None, problems
     return SessionFields(
-        title, topic_code, window[0], window[1], hours, main, branches, policy, roster, plan_class
+        title,
+        topic_code,
+        window[0],
+        window[1],
+        hours,
+        main,
+        branches,
+        policy,
+        roster,
+        plan_class,
+        replay_of,
     ), problems
+
+
+def _replay_of(raw: Mapping[str, object], problems: v.Problems) -> str | None:
+    value = raw.get("replay_of")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not v.CODE_PATTERN.match(value):
+        problems["replay_of"] = "is not a session id"
+        return None
+    return value

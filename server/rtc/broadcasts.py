@@ -17,6 +17,7 @@ from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCSessionDescripti
 
 from passthrough.fanout import Outlet, RelayCounters, Source
 from passthrough.peer import IceSettings, new_peer
+from passthrough.playback import play
 from passthrough.quality import Layer, QualityRule, QualityState
 from passthrough.recorder import Recorder, RecordingSummary
 from passthrough.wiring import (
@@ -38,6 +39,21 @@ ENDED_STATES = ("failed", "closed")
 
 class NotOnAir(Exception):
     """No broadcast is on for the session."""
+
+
+class AlreadyOnAir(Exception):
+    """The session is on air already."""
+
+
+def _played(public_id: str, task: asyncio.Task[float]) -> None:
+    """A replay's end: the recording played out (the broadcast stays on until ended)."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("the replay of %s failed", public_id, exc_info=error)
+    else:
+        log.info("the replay of %s played %.0f s of its recording", public_id, task.result())
 
 
 @dataclass(frozen=True)
@@ -90,11 +106,15 @@ class Broadcast:
     qualities: dict[str, QualityState] = field(default_factory=dict)
     # The file the broadcast is recorded into, across every publisher it has.
     recorder: Recorder | None = None
+    # A make-up session's broadcast: a recording played into the sources instead of a publisher.
+    playback: asyncio.Task[float] | None = None
 
     @property
     def publishing(self) -> bool:
-        """True while a publisher's connection is up or being set up."""
-        return self.publisher is not None
+        """True while a publisher's connection is up or being set up, or a recording plays."""
+        return self.publisher is not None or (
+            self.playback is not None and not self.playback.done()
+        )
 
 
 @dataclass(frozen=True)
@@ -247,6 +267,20 @@ class Broadcasts:
                     subscriber.choice.refresh()
             return answer
 
+    async def replay(
+        self, public_id: str, venue_codes: tuple[str, ...], recording: Path, now: datetime
+    ) -> None:
+        """Put a make-up session on air from a recording (never recorded again); AlreadyOnAir
+        when it is on already."""
+        async with self._lock:
+            if public_id in self._on_air:
+                raise AlreadyOnAir(public_id)
+            sources = {name: Source(_kind(name), self.counters) for name in SOURCE_NAMES}
+            broadcast = Broadcast(public_id, venue_codes, now, sources)
+            broadcast.playback = asyncio.ensure_future(play(recording, sources))
+            broadcast.playback.add_done_callback(partial(_played, public_id))
+            self._on_air[public_id] = broadcast
+
     async def subscribe(
         self, public_id: str, venue_code: str, offer: RTCSessionDescription
     ) -> RTCSessionDescription:
@@ -312,6 +346,9 @@ class Broadcasts:
         return recorder
 
     async def _shut(self, broadcast: Broadcast) -> Ended:
+        if broadcast.playback is not None:
+            broadcast.playback.cancel()
+            await asyncio.gather(broadcast.playback, return_exceptions=True)
         if broadcast.publisher is not None:
             pc, feed = broadcast.publisher
             broadcast.publisher = None

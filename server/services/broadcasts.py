@@ -16,6 +16,7 @@ from server.domain.times import epoch
 from server.domain.vocabulary import BROADCASTABLE_STATES
 from server.errors import Conflict, NotFound, Term
 from server.services import audit
+from server.services.recordings import playable
 from server.services.session_views import load_visible
 from server.services.sessions import check_owner
 
@@ -49,6 +50,21 @@ async def broadcast_target(session: AsyncSession, scope: Scope, public_id: str) 
             state=Term(SESSION_STATE_LABELS[training.state]),
         )
     return BroadcastTarget(public_id, await _venue_codes(session, training.id))
+
+
+async def replay_target(
+    session: AsyncSession, scope: Scope, public_id: str
+) -> tuple[BroadcastTarget, str]:
+    """A make-up session that may go on air now, and the file name of the recording it plays:
+    as broadcast_target, and 409 for a session that replays nothing or whose recording is gone."""
+    target = await broadcast_target(session, scope, public_id)
+    training = await load_visible(session, scope, public_id)
+    if training.replay_of_id is None:
+        raise Conflict("Session {id} is a live lesson, not a make-up session.", id=public_id)
+    name = await playable(session, training.replay_of_id)
+    if name is None:
+        raise Conflict("The recording this make-up session plays is no longer on the server.")
+    return target, name
 
 
 async def ending_target(session: AsyncSession, scope: Scope, public_id: str) -> BroadcastTarget:

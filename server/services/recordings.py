@@ -98,6 +98,21 @@ async def closed(
     await _audit(session, now, actor, "recording_stop", public_id, after)
 
 
+async def playable(session: AsyncSession, training_id: int) -> str | None:
+    """The file name of a session's latest finished recording still on disk (None: none)."""
+    name: str | None = await session.scalar(
+        select(Recording.file_name)
+        .where(
+            Recording.session_id == training_id,
+            Recording.ended_at.is_not(None),
+            Recording.deleted_at.is_(None),
+        )
+        .order_by(Recording.started_at.desc(), Recording.id.desc())
+        .limit(1)
+    )
+    return name
+
+
 async def of_session(session: AsyncSession, scope: Scope, public_id: str) -> list[RecordingView]:
     """The session's recordings, oldest first (404 for a session the scope does not see)."""
     training = await load_visible(session, scope, public_id)

@@ -45,6 +45,7 @@ class SessionView:
     roster_size: int
     plan_class: ClassRef | None = None
     org_name: str = ""  # the organizer's name, as pages show it
+    replay_of: str | None = None  # a make-up session (补学): the session whose recording it plays
 
     @property
     def main_venue(self) -> str:
@@ -123,6 +124,16 @@ async def views_of(
             )
         )
     }
+    originals = {
+        found_id: public_id
+        for found_id, public_id in await session.execute(
+            select(TrainingSession.id, TrainingSession.public_id).where(
+                TrainingSession.id.in_(
+                    {t.replay_of_id for t in trainings if t.replay_of_id is not None}
+                )
+            )
+        )
+    }
     return [
         SessionView(
             training.public_id,
@@ -138,6 +149,7 @@ async def views_of(
             int(sizes.get(training.id, 0)),
             refs.get(training.plan_class_id) if training.plan_class_id else None,
             orgs.get(training.org_id, ("", ""))[1],
+            originals.get(training.replay_of_id) if training.replay_of_id else None,
         )
         for training in trainings
     ]

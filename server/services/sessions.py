@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from server.domain.labels import SESSION_ACTION_LABELS, SESSION_STATE_LABELS
 from server.domain.sessions import RosterLine, SessionFields, next_state
 from server.domain.vocabulary import editable
 from server.errors import Conflict, Forbidden, Invalid, Term
-from server.services import audit
+from server.services import audit, makeup
 from server.services.clock import utcnow
 from server.services.plan_links import class_id_for, class_refs
 from server.services.session_views import SessionView, load_visible, view_of
@@ -87,6 +87,7 @@ class _Resolved:
     venues: dict[str, tuple[Venue, Organization]]
     member_id_by_no: dict[str, int]
     plan_class_id: int | None
+    replay_of_id: int | None = None
 
     def main(self, fields: SessionFields) -> Venue:
         """The main venue's row."""
@@ -121,7 +122,10 @@ async def _resolve(
         )
     owner_path = venues[fields.main_venue][1].path
     plan_class_id = await class_id_for(session, scope, fields.plan_class, owner_path)
-    return _Resolved(venues, member_id_by_no, plan_class_id)
+    replay_of_id = None
+    if fields.replay_of is not None:
+        replay_of_id = (await makeup.original_of(session, scope, fields.replay_of)).id
+    return _Resolved(venues, member_id_by_no, plan_class_id, replay_of_id)
 
 
 async def _write_parts(
@@ -159,6 +163,7 @@ async def _write_parts(
 def _apply(training: TrainingSession, fields: SessionFields, resolved: _Resolved) -> None:
     main = resolved.main(fields)
     training.plan_class_id = resolved.plan_class_id
+    training.replay_of_id = resolved.replay_of_id
     training.title, training.topic_code = fields.title, fields.topic_code
     training.starts_at, training.ends_at = fields.starts_at, fields.ends_at
     training.credit_hours, training.policy = fields.credit_hours, fields.policy.to_json()
@@ -172,7 +177,9 @@ async def create_session(
     fields: SessionFields,
     creator_id: int | None = None,
 ) -> SessionView:
-    """Schedule a session at a main venue inside the scope, with branches and a roster."""
+    """Schedule a session at a main venue inside the scope, with branches and a roster; a
+    make-up session without a roster takes the original's make-up list."""
+    fields = await _with_makeup_roster(session, scope, fields)
     resolved = await _resolve(session, scope, fields)
     now = utcnow()
     training = TrainingSession(
@@ -243,7 +250,20 @@ def _snapshot(fields: SessionFields) -> dict[str, Any]:
         "policy": fields.policy.to_json(),
         "roster": sorted([line.member_no, line.venue] for line in fields.roster),
         "plan_class": str(fields.plan_class) if fields.plan_class else None,
+        "replay_of": fields.replay_of,
     }
+
+
+async def _with_makeup_roster(
+    session: AsyncSession, scope: Scope, fields: SessionFields
+) -> SessionFields:
+    if fields.replay_of is None or fields.roster:
+        return fields
+    original = await makeup.original_of(session, scope, fields.replay_of)
+    roster = await makeup.makeup_roster(
+        session, scope, original, fields.main_venue, fields.branch_venues
+    )
+    return replace(fields, roster=roster)
 
 
 async def _snapshot_of(session: AsyncSession, training: TrainingSession) -> dict[str, Any]:
@@ -283,7 +303,17 @@ async def fields_of(session: AsyncSession, training: TrainingSession) -> Session
         policy or Policy(),
         tuple(RosterLine(member_no, venue) for member_no, venue in roster),
         refs.get(training.plan_class_id) if training.plan_class_id else None,
+        await _public_id(session, training.replay_of_id),
     )
+
+
+async def _public_id(session: AsyncSession, training_id: int | None) -> str | None:
+    if training_id is None:
+        return None
+    public_id: str | None = await session.scalar(
+        select(TrainingSession.public_id).where(TrainingSession.id == training_id)
+    )
+    return public_id
 
 
 async def check_owner(session: AsyncSession, scope: Scope, training: TrainingSession) -> None:

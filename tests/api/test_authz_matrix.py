@@ -273,6 +273,17 @@ MATRIX: dict[str, Route] = {
     # A recording of a real broadcast is served and deleted in test_recordings.py; here the
     # session is real and the recording is not, so getting past every check is the 404 that
     # names the recording.
+    # A make-up session's replay runs in test_makeup.py; here the session is a live lesson, so
+    # getting past every check is the 409 that says so.
+    "api_replay": Route(
+        "POST",
+        "/api/v1/sessions/{id}/replay",
+        PLANNERS,
+        "object",
+        parts={"id": "{ref}"},
+        ok=(409,),
+        session_state="scheduled",
+    ),
     "api_recording_file": Route(
         "GET",
         "/api/v1/sessions/{id}/recordings/{recording}/file",
