@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from server.auth.access import allow
@@ -54,17 +56,22 @@ async def import_members(request: web.Request) -> web.Response:
         ):
             result = await import_members_file(session, principal.scope, principal.actor, file)
     except ImportRejected as rejected:
-        gettext = translate_for(request)
-        rejected.extra = {
-            "rows": [
-                {"line": problem.line, "message": problem.render(gettext)}
-                for problem in rejected.problems
-            ]
-        }
+        rejected.extra = rejected_rows(request, rejected)
         raise
     return reply(
         {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
     )
+
+
+def rejected_rows(request: web.Request, rejected: ImportRejected) -> dict[str, Any]:
+    """The bad lines of a rejected file, each in the caller's language, for the error body."""
+    gettext = translate_for(request)
+    return {
+        "rows": [
+            {"line": problem.line, "message": problem.render(gettext)}
+            for problem in rejected.problems
+        ]
+    }
 
 
 @allow(*READERS)

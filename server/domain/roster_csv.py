@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import IO
@@ -54,9 +54,10 @@ class RosterRead:
             self.problems.append(problem)
 
 
-def read_roster_file(file: IO[bytes]) -> RosterRead:
+def read_roster_file(file: IO[bytes], venues: Collection[str] | None = None) -> RosterRead:
     """A roster file of any length: UTF-8 (BOM or not) or GB18030; UTF-16 and Big5 are named
-    with what to do, never guessed at. The file is read from its start."""
+    with what to do, never guessed at. The file is read from its start. With `venues` (a
+    session's), a line at any other venue is a problem of that line."""
     file.seek(0)
     head = file.read(HEAD_BYTES)
     guess = guess_encoding(head)
@@ -66,7 +67,7 @@ def read_roster_file(file: IO[bytes]) -> RosterRead:
         return read
     encoding = "GB18030" if guess.codec == "gb18030" else "UTF-8"
     with text_lines(file, guess.codec) as text:
-        _read_lines(text, encoding, read)
+        _read_lines(text, encoding, read, venues)
     header_wrong = bool(read.problems) and read.problems[0].template == HEADER_COLUMNS
     if header_wrong and big5_header(head, TRADITIONAL_HEADERS):
         read.problems[0] = RowProblem(1, BIG5_FILE)
@@ -78,7 +79,9 @@ def parse_roster_csv(data: bytes) -> RosterRead:
     return read_roster_file(io.BytesIO(data))
 
 
-def _read_lines(text: Iterable[str], encoding: str, read: RosterRead) -> None:
+def _read_lines(
+    text: Iterable[str], encoding: str, read: RosterRead, venues: Collection[str] | None
+) -> None:
     reader = csv.reader(text)
     try:
         first = next(reader, [])
@@ -109,7 +112,8 @@ def _read_lines(text: Iterable[str], encoding: str, read: RosterRead) -> None:
         if values is None:
             return
         if any(value.strip() for value in values):
-            _check(reader.line_num, values, (len(header), number_at, venue_at), seen, read)
+            shape = (len(header), number_at, venue_at)
+            _check(reader.line_num, values, shape, seen, read, venues)
 
 
 def _check(
@@ -118,6 +122,7 @@ def _check(
     shape: tuple[int, int, int],
     seen: dict[str, int],
     read: RosterRead,
+    venues: Collection[str] | None,
 ) -> None:
     width, number_at, venue_at = shape
     if len(values) != width:
@@ -130,6 +135,8 @@ def _check(
         wrong["member_no"] = "is required" if not number else "is not a member number"
     if not CODE_PATTERN.match(venue):
         wrong["venue"] = "is required" if not venue else "is not a venue code"
+    elif venues is not None and venue not in venues:
+        wrong["venue"] = "is not a venue of this session"
     if wrong:
         given = {"member_no": number[:40], "venue": venue[:40]}
         shown = {name: given[name] for name in wrong}

@@ -10,7 +10,13 @@ from aiohttp.typedefs import Handler
 MAX_BODY = 1024 * 1024
 MAX_IMPORT_BODY = 64 * 1024 * 1024  # a county's 200,000 members take about 10 MiB
 LARGE_BODY_ROUTES = frozenset(
-    {"api_import_members", "members_import", "session_create", "session_update"}
+    {
+        "api_import_members",
+        "api_session_roster",
+        "members_import",
+        "session_create",
+        "session_update",
+    }
 )
 
 

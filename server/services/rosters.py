@@ -1,8 +1,10 @@
-"""Reading rosters: members drawn from an organization's subtree, and a page of roster lines."""
+"""Rosters: members drawn from an organization's subtree, a page of roster lines, and a roster
+replaced by a CSV file of any length."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import IO
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,9 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.principal import Scope
 from server.db.models import Member, Organization, RosterEntry, TrainingSession, Venue
 from server.domain.paging import Page, offset
+from server.domain.roster_csv import read_roster_file
 from server.domain.sessions import RosterLine
+from server.services import sessions
+from server.services.member_import import ImportRejected
 from server.services.organizations import org_named_in
-from server.services.session_views import venues_in
+from server.services.session_views import SessionView, load_visible, venues_in
 
 
 async def members_of_subtree(
@@ -68,3 +73,20 @@ async def roster_page(
     items = [RosterRow(number, name, venue) for number, name, venue in rows]
     total = await session.scalar(select(func.count()).select_from(RosterEntry).where(condition))
     return Page.fetched(items, page, per_page, int(total or 0))
+
+
+async def replace_roster(
+    session: AsyncSession, scope: Scope, actor: str, public_id: str, file: IO[bytes]
+) -> SessionView:
+    """A session's roster replaced by a CSV file's lines (member_no, venue), all or none: every
+    line is read and checked first (ImportRejected names the bad lines); then the session is
+    updated as a whole edit would be, so the same rules hold (the owner, a session not started,
+    members only of the caller's subtree or already on the roster) and it is audited."""
+    training = await load_visible(session, scope, public_id)
+    await sessions.check_owner(session, scope, training)
+    fields = await sessions.fields_of(session, training)
+    read = read_roster_file(file, fields.venues)
+    if read.count:
+        raise ImportRejected(read.problems, read.count)
+    changed = replace(fields, roster=tuple(read.lines))
+    return await sessions.update_session(session, scope, actor, public_id, changed)

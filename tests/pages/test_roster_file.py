@@ -12,25 +12,16 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from server.auth.principal import WHOLE_TREE
 from server.db.models import Member, RosterEntry, TrainingSession
-from server.db.session import read_session, write_session
+from server.db.session import read_session
 from server.http.body_limit import MAX_BODY
-from server.services.member_import import import_members_csv
 from tests.pages.test_session_pages import Db, _form, _post, _setup
 from tests.support.browser import Browser, add_user
+from tests.support.many_members import import_members
 from tests.support.world import World
 
 LINES = 24_000  # about 1.1 MB of roster: past the 1 MiB every other form keeps
 NUMBER = "ROSTER-MEMBER-NUMBER-OF-A-LARGE-COUNTY-{:06d}"
-
-
-async def _many_members(db: Db) -> None:
-    rows = "".join(f"{NUMBER.format(i)},党员{i},a1a,ordinary\n" for i in range(LINES))
-    async with write_session(db) as session:
-        await import_members_csv(
-            session, WHOLE_TREE, "test", ("member_no,name,org_code,category\n" + rows).encode()
-        )
 
 
 def _roster(last: str | None = None) -> str:
@@ -68,7 +59,7 @@ async def test_a_roster_file_past_1_mib_is_scheduled_whole(
     planner: tuple[Browser, str], db: Db
 ) -> None:
     browser, csrf = planner
-    await _many_members(db)
+    await import_members(db, (NUMBER.format(i) for i in range(LINES)))
     assert len(_roster().encode()) > MAX_BODY
     location, _ = await _post(browser, "/sessions", _file_form(csrf, _roster()))
     assert f"roster={LINES}" in location
@@ -79,7 +70,7 @@ async def test_one_bad_line_of_a_large_roster_file_stores_nothing(
     planner: tuple[Browser, str], db: Db
 ) -> None:
     browser, csrf = planner
-    await _many_members(db)
+    await import_members(db, (NUMBER.format(i) for i in range(LINES)))
     bad = _roster(last=f"{NUMBER.format(LINES - 1)},会场？\n")
     _, html = await _post(browser, "/sessions", _file_form(csrf, bad), status=422)
     assert f"第 {LINES + 1} 行：部分内容有误： 会场代码: 不是有效的会场代码 (“会场？”)" in html
