@@ -175,6 +175,7 @@ class RecordEntry:
     credit_hours: Decimal
     status: str
     venue: str | None
+    makeup_of: str | None = None  # a make-up session (补学): the title of the lesson it replayed
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,16 @@ async def member_record(
             .order_by(TrainingSession.starts_at, TrainingSession.public_id)
         )
     ).all()
+    replayed = {t.replay_of_id for t, _, _ in rows if t.replay_of_id is not None}
+    lessons = dict(
+        (
+            await session.execute(
+                select(TrainingSession.id, TrainingSession.title).where(
+                    TrainingSession.id.in_(replayed)
+                )
+            )
+        ).all()
+    )
     entries = [
         RecordEntry(
             training.public_id,
@@ -231,6 +242,7 @@ async def member_record(
             row.credit_hours,
             row.status,
             venue or (sorted(row.venues)[0] if row.venues else None),
+            lessons.get(training.replay_of_id) if training.replay_of_id else None,
         )
         for training, row, venue in rows
         # Another subtree's scan of this member is no part of their record until accepted.

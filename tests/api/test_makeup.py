@@ -2,7 +2,8 @@
 broadcast (and so recorded), held and finalized with its two members absent; a make-up session
 created with replay_of takes them as its roster; put on air, the recording is played through the
 relay to the branch venue's agent, whose viewer decodes its pictures; the replay is not recorded
-again, and what cannot be replayed is refused with the field or the reason named."""
+again, what cannot be replayed is refused with the field or the reason named, and the held
+make-up shows in the member's record as the lesson's 补学."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ async def test_a_makeup_session_replays_the_recording_to_its_venues(
         409,
         headers=world.auth("operator", "a"),
     )
-    assert "not a make-up session" in not_makeup["error"]["message"]
+    assert "是直播课，不是补学场次" in not_makeup["error"]["message"]
     assert await count(db, TrainingSession) == sessions_before + 1  # only the plain one
 
     makeup = await lesson(
@@ -180,6 +181,14 @@ async def test_a_makeup_session_replays_the_recording_to_its_venues(
         )
     assert len(spans) == 1 and spans[0].ended_at is not None
     assert await audit_count(db, "session.broadcast_start") == 2
+
+    # Held and finalized, the make-up is in each member's record as the lesson's 补学.
+    for action, role in (("start", "operator"), ("end", "operator"), ("finalize", "reviewer")):
+        await act(client, world, makeup["id"], action, role)
+    member = await client.get("/members/MU-1", headers=world.auth("admin", "a"))
+    text = await member.text()
+    assert member.status == 200
+    assert "补学：“学习贯彻党的二十届四中全会精神”" in text
 
 
 def _makeup_body() -> dict[str, Any]:
