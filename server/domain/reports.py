@@ -147,6 +147,7 @@ class Tally:
     members_trained_ytd: int = 0
     below_requirement: int = 0
     person_times: int = 0
+    makeup_person_times: int = 0  # of person_times, those in make-up sessions (补学)
     repeat_blocked: int = 0
     partial_outage: int = 0
     conflicts: int = 0
@@ -200,6 +201,7 @@ class Figures:
             "members_total": t.members_total,
             "sessions_held": self.sessions_held,
             "person_times": t.person_times,
+            "makeup_person_times": t.makeup_person_times,
             "members_trained_month": t.members_trained_month,
             "members_trained_ytd": t.members_trained_ytd,
             "coverage_ytd_pct": float(self.coverage_ytd_pct),

@@ -19,6 +19,7 @@ REPORT_COLUMN_LABELS = MappingProxyType(
         "members_total": "Member count",
         "sessions_held": "Sessions held",
         "person_times": "Person-times",
+        "makeup_person_times": "Of which make-up (补学)",
         "members_trained_month": "Trained this month",
         "members_trained_ytd": "Trained this year",
         "coverage_ytd_pct": "Coverage this year (%)",

@@ -144,6 +144,16 @@ async def _month_results(
             Member.org_id,
             Attendance.session_id,
             func.sum(case((Attendance.status == "present", 1), else_=0)),
+            func.sum(
+                case(
+                    (
+                        (Attendance.status == "present")
+                        & TrainingSession.replay_of_id.is_not(None),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ),
             func.sum(_flagged("repeat")),
             func.sum(case((Attendance.reason == "outage", 1), else_=0)),
             func.sum(_flagged("conflict")),
@@ -161,9 +171,10 @@ async def _month_results(
     )
     tallies: dict[int, Tally] = defaultdict(Tally)
     sessions: dict[int, set[int]] = defaultdict(set)
-    for org_id, session_id, present, repeat, outage, conflict in rows:
+    for org_id, session_id, present, makeup, repeat, outage, conflict in rows:
         tallies[org_id] = tallies[org_id] + Tally(
             person_times=int(present),
+            makeup_person_times=int(makeup),
             repeat_blocked=int(repeat),
             partial_outage=int(outage),
             conflicts=int(conflict),

@@ -51,6 +51,7 @@ ZERO = {
     "members_total": 0,
     "sessions_held": 0,
     "person_times": 0,
+    "makeup_person_times": 0,
     "members_trained_month": 0,
     "members_trained_ytd": 0,
     "coverage_ytd_pct": 0.0,

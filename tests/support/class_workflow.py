@@ -89,6 +89,7 @@ async def add_run(
     stays: dict[str, tuple[datetime, datetime]],
     *,
     held: bool = True,
+    replay_of: str | None = None,
 ) -> str:
     """A three-hour run of a1's 2026 class `code` (3 学时) at WF-MAIN with the branch WF-BR,
     the roster's (member, venue) pairs, each stay a scan in and out at the member's venue, and
@@ -104,6 +105,7 @@ async def add_run(
             "branch_venues": ["WF-BR"],
             "roster": [{"member_no": number, "venue": venue} for number, venue in roster],
             "plan_class": f"a1/2026/{code}",
+            "replay_of": replay_of,
         }
     )
     assert fields is not None and not problems, problems
