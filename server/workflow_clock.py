@@ -1,6 +1,7 @@
 """The session workflow's clock, run for the life of the app (contexts.workflow_ctx): it ends
 and finalizes sessions on time, keeps each month's report (月报告) of the top-level
-organizations once the month is over, and deletes recordings past their retention."""
+organizations once the month is over, deletes recordings past their retention, and puts each
+make-up session (补学) on air from its recording when its time comes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.session import read_session, write_session
 from server.keys import DB_KEY, SETTINGS_KEY
+from server.replays import play_due_replays
 from server.services import recordings, report_snapshots, workflow
 from server.services.clock import utcnow
 
@@ -35,6 +37,7 @@ async def run_workflow_clock(app: web.Application, stop: asyncio.Event) -> None:
                     await workflow.run_due(session, public_id, action, settings.tz, now)
             await store_monthly_reports(app, now)
             await expire_recordings(app, now)
+            await play_due_replays(app, now)
         except asyncio.CancelledError:
             raise
         except Exception:

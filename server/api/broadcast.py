@@ -12,12 +12,13 @@ from aiortc.sdp import SessionDescription
 
 from passthrough.ports import PortsExhausted
 from passthrough.wiring import NoCommonCodec
+from server import replays
 from server.auth.access import agent, allow
 from server.db.session import read_session, write_session
 from server.domain.vocabulary import WRITERS
 from server.errors import Conflict, Invalid, Unavailable
 from server.http.body import read_json, reply
-from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY
 from server.live.notify import tell_venues, wall_changed
 from server.rtc.broadcasts import AlreadyOnAir, NotOnAir
 from server.services import broadcasts, recordings
@@ -114,17 +115,17 @@ async def post_replay(request: web.Request) -> web.Response:
         target, file_name = await broadcasts.replay_target(
             session, principal.scope, request.match_info["id"]
         )
-    now = utcnow()
-    path = request.app[SETTINGS_KEY].recordings_home / file_name
     try:
-        await request.app[BROADCASTS_KEY].replay(target.public_id, target.venue_codes, path, now)
+        await replays.go_on_air(
+            request.app,
+            principal.actor,
+            target.public_id,
+            target.venue_codes,
+            file_name,
+            utcnow(),
+        )
     except AlreadyOnAir:
         raise Conflict("Session {id} is on air already.", id=target.public_id) from None
-    async with write_session(request.app[DB_KEY]) as session:
-        await broadcasts.record(session, principal.actor, target.public_id, "start", now)
-    message = {"type": "broadcast_started", "session_id": target.public_id}
-    await tell_venues(request.app, target.venue_codes, message)
-    await wall_changed(request.app, {target.public_id})
     return reply({"on": True})
 
 

@@ -3,18 +3,70 @@ roster, the original's make-up list (补训名单: absent or partial members).""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from server.auth.principal import Scope
-from server.db.models import Attendance, Member, Organization, TrainingSession, Venue
+from server.db.models import (
+    Attendance,
+    BroadcastSpan,
+    Member,
+    Organization,
+    SessionVenue,
+    TrainingSession,
+    Venue,
+)
 from server.domain.sessions import RosterLine
+from server.domain.vocabulary import BROADCASTABLE_STATES
 from server.errors import Invalid, NotFound
 from server.services.recordings import playable
 from server.services.session_views import load_visible
 
 MAKEUP_STATUSES = ("absent", "partial")
+
+
+@dataclass(frozen=True)
+class DueReplay:
+    """A make-up session whose time has come, with its venues and the recording it plays."""
+
+    public_id: str
+    state: str
+    venue_codes: tuple[str, ...]
+    file_name: str
+
+
+async def due_replays(session: AsyncSession, now: datetime) -> list[DueReplay]:
+    """Make-up sessions scheduled or live within their window that have never been on air (one
+    an operator ended stays off) and whose recording is still there: the clock plays them."""
+    on_air_before = select(BroadcastSpan.session_id)
+    rows = (
+        await session.scalars(
+            select(TrainingSession).where(
+                TrainingSession.replay_of_id.is_not(None),
+                TrainingSession.state.in_(BROADCASTABLE_STATES),
+                TrainingSession.starts_at <= now,
+                TrainingSession.ends_at > now,
+                TrainingSession.id.not_in(on_air_before),
+            )
+        )
+    ).all()
+    due = []
+    for training in rows:
+        assert training.replay_of_id is not None
+        name = await playable(session, training.replay_of_id)
+        if name is not None:
+            codes = await session.scalars(
+                select(Venue.code)
+                .join(SessionVenue, SessionVenue.venue_id == Venue.id)
+                .where(SessionVenue.session_id == training.id)
+                .order_by(Venue.code)
+            )
+            due.append(DueReplay(training.public_id, training.state, tuple(codes), name))
+    return due
 
 
 async def original_of(session: AsyncSession, scope: Scope, public_id: str) -> TrainingSession:
