@@ -5,7 +5,6 @@ and one an operator took off the air stays off."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,13 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from passthrough.recorder import Recorder
-from server.db.models import AuditEntry, BroadcastSpan, Recording, TrainingSession
-from server.db.session import write_session
+from server.db.models import AuditEntry, BroadcastSpan, TrainingSession
 from server.keys import BROADCASTS_KEY
 from server.replays import play_due_replays
 from server.settings import Settings
 from tests.support.broadcast_api import add_session, add_venue
 from tests.support.media_frames import Clock, feed, opus_frames, vp8_frames
+from tests.support.recordings import add_recording
 from tests.support.world import World
 
 pytestmark = pytest.mark.sqlite_only
@@ -35,24 +34,14 @@ async def recorded_lesson(client: Any, world: World, db: Db, settings: Settings)
     recorder = Recorder(settings.recordings_home / "lesson.webm", clock=clock)
     feed(recorder, clock, 4.0, 0.0, iter(vp8_frames(130)), iter(opus_frames(210)))
     summary = recorder.close()
-    now = datetime.now(UTC)
-    async with write_session(db) as session:
-        training = await session.scalar(
-            select(TrainingSession.id).where(TrainingSession.public_id == lesson)
-        )
-        assert training is not None
-        session.add(
-            Recording(
-                public_id=str(uuid.uuid4()),
-                session_id=training,
-                file_name="lesson.webm",
-                started_at=now - timedelta(hours=1),
-                ended_at=now - timedelta(minutes=50),
-                duration_ms=round(summary.duration_s * 1000),
-                bytes=summary.bytes,
-                gaps=[],
-            )
-        )
+    await add_recording(
+        db,
+        lesson,
+        "lesson.webm",
+        datetime.now(UTC) - timedelta(hours=1),
+        length=timedelta(seconds=summary.duration_s),
+        size=summary.bytes,
+    )
     return lesson
 
 

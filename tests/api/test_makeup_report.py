@@ -5,17 +5,13 @@ results, and makeup_person_times the one in the make-up session."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
-from server.db.models import Recording, TrainingSession
-from server.db.session import write_session
 from tests.support.class_workflow import START, add_run, seed_class
 from tests.support.databases import Db
 from tests.support.openapi_check import check, load_spec
+from tests.support.recordings import add_recording
 from tests.support.world import World
 
 SPEC = load_spec()
@@ -24,23 +20,7 @@ MAKEUP = START + timedelta(days=7)
 
 async def test_makeup_person_times_are_counted_apart(client: Any, db: Db, world: World) -> None:
     seeded = await seed_class(db)  # WF-1 present; WF-2 and WF-3 absent
-    async with write_session(db) as session:
-        lesson = await session.scalar(
-            select(TrainingSession.id).where(TrainingSession.public_id == seeded.session_id)
-        )
-        assert lesson is not None
-        session.add(
-            Recording(
-                public_id=str(uuid.uuid4()),
-                session_id=lesson,
-                file_name="lesson.webm",
-                started_at=START,
-                ended_at=START + timedelta(hours=3),
-                duration_ms=10_800_000,
-                bytes=1,
-                gaps=[],
-            )
-        )
+    await add_recording(db, seeded.session_id, "lesson.webm", START, length=timedelta(hours=3))
     await add_run(
         db,
         "C01",

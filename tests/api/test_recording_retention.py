@@ -4,7 +4,6 @@ newer ones, and recordings still being made, stay. The recordings page says what
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,11 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.app import create_app
-from server.db.models import AuditEntry, Recording, TrainingSession
-from server.db.session import write_session
+from server.db.models import AuditEntry, Recording
 from server.settings import Settings
 from server.workflow_clock import expire_recordings
 from tests.support.class_workflow import page
+from tests.support.recordings import add_recording
 from tests.support.sessions import live_session
 from tests.support.world import World
 
@@ -26,24 +25,14 @@ NOW = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 
 
 async def add(db: Db, session_id: str, name: str, days_ago: int, *, ended: bool = True) -> None:
-    started = NOW - timedelta(days=days_ago)
-    async with write_session(db) as session:
-        training = await session.scalar(
-            select(TrainingSession.id).where(TrainingSession.public_id == session_id)
-        )
-        assert training is not None
-        session.add(
-            Recording(
-                public_id=str(uuid.uuid4()),
-                session_id=training,
-                file_name=name,
-                started_at=started,
-                ended_at=started + timedelta(hours=2) if ended else None,
-                duration_ms=7_200_000 if ended else None,
-                bytes=1024 * 1024 * 1024 if ended else None,
-                gaps=[],
-            )
-        )
+    await add_recording(
+        db,
+        session_id,
+        name,
+        NOW - timedelta(days=days_ago),
+        length=timedelta(hours=2) if ended else None,
+        size=1024 * 1024 * 1024,
+    )
 
 
 async def test_recordings_past_their_retention_are_deleted(

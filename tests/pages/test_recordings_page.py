@@ -5,18 +5,15 @@ a disk-full stop and a deleted file said in words; readers of the session only."
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.db.models import Recording, TrainingSession
-from server.db.session import write_session
 from server.settings import Settings
 from tests.support.class_workflow import page
+from tests.support.recordings import add_recording
 from tests.support.sessions import live_session
 from tests.support.world import World
 
@@ -24,7 +21,7 @@ Db = async_sessionmaker[AsyncSession]
 STARTED = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 
 
-async def add_recording(
+async def add(
     db: Db,
     session_id: str,
     file_name: str,
@@ -33,36 +30,25 @@ async def add_recording(
     problem: str | None = None,
     deleted: bool = False,
 ) -> str:
-    public_id = str(uuid.uuid4())
-    async with write_session(db) as session:
-        training = await session.scalar(
-            select(TrainingSession.id).where(TrainingSession.public_id == session_id)
-        )
-        assert training is not None
-        session.add(
-            Recording(
-                public_id=public_id,
-                session_id=training,
-                file_name=file_name,
-                started_at=STARTED,
-                ended_at=STARTED.replace(hour=2),
-                duration_ms=3_600_000,
-                bytes=450 * 1024 * 1024,
-                gaps=gaps,
-                problem=problem,
-                deleted_at=STARTED.replace(hour=3) if deleted else None,
-            )
-        )
-    return public_id
+    return await add_recording(
+        db,
+        session_id,
+        file_name,
+        STARTED,
+        size=450 * 1024 * 1024,
+        gaps=gaps,
+        problem=problem,
+        deleted_at=STARTED.replace(hour=3) if deleted else None,
+    )
 
 
 async def test_the_page_shows_each_recording_with_its_gaps(
     client: Any, world: World, db: Db, settings: Settings
 ) -> None:
     session_id, _ = await live_session(client, world)
-    kept = await add_recording(db, session_id, "a.webm", gaps=[[1800.0, 1925.5]])
-    full = await add_recording(db, session_id, "b.webm", gaps=[], problem="disk_full")
-    gone = await add_recording(db, session_id, "c.webm", gaps=[], deleted=True)
+    kept = await add(db, session_id, "a.webm", gaps=[[1800.0, 1925.5]])
+    full = await add(db, session_id, "b.webm", gaps=[], problem="disk_full")
+    gone = await add(db, session_id, "c.webm", gaps=[], deleted=True)
     html = await page(client, f"/sessions/{session_id}/recordings", world.auth("reviewer", "a"))
     card = html.split(f'data-recording="{kept}"')[1].split("</section>")[0]
     assert "时长 60 分钟 · 450.0 MB" in card
@@ -90,7 +76,7 @@ async def test_only_readers_of_the_session_see_its_recordings(
     client: Any, world: World, db: Db, role: str, subtree: str, status: int
 ) -> None:
     session_id, _ = await live_session(client, world)
-    await add_recording(db, session_id, "a.webm", gaps=[])
+    await add(db, session_id, "a.webm", gaps=[])
     html = await page(
         client, f"/sessions/{session_id}/recordings", world.auth(role, subtree), status
     )
