@@ -17,6 +17,7 @@ from server.api import (
     plans,
     recordings,
     reports,
+    rosters,
     sessions,
     system,
     tokens,
@@ -113,6 +114,7 @@ def setup_routes(app: web.Application) -> None:
         name="api_delete_recording",
     )
     add("PUT", "/api/v1/sessions/{id}", sessions.update_session, name="api_update_session")
+    add("PUT", "/api/v1/sessions/{id}/roster", rosters.put_roster, name="api_session_roster")
     add("POST", "/api/v1/sessions/{id}/broadcast", broadcast.post_broadcast, name="api_broadcast")
     add("POST", "/api/v1/sessions/{id}/replay", broadcast.post_replay, name="api_replay")
     add(

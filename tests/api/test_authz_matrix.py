@@ -332,6 +332,15 @@ MATRIX: dict[str, Route] = {
         created=(TrainingSession.title, "S-{fresh}"),
         session_state="scheduled",
     ),
+    "api_session_roster": Route(
+        "PUT",
+        "/api/v1/sessions/{id}/roster",
+        PLANNERS,
+        "object",
+        parts={"id": "{ref}"},
+        body=lambda ref, fresh: ("csv", "党员编号,会场代码\nM-A-1,VEN-A\n".encode()),
+        session_state="scheduled",
+    ),
     "api_start_session": Route(
         "POST",
         "/api/v1/sessions/{id}/start",

@@ -1,20 +1,11 @@
 """A session's roster replaced by a CSV file past the old 1 MiB limit (issue 14, item 8),
 through server/api/rosters.put_roster: read in chunks, all lines or none, bad lines named with
-their number, the column in Chinese and the value, and never a member of another county.
-
-The route is not in server/routes.py yet (it is proposed as PUT /api/v1/sessions/{id}/roster,
-named api_session_roster); this module's app adds it when it is missing."""
+their number, the column in Chinese and the value, and never a member of another county."""
 
 from __future__ import annotations
 
 import io
 
-import pytest
-from pytest_aiohttp import AiohttpClient
-
-from server.api.rosters import put_roster
-from server.app import create_app
-from server.settings import Settings
 from tests.api.test_scoping import rostered, scheduled_with_a1
 from tests.support.api_site import counts
 from tests.support.client import Client
@@ -25,16 +16,6 @@ from tests.support.world import World
 LINES = 30_000  # about 1.3 MB: past the 1 MiB every JSON body keeps
 NUMBER = "R{:07d}-COUNTY-ROSTER"
 ZH = {"Content-Type": "text/csv", "Accept-Language": "zh"}
-
-
-@pytest.fixture
-async def client(aiohttp_client: AiohttpClient, settings: Settings, db: Db) -> Client:
-    """The real app with the roster route, added here until server/routes.py has it."""
-    app = create_app(settings)
-    if "api_session_roster" not in app.router.named_resources():
-        path = "/api/v1/sessions/{id}/roster"
-        app.router.add_route("PUT", path, put_roster, name="api_session_roster")
-    return await aiohttp_client(app)
 
 
 def _roster(last: str | None = None) -> bytes:
