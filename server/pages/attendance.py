@@ -14,7 +14,7 @@ from server.domain.labels import FLAG_LABELS, STATUS_LABELS
 from server.domain.paging import Page
 from server.domain.stream_timeline import TIMELINE_STATE_LABELS
 from server.domain.validation import CODE_PATTERN
-from server.domain.vocabulary import READERS, VENUE_READERS
+from server.domain.vocabulary import READERS, VENUE_READERS, WRITERS
 from server.errors import Conflict
 from server.http.i18n import list_joiner, translate_for
 from server.http.queries import query_page_number
@@ -32,7 +32,7 @@ from server.pages.downloads import download
 from server.pages.forms import problem_of
 from server.pages.render import render
 from server.pages.stream_timeline import legend_states, timeline_rows
-from server.services import session_views
+from server.services import recordings, session_views
 from server.services.attendance_view import MemberLine, SessionAttendance, session_attendance
 from server.services.venue_streams import branch_timelines
 
@@ -110,6 +110,9 @@ async def get_attendance(request: web.Request) -> web.Response:
                 session, principal.scope, public_id, principal.venue_scope
             )
             timelines = await branch_timelines(session, principal.scope, public_id)
+            replayable = principal.role in WRITERS and await recordings.replayable(
+                session, principal.scope, public_id
+            )
     except Conflict as error:
         return await _not_finalized(request, error)
     shown = [line for line in result.members if filters.keep(line)]
@@ -130,6 +133,7 @@ async def get_attendance(request: web.Request) -> web.Response:
             "members": members,
             "shown_count": len(shown),
             "may_read_members": principal.role in READERS,
+            "may_plan_makeup": replayable,
             "venue_rows": venue_rows,
             "venue_names": {venue.code: venue.name for venue in result.venues},
             "status_filters": STATUS_FILTERS,

@@ -23,6 +23,7 @@ from server.domain.roster_csv import read_roster_file
 from server.domain.sessions import RosterLine, SessionFields, parse_session
 from server.pages.forms import FormProblem
 from server.pages.render import hours_text
+from server.services.session_views import SessionView
 
 Posted = MultiDictProxy[str | bytes | bytearray | web.FileField]
 ORG_ROWS = 3
@@ -42,6 +43,7 @@ TEXT_FIELDS = (
     "stats_interval_s",
     "roster_lines",
     "plan_class",
+    "replay_of",
 )
 WHOLE_FIELDS = ("late_grace_min", "early_grace_min", "stats_interval_s")
 SEPARATORS = re.compile(r"[\s,，;；]+")
@@ -87,6 +89,20 @@ class SessionForm:
         return cls(_policy_values(Policy()))
 
     @classmethod
+    def makeup_of(cls, lesson: SessionView) -> SessionForm:
+        """A make-up session's form (补学) for a lesson: its title, topic and hours, playing its
+        recording; the roster left empty takes the lesson's make-up list."""
+        values = _policy_values(Policy())
+        values |= {
+            "title": f"补学：{lesson.title}",
+            "topic_code": lesson.topic_code,
+            "credit_hours": hours_text(lesson.credit_hours),
+            "replay_of": lesson.id,
+            "replay_title": lesson.title,
+        }
+        return cls(values)
+
+    @classmethod
     def of(cls, fields: SessionFields, tz: ZoneInfo, listed: Iterable[str]) -> SessionForm:
         """A stored session's form, for editing; branches without a box go in the text field."""
         shown = set(listed)
@@ -100,6 +116,7 @@ class SessionForm:
             "other_branches": " ".join(c for c in fields.branch_venues if c not in shown),
             "roster_lines": "\n".join(f"{line.member_no} {line.venue}" for line in fields.roster),
             "plan_class": str(fields.plan_class) if fields.plan_class else "",
+            "replay_of": fields.replay_of or "",
             **_policy_values(fields.policy),
         }
         branches = tuple(code for code in fields.branch_venues if code in shown)
@@ -251,7 +268,7 @@ def start_draft(form: SessionForm, tz: ZoneInfo, gettext: Callable[[str], str]) 
     uploaded are read here; organizations are drawn by the caller (Draft.add_drawn)."""
     draft = Draft(gettext)
     raw = draft.raw
-    for name in ("title", "topic_code", "credit_hours", "main_venue", "plan_class"):
+    for name in ("title", "topic_code", "credit_hours", "main_venue", "plan_class", "replay_of"):
         raw[name] = form.get(name).strip() or None
     for name in ("starts_at", "ends_at"):
         text = form.get(name).strip()

@@ -113,8 +113,16 @@ async def _form_page(
 
 @allow(*WRITERS)
 async def new_session(request: web.Request) -> web.Response:
-    """GET /sessions/new: the form, with the attendance policy's defaults."""
-    return await _form_page(request, SessionForm.blank())
+    """GET /sessions/new[?replay_of=ID]: the form, with the attendance policy's defaults; with
+    replay_of, a make-up session (补学) of that lesson, playing its recording."""
+    replay_of = request.query.get("replay_of", "").strip()
+    if not replay_of:
+        return await _form_page(request, SessionForm.blank())
+    async with read_session(request.app[DB_KEY]) as session:
+        lesson = await session_views.get_session(
+            session, request[PRINCIPAL_KEY].scope, replay_of
+        )
+    return await _form_page(request, SessionForm.makeup_of(lesson))
 
 
 async def _checked_fields(

@@ -113,6 +113,12 @@ async def playable(session: AsyncSession, training_id: int) -> str | None:
     return name
 
 
+async def replayable(session: AsyncSession, scope: Scope, public_id: str) -> bool:
+    """Whether a make-up session could play this session's recording now."""
+    training = await load_visible(session, scope, public_id)
+    return await playable(session, training.id) is not None
+
+
 async def of_session(session: AsyncSession, scope: Scope, public_id: str) -> list[RecordingView]:
     """The session's recordings, oldest first (404 for a session the scope does not see)."""
     training = await load_visible(session, scope, public_id)
