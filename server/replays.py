@@ -19,6 +19,10 @@ from server.services import broadcasts, makeup, workflow
 log = logging.getLogger(__name__)
 
 
+class RecordingMissing(Exception):
+    """The recording's file is no longer in the recordings directory."""
+
+
 async def go_on_air(
     app: web.Application,
     actor: str,
@@ -27,8 +31,11 @@ async def go_on_air(
     file_name: str,
     now: datetime,
 ) -> None:
-    """Play the recording to the session's venues (AlreadyOnAir when it is on already)."""
+    """Play the recording to the session's venues (AlreadyOnAir when it is on already,
+    RecordingMissing when its file is gone)."""
     path = app[SETTINGS_KEY].recordings_home / file_name
+    if not path.is_file():
+        raise RecordingMissing(file_name)
     await app[BROADCASTS_KEY].replay(public_id, venue_codes, path, now)
     async with write_session(app[DB_KEY]) as session:
         await broadcasts.record(session, actor, public_id, "start", now)
@@ -43,6 +50,9 @@ async def play_due_replays(app: web.Application, now: datetime) -> list[str]:
         due = await makeup.due_replays(session, now)
     played = []
     for replay in due:
+        if not (app[SETTINGS_KEY].recordings_home / replay.file_name).is_file():
+            log.error("the recording of make-up session %s is missing", replay.public_id)
+            continue
         if replay.state == "scheduled":
             async with write_session(app[DB_KEY]) as session:
                 await workflow.run_due(
@@ -57,7 +67,7 @@ async def play_due_replays(app: web.Application, now: datetime) -> list[str]:
                 replay.file_name,
                 now,
             )
-        except AlreadyOnAir:
+        except (AlreadyOnAir, RecordingMissing):
             continue
         played.append(replay.public_id)
     if played:

@@ -126,6 +126,10 @@ async def post_replay(request: web.Request) -> web.Response:
         )
     except AlreadyOnAir:
         raise Conflict("Session {id} is on air already.", id=target.public_id) from None
+    except replays.RecordingMissing:
+        raise Conflict(
+            "The recording this make-up session plays is no longer on the server."
+        ) from None
     return reply({"on": True})
 
 

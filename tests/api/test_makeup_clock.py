@@ -91,3 +91,34 @@ async def test_the_clock_plays_a_makeup_session_at_its_time(
     assert ended.status == 200
     assert await play_due_replays(app, now + timedelta(minutes=13)) == []  # stays off
     assert not app[BROADCASTS_KEY].status(makeup).on
+
+    # A make-up session whose file went missing is refused in words, and nothing goes on air.
+    (settings.recordings_home / "lesson.webm").unlink()
+    again = await client.post(
+        "/api/v1/sessions",
+        headers=world.auth("operator", "a"),
+        json={
+            "title": "补学（二）",
+            "topic_code": "LIVE",
+            "credit_hours": 2,
+            "main_venue": "MAIN",
+            "branch_venues": ["B1"],
+            "starts_at": (now - timedelta(minutes=1)).isoformat(),
+            "ends_at": (now + timedelta(hours=2)).isoformat(),
+            "replay_of": lesson,
+        },
+    )
+    assert again.status == 201, await again.text()
+    second = (await again.json())["id"]
+    refused = await client.post(
+        f"/api/v1/sessions/{second}/replay", headers=world.auth("operator", "a")
+    )
+    assert refused.status == 409
+    assert "录像已不在服务器上" in (await refused.json())["error"]["message"]
+    assert await play_due_replays(app, now + timedelta(minutes=1)) == []
+    assert not app[BROADCASTS_KEY].status(second).on
+    async with db() as session:
+        state = await session.scalar(
+            select(TrainingSession.state).where(TrainingSession.public_id == second)
+        )
+    assert state == "scheduled"  # not started by the clock without its recording
