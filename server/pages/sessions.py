@@ -119,9 +119,7 @@ async def new_session(request: web.Request) -> web.Response:
     if not replay_of:
         return await _form_page(request, SessionForm.blank())
     async with read_session(request.app[DB_KEY]) as session:
-        lesson = await session_views.get_session(
-            session, request[PRINCIPAL_KEY].scope, replay_of
-        )
+        lesson = await session_views.get_session(session, request[PRINCIPAL_KEY].scope, replay_of)
     return await _form_page(request, SessionForm.makeup_of(lesson))
 
 
