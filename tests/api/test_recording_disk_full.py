@@ -7,11 +7,9 @@ says disk_full when the broadcast ends."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,25 +44,6 @@ pytestmark = [pytest.mark.sqlite_only, needs_chromium]
 async def chromium() -> AsyncIterator[Browser]:
     async with launched() as browser:
         yield browser
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if shutil.which("mount") is None:
-        pytest.skip("mount is not available")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mount)],
-        check=False,
-        capture_output=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr!r}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 async def wall(client: Any, world: World, session_id: str) -> dict[str, Any]:

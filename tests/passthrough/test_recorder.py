@@ -5,9 +5,6 @@ frame decoding, and a full disk stopping the recording with a reason, never the 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -86,25 +83,6 @@ def test_a_source_passes_every_frame_to_its_recorder(tmp_path: Path) -> None:
     summary = recorder.close()
     assert summary.duration_s == pytest.approx(59 / FPS, abs=0.05)
     assert probe(summary.path)[1] == 60
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if shutil.which("mount") is None:
-        pytest.skip("mount is not available")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-        check=False,
-        capture_output=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr!r}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_stops_the_recording_with_a_reason_and_never_raises(small_disk: Path) -> None:
