@@ -39,9 +39,7 @@ async def _venue_codes(session: AsyncSession, training_id: int) -> tuple[str, ..
     return tuple(codes)
 
 
-async def broadcast_target(session: AsyncSession, scope: Scope, public_id: str) -> BroadcastTarget:
-    """The session, if the scope organizes it (403 for a branch's organization, 404 unseen) and
-    it is scheduled or live (409 otherwise)."""
+async def _broadcastable(session: AsyncSession, scope: Scope, public_id: str) -> TrainingSession:
     training = await load_visible(session, scope, public_id)
     await check_owner(session, scope, training)
     if training.state not in BROADCASTABLE_STATES:
@@ -49,6 +47,13 @@ async def broadcast_target(session: AsyncSession, scope: Scope, public_id: str) 
             "Cannot broadcast a session that is “{state}”.",
             state=Term(SESSION_STATE_LABELS[training.state]),
         )
+    return training
+
+
+async def broadcast_target(session: AsyncSession, scope: Scope, public_id: str) -> BroadcastTarget:
+    """The session, if the scope organizes it (403 for a branch's organization, 404 unseen) and
+    it is scheduled or live (409 otherwise)."""
+    training = await _broadcastable(session, scope, public_id)
     return BroadcastTarget(public_id, await _venue_codes(session, training.id))
 
 
@@ -57,14 +62,13 @@ async def replay_target(
 ) -> tuple[BroadcastTarget, str]:
     """A make-up session that may go on air now, and the file name of the recording it plays:
     as broadcast_target, and 409 for a session that replays nothing or whose recording is gone."""
-    target = await broadcast_target(session, scope, public_id)
-    training = await load_visible(session, scope, public_id)
+    training = await _broadcastable(session, scope, public_id)
     if training.replay_of_id is None:
         raise Conflict("Session {id} is a live lesson, not a make-up session.", id=public_id)
     name = await playable(session, training.replay_of_id)
     if name is None:
         raise Conflict("The recording this make-up session plays is no longer on the server.")
-    return target, name
+    return BroadcastTarget(public_id, await _venue_codes(session, training.id)), name
 
 
 async def ending_target(session: AsyncSession, scope: Scope, public_id: str) -> BroadcastTarget:

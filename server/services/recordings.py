@@ -130,14 +130,36 @@ async def of_session(session: AsyncSession, scope: Scope, public_id: str) -> lis
     return [_view(row, public_id) for row in rows]
 
 
+async def _row(session: AsyncSession, scope: Scope, public_id: str, recording_id: str) -> Recording:
+    training = await load_visible(session, scope, public_id)
+    row = await session.scalar(
+        select(Recording).where(
+            Recording.session_id == training.id,
+            Recording.public_id == recording_id,
+            Recording.deleted_at.is_(None),
+        )
+    )
+    if row is None:
+        raise NotFound("No recording {id} of this session.", id=recording_id)
+    return row
+
+
 async def one(
     session: AsyncSession, scope: Scope, public_id: str, recording_id: str
 ) -> RecordingView:
     """One recording of a session the scope sees; 404 otherwise (or once its file is deleted)."""
-    for view in await of_session(session, scope, public_id):
-        if view.id == recording_id and not view.deleted:
-            return view
-    raise NotFound("No recording {id} of this session.", id=recording_id)
+    return _view(await _row(session, scope, public_id, recording_id), public_id)
+
+
+def _deleted(
+    row: Recording, public_id: str, actor: str, now: datetime, note: str | None = None
+) -> AuditFacts:
+    """Mark the recording deleted; what the audit trail says of it."""
+    row.deleted_at = now
+    before = {"file": row.file_name, "bytes": row.bytes, "duration_ms": row.duration_ms}
+    return AuditFacts(
+        now, actor, "session.recording_delete", "session", public_id, before, {}, note
+    )
 
 
 async def mark_deleted(
@@ -150,15 +172,11 @@ async def mark_deleted(
 ) -> RecordingView:
     """Mark a finished recording deleted (its file is removed by the caller after the commit);
     409 while the broadcast is still recording into it; audited."""
-    view = await one(session, scope, public_id, recording_id)
-    if view.ended_at is None:
+    row = await _row(session, scope, public_id, recording_id)
+    if row.ended_at is None:
         raise Conflict("The broadcast is still being recorded into this file; end it first.")
-    row = await session.scalar(select(Recording).where(Recording.public_id == recording_id))
-    assert row is not None
-    row.deleted_at = now
-    before = {"file": view.file_name, "bytes": view.bytes, "duration_ms": view.duration_ms}
-    facts = AuditFacts(now, actor, "session.recording_delete", "session", public_id, before, {})
-    await audit.append(session, [facts])
+    view = _view(row, public_id)
+    await audit.append(session, [_deleted(row, public_id, actor, now)])
     return view
 
 
@@ -178,17 +196,10 @@ async def expire(session: AsyncSession, actor: str, now: datetime, keep_days: in
             )
         )
     ).all()
-    facts = []
-    for row, public_id in rows:
-        row.deleted_at = now
-        before = {"file": row.file_name, "bytes": row.bytes, "duration_ms": row.duration_ms}
-        note = f"older than {keep_days} days (HETANG_RECORDING_RETENTION_DAYS)"
-        facts.append(
-            AuditFacts(
-                now, actor, "session.recording_delete", "session", public_id, before, {}, note
-            )
-        )
-    await audit.append(session, facts)
+    note = f"older than {keep_days} days (HETANG_RECORDING_RETENTION_DAYS)"
+    await audit.append(
+        session, [_deleted(row, public_id, actor, now, note) for row, public_id in rows]
+    )
     return [row.file_name for row, _ in rows]
 
 

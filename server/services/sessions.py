@@ -99,6 +99,7 @@ async def _resolve(
     scope: Scope,
     fields: SessionFields,
     training: TrainingSession | None = None,
+    original: TrainingSession | None = None,  # the lesson a make-up replays, if looked up
 ) -> _Resolved:
     venues = await _venues_by_code(session, scope, fields.venues)
     missing = [code for code in fields.venues if code not in venues]
@@ -122,9 +123,9 @@ async def _resolve(
         )
     owner_path = venues[fields.main_venue][1].path
     plan_class_id = await class_id_for(session, scope, fields.plan_class, owner_path)
-    replay_of_id = None
-    if fields.replay_of is not None:
-        replay_of_id = (await makeup.original_of(session, scope, fields.replay_of)).id
+    if fields.replay_of is not None and original is None:
+        original = await makeup.original_of(session, scope, fields.replay_of)
+    replay_of_id = None if original is None else original.id
     return _Resolved(venues, member_id_by_no, plan_class_id, replay_of_id)
 
 
@@ -179,8 +180,15 @@ async def create_session(
 ) -> SessionView:
     """Schedule a session at a main venue inside the scope, with branches and a roster; a
     make-up session without a roster takes the original's make-up list."""
-    fields = await _with_makeup_roster(session, scope, fields)
-    resolved = await _resolve(session, scope, fields)
+    original = None
+    if fields.replay_of is not None:
+        original = await makeup.original_of(session, scope, fields.replay_of)
+        if not fields.roster:
+            roster = await makeup.makeup_roster(
+                session, scope, original, fields.main_venue, fields.branch_venues
+            )
+            fields = replace(fields, roster=roster)
+    resolved = await _resolve(session, scope, fields, original=original)
     now = utcnow()
     training = TrainingSession(
         public_id=new_public_id(),
@@ -252,18 +260,6 @@ def _snapshot(fields: SessionFields) -> dict[str, Any]:
         "plan_class": str(fields.plan_class) if fields.plan_class else None,
         "replay_of": fields.replay_of,
     }
-
-
-async def _with_makeup_roster(
-    session: AsyncSession, scope: Scope, fields: SessionFields
-) -> SessionFields:
-    if fields.replay_of is None or fields.roster:
-        return fields
-    original = await makeup.original_of(session, scope, fields.replay_of)
-    roster = await makeup.makeup_roster(
-        session, scope, original, fields.main_venue, fields.branch_venues
-    )
-    return replace(fields, roster=roster)
 
 
 async def _snapshot_of(session: AsyncSession, training: TrainingSession) -> dict[str, Any]:
