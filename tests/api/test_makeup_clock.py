@@ -52,22 +52,15 @@ async def test_the_clock_plays_a_makeup_session_at_its_time(
     await add_venue(client, world, "B1")
     lesson = await recorded_lesson(client, world, db, settings)
     now = datetime.now(UTC)
-    made = await client.post(
-        "/api/v1/sessions",
-        headers=world.auth("operator", "a"),
-        json={
-            "title": "补学",
-            "topic_code": "LIVE",
-            "credit_hours": 2,
-            "main_venue": "MAIN",
-            "branch_venues": ["B1"],
-            "starts_at": (now + timedelta(minutes=10)).isoformat(),
-            "ends_at": (now + timedelta(hours=2)).isoformat(),
-            "replay_of": lesson,
-        },
+    makeup = await add_session(
+        client,
+        world,
+        "MAIN",
+        ["B1"],
+        title="补学",
+        starts_at=(now + timedelta(minutes=10)).isoformat(),
+        replay_of=lesson,
     )
-    assert made.status == 201, await made.text()
-    makeup = (await made.json())["id"]
     app = client.server.app
     assert await play_due_replays(app, now) == []  # not yet its time
     assert await play_due_replays(app, now + timedelta(minutes=11)) == [makeup]
@@ -94,22 +87,7 @@ async def test_the_clock_plays_a_makeup_session_at_its_time(
 
     # A make-up session whose file went missing is refused in words, and nothing goes on air.
     (settings.recordings_home / "lesson.webm").unlink()
-    again = await client.post(
-        "/api/v1/sessions",
-        headers=world.auth("operator", "a"),
-        json={
-            "title": "补学（二）",
-            "topic_code": "LIVE",
-            "credit_hours": 2,
-            "main_venue": "MAIN",
-            "branch_venues": ["B1"],
-            "starts_at": (now - timedelta(minutes=1)).isoformat(),
-            "ends_at": (now + timedelta(hours=2)).isoformat(),
-            "replay_of": lesson,
-        },
-    )
-    assert again.status == 201, await again.text()
-    second = (await again.json())["id"]
+    second = await add_session(client, world, "MAIN", ["B1"], title="补学（二）", replay_of=lesson)
     refused = await client.post(
         f"/api/v1/sessions/{second}/replay", headers=world.auth("operator", "a")
     )

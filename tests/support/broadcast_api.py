@@ -25,7 +25,11 @@ async def add_venue(client: Any, world: World, code: str) -> str:
     return token
 
 
-async def add_session(client: Any, world: World, main: str, branches: list[str]) -> str:
+async def add_session(
+    client: Any, world: World, main: str, branches: list[str], **extra: Any
+) -> str:
+    """A session of a1 running from five minutes ago for two hours (unless `extra` changes any
+    field, e.g. starts_at or replay_of), scheduled by operator-a; its id."""
     now = datetime.now(UTC)
     answer = await client.post(
         "/api/v1/sessions",
@@ -38,6 +42,7 @@ async def add_session(client: Any, world: World, main: str, branches: list[str])
             "branch_venues": branches,
             "starts_at": (now - timedelta(minutes=5)).isoformat(),
             "ends_at": (now + timedelta(hours=2)).isoformat(),
+            **extra,
         },
     )
     assert answer.status == 201, await answer.text()
