@@ -61,6 +61,14 @@ class Session:
         """True within [starts_at − 30 min, ends_at + 30 min]."""
         return self.starts_at - CHECKIN_MARGIN <= now <= self.ends_at + CHECKIN_MARGIN
 
+    def distance_from(self, now: datetime) -> timedelta:
+        """How far now is from [starts_at, ends_at): zero while the session is on."""
+        if now < self.starts_at:
+            return self.starts_at - now
+        if now >= self.ends_at:
+            return now - self.ends_at
+        return timedelta(0)
+
     @cached_property
     def _codes(self) -> dict[str, Match]:
         # Replaying a big session's journal finds every event's member: one lookup each.
@@ -206,8 +214,11 @@ class ScheduleBook:
         self.sessions, self.etag, self.timezone = sessions, etag or None, timezone
 
     def open_sessions(self, now: datetime) -> list[Session]:
-        """Sessions taking check-ins now, the one starting soonest first."""
-        return [s for s in self.sessions if s.takes_checkins_at(now)]
+        """Sessions taking check-ins now: the one on now first, then the nearest in time (a
+        make-up held right after a lesson gets its own check-ins, not the lesson's), ties by
+        start."""
+        taking = [s for s in self.sessions if s.takes_checkins_at(now)]
+        return sorted(taking, key=lambda s: s.distance_from(now))
 
     def current(self, now: datetime) -> Session | None:
         """The session check-ins go to now, if any."""
@@ -215,8 +226,8 @@ class ScheduleBook:
         return sessions[0] if sessions else None
 
     def session_for(self, member_code: str, now: datetime) -> tuple[Session | None, Match | None]:
-        """The open session whose roster has this member_code (soonest first), else the
-        current one."""
+        """The open session whose roster has this member_code (the one on now, else the
+        nearest), else the current one."""
         sessions = self.open_sessions(now)
         for session in sessions:
             match = session.find(member_code)
