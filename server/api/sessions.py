@@ -209,6 +209,9 @@ async def get_member_record(request: web.Request) -> web.Response:
                     "credit_hours": hours(e.credit_hours),
                     "status": e.status,
                     "venue": e.venue,
+                    "makeup_of": None
+                    if e.makeup_of_id is None
+                    else {"session_id": e.makeup_of_id, "title": e.makeup_of},
                 }
                 for e in record.entries
             ],

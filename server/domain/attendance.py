@@ -187,6 +187,9 @@ class SessionInput:
     # venue's samples vouch only for these (a last `good` sample does not reach past 结束直播);
     # none recorded (sessions from before they were) cuts nothing.
     on_air: tuple[tuple[int, int | None], ...] = ()
+    # A make-up session (补学) plays a recording: its origin is the file, not the main venue,
+    # so every venue, the main one too, is up only where its own samples say so.
+    replay: bool = False
 
 
 @dataclass(frozen=True)
@@ -272,13 +275,15 @@ def vouched_window(
 
 
 def up_time(inp: SessionInput, venues: Iterable[str]) -> dict[str, Coverage]:
-    """U_v of every venue: the whole window for the main venue or without verification; a
-    branch venue's samples vouch for [S, E) up to the moment the session was ended, and only
-    while the broadcast was on air (where that was recorded)."""
+    """U_v of every venue: the whole window for the main venue of a live lesson or without
+    verification; a receiving venue's samples (every venue of a make-up) vouch for [S, E) up
+    to the moment the session was ended, and only while the broadcast was on air (where that
+    was recorded)."""
     window = Coverage([(inp.start, inp.end)] if inp.start < inp.end else [])
     if not inp.policy.require_stream_verification:
         return dict.fromkeys(venues, window)
-    points: dict[str, list[tuple[int, bool]]] = {v: [] for v in venues if v != inp.main_venue}
+    origin = None if inp.replay else inp.main_venue
+    points: dict[str, list[tuple[int, bool]]] = {v: [] for v in venues if v != origin}
     for sample in inp.samples:
         bucket = points.get(sample.venue)
         if bucket is not None:
@@ -286,7 +291,8 @@ def up_time(inp: SessionInput, venues: Iterable[str]) -> dict[str, Coverage]:
     reach = SAMPLE_REACH * inp.policy.stats_interval_s
     vouched = vouched_window(inp.start, inp.end, inp.ended_at, inp.on_air)
     up = {v: Coverage(intersect(sampled_up(sorted(p), reach), vouched)) for v, p in points.items()}
-    up[inp.main_venue] = window
+    if origin is not None:
+        up[origin] = window
     return up
 
 

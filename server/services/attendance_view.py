@@ -175,7 +175,9 @@ class RecordEntry:
     credit_hours: Decimal
     status: str
     venue: str | None
-    makeup_of: str | None = None  # a make-up session (补学): the title of the lesson it replayed
+    # A make-up session (补学): the title and id of the lesson it replayed.
+    makeup_of: str | None = None
+    makeup_of_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,16 @@ def year_bounds(year: int, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """January 1 to January 1 in the local time zone, as UTC."""
     start = datetime(year, 1, 1, tzinfo=tz).astimezone(UTC)
     return start, datetime(year + 1, 1, 1, tzinfo=tz).astimezone(UTC)
+
+
+def _lesson(
+    lessons: dict[int, tuple[str, str]], replay_of_id: int | None
+) -> tuple[str | None, str | None]:
+    """(title, id) of the lesson a make-up replayed; (None, None) for a live lesson."""
+    if replay_of_id is None or replay_of_id not in lessons:
+        return None, None
+    public_id, title = lessons[replay_of_id]
+    return title, public_id
 
 
 async def member_record(
@@ -224,15 +236,14 @@ async def member_record(
         )
     ).all()
     replayed = {t.replay_of_id for t, _, _ in rows if t.replay_of_id is not None}
-    lessons = dict(
-        (
-            await session.execute(
-                select(TrainingSession.id, TrainingSession.title).where(
-                    TrainingSession.id.in_(replayed)
-                )
+    lessons = {
+        lesson_id: (public_id, title)
+        for lesson_id, public_id, title in await session.execute(
+            select(TrainingSession.id, TrainingSession.public_id, TrainingSession.title).where(
+                TrainingSession.id.in_(replayed)
             )
-        ).all()
-    )
+        )
+    }
     entries = [
         RecordEntry(
             training.public_id,
@@ -242,7 +253,7 @@ async def member_record(
             row.credit_hours,
             row.status,
             venue or (sorted(row.venues)[0] if row.venues else None),
-            lessons.get(training.replay_of_id) if training.replay_of_id else None,
+            *_lesson(lessons, training.replay_of_id),
         )
         for training, row, venue in rows
         # Another subtree's scan of this member is no part of their record until accepted.

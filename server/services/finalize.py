@@ -150,6 +150,7 @@ async def _input(
         await _outside_scope(session, training, roster, events, member_id_by_no),
         ended_at=None if training.ended_at is None else epoch(training.ended_at),
         on_air=await on_air_spans(session, training.id),
+        replay=training.replay_of_id is not None,
     )
     venue_ids = {code: venue_id for venue_id, code in venue_code.items()}
     return inp, member_id_by_no, venue_ids

@@ -87,6 +87,18 @@ async def original_of(session: AsyncSession, scope: Scope, public_id: str) -> Tr
     return original
 
 
+def check_topic(original: TrainingSession, topic_code: str) -> None:
+    """A make-up credits the lesson it replays: the same topic, so the repeat rule credits a
+    member once for the lesson and its make-up (422 naming topic_code otherwise)."""
+    if topic_code != original.topic_code:
+        raise Invalid(
+            "A make-up session credits the lesson it replays, so its topic code must be "
+            "that lesson's: {topic}.",
+            topic=original.topic_code,
+            fields={"topic_code": "must be the replayed lesson's topic"},
+        )
+
+
 async def makeup_roster(
     session: AsyncSession,
     scope: Scope,

@@ -125,6 +125,8 @@ async def _resolve(
     plan_class_id = await class_id_for(session, scope, fields.plan_class, owner_path)
     if fields.replay_of is not None and original is None:
         original = await makeup.original_of(session, scope, fields.replay_of)
+    if original is not None:
+        makeup.check_topic(original, fields.topic_code)
     replay_of_id = None if original is None else original.id
     return _Resolved(venues, member_id_by_no, plan_class_id, replay_of_id)
 

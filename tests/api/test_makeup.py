@@ -89,16 +89,21 @@ async def test_a_makeup_session_replays_the_recording_to_its_venues(
 
     # What cannot be replayed is refused, and nothing is stored.
     sessions_before = await count(db, TrainingSession)
-    refused = await check(
-        client,
-        SPEC,
-        "post",
-        "/api/v1/sessions",
-        422,
-        headers=world.auth("operator", "a"),
-        json={**_makeup_body(), "replay_of": "nosuchsession"},
+    refusals = (
+        ({"replay_of": "nosuchsession"}, "replay_of", "没有可供补学播放的场次"),
+        ({"topic_code": "T-OTHER", "replay_of": original["id"]}, "topic_code", "须与原场次一致"),
     )
-    assert "replay_of" in refused["error"]["fields"]
+    for changed, field, words in refusals:
+        refused = await check(
+            client,
+            SPEC,
+            "post",
+            "/api/v1/sessions",
+            422,
+            headers=world.auth("operator", "a"),
+            json={**_makeup_body(), **changed},
+        )
+        assert field in refused["error"]["fields"] and words in refused["error"]["message"]
     plain = await add_session(client, world, "MAIN", ["B1"])
     not_makeup = await check(
         client,
@@ -189,6 +194,20 @@ async def test_a_makeup_session_replays_the_recording_to_its_venues(
     text = await member.text()
     assert member.status == 200
     assert "补学：“学习贯彻党的二十届四中全会精神”" in text
+    record = await check(
+        client,
+        SPEC,
+        "get",
+        "/api/v1/members/MU-1/record",
+        200,
+        headers=world.auth("reviewer", "a"),
+    )
+    by_session = {entry["session_id"]: entry for entry in record["entries"]}
+    assert by_session[makeup["id"]]["makeup_of"] == {
+        "session_id": original["id"],
+        "title": "学习贯彻党的二十届四中全会精神",
+    }
+    assert by_session[original["id"]]["makeup_of"] is None
 
 
 def _makeup_body() -> dict[str, Any]:

@@ -342,6 +342,20 @@ def test_main_venue_is_always_up_and_its_samples_are_ignored() -> None:
     assert b1([Sample("X", S, "good"), Sample("B2", S, "good")]) == 0
 
 
+def test_in_a_make_up_the_main_venue_is_verified_by_its_samples_too() -> None:
+    # The recording is the origin of a make-up (补学): the main venue receives it like a branch.
+    m_down_after_ten = [*every("M", S, at("10:00")), *every("M", at("10:00"), E, "down")]
+    inp = replace(session(events(("A", "M", "in", S)), samples=m_down_after_ten), replay=True)
+    result = compute(inp)
+    assert result.venues[-1] == VenueResult("M", "main", 1, 1, at("10:00") - S)
+    a = member(result, "A")
+    assert (a.status, a.reason, a.verified_seconds) == ("partial", "outage", at("10:00") - S)
+    unsampled = compute(replace(session(events(("A", "M", "in", S))), replay=True))
+    assert member(unsampled, "A").verified_seconds == 0
+    live = compute(replace(inp, replay=False))  # the same input for a live lesson: M is the origin
+    assert member(live, "A").status == "present"
+
+
 def test_verification_off_makes_every_venue_up() -> None:
     off = Policy(require_stream_verification=False)
     inp = replace(worked_example(), policy=off)

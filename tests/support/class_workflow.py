@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from server.auth.principal import WHOLE_TREE
-from server.db.models import Attendance, CheckIn, Member, TrainingSession, Venue
+from server.db.models import Attendance, CheckIn, Member, StreamSample, TrainingSession, Venue
 from server.db.session import read_session, write_session
 from server.domain.class_workflow import STEP_KEYS, STEP_LABELS
 from server.domain.members import MemberFields
@@ -93,7 +93,8 @@ async def add_run(
 ) -> str:
     """A three-hour run of a1's 2026 class `code` (3 学时) at WF-MAIN with the branch WF-BR,
     the roster's (member, venue) pairs, each stay a scan in and out at the member's venue, and
-    (held) started, ended and finalized through the real workflow; its public id."""
+    (held) started, ended and finalized through the real workflow; its public id. A make-up
+    (replay_of) has no origin venue: its roster's venues report the stream good all along."""
     fields, problems = parse_session(
         {
             "title": title,
@@ -132,11 +133,30 @@ async def add_run(
                         received_at=moment,
                     )
                 )
+        if replay_of is not None:
+            for venue in {venue for _, venue in roster}:
+                venue_id = await session.scalar(select(Venue.id).where(Venue.code == venue))
+                assert venue_id is not None
+                session.add_all(_received(training_id, venue_id, start, start + timedelta(hours=3)))
     if held:
         async with write_session(db) as session:
             for action in ("start", "end", "finalize"):
                 await workflow.act(session, WHOLE_TREE, "test", view.id, action, TZ)
     return view.id
+
+
+def _received(
+    training_id: int | None, venue_id: int, start: datetime, end: datetime
+) -> list[StreamSample]:
+    """A venue's agent reporting the stream good every 15 s (the reach of one 5 s sample)."""
+    assert training_id is not None
+    moments = (
+        start + timedelta(seconds=s) for s in range(0, int((end - start).total_seconds()), 15)
+    )
+    return [
+        StreamSample(session_id=training_id, venue_id=venue_id, at=at, state="good", received_at=at)
+        for at in moments
+    ]
 
 
 def step_list_form(
