@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.support.chromium import CHROMIUM, FLAGS, confirm_ending_sync, needs_chromium
-from tests.support.procs import Agent, Agents, Server, hetang, wait_until
+from tests.support.chromium import console_sync, launched_sync, needs_chromium
+from tests.support.procs import Agent, Agents, Server, add_city, wait_until
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 BRANCHES = ("b1", "b2", "b3")
@@ -26,24 +26,8 @@ WAIT_MS = 20_000
 def _city(server: Server) -> tuple[str, dict[str, str]]:
     """A main venue and three branch venues, a session running now; answers its id and the
     branch venues' tokens."""
-    server.api(
-        "POST",
-        "organizations",
-        {"code": "cz", "name": "滁州市", "level": "city", "parent_code": None},
-    )
+    add_city(server.api, server.env, "cz", "滁州市", PASSWORD)
     server.api("POST", "venues", {"code": "m", "name": "市委党校主会场", "org_code": "cz"})
-    hetang(
-        server.env,
-        "user",
-        "add",
-        "op",
-        "--role",
-        "operator",
-        "--org",
-        "cz",
-        "--password-stdin",
-        stdin=PASSWORD,
-    )
     tokens = {code: _venue(server, code, f"{code}分会场") for code in BRANCHES}
     now = datetime.now(UTC)
     session = server.api(
@@ -70,17 +54,12 @@ def _venue(server: Server, code: str, name: str) -> str:
     return token
 
 
-def _decoded(agent: Agent) -> int:
-    """Frames the agent has decoded so far in the current reception (live, between samples)."""
-    status = agent.status() or {}
-    stream = status.get("stream") or {}
-    return int(stream.get("frames_decoded_now") or 0)
-
-
 def _fps(running: dict[str, Agent], seconds: float = 2.0) -> dict[str, float]:
-    before = {code: _decoded(agent) for code, agent in running.items()}
+    before = {code: agent.frames_decoded() for code, agent in running.items()}
     time.sleep(seconds)
-    return {code: (_decoded(agent) - before[code]) / seconds for code, agent in running.items()}
+    return {
+        code: (agent.frames_decoded() - before[code]) / seconds for code, agent in running.items()
+    }
 
 
 def _wait_decoding(running: dict[str, Agent], since: float, baseline: dict[str, int]) -> float:
@@ -90,7 +69,7 @@ def _wait_decoding(running: dict[str, Agent], since: float, baseline: dict[str, 
     def check() -> bool | None:
         now = time.monotonic()
         for code, agent in running.items():
-            if code not in first and _decoded(agent) > baseline[code]:
+            if code not in first and agent.frames_decoded() > baseline[code]:
                 first[code] = now
         return True if len(first) == len(running) else None
 
@@ -100,25 +79,12 @@ def _wait_decoding(running: dict[str, Agent], since: float, baseline: dict[str, 
 
 @pytest.fixture
 def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
+    with launched_sync() as browser:
+        yield browser
 
 
 def _console(chromium: Browser, server: Server, session_id: str) -> tuple[BrowserContext, Page]:
-    context = chromium.new_context()
-    page = context.new_page()
-    confirm_ending_sync(page)
-    page.goto(f"{server.url}/login")
-    page.fill("input[name=username]", "op")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
-    page.goto(f"{server.url}/sessions/{session_id}/console")
-    expect(page.locator("#live-status")).to_have_text("实时更新中", timeout=WAIT_MS)
-    expect(page.locator("#camera option")).not_to_have_count(0, timeout=WAIT_MS)
-    return context, page
+    return console_sync(chromium, server.url, session_id, "op", PASSWORD)
 
 
 def test_operator_broadcasts_to_three_agents(
@@ -158,7 +124,7 @@ def test_operator_broadcasts_to_three_agents(
     context, page = _console(chromium, server, session_id)
     take_over = page.get_by_role("button", name="在此页面接管直播")
     expect(take_over).to_be_visible(timeout=WAIT_MS)
-    before = {code: _decoded(agent) for code, agent in running.items()}
+    before = {code: agent.frames_decoded() for code, agent in running.items()}
     pressed = time.monotonic()
     take_over.click()
     back = _wait_decoding(running, pressed, before)

@@ -33,7 +33,7 @@ from tests.support.lab_procs import (
     verified_up_seconds,
 )
 from tests.support.netlab import Lab, network_lab
-from tests.support.procs import hetang, wait_until
+from tests.support.procs import add_city, wait_until
 
 PASSWORD = "lab-broadcast-password"
 PUBLISHER_FPS_OK = 18  # the fake camera runs at 20 fps
@@ -410,24 +410,8 @@ class Scene:
 def _city(server: LabServer, branches: Sequence[str]) -> tuple[str, dict[str, str]]:
     """A main venue and these branch venues, a session running now; answers its id and the
     branch venues' tokens."""
-    server.api(
-        "POST",
-        "organizations",
-        {"code": "lab", "name": "实验市", "level": "city", "parent_code": None},
-    )
+    add_city(server.api, server.env, "lab", "实验市", PASSWORD)
     server.api("POST", "venues", {"code": "m", "name": "主会场", "org_code": "lab"})
-    hetang(
-        server.env,
-        "user",
-        "add",
-        "op",
-        "--role",
-        "operator",
-        "--org",
-        "lab",
-        "--password-stdin",
-        stdin=PASSWORD,
-    )
     tokens = {
         code: str(
             server.api(

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Dialog, Page, async_playwright
+from playwright.sync_api import Browser as SyncBrowser
+from playwright.sync_api import BrowserContext as SyncContext
 from playwright.sync_api import Page as SyncPage
+from playwright.sync_api import expect as sync_expect
+from playwright.sync_api import sync_playwright
 
 from tests.support.browser import PASSWORD
 
@@ -75,3 +79,33 @@ def confirm_ending_sync(page: SyncPage) -> None:
         "dialog",
         lambda dialog: dialog.accept() if ENDING in dialog.message else dialog.dismiss(),
     )
+
+
+@contextmanager
+def launched_sync() -> Iterator[SyncBrowser]:
+    """launched() for Playwright's sync API (tests that drive whole processes)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def console_sync(
+    browser: SyncBrowser, base: str, session_id: str, username: str, password: str
+) -> tuple[SyncContext, SyncPage]:
+    """A context of its own signed in through the form, on the session's console once it
+    updates live and lists a camera; 结束直播 is confirmed, other questions dismissed."""
+    context = browser.new_context()
+    page = context.new_page()
+    confirm_ending_sync(page)
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.goto(f"{base}/sessions/{session_id}/console")
+    sync_expect(page.locator("#live-status")).to_have_text("实时更新中", timeout=20_000)
+    sync_expect(page.locator("#camera option")).not_to_have_count(0, timeout=20_000)
+    return context, page

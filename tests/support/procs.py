@@ -183,6 +183,26 @@ def hetang(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
+def add_city(
+    api: Callable[..., Any], env: dict[str, str], code: str, name: str, password: str
+) -> None:
+    """A city organization through the API (`api` as Server.api), and its operator `op`
+    with this password through the CLI (to sign in to pages)."""
+    api("POST", "organizations", {"code": code, "name": name, "level": "city", "parent_code": None})
+    hetang(
+        env,
+        "user",
+        "add",
+        "op",
+        "--role",
+        "operator",
+        "--org",
+        code,
+        "--password-stdin",
+        stdin=password,
+    )
+
+
 def server_template(root: Path) -> tuple[Path, str]:
     """A migrated data dir with an admin and its API token, to copy for each server."""
     root.mkdir(parents=True, exist_ok=True)
@@ -255,6 +275,15 @@ class Agent:
         self.process.stdin.write("".join(code + "\n" for code in codes).encode())
         self.process.stdin.flush()
 
+    def scan_mode(self, kind: str) -> None:
+        """Switch what a scan means (in: 签到, out: 签退) on the staff page, as staff do."""
+        _, html = http_json("GET", self.ui + "/")
+        token = str(html).split('name="csrf-token" content="')[1].split('"')[0]
+        status, _ = http_json(
+            "POST", self.ui + "/scan-kind", {"kind": kind}, {"X-CSRF-Token": token}
+        )
+        assert status == 200, status
+
     def close_scanner(self) -> None:
         """The scanner's input ends (EOF)."""
         assert self.process.stdin is not None
@@ -268,6 +297,11 @@ class Agent:
         except OSError:
             return None
         return body if status == 200 and isinstance(body, dict) else None
+
+    def frames_decoded(self) -> int:
+        """Frames decoded so far in the current reception of a broadcast (0 when idle)."""
+        stream = (self.status() or {}).get("stream") or {}
+        return int(stream.get("frames_decoded_now") or 0)
 
     def printed(self, text: str) -> list[str]:
         """Lines printed so far that contain the text."""
@@ -283,6 +317,16 @@ class Agent:
         finally:
             db.close()
         return [(str(a), str(b), c) for a, b, c in rows]
+
+    def schedule(self) -> dict[str, list[str]]:
+        """The schedule the agent keeps on disk: each session's id and its roster's numbers."""
+        db = sqlite3.connect(self.data_dir / "agent.sqlite3", timeout=30)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schedule'").fetchone()
+        finally:
+            db.close()
+        sessions = json.loads(row[0])["sessions"] if row else []
+        return {s["id"]: [m["member_no"] for m in s["roster"]] for s in sessions}
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Stop it with a signal; answers the exit status."""
