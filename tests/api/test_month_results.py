@@ -11,24 +11,8 @@ from typing import Any
 from openpyxl import load_workbook
 
 from tests.support.openapi_check import load_spec, response_schema, validate_json
-from tests.support.sessions import at, scan_in, schedule_worked_example, upload_checkins
+from tests.support.sessions import ALL, held_month
 from tests.support.world import World
-
-ALL = ["A", "C", "E", "F", "G", "K"]
-
-
-async def held_month(client: Any, world: World) -> str:
-    """The worked example's session of 2026-11-20, where only A scanned in at B1 (whose stream
-    nobody reported: not verified) and K walked in at the main venue; finalized."""
-    session_id, tokens = await schedule_worked_example(client, world)
-    for venue, member, when in (("B1", "A", at(8, 50)), ("M", "K", at(9, 0))):
-        await upload_checkins(client, tokens[venue], [scan_in(session_id, member, when)])
-    for action, who in (("start", "operator"), ("end", "operator"), ("finalize", "reviewer")):
-        answer = await client.post(
-            f"/api/v1/sessions/{session_id}/{action}", headers=world.auth(who, "a")
-        )
-        assert answer.status == 200, await answer.text()
-    return session_id
 
 
 async def _json(client: Any, world: World, query: str, who: str = "reviewer") -> Any:

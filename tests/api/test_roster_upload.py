@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import io
 
-from tests.api.test_scoping import rostered, scheduled_with_a1
 from tests.support.api_site import counts
 from tests.support.client import Client
 from tests.support.databases import Db
 from tests.support.many_members import import_members
+from tests.support.scoping_city import rostered, scheduled_with_a1
 from tests.support.world import World
 
 LINES = 30_000  # about 1.3 MB: past the 1 MiB every JSON body keeps

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
-from tests.api.test_month_results import ALL, held_month
 from tests.support.browser import add_user
 from tests.support.chromium import launched, needs_chromium, signed_in_page
+from tests.support.sessions import ALL, held_month
 from tests.support.world import World
 
 pytestmark = [needs_chromium, pytest.mark.sqlite_only]

@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 from server.db.models import Member, RosterEntry, TrainingSession
 from server.db.session import read_session
 from server.http.body_limit import MAX_BODY
-from tests.pages.test_session_pages import Db, _form, _post, _setup
 from tests.support.browser import Browser, add_user
+from tests.support.databases import Db
 from tests.support.many_members import import_members
+from tests.support.session_form import post_form, session_form, setup_city
 from tests.support.world import World
 
 LINES = 24_000  # about 1.1 MB of roster: past the 1 MiB every other form keeps
@@ -40,7 +41,7 @@ async def _stored(db: Db) -> tuple[int, int]:
 
 def _file_form(csrf: str, roster: str | bytes) -> Any:
     """The session form with nothing on the roster but the file."""
-    form = _form(csrf, roster_lines="", org_0="", org_venue_0="", roster_file=None)
+    form = session_form(csrf, roster_lines="", org_0="", org_venue_0="", roster_file=None)
     data = roster.encode() if isinstance(roster, str) else roster
     form.add_field("roster_file", io.BytesIO(data), filename="名单.csv", content_type="text/csv")
     return form
@@ -49,7 +50,7 @@ def _file_form(csrf: str, roster: str | bytes) -> Any:
 @pytest.fixture
 async def planner(client: Any, db: Db, world: World) -> AsyncIterator[tuple[Browser, str]]:
     """County a's administrator signed in, with the session pages' venues and members."""
-    await _setup(client, world)
+    await setup_city(client, world)
     await add_user(db, "planner", "admin", "a")
     async with Browser(client) as browser:
         yield browser, await browser.signed_in("planner")
@@ -61,7 +62,7 @@ async def test_a_roster_file_past_1_mib_is_scheduled_whole(
     browser, csrf = planner
     await import_members(db, (NUMBER.format(i) for i in range(LINES)))
     assert len(_roster().encode()) > MAX_BODY
-    location, _ = await _post(browser, "/sessions", _file_form(csrf, _roster()))
+    location, _ = await post_form(browser, "/sessions", _file_form(csrf, _roster()))
     assert f"roster={LINES}" in location
     assert await _stored(db) == (1, LINES)
 
@@ -72,13 +73,13 @@ async def test_one_bad_line_of_a_large_roster_file_stores_nothing(
     browser, csrf = planner
     await import_members(db, (NUMBER.format(i) for i in range(LINES)))
     bad = _roster(last=f"{NUMBER.format(LINES - 1)},会场？\n")
-    _, html = await _post(browser, "/sessions", _file_form(csrf, bad), status=422)
+    _, html = await post_form(browser, "/sessions", _file_form(csrf, bad), status=422)
     assert f"第 {LINES + 1} 行：部分内容有误： 会场代码: 不是有效的会场代码 (“会场？”)" in html
     utf16 = _roster().encode("utf-16")
-    _, html = await _post(browser, "/sessions", _file_form(csrf, utf16), status=422)
+    _, html = await post_form(browser, "/sessions", _file_form(csrf, utf16), status=422)
     assert "文件是 UTF-16 文本（Excel 的“Unicode 文本”），不是 UTF-8" in html
     big5 = "黨員編號,會場代碼\nA,B1\n".encode("big5")
-    _, html = await _post(browser, "/sessions", _file_form(csrf, big5), status=422)
+    _, html = await post_form(browser, "/sessions", _file_form(csrf, big5), status=422)
     assert "文件看起来是 Big5（繁体中文）编码" in html
     assert await _stored(db) == (0, 0)
 
@@ -88,7 +89,7 @@ async def test_a_roster_file_never_reaches_another_county(
 ) -> None:
     browser, csrf = planner
     outside = "党员编号,会场代码\nA,B1\nX1,B1\n"
-    _, html = await _post(browser, "/sessions", _file_form(csrf, outside), status=422)
+    _, html = await post_form(browser, "/sessions", _file_form(csrf, outside), status=422)
     assert "名单中有 1 名党员不存在：X1" in html
     async with read_session(db) as session:
         name = await session.scalar(select(Member.name).where(Member.member_no == "X1"))

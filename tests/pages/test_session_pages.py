@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import unquote
 
 import openpyxl
-from aiohttp import FormData
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,85 +27,17 @@ from server.db.models import (
 )
 from server.db.session import read_session
 from tests.support.browser import Browser, add_user, give_password
+from tests.support.session_form import DAY, post_form, session_form, setup_city
 from tests.support.sessions import scan_in, upload_checkins
 from tests.support.stream_stats import post_samples
 from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
-DAY = "2026-11-20"
-ROSTER_CSV = "党员编号,会场\nF,B1\nE,B2\n"
 
 
 def at(hh: int, mm: int) -> str:
     """A Shanghai wall-clock time of the session's day, as ISO 8601 with its offset."""
     return f"{DAY}T{hh:02d}:{mm:02d}:00+08:00"
-
-
-async def _setup(client: Any, world: World) -> dict[str, str]:
-    """Venues M (main, county a), B1, B2; the worked example's members in branch a1a; Q1 and Q2
-    in a second committee a2 (drawn onto the roster as an organization); X1 in county b."""
-    admin = world.auth("admin", "a")
-    tokens = {}
-    for code, org in (("M", "a"), ("B1", "a1"), ("B2", "a1a")):
-        answer = await client.post(
-            "/api/v1/venues",
-            headers=admin,
-            json={"code": code, "name": f"会场{code}", "org_code": org},
-        )
-        assert answer.status == 201, await answer.text()
-        tokens[code] = (await answer.json())["token"]
-    answer = await client.post(
-        "/api/v1/organizations",
-        headers=admin,
-        json={"code": "a2", "name": "府城镇党委", "level": "committee", "parent_code": "a"},
-    )
-    assert answer.status == 201, await answer.text()
-    people = [(n, "a1a") for n in ("A", "C", "G", "E", "F", "K")] + [("Q1", "a2"), ("Q2", "a2")]
-    for number, org in [*people, ("X1", "b1")]:
-        headers = world.auth("admin", "b") if org == "b1" else admin
-        body = {"member_no": number, "name": f"党员{number}", "org_code": org}
-        answer = await client.post(
-            "/api/v1/members", headers=headers, json={**body, "category": "ordinary"}
-        )
-        assert answer.status == 201, await answer.text()
-    return tokens
-
-
-def _form(csrf: str, **changes: Any) -> FormData:
-    """The session form as a browser sends it (multipart: it carries a file)."""
-    values: dict[str, Any] = {
-        "title": "年轻干部淬炼成钢能力提升培训",
-        "topic_code": "T-2026-01",
-        "starts_at": f"{DAY}T09:00",
-        "ends_at": f"{DAY}T12:00",
-        "credit_hours": "3",
-        "main_venue": "M",
-        "branch_venues": ["B1", "B2"],
-        "other_branches": "",
-        "min_ratio_pct": "80",
-        "late_grace_min": "10",
-        "early_grace_min": "10",
-        "stats_interval_s": "60",
-        "require_stream_verification": "on",
-        "roster_lines": "A B1\nC,B1\n\n# the late ones\nG  B1\n",
-        "org_0": "a2",
-        "org_venue_0": "M",
-        "roster_file": ROSTER_CSV,
-        **changes,
-    }
-    data = FormData()
-    data.add_field("csrf_token", csrf)
-    for name, value in values.items():
-        if value is None:
-            continue
-        if name == "roster_file":
-            data.add_field(name, value.encode(), filename="名单.csv", content_type="text/csv")
-        elif isinstance(value, list):
-            for item in value:
-                data.add_field(name, item)
-        else:
-            data.add_field(name, value)
-    return data
 
 
 async def _text(browser: Browser, path: str, status: int = 200) -> str:
@@ -116,21 +47,13 @@ async def _text(browser: Browser, path: str, status: int = 200) -> str:
         return text
 
 
-async def _post(browser: Browser, path: str, data: Any, status: int = 303) -> tuple[str, str]:
-    """POST a form; the answer's Location (for a redirect) and text."""
-    async with browser.request("POST", path, data=data) as answer:
-        text = await answer.text()
-        assert answer.status == status, (answer.status, text[:3000])
-        return answer.headers.get("Location", ""), text
-
-
 async def _count(db: Db, model: Any, *where: Any) -> int:
     async with read_session(db) as session:
         return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
 async def _schedule(browser: Browser, csrf: str, **changes: Any) -> str:
-    location, _ = await _post(browser, "/sessions", _form(csrf, **changes))
+    location, _ = await post_form(browser, "/sessions", session_form(csrf, **changes))
     found = re.fullmatch(r"/sessions/([a-z0-9]+)\?notice=session_created&roster=(\d+)", location)
     assert found, location
     return found.group(1)
@@ -170,7 +93,7 @@ EXPECTED_ROSTER = {"A": "B1", "C": "B1", "G": "B1", "F": "B1", "E": "B2", "Q1": 
 
 
 async def test_schedule_list_show_and_edit(client: Any, db: Db, world: World) -> None:
-    await _setup(client, world)
+    await setup_city(client, world)
     await add_user(db, "planner", "operator", "a", display_name="缪青松")
     async with Browser(client) as browser:
         csrf = await browser.signed_in("planner")
@@ -213,7 +136,7 @@ async def test_schedule_list_show_and_edit(client: Any, db: Db, world: World) ->
         )
         # The roster as the edit form shows it, plus a2 at B2 again: Q1 and Q2 keep venue M.
         lines = "A B1\nC B1\nE B2\nF B1\nG B1\nQ1 M\nQ2 M"
-        changed = _form(
+        changed = session_form(
             csrf,
             title="年轻干部淬炼成钢能力提升培训（第一期）",
             credit_hours="1.5",
@@ -223,7 +146,7 @@ async def test_schedule_list_show_and_edit(client: Any, db: Db, world: World) ->
             roster_file=None,
             require_stream_verification=None,
         )
-        location, _ = await _post(browser, f"/sessions/{public_id}/edit", changed)
+        location, _ = await post_form(browser, f"/sessions/{public_id}/edit", changed)
         assert location == f"/sessions/{public_id}?notice=session_updated&roster=7"
         training, _, roster = await _stored(db, public_id)
         assert training.title.endswith("（第一期）") and training.credit_hours == Decimal("1.5")
@@ -235,11 +158,11 @@ async def test_schedule_list_show_and_edit(client: Any, db: Db, world: World) ->
 async def test_a_bad_form_shows_its_problems_and_writes_nothing(
     client: Any, db: Db, world: World
 ) -> None:
-    await _setup(client, world)
+    await setup_city(client, world)
     await add_user(db, "planner", "admin", "a")
     async with Browser(client) as browser:
         csrf = await browser.signed_in("planner")
-        bad = _form(
+        bad = session_form(
             csrf,
             title="",
             ends_at=f"{DAY}T08:00",
@@ -250,7 +173,7 @@ async def test_a_bad_form_shows_its_problems_and_writes_nothing(
             org_1="a1",
             roster_file="编号,名字\n1,2\n",
         )
-        _, html = await _post(browser, "/sessions", bad, status=422)
+        _, html = await post_form(browser, "/sessions", bad, status=422)
         assert "有些内容没有填写或填写有误" in html
         marked = set(re.findall(r'name="(\w+)"[^>]*aria-invalid="true"', html))
         assert marked == {
@@ -268,23 +191,23 @@ async def test_a_bad_form_shows_its_problems_and_writes_nothing(
         assert "需要同时选择组织和会场" in html
         assert "表头必须包含 member_no 和 venue 两列" in html
         assert 'value="年轻干部' not in html and "G ZZ" in html  # what was typed stays
-        times = _form(csrf, starts_at="0001-01-01T00:00", ends_at="noon", roster_file=None)
-        _, html = await _post(browser, "/sessions", times, status=422)
+        times = session_form(csrf, starts_at="0001-01-01T00:00", ends_at="noon", roster_file=None)
+        _, html = await post_form(browser, "/sessions", times, status=422)
         assert html.count("必须是日期和时间") == 2
-        unknown = _form(csrf, roster_lines="NOBODY B1\nA B1", org_0="", org_venue_0="")
-        _, html = await _post(browser, "/sessions", unknown, status=422)
+        unknown = session_form(csrf, roster_lines="NOBODY B1\nA B1", org_0="", org_venue_0="")
+        _, html = await post_form(browser, "/sessions", unknown, status=422)
         assert "名单中有 1 名党员不存在：NOBODY" in html
-        outside = _form(csrf, org_0="b1", roster_file=None)
-        _, html = await _post(browser, "/sessions", outside, status=422)
+        outside = session_form(csrf, org_0="b1", roster_file=None)
+        _, html = await post_form(browser, "/sessions", outside, status=422)
         assert "组织 b1 不存在" in html
-        wrong_main = _form(csrf, main_venue="NOPE", org_venue_0="B1", roster_file=None)
-        _, html = await _post(browser, "/sessions", wrong_main, status=422)
+        wrong_main = session_form(csrf, main_venue="NOPE", org_venue_0="B1", roster_file=None)
+        _, html = await post_form(browser, "/sessions", wrong_main, status=422)
         assert "以下会场不存在：NOPE" in html and "不是已登记的会场" in html
     assert await _count(db, TrainingSession) == 0 and await _count(db, RosterEntry) == 0
 
 
 async def test_who_may_see_and_change_sessions(client: Any, db: Db, world: World) -> None:
-    await _setup(client, world)
+    await setup_city(client, world)
     await give_password(db, "operator-a", "operator-b", "reviewer-a", "venue-staff-a")
     async with Browser(client) as planner:
         csrf = await planner.signed_in("operator-a")
@@ -299,27 +222,29 @@ async def test_who_may_see_and_change_sessions(client: Any, db: Db, world: World
         assert "开始培训" not in page and "编辑" not in page
         for path in ("/sessions/new", f"/sessions/{public_id}/edit"):
             await _text(staff, path, status=403)
-        await _post(staff, f"/sessions/{public_id}/start", {"csrf_token": staff_csrf}, 403)
+        await post_form(staff, f"/sessions/{public_id}/start", {"csrf_token": staff_csrf}, 403)
     async with Browser(client) as other:
         other_csrf = await other.signed_in("operator-b")
         assert public_id not in await _text(other, "/sessions")
         for path in (f"/sessions/{public_id}", f"/sessions/{public_id}/edit"):
             assert "没有编号为" in await _text(other, path, status=404)
         await _text(other, f"/sessions/{public_id}/attendance.csv", status=404)
-        await _post(other, f"/sessions/{public_id}/start", {"csrf_token": other_csrf}, 404)
-        await _post(other, f"/sessions/{public_id}/edit", _form(other_csrf), 404)
+        await post_form(other, f"/sessions/{public_id}/start", {"csrf_token": other_csrf}, 404)
+        await post_form(other, f"/sessions/{public_id}/edit", session_form(other_csrf), 404)
     async with Browser(client) as reviewer:
         reviewer_csrf = await reviewer.signed_in("reviewer-a")
         page = await _text(reviewer, f"/sessions/{public_id}")
         assert "开始培训" not in page and "编辑" not in page
         assert "<dd>凤阳县</dd>" in page  # the organizer by name, not its code
         await _text(reviewer, "/sessions/new", status=403)
-        _, refused = await _post(
+        _, refused = await post_form(
             reviewer, f"/sessions/{public_id}/start", {"csrf_token": reviewer_csrf}, 403
         )
         assert "您的角色无权进行此操作" in refused
-        await _post(reviewer, f"/sessions/{public_id}/launch", {"csrf_token": reviewer_csrf}, 404)
-        await _post(reviewer, "/sessions", _form(reviewer_csrf), 403)
+        await post_form(
+            reviewer, f"/sessions/{public_id}/launch", {"csrf_token": reviewer_csrf}, 404
+        )
+        await post_form(reviewer, "/sessions", session_form(reviewer_csrf), 403)
     training, _, _ = await _stored(db, public_id)
     assert training.state == "scheduled" and await _count(db, TrainingSession) == 1
 
@@ -327,7 +252,7 @@ async def test_who_may_see_and_change_sessions(client: Any, db: Db, world: World
 async def test_a_branch_venue_of_another_county_sees_but_does_not_change(
     client: Any, db: Db, world: World
 ) -> None:
-    await _setup(client, world)
+    await setup_city(client, world)
     answer = await client.post(
         "/api/v1/venues",
         headers=world.auth("admin", "b"),
@@ -363,7 +288,7 @@ async def test_a_branch_venue_of_another_county_sees_but_does_not_change(
         )
         assert "<code>A</code>" not in page and "开始培训" not in page and "编辑" not in page
         await _text(other, f"/sessions/{joint}/edit", status=403)
-        await _post(other, f"/sessions/{joint}/edit", _form(other_csrf), 403)
+        await post_form(other, f"/sessions/{joint}/edit", session_form(other_csrf), 403)
         # The service refuses the change (403 or 404, as services/sessions.change_state has it).
         async with other.request(
             "POST", f"/sessions/{joint}/start", data={"csrf_token": other_csrf}
@@ -396,7 +321,7 @@ def _numbers(html: str) -> list[str]:
 
 
 async def test_workflow_review_exports_and_record(client: Any, db: Db, world: World) -> None:
-    tokens = await _setup(client, world)
+    tokens = await setup_city(client, world)
     await give_password(db, "operator-a", "reviewer-a", "admin-a")
     operator, reviewer, admin = Browser(client), Browser(client), Browser(client)
     try:
@@ -406,7 +331,7 @@ async def test_workflow_review_exports_and_record(client: Any, db: Db, world: Wo
         sid = await _schedule(operator, op_csrf)
         base = f"/sessions/{sid}"
 
-        _, early = await _post(reviewer, f"{base}/finalize", {"csrf_token": rev_csrf}, 409)
+        _, early = await post_form(reviewer, f"{base}/finalize", {"csrf_token": rev_csrf}, 409)
         assert "无法对状态为“待开始”的场次执行“汇总考勤”操作" in early
         await _text(reviewer, f"{base}/attendance", status=409)
         assert "考勤结果在汇总后显示" in await _text(reviewer, f"{base}/attendance", status=409)
@@ -423,20 +348,20 @@ async def test_workflow_review_exports_and_record(client: Any, db: Db, world: Wo
         await upload_checkins(client, tokens["M"], [scan_in(sid, "K", at(9, 0))])
         await _stream(client, tokens["B1"], sid)
 
-        location, _ = await _post(operator, f"{base}/start", {"csrf_token": op_csrf})
+        location, _ = await post_form(operator, f"{base}/start", {"csrf_token": op_csrf})
         assert location == f"{base}?notice=session_start"
         live = await _text(operator, location)
         assert "培训已开始" in live and "进行中" in live and "结束培训" in live
-        await _post(operator, f"{base}/end", {"csrf_token": op_csrf})
+        await post_form(operator, f"{base}/end", {"csrf_token": op_csrf})
         assert (await _stored(db, sid))[0].state == "ended"
         edit = await _text(operator, f"{base}/edit", status=409)
         assert "只有尚未开始的场次才能修改" in edit
-        await _post(operator, f"{base}/edit", _form(op_csrf), status=409)
-        await _post(operator, f"{base}/finalize", {"csrf_token": op_csrf}, status=403)
+        await post_form(operator, f"{base}/edit", session_form(op_csrf), status=409)
+        await post_form(operator, f"{base}/finalize", {"csrf_token": op_csrf}, status=403)
 
         ended = await _text(reviewer, base)
         assert "汇总考勤" in ended and "开始培训" not in ended
-        location, _ = await _post(reviewer, f"{base}/finalize", {"csrf_token": rev_csrf})
+        location, _ = await post_form(reviewer, f"{base}/finalize", {"csrf_token": rev_csrf})
         assert location == f"{base}/attendance?notice=session_finalize"
         async with read_session(db) as session:
             stored = dict(
@@ -536,16 +461,16 @@ async def test_workflow_review_exports_and_record(client: Any, db: Db, world: Wo
 
         # Approving asks first (test_going_live.py); the confirmed form goes ahead.
         asked = {"csrf_token": rev_csrf}
-        _, page = await _post(reviewer, f"{base}/approve", asked, status=200)
+        _, page = await post_form(reviewer, f"{base}/approve", asked, status=200)
         assert "请确认：审核通过并锁定记录" in page
         assert (await _stored(db, sid))[0].state == "finalized"
         confirmed = {"csrf_token": rev_csrf, "confirmed": "yes"}
-        location, _ = await _post(reviewer, f"{base}/approve", confirmed)
+        location, _ = await post_form(reviewer, f"{base}/approve", confirmed)
         assert "审核通过" in await _text(reviewer, location)
-        await _post(reviewer, f"{base}/reopen", {"csrf_token": rev_csrf}, status=403)
+        await post_form(reviewer, f"{base}/reopen", {"csrf_token": rev_csrf}, status=403)
         approved = await _text(admin, base)
         assert "重新开放" in approved
-        await _post(admin, f"{base}/reopen", {"csrf_token": admin_csrf, "confirmed": "yes"})
+        await post_form(admin, f"{base}/reopen", {"csrf_token": admin_csrf, "confirmed": "yes"})
         assert (await _stored(db, sid))[0].state == "finalized"
 
         record = await _text(reviewer, "/members/A?year=2026")

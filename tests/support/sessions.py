@@ -16,19 +16,29 @@ def at(hh: int, mm: int, ss: int = 0) -> str:
     return local.isoformat() + "+08:00"
 
 
+async def add_venues(
+    client: Client, headers: dict[str, str], venues: tuple[tuple[str, str], ...]
+) -> dict[str, str]:
+    """Venues (code, organization) named 会场<code>, added as these headers' user; their agent
+    tokens by code."""
+    tokens = {}
+    for code, org in venues:
+        answer = await client.post(
+            "/api/v1/venues",
+            headers=headers,
+            json={"code": code, "name": f"会场{code}", "org_code": org},
+        )
+        assert answer.status == 201, await answer.text()
+        tokens[code] = (await answer.json())["token"]
+    return tokens
+
+
 async def schedule_worked_example(client: Client, world: World) -> tuple[str, dict[str, str]]:
     """Venues M (main), B1 and B2 (branches), members A C G E F K (cards card-<no>) and the
     session of 2026-11-20 09:00–12:00 scheduled by operator-a with A C G F at B1 and E at B2;
     answers its id and the venues' agent tokens by code."""
     admin = world.auth("admin", "a")
-    tokens = {}
-    for code, org in (("M", "a"), ("B1", "a1"), ("B2", "a1a")):
-        answer = await client.post(
-            "/api/v1/venues",
-            headers=admin,
-            json={"code": code, "name": f"会场{code}", "org_code": org},
-        )
-        tokens[code] = (await answer.json())["token"]
+    tokens = await add_venues(client, admin, (("M", "a"), ("B1", "a1"), ("B2", "a1a")))
     for number in ("A", "C", "G", "E", "F", "K"):
         answer = await client.post(
             "/api/v1/members",
@@ -151,3 +161,21 @@ async def advance(client: Client, world: World, session_id: str, *actions: str) 
             f"/api/v1/sessions/{session_id}/{action}", headers=world.auth(who, "a")
         )
         assert answer.status == 200, await answer.text()
+
+
+# The worked example's members, every one of whom has a result in its held month.
+ALL = ["A", "C", "E", "F", "G", "K"]
+
+
+async def held_month(client: Any, world: World) -> str:
+    """The worked example's session of 2026-11-20, where only A scanned in at B1 (whose stream
+    nobody reported: not verified) and K walked in at the main venue; finalized."""
+    session_id, tokens = await schedule_worked_example(client, world)
+    for venue, member, when in (("B1", "A", at(8, 50)), ("M", "K", at(9, 0))):
+        await upload_checkins(client, tokens[venue], [scan_in(session_id, member, when)])
+    for action, who in (("start", "operator"), ("end", "operator"), ("finalize", "reviewer")):
+        answer = await client.post(
+            f"/api/v1/sessions/{session_id}/{action}", headers=world.auth(who, "a")
+        )
+        assert answer.status == 200, await answer.text()
+    return session_id
