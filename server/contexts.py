@@ -23,6 +23,7 @@ from server.keys import (
     WEBSOCKETS_KEY,
 )
 from server.live.broker import make_broker
+from server.live.leader import Leadership
 from server.live.notify import wall_changed
 from server.live.sockets import OpenSockets
 from server.rtc.broadcasts import Broadcasts
@@ -90,10 +91,12 @@ async def passwords_ctx(app: web.Application) -> AsyncIterator[None]:
 async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start the workflow clock with the app; on exit let its round finish, then await it."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_workflow_clock(app, stop), name="workflow-clock")
+    leadership = Leadership(app[ENGINE_KEY])
+    task = asyncio.create_task(run_workflow_clock(app, stop, leadership), name="workflow-clock")
     yield
     stop.set()
     try:
         await asyncio.wait_for(task, timeout=STOP_GRACE_S)
     except TimeoutError:
         log.warning("the workflow clock did not finish its round in time; cancelled")
+    await leadership.close()

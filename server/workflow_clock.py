@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.session import read_session, write_session
 from server.keys import DB_KEY, SETTINGS_KEY
+from server.live.leader import Leadership
 from server.replays import play_due_replays
 from server.services import recordings, report_snapshots, workflow
 from server.services.clock import utcnow
@@ -23,12 +24,18 @@ from server.services.clock import utcnow
 log = logging.getLogger(__name__)
 
 
-async def run_workflow_clock(app: web.Application, stop: asyncio.Event) -> None:
+async def run_workflow_clock(
+    app: web.Application, stop: asyncio.Event, leadership: Leadership
+) -> None:
     """End sessions left live, and finalize ended ones, once their 30 minutes are up; a round
-    in progress finishes before the app stops (never cut off in the middle of a transaction)."""
+    in progress finishes before the app stops (never cut off in the middle of a transaction).
+    Of several processes on one database, only the leader runs the rounds."""
     settings = app[SETTINGS_KEY]
     while not stop.is_set():
         try:
+            if not await leadership.leads():
+                await _pause(stop, settings.workflow_interval_s)
+                continue
             now = utcnow()
             async with read_session(app[DB_KEY]) as session:
                 due = await workflow.due_actions(session, now)
@@ -42,8 +49,13 @@ async def run_workflow_clock(app: web.Application, stop: asyncio.Event) -> None:
             raise
         except Exception:
             log.exception("the workflow clock failed; trying again next round")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.workflow_interval_s)
+        await _pause(stop, settings.workflow_interval_s)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Until the next round, or until the app stops."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 async def expire_recordings(app: web.Application, now: datetime) -> None:
