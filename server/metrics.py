@@ -75,6 +75,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.background_rounds = Counter(
+            "hetang_background_rounds_total",
+            "Rounds of the background jobs this process ran (only the leading process runs them)",
+            registry=self.registry,
+        )
+        self.background_leader = Gauge(
+            "hetang_background_leader",
+            "1 while this process leads the background jobs, else 0",
+            registry=self.registry,
+        )
+
     def record_stream(self, venue: str, reading: StreamReading) -> None:
         """A venue's latest stream-health sample (a figure not reported keeps its last value)."""
         for gauge, value in (

@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.session import read_session, write_session
-from server.keys import DB_KEY, SETTINGS_KEY
+from server.keys import DB_KEY, METRICS_KEY, SETTINGS_KEY
 from server.live.leader import Leadership
 from server.replays import play_due_replays
 from server.services import recordings, report_snapshots, workflow
@@ -30,12 +30,15 @@ async def run_workflow_clock(
     """End sessions left live, and finalize ended ones, once their 30 minutes are up; a round
     in progress finishes before the app stops (never cut off in the middle of a transaction).
     Of several processes on one database, only the leader runs the rounds."""
-    settings = app[SETTINGS_KEY]
+    settings, metrics = app[SETTINGS_KEY], app[METRICS_KEY]
     while not stop.is_set():
         try:
-            if not await leadership.leads():
+            leads = await leadership.leads()
+            metrics.background_leader.set(1 if leads else 0)
+            if not leads:
                 await _pause(stop, settings.workflow_interval_s)
                 continue
+            metrics.background_rounds.inc()
             now = utcnow()
             async with read_session(app[DB_KEY]) as session:
                 due = await workflow.due_actions(session, now)

@@ -3,6 +3,7 @@ metrics token."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import uuid
@@ -76,6 +77,14 @@ async def test_metrics_count_requests_checkins_and_agents(client: Any, world: Wo
     assert _value(text, "hetang_agent_queue_depth", 'venue="V"') == 7
     assert _value(text, "hetang_venues_online") == 1
     assert _value(text, "hetang_sessions", 'state="scheduled"') == 1
+    # The app's one process leads the background jobs and has run their first round.
+    for _ in range(50):
+        text = await (await client.get("/metrics")).text()
+        if _value(text, "hetang_background_rounds_total") >= 1:
+            break
+        await asyncio.sleep(0.1)
+    assert _value(text, "hetang_background_leader") == 1
+    assert _value(text, "hetang_background_rounds_total") >= 1
     assert (
         _value(
             text,
