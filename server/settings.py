@@ -149,7 +149,20 @@ class Settings:
             recordings_dir=_optional_path(env.get("HETANG_RECORDINGS_DIR")),
             recording=_switch(env, "HETANG_RECORDING", default=True),
             recording_retention_days=_days(env.get("HETANG_RECORDING_RETENTION_DAYS", "365")),
+            workflow_interval_s=_round_seconds(env.get("HETANG_WORKFLOW_INTERVAL_S", "60")),
         )
+
+
+def _round_seconds(raw: str) -> float:
+    try:
+        seconds = float(raw.strip())
+    except ValueError:
+        seconds = -1.0
+    if not 0.5 <= seconds <= 3600:
+        raise SettingsError(
+            f"HETANG_WORKFLOW_INTERVAL_S must be a number of seconds from 0.5 to 3600, not {raw!r}"
+        )
+    return seconds
 
 
 def _days(raw: str) -> int:

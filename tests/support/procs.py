@@ -106,6 +106,8 @@ class Server:
     admin_token: str
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # More HETANG_* settings (a PostgreSQL database, a shorter workflow round, …).
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -119,6 +121,7 @@ class Server:
             HETANG_DATA_DIR=str(self.data_dir),
             HETANG_SECRET_KEY=SECRET,
             HETANG_ICE_HOSTS="127.0.0.1",
+            **self.settings,
         )
 
     def start(self) -> Server:
@@ -203,10 +206,11 @@ def add_city(
     )
 
 
-def server_template(root: Path) -> tuple[Path, str]:
-    """A migrated data dir with an admin and its API token, to copy for each server."""
+def server_template(root: Path, **settings: str) -> tuple[Path, str]:
+    """A migrated data dir (or database, with HETANG_DATABASE_URL among the settings) with an
+    admin and its API token, to copy for each server."""
     root.mkdir(parents=True, exist_ok=True)
-    env = clean_env(HETANG_DATA_DIR=str(root), HETANG_SECRET_KEY=SECRET)
+    env = clean_env(HETANG_DATA_DIR=str(root), HETANG_SECRET_KEY=SECRET, **settings)
     hetang(env, "migrate")
     hetang(env, "user", "add", "root", "--role", "admin", "--password-stdin", stdin="x" * 16)
     return root, hetang(env, "token", "create", "root").strip()
