@@ -19,12 +19,14 @@ from server.keys import (
     ENGINE_KEY,
     METRICS_KEY,
     PASSWORDS_KEY,
+    RATE_LIMITS_KEY,
     SETTINGS_KEY,
     WEBSOCKETS_KEY,
 )
 from server.live.broker import make_broker
 from server.live.leader import Leadership
 from server.live.notify import wall_changed
+from server.live.rate_limits import make_rate_limits
 from server.live.sockets import OpenSockets
 from server.rtc.broadcasts import Broadcasts
 from server.services import recordings
@@ -46,12 +48,15 @@ async def db_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The live-event broker (Redis when configured); open websockets are closed on exit."""
+    """The live-event broker and the rate limits (Redis when configured); open websockets are
+    closed on exit."""
     app[BROKER_KEY] = make_broker(app[SETTINGS_KEY].redis_url)
+    app[RATE_LIMITS_KEY] = make_rate_limits(app[SETTINGS_KEY].redis_url)
     app[WEBSOCKETS_KEY] = OpenSockets()
     yield
     await app[WEBSOCKETS_KEY].close_all()
     await app[BROKER_KEY].close()
+    await app[RATE_LIMITS_KEY].close()
 
 
 async def rtc_ctx(app: web.Application) -> AsyncIterator[None]:

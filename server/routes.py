@@ -18,6 +18,7 @@ from server.api import (
     recordings,
     reports,
     rosters,
+    self_checkin,
     sessions,
     system,
     tokens,
@@ -203,6 +204,8 @@ def setup_routes(app: web.Application) -> None:
         broadcast.agent_subscribe,
         name="agent_subscribe",
     )
+    # Self check-in by phone (扫码签到): public, admitted by a current room-screen code
+    add("POST", "/api/v1/self-checkins", self_checkin.post_self_checkin, name="api_self_checkin")
     # Pages: sign-in
     add("GET", "/login", auth_pages.get_login, name="login")
     add("POST", "/login", auth_pages.post_login, name="login_submit")
@@ -227,6 +230,7 @@ def setup_page_routes(app: web.Application) -> None:
     from server.pages import plans as plan_pages
     from server.pages import recordings as recording_pages
     from server.pages import reports as report_pages
+    from server.pages import self_checkin as self_checkin_pages
     from server.pages import sessions as session_pages
     from server.pages import tokens as token_pages
     from server.pages import users as user_pages
@@ -234,6 +238,12 @@ def setup_page_routes(app: web.Application) -> None:
 
     add = app.router.add_route
     add("GET", "/", home_pages.get_home, name="home")
+    add(
+        "GET",
+        "/c/{venue}/{session}/{window}/{code}",
+        self_checkin_pages.get_self_checkin,
+        name="self_checkin",
+    )
     add("GET", "/organizations", org_pages.get_organizations, name="organizations")
     add("POST", "/organizations", org_pages.create_organization, name="organization_create")
     add("GET", "/members", member_pages.get_members, name="members")

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from venue_agent import clock
 from venue_agent.link import Link
-from venue_agent.outbox import REJECTED, Event, NewEvent, Outbox
+from venue_agent.outbox import REJECTED, SENT, Event, NewEvent, Outbox
 from venue_agent.schedule import CODE_FIELDS, Match, RosterMember, ScheduleBook, Session
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,33 @@ class Desk:
     def _clock_time(self, value: datetime) -> str:
         """A time of day as staff read it: in the server's time zone, like every time shown."""
         return f"{self.book.local(value):%H:%M:%S}"
+
+    def recorded(self, event: dict[str, object]) -> None:
+        """Journal a check-in the server took itself (a member's phone, source `self`) as
+        already sent, so the staff page lists it and the uploader never sends it."""
+        event_id, session_public_id = event.get("event_id"), event.get("session_id")
+        member_no, kind, at = event.get("member_no"), event.get("kind"), event.get("at")
+        if not (
+            isinstance(event_id, str)
+            and isinstance(session_public_id, str)
+            and isinstance(member_no, str)
+            and isinstance(at, str)
+            and kind in KINDS
+        ):
+            log.warning("ignored a malformed checkin_recorded event")
+            return
+        payload = {
+            "event_id": event_id,
+            "session_id": session_public_id,
+            "member_no": member_no,
+            "kind": kind,
+            "at": at,
+            "source": "self",
+        }
+        try:
+            self.outbox.add([NewEvent(event_id, "checkin", session_public_id, payload, at, SENT)])
+        except (sqlite3.Error, OSError):
+            log.exception("cannot journal the self check-in %s", event_id)
 
     async def attendees(self, session: Session) -> list[Attendee]:
         """Who is in now: the last in/out of each person, rejected events left out."""

@@ -1,5 +1,6 @@
 """Listening to the server's events WebSocket: a changed schedule is fetched at once instead of
-at the next poll; a broadcast starting or ending starts or stops its reception."""
+at the next poll; a broadcast starting or ending starts or stops its reception; a member's own
+check-in by phone (checkin_recorded) joins the staff page's list at once."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ class Broadcasts(Protocol):
         """The operator ended this session's broadcast."""
 
 
+class RecordedCheckins(Protocol):
+    """What keeps check-ins the server took itself (the desk's journal)."""
+
+    def recorded(self, event: dict[str, object]) -> None:
+        """A check-in the server stored already (a member's phone): show it, never send it."""
+
+
 class EventListener:
     """Keeps one events connection open, reconnecting with backoff when it drops."""
 
@@ -34,10 +42,12 @@ class EventListener:
         client: ServerClient,
         schedule_stale: asyncio.Event,
         broadcasts: Broadcasts | None = None,
+        checkins: RecordedCheckins | None = None,
     ) -> None:
         self.client = client
         self.schedule_stale = schedule_stale
         self.broadcasts = broadcasts
+        self.checkins = checkins
         self.backoff = Backoff()
         self.last_event: dict[str, object] | None = None
 
@@ -70,6 +80,8 @@ class EventListener:
         log.info("event %s for session %s", kind, session_public_id)
         if kind == "schedule_changed":
             self.schedule_stale.set()
+        elif kind == "checkin_recorded" and self.checkins is not None:
+            self.checkins.recorded(event)
         elif kind in ("broadcast_started", "broadcast_ended") and self.broadcasts is not None:
             if not isinstance(session_public_id, str) or not 0 < len(session_public_id) <= 32:
                 log.warning("ignored a %s event without a session id", kind)

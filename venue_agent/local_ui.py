@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import segno
 from aiohttp import web
 
 from passthrough.wiring import NoCommonCodec
 from venue_agent import clock, page, screen_page
+from venue_agent.checkin_code import CodeMaker
 from venue_agent.desk import KINDS, Desk
 from venue_agent.link import Link
 from venue_agent.outbox import Outbox
@@ -44,6 +46,7 @@ class UiContext:
     receiver: Receiver | None = None
     screen: Screen | None = None
     staff_gate: StaffGate | None = None  # None: no staff PIN, every local process is trusted
+    codes: CodeMaker | None = None  # the room screen's self check-in codes (None: none shown)
 
 
 UI_KEY = web.AppKey("ui", UiContext)
@@ -70,6 +73,7 @@ OPEN_ROUTES = frozenset(
         "screen_js",
         "screen_state",
         "screen_offer",
+        "screen_code",
     }
 )
 
@@ -303,6 +307,26 @@ async def get_screen_state(request: web.Request) -> web.Response:
     return _json({"live": live, "state": state, "title": title})
 
 
+async def get_screen_code(request: web.Request) -> web.Response:
+    """GET /screen/code: the self check-in QR code of this rotation (an inline SVG and the
+    address it holds) for the session taking check-ins now; {"url": null} when none is."""
+    ui = request.app[UI_KEY]
+    session = ui.desk.book.current(clock.now())
+    venue_code = ui.link.venue_code
+    if ui.codes is None or session is None or venue_code is None:
+        return _json({"url": None, "svg": None, "expires_in_s": None, "session_id": None})
+    shown = ui.codes.code(venue_code, session.public_id)
+    svg = segno.make(shown.url, error="m").svg_inline(border=2, omitsize=True)
+    return _json(
+        {
+            "url": shown.url,
+            "svg": svg,
+            "expires_in_s": round(shown.expires_in_s, 3),
+            "session_id": session.public_id,
+        }
+    )
+
+
 async def post_screen_offer(request: web.Request) -> web.Response:
     """POST /screen/offer {sdp, type: offer}: the screen's receive-only offer → our answer."""
     screen = request.app[UI_KEY].screen
@@ -344,4 +368,5 @@ def create_ui_app(context: UiContext) -> web.Application:
     add("GET", "/screen.js", get_screen_js, name="screen_js")
     add("GET", "/screen/state", get_screen_state, name="screen_state")
     add("POST", "/screen/offer", post_screen_offer, name="screen_offer")
+    add("GET", "/screen/code", get_screen_code, name="screen_code")
     return app

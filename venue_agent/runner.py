@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from venue_agent import __version__
+from venue_agent.checkin_code import CodeMaker
 from venue_agent.client import ServerClient
 from venue_agent.config import UI_PORT, AgentConfig, ConfigError, ExitCode
 from venue_agent.desk import CheckinReceipt, Desk
@@ -109,6 +110,7 @@ async def run_agent(config: AgentConfig, outbox: Outbox) -> None:
                 receiver,
                 screen,
                 None if config.staff_pin is None else StaffGate(config.staff_pin, config.ui_port),
+                CodeMaker(config.server.url, config.server.token),
             )
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -118,7 +120,7 @@ async def run_agent(config: AgentConfig, outbox: Outbox) -> None:
             presence = Presence(client, outbox, book, link, socket.gethostname(), media=receiver)
             tasks.append(asyncio.create_task(supervised("uploader", uploader.run_forever)))
             tasks.append(asyncio.create_task(supervised("presence", presence.run_forever)))
-            listener = EventListener(client, presence.schedule_stale, receiver)
+            listener = EventListener(client, presence.schedule_stale, receiver, desk)
             tasks.append(asyncio.create_task(supervised("events", listener.run_forever)))
             if config.scanner is not None:
                 scanner = Scanner(config.scanner)

@@ -21,6 +21,12 @@ HTML = """<!doctype html>
   <p id="message">等待主会场开始直播…</p>
 </div>
 <p id="banner" hidden></p>
+<aside id="checkin" hidden>
+  <h2>扫码签到</h2>
+  <div id="qr" data-url=""></div>
+  <p>请用手机自己的网络（4G/5G）扫码，不要连接会场 Wi-Fi</p>
+  <p class="small">二维码每 15 秒更换；手机没有信号时，请找工作人员用扫码枪签到</p>
+</aside>
 <button type="button" id="sound" hidden>点击开启声音</button>
 <script src="/screen.js"></script>
 </body>
@@ -34,7 +40,13 @@ video { position: fixed; inset: 0; width: 100vw; height: 100vh; object-fit: cont
         background: #000; }
 #notice { position: fixed; inset: 0; display: flex; flex-direction: column;
           align-items: center; justify-content: center; background: #8b0000; }
-#notice[hidden], #banner[hidden], #sound[hidden] { display: none; }
+#notice[hidden], #banner[hidden], #sound[hidden], #checkin[hidden] { display: none; }
+#checkin { position: fixed; right: 2vh; bottom: 8vh; width: 36vh; padding: 1.5vh;
+           background: #fff; color: #222; border-radius: 1vh; text-align: center; z-index: 2; }
+#checkin h2 { font-size: 3vh; margin: 0 0 1vh; color: #b71c1c; }
+#checkin p { font-size: 1.8vh; margin: 1vh 0 0; }
+#checkin p.small { font-size: 1.5vh; color: #555; }
+#qr svg { width: 100%; height: auto; display: block; shape-rendering: crispEdges; }
 #notice h1 { font-size: 6vh; margin: 0 0 .5em; }
 #notice p { font-size: 4vh; margin: 0; }
 #banner { position: fixed; left: 0; right: 0; bottom: 0; margin: 0; padding: .4em;
@@ -150,6 +162,31 @@ async function tick() {
   banner.hidden = !playing || state.state !== "down";
   banner.textContent = "直播信号中断，正在重新连接…";
 }
+const checkin = document.getElementById("checkin");
+const qr = document.getElementById("qr");
+async function rotate() {
+  // The self check-in code of this rotation; the next one is fetched as this one ends.
+  let wait = 5000;
+  try {
+    const code = await (await fetch("/screen/code")).json();
+    if (code.url) {
+      if (qr.dataset.url !== code.url) {
+        qr.innerHTML = code.svg;  // segno's SVG, made by this agent
+        qr.dataset.url = code.url;
+      }
+      checkin.hidden = false;
+      wait = Math.max(200, code.expires_in_s * 1000 + 100);
+    } else {
+      checkin.hidden = true;
+      qr.dataset.url = "";
+    }
+  } catch (e) {
+    checkin.hidden = true;  // an old code must not stay up
+    qr.dataset.url = "";
+  }
+  setTimeout(rotate, wait);
+}
+rotate();
 sound.addEventListener("click", () => {
   video.muted = false;
   play();

@@ -75,6 +75,9 @@ class Member(Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="RESTRICT"))
     category: Mapped[str] = mapped_column(String(16))
     card_code: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # Self check-in's second factor: the ID number's last four digits, salted and hashed
+    # (domain/self_checkin.py), never in clear; None: this member cannot check in by phone.
+    id_last4_hash: Mapped[str | None] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -147,6 +150,9 @@ class Venue(Base):
     agent_session_id: Mapped[str | None] = mapped_column(String(32))
     # The ICE candidate pair its picture comes over (vocabulary.ICE_PATHS), None when not receiving.
     agent_ice_path: Mapped[str | None] = mapped_column(String(16))
+    # Networks (comma-separated CIDRs) a phone must come from to check in here by itself;
+    # None: any network (phones use their own 4G/5G).
+    selfcheckin_networks: Mapped[str | None] = mapped_column(String(500))
 
 
 class TrainingSession(Base):
@@ -242,6 +248,10 @@ class CheckIn(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     after_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A self check-in's phone (digest of its cookie) and what its reviewer should look at
+    # (comma-separated, sorted: shared_phone, stream_down); None for every other source.
+    phone_digest: Mapped[str | None] = mapped_column(String(64), index=True)
+    review_flags: Mapped[str | None] = mapped_column(String(64))
 
 
 class QuarantinedCheckIn(Base):

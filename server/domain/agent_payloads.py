@@ -25,9 +25,9 @@ from types import MappingProxyType
 from server.domain import validation as v
 from server.domain.times import parse_instant, whole_seconds
 from server.domain.vocabulary import (
+    AGENT_CHECKIN_SOURCES,
     AGENT_STATES,
     CHECKIN_KINDS,
-    CHECKIN_SOURCES,
     ICE_PATHS,
     STREAM_STATES,
 )
@@ -234,7 +234,7 @@ def parse_checkin(raw: object, clock: AgentClock) -> CheckinEvent | None:
     sent = parse_instant(raw.get("at"))
     if session_public_id is None or sent is None:
         return None
-    if kind not in CHECKIN_KINDS or source not in CHECKIN_SOURCES:
+    if kind not in CHECKIN_KINDS or source not in AGENT_CHECKIN_SOURCES:
         return None
     if not _optional_member_code(member_no) or not _optional_member_code(card_code):
         return None

@@ -8,6 +8,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from server.domain import validation as v
+from server.domain.self_checkin import normal_last4
 from server.domain.vocabulary import MEMBER_CATEGORIES
 
 REQUIRED_HOURS = MappingProxyType(
@@ -32,6 +33,8 @@ class MemberFields:
     org_code: str
     category: str
     card_code: str | None
+    # Self check-in's second factor (domain/self_checkin.py): checked, kept only as a hash.
+    id_last4: str | None = None
 
 
 def parse_member(raw: Mapping[str, object]) -> tuple[MemberFields | None, v.Problems]:
@@ -42,6 +45,10 @@ def parse_member(raw: Mapping[str, object]) -> tuple[MemberFields | None, v.Prob
     org_code = v.code(raw, "org_code", problems)
     category = v.choice(raw, "category", MEMBER_CATEGORIES, problems)
     card_code = v.text(raw, "card_code", problems, max_len=128, optional=True)
+    given_last4 = v.text(raw, "id_last4", problems, max_len=8, optional=True)
+    id_last4 = normal_last4(given_last4) if given_last4 is not None else None
+    if given_last4 is not None and id_last4 is None:
+        problems["id_last4"] = "must be the last four characters of the ID number"
     if problems or member_no is None or name is None or org_code is None or category is None:
         return None, problems
-    return MemberFields(member_no, name, org_code, category, card_code), problems
+    return MemberFields(member_no, name, org_code, category, card_code, id_last4), problems

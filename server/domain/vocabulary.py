@@ -22,7 +22,8 @@ VENUE_ROLES: Final = ("main", "branch")
 
 # What agents send: check-ins, stream-health samples and their own state.
 CHECKIN_KINDS: Final = ("in", "out")
-CHECKIN_SOURCES: Final = ("scanner", "manual", "import", "qr")
+AGENT_CHECKIN_SOURCES: Final = ("scanner", "manual", "import", "qr")  # what an agent may send
+CHECKIN_SOURCES: Final = (*AGENT_CHECKIN_SOURCES, "self")  # self: a member's phone (扫码签到)
 STREAM_STATES: Final = ("good", "degraded", "down")
 UP_STATES: Final = frozenset({"good", "degraded"})  # ATTENDANCE.md §2: these count as up
 AGENT_STATES: Final = ("idle", "receiving", "degraded")

@@ -12,6 +12,7 @@ from server.db.models import Member, Organization
 from server.domain.audit_chain import AuditFacts
 from server.domain.members import MemberFields
 from server.domain.paging import Page, offset
+from server.domain.self_checkin import hash_last4
 from server.domain.validation import CODE_PATTERN
 from server.errors import Conflict, NotFound
 from server.services import audit
@@ -34,14 +35,17 @@ class MemberView:
 
 
 def snapshot(fields: MemberFields) -> dict[str, str | None]:
-    """The audited form of a member."""
-    return {
+    """The audited form of a member (the ID digits only as "set", never themselves)."""
+    audited = {
         "member_no": fields.member_no,
         "name": fields.name,
         "org_code": fields.org_code,
         "category": fields.category,
         "card_code": fields.card_code,
     }
+    if fields.id_last4:
+        audited["id_last4"] = "set"
+    return audited
 
 
 def _view_query() -> Select[Member, Organization]:
@@ -94,6 +98,7 @@ async def create_member(
             org_id=org.id,
             category=fields.category,
             card_code=fields.card_code,
+            id_last4_hash=hash_last4(fields.id_last4) if fields.id_last4 else None,
             created_at=now,
             updated_at=now,
         )

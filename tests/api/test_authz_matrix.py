@@ -162,6 +162,36 @@ MATRIX: dict[str, Route] = {
     ),
     "logout": Route("POST", "/logout", ALL, body=lambda ref, fresh: ("form", {}), ok=(302,)),
     "language": Route("GET", "/lang/{locale}", PUBLIC, parts={"locale": "en"}, ok=(302,)),
+    # Self check-in (扫码签到): public by code. What admits a phone is a current room-screen code
+    # signed by the venue's agent (the page) and the pass it gives (the API), so without one
+    # every caller, signed in or not, is refused alike.
+    "self_checkin": Route(
+        "GET",
+        "/c/{venue}/{session}/{window}/{code}",
+        PUBLIC,
+        parts={
+            "venue": "VEN-A",
+            "session": UNKNOWN_REF,
+            "window": "1",
+            "code": "n" * 16 + "." + "s" * 22,
+        },
+        ok=(403,),
+    ),
+    "api_self_checkin": Route(
+        "POST",
+        "/api/v1/self-checkins",
+        PUBLIC,
+        body=lambda ref, fresh: (
+            "json",
+            {
+                "pass": f"VEN-A/x/{fresh}/forged",
+                "member_no": "M-A-1",
+                "id_last4": "1234",
+                "kind": "in",
+            },
+        ),
+        ok=(403,),
+    ),
     # JSON API
     "api_create_organization": Route(
         "POST",
