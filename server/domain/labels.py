@@ -99,3 +99,11 @@ FLAG_LABELS = MappingProxyType(
         "unmatched_out": "Check-out without check-in",
     }
 )
+# Why a reviewer should look at a self check-in by phone (扫码签到).
+REVIEW_LABELS = MappingProxyType(
+    {
+        "shared_phone": "One phone checked in several members",
+        "stream_down": "The venue's stream was down at that moment",
+        "refused_second_member": "Refused: this phone had already checked in another member",
+    }
+)

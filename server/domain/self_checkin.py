@@ -118,3 +118,9 @@ def review_flags(*, shared_phone: bool, stream_down: bool) -> str | None:
     """A self check-in's flags as stored: sorted words, or None."""
     words = [flag for flag, on in ((SHARED_PHONE, shared_phone), (STREAM_DOWN, stream_down)) if on]
     return ",".join(sorted(words)) or None
+
+
+def with_flag(stored: str | None, flag: str) -> str:
+    """Stored flags with one more (kept sorted, never twice)."""
+    words = set(filter(None, (stored or "").split(",")))
+    return ",".join(sorted(words | {flag}))

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from server.auth.access import allow
 from server.db.session import read_session
-from server.domain.labels import FLAG_LABELS, STATUS_LABELS
+from server.domain.labels import FLAG_LABELS, REVIEW_LABELS, STATUS_LABELS
 from server.domain.paging import Page
 from server.domain.stream_timeline import TIMELINE_STATE_LABELS
 from server.domain.validation import CODE_PATTERN
@@ -34,6 +34,7 @@ from server.pages.render import render
 from server.pages.stream_timeline import legend_states, timeline_rows
 from server.services import recordings, session_views
 from server.services.attendance_view import MemberLine, SessionAttendance, session_attendance
+from server.services.self_checkin_review import review_lines
 from server.services.venue_streams import branch_timelines
 
 MEMBERS_PER_PAGE = 100  # a 467-member table is five pages, not a 20,000 px one
@@ -113,6 +114,9 @@ async def get_attendance(request: web.Request) -> web.Response:
             replayable = principal.role in WRITERS and await recordings.replayable(
                 session, principal.scope, public_id
             )
+            review = await review_lines(
+                session, principal.scope, public_id, {venue.code for venue in result.venues}
+            )
     except Conflict as error:
         return await _not_finalized(request, error)
     shown = [line for line in result.members if filters.keep(line)]
@@ -142,6 +146,8 @@ async def get_attendance(request: web.Request) -> web.Response:
             "stream_verified": timelines.verification_required,
             "timeline_states": legend_states(timelines_shown),
             "timeline_state_labels": TIMELINE_STATE_LABELS,
+            "review": review,
+            "review_labels": REVIEW_LABELS,
         },
     )
 

@@ -264,12 +264,17 @@ async def _refuse_shared_phone(
     others: list[int],
     now: datetime,
 ) -> None:
-    """Keep the refused try for the reviewer and flag the phone's earlier check-ins."""
-    await session.execute(
-        update(CheckIn)
-        .where(CheckIn.id.in_(others))
-        .values(review_flags=self_checkin.review_flags(shared_phone=True, stream_down=False))
+    """Keep the refused try for the reviewer and flag the phone's earlier check-ins (a
+    stream_down flag they had stays)."""
+    flagged = await session.execute(
+        select(CheckIn.id, CheckIn.review_flags).where(CheckIn.id.in_(others))
     )
+    for checkin_id, stored in flagged.all():
+        await session.execute(
+            update(CheckIn)
+            .where(CheckIn.id == checkin_id)
+            .values(review_flags=self_checkin.with_flag(stored, self_checkin.SHARED_PHONE))
+        )
     await bulk_insert(
         session,
         QuarantinedCheckIn,

@@ -78,15 +78,7 @@ async def live_session(client: Client, world: World) -> tuple[str, dict[str, str
     """Venues M (main) and B (branch) of org a1, and a session running now between them (from 5
     minutes ago for two hours), scheduled by operator-a; answers its id and the venues' agent
     tokens by code."""
-    tokens = {}
-    for code in ("M", "B"):
-        answer = await client.post(
-            "/api/v1/venues",
-            headers=world.auth("admin", "a"),
-            json={"code": code, "name": f"会场{code}", "org_code": "a1"},
-        )
-        assert answer.status == 201, await answer.text()
-        tokens[code] = (await answer.json())["token"]
+    tokens = await add_venues(client, world.auth("admin", "a"), (("M", "a1"), ("B", "a1")))
     now = datetime.now(UTC)
     session_id = await between_m_and_b(
         client,
