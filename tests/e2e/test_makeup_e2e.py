@@ -180,7 +180,7 @@ def test_a_makeup_from_the_recording_judges_and_credits_as_the_lesson_did(
     _city(server)
     server.api("POST", "venues", {"code": "m", "name": "市委党校主会场", "org_code": "cz"})
     tokens = {code: _venue(server, code, f"{code}分会场") for code in ("b1", "b2")}
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=40)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=25)
     roster = [
         {"member_no": number(group, way), "venue": assigned}
         for group in (LIVE, MAKEUP)
@@ -216,7 +216,7 @@ def test_a_makeup_from_the_recording_judges_and_credits_as_the_lesson_did(
     assert recording["duration_s"] >= LENGTH_S + LEAD_S
 
     # The make-up: its roster is the lesson's make-up list, plus one member the lesson credited.
-    makeup_start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
+    makeup_start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
     makeup = _session(
         server,
         makeup_start,
