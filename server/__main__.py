@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": commands.serve,
         "user": commands.user_add,
         "token": commands.token,
-        "venue": commands.venue_add,
+        "venue": commands.venue,
         "members": commands.members_import,
         "audit": commands.audit_verify,
         "demo": commands.demo,

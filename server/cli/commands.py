@@ -215,6 +215,33 @@ def token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def venue(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang venue add|networks"""
+    actions = {"add": venue_add, "networks": venue_networks}
+    return actions[args.action](args, settings)
+
+
+def venue_networks(args: argparse.Namespace, settings: Settings) -> int:
+    """hetang venue networks CODE [--set CIDR,… | --clear]: prints the networks phones may
+    check in from at the venue (扫码签到), one per line, or "any network"."""
+
+    async def work(factory: async_sessionmaker[AsyncSession]) -> str | None:
+        async with write_session(factory) as session:
+            if args.set is None and not args.clear:
+                return await venues.selfcheckin_networks(session, WHOLE_TREE, args.code)
+            text = None if args.clear else args.set
+            return await venues.set_selfcheckin_networks(
+                session, WHOLE_TREE, CLI_ACTOR, args.code, text
+            )
+
+    try:
+        stored = _with_db(settings, work)
+    except ApiError as error:
+        return _fail(settings, error)
+    print("\n".join((stored or "any network").split(", ")))
+    return EXIT_OK
+
+
 def venue_add(args: argparse.Namespace, settings: Settings) -> int:
     """hetang venue add CODE --name N --org CODE: prints the hv_… token once."""
     from server.domain.venues import parse_venue

@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     venue_add.add_argument("code")
     venue_add.add_argument("--name", required=True)
     venue_add.add_argument("--org", required=True)
+    venue_networks = venue.add_parser(
+        "networks",
+        help="the networks phones may check in from at a venue (扫码签到); prints them",
+    )
+    venue_networks.add_argument("code")
+    change = venue_networks.add_mutually_exclusive_group()
+    change.add_argument("--set", metavar="CIDR,…", help="only these networks, e.g. 10.20.0.0/16")
+    change.add_argument("--clear", action="store_true", help="any network (the default)")
     members = sub.add_parser("members", help="members").add_subparsers(dest="action", required=True)
     members.add_parser("import", help="import members from a CSV file").add_argument(
         "file", type=Path

@@ -12,8 +12,9 @@ from server.auth import tokens
 from server.auth.principal import Scope
 from server.db.models import Organization, Venue
 from server.domain.audit_chain import AuditFacts
+from server.domain.self_checkin import parse_networks
 from server.domain.venues import VenueFields
-from server.errors import Conflict, NotFound
+from server.errors import Conflict, Invalid, NotFound
 from server.services import audit
 from server.services.clock import utcnow
 from server.services.organizations import org_named_in
@@ -104,6 +105,47 @@ async def rotate_token(session: AsyncSession, scope: Scope, actor: str, code: st
         ],
     )
     return token
+
+
+async def selfcheckin_networks(session: AsyncSession, scope: Scope, code: str) -> str | None:
+    """The networks phones may check in from at the venue (None: any)."""
+    venue, _ = await _venue_in_scope(session, scope, code)
+    return venue.selfcheckin_networks
+
+
+async def set_selfcheckin_networks(
+    session: AsyncSession, scope: Scope, actor: str, code: str, text: str | None
+) -> str | None:
+    """The networks phones may check in from at the venue (扫码签到), as a CIDR list; None or
+    blank: any network. Answers the list as stored (networks written canonically); audited."""
+    venue, _ = await _venue_in_scope(session, scope, code)
+    try:
+        networks = parse_networks(text)
+    except ValueError:
+        raise Invalid(
+            "{text} is not a list of networks such as 10.20.0.0/16, 192.168.1.0/24.",
+            text=text or "",
+            fields={"networks": "is not a list of networks"},
+        ) from None
+    stored = ", ".join(str(network) for network in networks) or None
+    before, venue.selfcheckin_networks = venue.selfcheckin_networks, stored
+    if before != stored:
+        await session.flush()
+        await audit.append(
+            session,
+            [
+                AuditFacts(
+                    utcnow(),
+                    actor,
+                    "venue.selfcheckin_networks",
+                    "venue",
+                    code,
+                    {"selfcheckin_networks": before},
+                    {"selfcheckin_networks": stored},
+                )
+            ],
+        )
+    return stored
 
 
 async def _venue_in_scope(

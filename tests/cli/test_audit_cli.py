@@ -432,3 +432,44 @@ async def test_audit_verify_names_an_entry_whose_time_cannot_be_read(
     assert "Traceback" not in ran.err, ran.err
     assert re.search(r"\bbroken at entry 5\b.*not a time", ran.out), ran
     assert "4 entries before it are intact" in ran.out
+
+
+async def test_cli_sets_the_networks_phones_may_check_in_from(cli_db: Any, tmp_path: Path) -> None:
+    url, factory = cli_db
+
+    async def run(*args: str) -> Ran:
+        return await hetang(*args, database_url=url, data_dir=tmp_path)
+
+    async def stored() -> str | None:
+        async with read_session(factory) as session:
+            found: str | None = await session.scalar(
+                select(Venue.selfcheckin_networks).where(Venue.code == "v1")
+            )
+            return found
+
+    assert (await run("venue", "add", "v1", "--name", "西泉村分会场", "--org", "a1")).code == 0
+    shown = await run("venue", "networks", "v1")
+    assert (shown.code, shown.out) == (0, "any network\n")
+    entries = await count(factory, AuditEntry)
+    ran = await run("venue", "networks", "v1", "--set", "10.20.0.1/16, 192.168.1.0/24")
+    assert (ran.code, ran.out) == (0, "10.20.0.0/16\n192.168.1.0/24\n"), ran
+    assert await stored() == "10.20.0.0/16, 192.168.1.0/24"
+    [entry] = (await audit_entries(factory))[entries:]
+    assert (entry.action, entry.object_id, entry.actor) == (
+        "venue.selfcheckin_networks",
+        "v1",
+        "cli",
+    )
+    assert as_dict(entry.after) == {"selfcheckin_networks": "10.20.0.0/16, 192.168.1.0/24"}
+
+    # A bad list is refused, naming it, and nothing changes; an unknown venue too.
+    ran = await run("venue", "networks", "v1", "--set", "10.20.0.0/16, the-office")
+    user_error(ran, "the-office", "networks")
+    ran = await run("venue", "networks", "nosuch", "--set", "10.0.0.0/8")
+    user_error(ran, "nosuch")
+    assert await stored() == "10.20.0.0/16, 192.168.1.0/24"
+    assert await count(factory, AuditEntry) == entries + 1
+
+    ran = await run("venue", "networks", "v1", "--clear")
+    assert (ran.code, ran.out) == (0, "any network\n") and await stored() is None
+    assert await count(factory, AuditEntry) == entries + 2
