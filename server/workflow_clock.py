@@ -65,6 +65,9 @@ async def expire_recordings(app: web.Application, now: datetime) -> None:
     """Recordings past HETANG_RECORDING_RETENTION_DAYS are marked deleted (audited), then their
     files removed."""
     settings = app[SETTINGS_KEY]
+    async with read_session(app[DB_KEY]) as session:
+        if not await recordings.any_expired(session, now, settings.recording_retention_days):
+            return
     async with write_session(app[DB_KEY]) as session:
         names = await recordings.expire(
             session, workflow.SYSTEM_ACTOR, now, settings.recording_retention_days

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Scope
@@ -180,6 +180,24 @@ async def mark_deleted(
     return view
 
 
+def _expired(now: datetime, keep_days: int) -> ColumnElement[bool]:
+    """Finished recordings, not deleted, that started more than keep_days ago."""
+    return and_(
+        Recording.deleted_at.is_(None),
+        Recording.ended_at.is_not(None),
+        Recording.started_at < now - timedelta(days=keep_days),
+    )
+
+
+async def any_expired(session: AsyncSession, now: datetime, keep_days: int) -> bool:
+    """Whether expire would delete anything (a read: the clock takes no write lock for
+    nothing)."""
+    if keep_days <= 0:
+        return False
+    found = await session.scalar(select(Recording.id).where(_expired(now, keep_days)).limit(1))
+    return found is not None
+
+
 async def expire(session: AsyncSession, actor: str, now: datetime, keep_days: int) -> list[str]:
     """Mark deleted every finished recording that started more than keep_days ago (none when
     keep_days is 0); audited; their file names, for the caller to remove after the commit."""
@@ -189,11 +207,7 @@ async def expire(session: AsyncSession, actor: str, now: datetime, keep_days: in
         await session.execute(
             select(Recording, TrainingSession.public_id)
             .join(TrainingSession, TrainingSession.id == Recording.session_id)
-            .where(
-                Recording.deleted_at.is_(None),
-                Recording.ended_at.is_not(None),
-                Recording.started_at < now - timedelta(days=keep_days),
-            )
+            .where(_expired(now, keep_days))
         )
     ).all()
     note = f"older than {keep_days} days (HETANG_RECORDING_RETENTION_DAYS)"
