@@ -17,6 +17,7 @@ from server.keys import (
     BROKER_KEY,
     DB_KEY,
     ENGINE_KEY,
+    LEADERSHIP_KEY,
     METRICS_KEY,
     PASSWORDS_KEY,
     RATE_LIMITS_KEY,
@@ -96,7 +97,7 @@ async def passwords_ctx(app: web.Application) -> AsyncIterator[None]:
 async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start the workflow clock with the app; on exit let its round finish, then await it."""
     stop = asyncio.Event()
-    leadership = Leadership(app[ENGINE_KEY])
+    leadership = app[LEADERSHIP_KEY] = Leadership(app[ENGINE_KEY])
     task = asyncio.create_task(run_workflow_clock(app, stop, leadership), name="workflow-clock")
     yield
     stop.set()

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from server.errors import ApiError
     from server.http.i18n import Translations
     from server.live.broker import Broker
+    from server.live.leader import Leadership
     from server.live.rate_limits import RateLimits
     from server.live.sockets import OpenSockets
     from server.metrics import Metrics
@@ -35,6 +36,7 @@ BROKER_KEY: web.AppKey[Broker] = web.AppKey("broker")
 WEBSOCKETS_KEY: web.AppKey[OpenSockets] = web.AppKey("websockets")
 METRICS_KEY: web.AppKey[Metrics] = web.AppKey("metrics")
 BROADCASTS_KEY: web.AppKey[Broadcasts] = web.AppKey("broadcasts")
+LEADERSHIP_KEY: web.AppKey[Leadership] = web.AppKey("leadership")
 RATE_LIMITS_KEY: web.AppKey[RateLimits] = web.AppKey("rate_limits")
 
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id")

@@ -5,7 +5,6 @@ written; stored snapshots keep their history; the clock keeps last month's repor
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import shutil
 from datetime import UTC, datetime
@@ -14,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Connection
 
-from server.app import create_app
 from server.db.base import Base
 from server.db.migrate import downgrade, upgrade
 from server.db.models import AuditEntry, Organization, ReportSnapshot
@@ -40,6 +37,7 @@ from server.domain.reports import (
 from server.services import report_snapshots, reports
 from server.settings import Settings
 from server.workflow_clock import store_due_reports
+from tests.support.clock_app import fast_clock
 from tests.support.databases import PG_ENV, Db, fresh_pg_database
 from tests.support.openapi_check import check
 from tests.support.plan_rows import add_class
@@ -481,9 +479,8 @@ async def test_last_months_report_is_kept_once_for_top_level_organizations(
     ]
     assert snapshots[0]["report"] == await City(client, db, world, {}).report("city", "2026-03")
     # The server's own clock does the same for the month before today, once.
-    fast = dataclasses.replace(settings, workflow_interval_s=0.05)
     expected = month_of(datetime.now(UTC), TZ).previous().label
-    async with TestClient(TestServer(create_app(fast))):
+    async with fast_clock(client, settings):
         for _ in range(200):
             async with read_session(db) as session:
                 months = (

@@ -4,19 +4,17 @@ ended one is finalized 30 minutes after it ended — by the server itself."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.app import create_app
 from server.db.models import AuditEntry, TrainingSession
 from server.db.session import read_session, write_session
 from server.services import workflow
 from server.settings import Settings
+from tests.support.clock_app import fast_clock
 from tests.support.world import World
 
 Db = async_sessionmaker[AsyncSession]
@@ -50,8 +48,7 @@ async def test_the_clock_ends_and_later_finalizes(
     client: Any, world: World, db: Db, settings: Settings
 ) -> None:
     overdue = await _past_live_session(client, world, minutes_ago=31)
-    fast = dataclasses.replace(settings, workflow_interval_s=0.05)
-    async with TestClient(TestServer(create_app(fast))):
+    async with fast_clock(client, settings):
         for _ in range(200):
             async with read_session(db) as session:
                 state = await session.scalar(
