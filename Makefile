@@ -89,6 +89,7 @@ bench: install-test
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/agent_cost.py
 	$(BIN)/python bench/reports.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) .venv-agent var .mypy_cache .ruff_cache .pytest_cache

@@ -8,7 +8,14 @@ from aiohttp import web
 
 from server.auth.middleware import auth_middleware
 from server.auth.throttle import LoginThrottle
-from server.contexts import broker_ctx, db_ctx, passwords_ctx, rtc_ctx, workflow_ctx
+from server.contexts import (
+    broker_ctx,
+    db_ctx,
+    passwords_ctx,
+    rtc_ctx,
+    webhooks_ctx,
+    workflow_ctx,
+)
 from server.http.body_limit import MAX_BODY, body_limit_middleware
 from server.http.deadlines import body_deadline_middleware
 from server.http.error_middleware import error_middleware
@@ -74,6 +81,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(rtc_ctx)
     app.cleanup_ctx.append(workflow_ctx)
+    app.cleanup_ctx.append(webhooks_ctx)
     app.on_response_prepare.append(_security_headers)
     setup_templates(app)
     setup_routes(app)

@@ -32,6 +32,7 @@ from server.live.sockets import OpenSockets
 from server.rtc.broadcasts import Broadcasts
 from server.services import recordings
 from server.services.clock import utcnow
+from server.webhook_worker import run_webhook_worker
 from server.workflow_clock import run_workflow_clock
 
 log = logging.getLogger(__name__)
@@ -106,3 +107,16 @@ async def workflow_ctx(app: web.Application) -> AsyncIterator[None]:
     except TimeoutError:
         log.warning("the workflow clock did not finish its round in time; cancelled")
     await leadership.close()
+
+
+async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the webhook delivery worker; on exit let its sends finish (or time out), write
+    their outcomes, then await it (what was not sent stays in the outbox)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_webhook_worker(app, stop), name="webhook-worker")
+    yield
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=STOP_GRACE_S)
+    except TimeoutError:
+        log.warning("the webhook worker did not stop in time; cancelled")

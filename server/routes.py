@@ -24,6 +24,7 @@ from server.api import (
     tokens,
     venue_streams,
     venues,
+    webhooks,
 )
 from server.pages import auth as auth_pages
 
@@ -189,6 +190,30 @@ def setup_routes(app: web.Application) -> None:
             getattr(plans, f"{plan_action}_plan"),
             name=f"api_{plan_action}_plan",
         )
+    # Signed event callbacks (webhooks)
+    add("POST", "/api/v1/webhooks", webhooks.create_webhook, name="api_create_webhook")
+    add("GET", "/api/v1/webhooks", webhooks.list_webhooks, name="api_list_webhooks")
+    add("GET", "/api/v1/webhooks/{id}", webhooks.get_webhook, name="api_get_webhook")
+    add("PUT", "/api/v1/webhooks/{id}", webhooks.update_webhook, name="api_update_webhook")
+    add("DELETE", "/api/v1/webhooks/{id}", webhooks.delete_webhook, name="api_delete_webhook")
+    add(
+        "POST",
+        "/api/v1/webhooks/{id}/rotate",
+        webhooks.rotate_webhook_secret,
+        name="api_rotate_webhook_secret",
+    )
+    add(
+        "GET",
+        "/api/v1/webhooks/{id}/deliveries",
+        webhooks.list_webhook_deliveries,
+        name="api_list_webhook_deliveries",
+    )
+    add(
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{delivery}/replay",
+        webhooks.replay_webhook_delivery,
+        name="api_replay_webhook_delivery",
+    )
     # Agent API
     add("POST", "/api/v1/agent/hello", agent.agent_hello, name="agent_hello")
     add("GET", "/api/v1/agent/events", agent.agent_events, name="agent_events")
@@ -235,6 +260,7 @@ def setup_page_routes(app: web.Application) -> None:
     from server.pages import tokens as token_pages
     from server.pages import users as user_pages
     from server.pages import venues as venue_pages
+    from server.pages import webhooks as webhook_pages
 
     add = app.router.add_route
     add("GET", "/", home_pages.get_home, name="home")
@@ -293,6 +319,24 @@ def setup_page_routes(app: web.Application) -> None:
     add("POST", "/users", user_pages.create_user, name="user_create")
     add("POST", "/users/{username}", user_pages.update_user, name="user_update")
     add("POST", "/users/{username}/password", user_pages.set_password, name="user_password")
+    # Signed event callbacks (webhooks), admins
+    add("GET", "/webhooks", webhook_pages.get_webhooks, name="webhooks")
+    add("POST", "/webhooks", webhook_pages.create_webhook, name="webhook_create")
+    add("POST", "/webhooks/{id}/switch", webhook_pages.switch_webhook, name="webhook_switch")
+    add("POST", "/webhooks/{id}/rotate", webhook_pages.rotate_webhook, name="webhook_rotate")
+    add("POST", "/webhooks/{id}/delete", webhook_pages.delete_webhook, name="webhook_delete")
+    add(
+        "GET",
+        "/webhooks/{id}/deliveries",
+        webhook_pages.get_webhook_deliveries,
+        name="webhook_deliveries",
+    )
+    add(
+        "POST",
+        "/webhooks/{id}/deliveries/{delivery}/replay",
+        webhook_pages.replay_webhook_delivery,
+        name="webhook_replay",
+    )
     add("GET", "/tokens", token_pages.get_tokens, name="tokens")
     add("POST", "/tokens", token_pages.create_token, name="token_create")
     add("POST", "/tokens/{id}/revoke", token_pages.revoke_token, name="token_revoke")

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from passthrough.peer import IceSettings, parse_hosts, parse_servers
 from passthrough.ports import parse_port_range
 from server.domain.turn import DEFAULT_TTL_S, TurnSettings, parse_ttl, parse_turn_urls
+from server.domain.webhooks import WebhookSettings
 
 SUPPORTED_LOCALES = ("zh_CN", "en")
 SECRET_FILE = "secret_key"  # noqa: S105  (a file name)
@@ -66,6 +67,8 @@ class Settings:
     # Recordings older than this many days are deleted (HETANG_RECORDING_RETENTION_DAYS; 0 keeps
     # them for ever).
     recording_retention_days: int = 365
+    # Signed event callbacks (HETANG_WEBHOOK_*): who may be a target, retries, disabling.
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -150,6 +153,7 @@ class Settings:
             recording=_switch(env, "HETANG_RECORDING", default=True),
             recording_retention_days=_days(env.get("HETANG_RECORDING_RETENTION_DAYS", "365")),
             workflow_interval_s=_round_seconds(env.get("HETANG_WORKFLOW_INTERVAL_S", "60")),
+            webhooks=_webhook_settings(env),
         )
 
 
@@ -176,6 +180,31 @@ def _days(raw: str) -> int:
             f"36500, not {raw!r}"
         )
     return days
+
+
+def _webhook_settings(env: Mapping[str, str]) -> WebhookSettings:
+    """HETANG_WEBHOOK_ALLOW_PRIVATE, _DISABLE_AFTER_S, _POLL_S, _RETRY_BASE_S, _TIMEOUT_S."""
+    defaults = WebhookSettings()
+
+    def seconds(name: str, default: float, low: float, high: float) -> float:
+        raw = (env.get(name) or "").strip()
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            value = -1.0
+        if not low <= value <= high:
+            raise SettingsError(f"{name} must be a number of seconds from {low:g} to {high:g}")
+        return value
+
+    return WebhookSettings(
+        allow_private=_switch(env, "HETANG_WEBHOOK_ALLOW_PRIVATE", default=False),
+        disable_after_s=seconds(
+            "HETANG_WEBHOOK_DISABLE_AFTER_S", defaults.disable_after_s, 1, 30 * 86400
+        ),
+        poll_s=seconds("HETANG_WEBHOOK_POLL_S", defaults.poll_s, 0.05, 60),
+        retry_base_s=seconds("HETANG_WEBHOOK_RETRY_BASE_S", defaults.retry_base_s, 0.01, 3600),
+        timeout_s=seconds("HETANG_WEBHOOK_TIMEOUT_S", defaults.timeout_s, 0.1, 120),
+    )
 
 
 def _optional_path(raw: str | None) -> Path | None:

@@ -21,6 +21,7 @@ from server.db.models import (
 from server.domain.agent_payloads import Heartbeat, Hello, SampleBatch
 from server.domain.venues import OFFLINE_AFTER
 from server.errors import NotFound
+from server.services.webhook_outbox import emit_stream_events
 
 SCHEDULE_PAST = timedelta(hours=12)
 SCHEDULE_AHEAD = timedelta(days=7)
@@ -143,6 +144,14 @@ async def record_samples(
         raise NotFound("No session with id {id} at this venue.", id=batch.session_public_id)
     if not batch.readings:
         return 0
+    # Before storing: the stream's changes are judged against the samples stored until now.
+    await emit_stream_events(
+        session,
+        session_id,
+        venue.venue_id,
+        venue.code,
+        [(reading.at_corrected, reading.state) for reading in batch.readings],
+    )
     rows = [
         {
             "session_id": session_id,

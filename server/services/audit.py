@@ -29,6 +29,7 @@ from server.domain.audit_chain import (
     keyed_entry_hash,
 )
 from server.services.audit_anchor import AnchorUnreadable, raise_anchor, read_anchor
+from server.services.webhook_outbox import emit_audited
 
 log = logging.getLogger(__name__)
 # The head a session's transaction gives the chain once it commits (in the session's `info`).
@@ -48,7 +49,7 @@ async def head(session: AsyncSession) -> Anchor:
 async def append(session: AsyncSession, entries: Sequence[AuditFacts]) -> None:
     """Chain the entries after the last one, inside the caller's transaction: keyed, and the
     anchor raised once the transaction commits, when the session's factory has the seal;
-    unkeyed (LEGACY) otherwise."""
+    unkeyed (LEGACY) otherwise. The webhook events of these changes join the same transaction."""
     if not entries:
         return
     await lock_for_audit(session)
@@ -84,6 +85,8 @@ async def append(session: AsyncSession, entries: Sequence[AuditFacts]) -> None:
     await bulk_insert(session, AuditEntry, rows)
     if seal is not None:
         _anchor_on_commit(session, Anchor(position, prev))
+    # The change's signed event callbacks go out from the same transaction (the outbox).
+    await emit_audited(session, entries)
 
 
 def _anchor_on_commit(session: AsyncSession, pending: Anchor) -> None:

@@ -31,6 +31,7 @@ from server.db.models import (
     TrainingSession,
     User,
     Venue,
+    WebhookEndpoint,
 )
 from server.db.session import read_session
 from server.settings import Settings
@@ -47,7 +48,8 @@ from tests.support.matrix_seed import (
     session_at,
 )
 from tests.support.plan_rows import PLAN_TITLE, make_plan_org, plan_body, plan_form
-from tests.support.world import ROLES, World
+from tests.support.webhooks import make_webhook
+from tests.support.world import ROLES, SECRET, World
 
 PUBLIC, AGENT = "public", "agent"
 ALL = frozenset(ROLES)
@@ -100,6 +102,14 @@ def _session_form(venue: str, fresh: str) -> dict[str, str]:
     }
 
 
+WEBHOOK = {"id": "{ref}"}
+
+
+def _webhook_body(org: str, fresh: str) -> dict[str, Any]:
+    url = f"https://1.1.1.1/W-{fresh}"
+    return {"url": url, "events": ["session.started"], "org_code": org, "enabled": False}
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -132,6 +142,9 @@ class Route:
     # caller's role: the caller's own, another's for a caller of "b" (404), and one of their
     # subtree for the whole tree's admin.
     fresh_token: bool = False
+    # The row's object is a fresh, disabled webhook endpoint of a1 (its id is the ref), with
+    # one delivery of the same id.
+    fresh_webhook: bool = False
 
 
 MATRIX: dict[str, Route] = {
@@ -254,6 +267,53 @@ MATRIX: dict[str, Route] = {
     ),
     "api_rotate_venue_token": Route(
         "POST", "/api/v1/venues/{code}/token", ADMIN, "object", "VEN-A", {"code": "{ref}"}
+    ),
+    # Webhooks: a public address (the matrix's app refuses private ones), never sent to, as
+    # every endpoint of the matrix is disabled.
+    "api_create_webhook": Route(
+        "POST",
+        "/api/v1/webhooks",
+        ADMIN,
+        "create",
+        ref="a1",
+        body=lambda ref, fresh: ("json", _webhook_body(ref, fresh)),
+        ok=(201,),
+        created=(WebhookEndpoint.url, "https://1.1.1.1/W-{fresh}"),
+    ),
+    "api_list_webhooks": Route("GET", "/api/v1/webhooks", ADMIN),
+    "api_get_webhook": Route(
+        "GET", "/api/v1/webhooks/{id}", ADMIN, "object", parts=WEBHOOK, fresh_webhook=True
+    ),
+    "api_update_webhook": Route(
+        "PUT",
+        "/api/v1/webhooks/{id}",
+        ADMIN,
+        "object",
+        parts=WEBHOOK,
+        body=lambda ref, fresh: ("json", _webhook_body("a1", fresh)),
+        fresh_webhook=True,
+    ),
+    "api_delete_webhook": Route(
+        "DELETE", "/api/v1/webhooks/{id}", ADMIN, "object", parts=WEBHOOK, fresh_webhook=True
+    ),
+    "api_rotate_webhook_secret": Route(
+        "POST", "/api/v1/webhooks/{id}/rotate", ADMIN, "object", parts=WEBHOOK, fresh_webhook=True
+    ),
+    "api_list_webhook_deliveries": Route(
+        "GET",
+        "/api/v1/webhooks/{id}/deliveries",
+        ADMIN,
+        "object",
+        parts=WEBHOOK,
+        fresh_webhook=True,
+    ),
+    "api_replay_webhook_delivery": Route(
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{delivery}/replay",
+        ADMIN,
+        "object",
+        parts={"id": "{ref}", "delivery": "{ref}"},
+        fresh_webhook=True,
     ),
     # Sessions, attendance, records
     "api_create_session": Route(
@@ -1004,6 +1064,60 @@ MATRIX: dict[str, Route] = {
         body=lambda ref, fresh: ("form", {"password": "another-long-password"}),
         ok=(303,),
     ),
+    # The webhooks page: as the API's rows, never enabling an endpoint (nothing is sent).
+    "webhooks": Route("GET", "/webhooks", ADMIN),
+    "webhook_create": Route(
+        "POST",
+        "/webhooks",
+        ADMIN,
+        "create",
+        ref="a1",
+        body=lambda ref, fresh: (
+            "form",
+            {"url": f"https://1.1.1.1/W-{fresh}", "org_code": ref, "events": "session.started"},
+        ),
+        ok=(200,),
+        created=(WebhookEndpoint.url, "https://1.1.1.1/W-{fresh}"),
+    ),
+    "webhook_switch": Route(
+        "POST",
+        "/webhooks/{id}/switch",
+        ADMIN,
+        "object",
+        parts=WEBHOOK,
+        body=lambda ref, fresh: ("form", {"enabled": "0"}),
+        fresh_webhook=True,
+    ),
+    "webhook_rotate": Route(
+        "POST",
+        "/webhooks/{id}/rotate",
+        ADMIN,
+        "object",
+        parts=WEBHOOK,
+        body=lambda ref, fresh: ("form", {}),
+        fresh_webhook=True,
+    ),
+    "webhook_delete": Route(
+        "POST",
+        "/webhooks/{id}/delete",
+        ADMIN,
+        "object",
+        parts=WEBHOOK,
+        body=lambda ref, fresh: ("form", {}),
+        fresh_webhook=True,
+    ),
+    "webhook_deliveries": Route(
+        "GET", "/webhooks/{id}/deliveries", ADMIN, "object", parts=WEBHOOK, fresh_webhook=True
+    ),
+    "webhook_replay": Route(
+        "POST",
+        "/webhooks/{id}/deliveries/{delivery}/replay",
+        ADMIN,
+        "object",
+        parts={"id": "{ref}", "delivery": "{ref}"},
+        body=lambda ref, fresh: ("form", {}),
+        fresh_webhook=True,
+    ),
     "tokens": Route("GET", "/tokens", ALL),
     "token_create": Route(
         "POST",
@@ -1127,6 +1241,8 @@ class Run:
     async def ref_for(self, route: Route, caller: Caller) -> str:
         """The object the request names: the row's ref, or a session (plan, token) made for
         this request."""
+        if route.fresh_webhook:
+            return await make_webhook(self.db, SECRET, with_delivery=True)
         if route.fresh_token:
             owner = f"{(caller.role or 'admin').replace('_', '-')}-a"
             return await make_token(self.db, owner, next(self.counter))
