@@ -6,7 +6,6 @@ failing receiver never holds up the others; a session's events reach an endpoint
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import random
@@ -53,6 +52,18 @@ class PublicOnlyResolver(AbstractResolver):
         await self._inner.close()
 
 
+async def _first_of(a: asyncio.Event, b: asyncio.Event, seconds: float) -> None:
+    """Until either event is set, or the timeout (an app stopping is not kept waiting for
+    the next poll)."""
+    waiters = {asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
 class Worker:
     """One app's deliveries: claims due rows, sends them, batches the outcomes."""
 
@@ -80,10 +91,10 @@ class Worker:
                 raise
             except Exception:
                 log.exception("the webhook worker failed; trying again next round")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self.policy.poll_s)
+            await _first_of(self.wake, stop, self.policy.poll_s)
             self.wake.clear()
-            await asyncio.sleep(GATHER_S)
+            if not stop.is_set():
+                await asyncio.sleep(GATHER_S)
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=self.policy.timeout_s + 1)
         await self.round(claim=False)
