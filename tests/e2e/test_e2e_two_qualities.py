@@ -85,9 +85,10 @@ async def test_the_page_sends_two_qualities_and_a_lossy_venue_gets_the_lighter_o
                 (found := broadcasts.layers(session_id))
                 and found["video"].picture
                 and found["video-low"].picture
+                and found["audio"].frames > 0
                 and found
             ),
-            "two video layers at the relay",
+            "two video layers and the sound at the relay",
         )
         # (Until Chrome's bandwidth estimate has grown, its encoders may scale either picture
         # down: the lighter one is at most half the camera's size, the full one at most all of it.)
