@@ -152,21 +152,24 @@ class Settings:
             recordings_dir=_optional_path(env.get("HETANG_RECORDINGS_DIR")),
             recording=_switch(env, "HETANG_RECORDING", default=True),
             recording_retention_days=_days(env.get("HETANG_RECORDING_RETENTION_DAYS", "365")),
-            workflow_interval_s=_round_seconds(env.get("HETANG_WORKFLOW_INTERVAL_S", "60")),
+            workflow_interval_s=_seconds(env, "HETANG_WORKFLOW_INTERVAL_S", 60.0, 0.5, 3600),
             webhooks=_webhook_settings(env),
         )
 
 
-def _round_seconds(raw: str) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """A number of seconds from `low` to `high` (the default when unset); SettingsError naming
+    the variable otherwise."""
+    raw = (env.get(name) or "").strip()
     try:
-        seconds = float(raw.strip())
+        value = float(raw) if raw else default
     except ValueError:
-        seconds = -1.0
-    if not 0.5 <= seconds <= 3600:
+        value = -1.0
+    if not low <= value <= high:
         raise SettingsError(
-            f"HETANG_WORKFLOW_INTERVAL_S must be a number of seconds from 0.5 to 3600, not {raw!r}"
+            f"{name} must be a number of seconds from {low:g} to {high:g}, not {raw!r}"
         )
-    return seconds
+    return value
 
 
 def _days(raw: str) -> int:
@@ -185,25 +188,16 @@ def _days(raw: str) -> int:
 def _webhook_settings(env: Mapping[str, str]) -> WebhookSettings:
     """HETANG_WEBHOOK_ALLOW_PRIVATE, _DISABLE_AFTER_S, _POLL_S, _RETRY_BASE_S, _TIMEOUT_S."""
     defaults = WebhookSettings()
-
-    def seconds(name: str, default: float, low: float, high: float) -> float:
-        raw = (env.get(name) or "").strip()
-        try:
-            value = float(raw) if raw else default
-        except ValueError:
-            value = -1.0
-        if not low <= value <= high:
-            raise SettingsError(f"{name} must be a number of seconds from {low:g} to {high:g}")
-        return value
-
     return WebhookSettings(
         allow_private=_switch(env, "HETANG_WEBHOOK_ALLOW_PRIVATE", default=False),
-        disable_after_s=seconds(
-            "HETANG_WEBHOOK_DISABLE_AFTER_S", defaults.disable_after_s, 1, 30 * 86400
+        disable_after_s=_seconds(
+            env, "HETANG_WEBHOOK_DISABLE_AFTER_S", defaults.disable_after_s, 1, 30 * 86400
         ),
-        poll_s=seconds("HETANG_WEBHOOK_POLL_S", defaults.poll_s, 0.05, 60),
-        retry_base_s=seconds("HETANG_WEBHOOK_RETRY_BASE_S", defaults.retry_base_s, 0.01, 3600),
-        timeout_s=seconds("HETANG_WEBHOOK_TIMEOUT_S", defaults.timeout_s, 0.1, 120),
+        poll_s=_seconds(env, "HETANG_WEBHOOK_POLL_S", defaults.poll_s, 0.05, 60),
+        retry_base_s=_seconds(
+            env, "HETANG_WEBHOOK_RETRY_BASE_S", defaults.retry_base_s, 0.01, 3600
+        ),
+        timeout_s=_seconds(env, "HETANG_WEBHOOK_TIMEOUT_S", defaults.timeout_s, 0.1, 120),
     )
 
 
