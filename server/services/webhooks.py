@@ -44,6 +44,7 @@ class EndpointView:
     url: str
     events: tuple[str, ...]
     org_code: str
+    org_name: str
     enabled: bool
     secret_hint: str
     created_at: datetime
@@ -72,13 +73,14 @@ class DeliveryView:
     payload: str
 
 
-def _view(endpoint: WebhookEndpoint, org_code: str, now: datetime) -> EndpointView:
+def _view(endpoint: WebhookEndpoint, org: Organization, now: datetime) -> EndpointView:
     previous = endpoint.previous_until
     return EndpointView(
         endpoint.id,
         endpoint.url,
         tuple(endpoint.events),
-        org_code,
+        org.code,
+        org.name,
         endpoint.enabled,
         endpoint.secret_hint,
         endpoint.created_at,
@@ -164,7 +166,7 @@ async def create(
     )
     session.add(endpoint)
     await session.flush()
-    view = _view(endpoint, org.code, now)
+    view = _view(endpoint, org, now)
     await audit.append(
         session,
         [AuditFacts(now, actor, "webhook.create", "webhook", str(view.id), None, _audited(view))],
@@ -175,19 +177,19 @@ async def create(
 async def list_endpoints(session: AsyncSession, scope: Scope) -> list[EndpointView]:
     """The scope's endpoints, oldest first."""
     rows = await session.execute(
-        select(WebhookEndpoint, Organization.code)
+        select(WebhookEndpoint, Organization)
         .join(Organization, Organization.id == WebhookEndpoint.org_id)
         .where(scope.clause(Organization.path))
         .order_by(WebhookEndpoint.id)
     )
     now = utcnow()
-    return [_view(endpoint, code, now) for endpoint, code in rows]
+    return [_view(endpoint, org, now) for endpoint, org in rows]
 
 
 async def get(session: AsyncSession, scope: Scope, ref: str) -> EndpointView:
     """One endpoint of the scope (404 for any other)."""
     endpoint, org = await _endpoint_in_scope(session, scope, ref)
-    return _view(endpoint, org.code, utcnow())
+    return _view(endpoint, org, utcnow())
 
 
 async def update(
@@ -201,7 +203,7 @@ async def update(
     a new run (the deliveries it kept go out)."""
     endpoint, org = await _endpoint_in_scope(session, scope, ref)
     now = utcnow()
-    before = _view(endpoint, org.code, now)
+    before = _view(endpoint, org, now)
     if fields.org_code != org.code:
         org = await org_named_in(session, scope, fields.org_code)
     endpoint.org_id, endpoint.url, endpoint.events = org.id, fields.url, list(fields.events)
@@ -211,7 +213,7 @@ async def update(
         endpoint.disabled_at, endpoint.disabled_reason = now, "admin"
     endpoint.enabled, endpoint.updated_at = fields.enabled, now
     await session.flush()
-    view = _view(endpoint, org.code, now)
+    view = _view(endpoint, org, now)
     was, becomes = changed_fields(_audited(before), _audited(view))
     if was or becomes:
         await audit.append(
@@ -225,7 +227,7 @@ async def delete(session: AsyncSession, scope: Scope, actor: str, ref: str) -> E
     """Remove an endpoint and its delivery log."""
     endpoint, org = await _endpoint_in_scope(session, scope, ref)
     now = utcnow()
-    view = _view(endpoint, org.code, now)
+    view = _view(endpoint, org, now)
     await session.delete(endpoint)
     await session.flush()
     await audit.append(
@@ -247,7 +249,7 @@ async def rotate(
     endpoint.secret, endpoint.secret_hint = box.seal(secret), hint(secret)
     endpoint.updated_at = now
     await session.flush()
-    view = _view(endpoint, org.code, now)
+    view = _view(endpoint, org, now)
     await audit.append(
         session,
         [
@@ -293,7 +295,7 @@ async def deliveries(
         .order_by(WebhookDelivery.id.desc())
         .limit(LOG_LENGTH)
     )
-    return _view(endpoint, org.code, utcnow()), [_delivery(row) for row in rows]
+    return _view(endpoint, org, utcnow()), [_delivery(row) for row in rows]
 
 
 async def replay(

@@ -50,6 +50,7 @@ async def test_an_admin_registers_an_endpoint_and_replays_a_delivery_on_the_page
         async with admin.request("GET", "/webhooks") as page:
             html = await page.text()
         assert secret not in html and secret[6:12] in html
+        assert "<td>西泉镇党委</td>" in html  # the organization by its name, not its code
         await make_session(db, "live")
         await wait_for(lambda: len(receiver.received) >= 2, "two events")
         endpoint = re.search(r"/webhooks/(\d+)/deliveries", html)
