@@ -219,12 +219,14 @@ async def emit_stream_events(
     if not readings:
         return 0
     targets = await _targets(session)
+    if not targets:  # the usual case: one query on the samples' hot path, no more
+        return 0
     live = await session.scalar(
         select(TrainingSession.public_id).where(
             TrainingSession.id == training_id, TrainingSession.state == "live"
         )
     )
-    if not targets or live is None:
+    if live is None:
         return 0
     stored = set(
         await session.scalars(
