@@ -107,3 +107,25 @@ REVIEW_LABELS = MappingProxyType(
         "refused_second_member": "Refused: this phone had already checked in another member",
     }
 )
+# The signed event callbacks' events and deliveries (webhooks page).
+EVENT_LABELS = MappingProxyType(
+    {
+        "session.scheduled": "Session scheduled",
+        "session.changed": "Session changed",
+        "session.started": "Session started",
+        "session.ended": "Session ended",
+        "session.finalized": "Attendance finalized",
+        "session.approved": "Session approved",
+        "broadcast.started": "Broadcast started",
+        "broadcast.ended": "Broadcast ended",
+        "venue.down": "Venue stream down",
+        "venue.recovered": "Venue stream recovered",
+        "plan.filed": "Plan filed",
+        "plan.accepted": "Plan accepted",
+        "plan.returned": "Plan returned",
+        "report.stored": "Monthly report stored",
+    }
+)
+DELIVERY_STATE_LABELS = MappingProxyType(
+    {"pending": "Pending", "delivered": "Delivered", "failed": "Given up"}
+)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from server.auth.access import allow
 from server.db.session import read_session, write_session
+from server.domain.labels import DELIVERY_STATE_LABELS, EVENT_LABELS
 from server.domain.webhook_secrets import SecretBox
 from server.domain.webhooks import EVENT_TYPES, EndpointFields, parse_endpoint
 from server.errors import ApiError
@@ -21,27 +22,6 @@ from server.pages.render import render
 from server.services import organizations, webhooks
 from server.services.webhooks import EndpointView
 
-EVENT_LABELS = MappingProxyType(
-    {
-        "session.scheduled": "Session scheduled",
-        "session.changed": "Session changed",
-        "session.started": "Session started",
-        "session.ended": "Session ended",
-        "session.finalized": "Attendance finalized",
-        "session.approved": "Session approved",
-        "broadcast.started": "Broadcast started",
-        "broadcast.ended": "Broadcast ended",
-        "venue.down": "Venue stream down",
-        "venue.recovered": "Venue stream recovered",
-        "plan.filed": "Plan filed",
-        "plan.accepted": "Plan accepted",
-        "plan.returned": "Plan returned",
-        "report.stored": "Monthly report stored",
-    }
-)
-DELIVERY_STATE_LABELS = MappingProxyType(
-    {"pending": "Pending", "delivered": "Delivered", "failed": "Given up"}
-)
 WEBHOOK_PAGE_MESSAGES = MappingProxyType(
     {
         "deleted": "The endpoint was deleted with its delivery log.",
