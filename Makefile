@@ -73,12 +73,14 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-# Two passes: the quick tests on both cores (a file's tests stay on one worker: they may share a
-# Redis database or a module's server), then the whole-process tests (`slow`: real servers,
-# agents, Chromium, the network lab) one at a time, since they measure frame rates and seconds.
+# Two passes: everything but the `solo` tests on three workers (a file's tests stay on one
+# worker: they may share a Redis database or a module's server; the whole-process tests among
+# them mostly wait on their processes, so a third worker keeps both cores busy), then the `solo`
+# tests (media through Chromium, the network lab, tight deadlines) one at a time, since they
+# measure frame rates and seconds. While working, `pytest -m "not slow"` skips every whole-process test.
 pytest: install-test
-	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow" --durations=10
-	$(BIN)/pytest -q -m slow --durations=15
+	$(BIN)/pytest -q -n 3 --dist loadfile -m "not solo" --durations=15
+	$(BIN)/pytest -q -m solo --durations=15
 
 test: lint typecheck audit pytest
 

@@ -29,7 +29,7 @@ from tests.support.procs import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 OUTAGE_S = 35.0  # long enough for the upload backoff to reach 16–32 s between tries
 DRAIN_WITHIN = timedelta(seconds=2)
 LINK_DELAY_S = 3.0

@@ -33,7 +33,7 @@ from venue_agent.link import Link
 from venue_agent.outbox import PENDING, REJECTED, SENT, NewEvent, Outbox
 from venue_agent.uploader import SAMPLES, Uploader
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 LOOPBACK = IceSettings(hosts=("127.0.0.1",))
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 T = TypeVar("T")

@@ -17,7 +17,7 @@ import pytest
 from tests.support.databases import PG_ENV, fresh_pg_database
 from tests.support.procs import Server, server_template, stop_process, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 ROUND_S = 1.0
 
 

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests.support.chromium import console_sync, launched_sync, needs_chromium
 from tests.support.procs import Agent, Agents, Server, add_city, wait_until
 
-pytestmark = [pytest.mark.slow, needs_chromium]
+pytestmark = [pytest.mark.slow, pytest.mark.solo, needs_chromium]
 BRANCHES = ("b1", "b2", "b3")
 PASSWORD = "live-broadcast-e2e"
 WAIT_MS = 20_000

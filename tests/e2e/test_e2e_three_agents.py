@@ -21,7 +21,7 @@ from tests.support.procs import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 VENUES = ("m", "b1", "b2")
 OUTAGE_S = 20
 

@@ -33,7 +33,7 @@ from tests.support.procs import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.slow, needs_chromium]
+pytestmark = [pytest.mark.slow, pytest.mark.solo, needs_chromium]
 PASSWORD = "makeup-e2e-password"
 TOPIC = "MAKEUP-E2E"
 LENGTH_S = 60

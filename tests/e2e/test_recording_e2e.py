@@ -27,7 +27,7 @@ from tests.support.chromium import confirm_ending, launched, needs_chromium, sig
 from tests.support.sessions import live_session
 from tests.support.world import World
 
-pytestmark = [needs_chromium, pytest.mark.sqlite_only, pytest.mark.slow]
+pytestmark = [needs_chromium, pytest.mark.sqlite_only, pytest.mark.slow, pytest.mark.solo]
 WAIT_MS = 15_000
 ON_AIR = "正在直播：本页面的画面和声音正在传送到各分会场。"
 

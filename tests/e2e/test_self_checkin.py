@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.support.chromium import console_sync, launched_sync, needs_chromium
 from tests.support.procs import Agents, Server, add_city, http_json, wait_until
 
-pytestmark = [needs_chromium, pytest.mark.slow]
+pytestmark = [needs_chromium, pytest.mark.slow, pytest.mark.solo]
 
 PHONE: dict[str, Any] = {
     "viewport": {"width": 390, "height": 844},

@@ -20,7 +20,13 @@ from tests.support.lab_procs import stored_samples, verified_up_seconds
 from tests.support.netlab import needs_lab
 from tests.support.procs import stop_process, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only, needs_chromium, needs_lab]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.solo,
+    pytest.mark.sqlite_only,
+    needs_chromium,
+    needs_lab,
+]
 BROADCAST_S = 25
 CLERK_S = 15  # from 结束直播 to the session's End
 

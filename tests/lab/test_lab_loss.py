@@ -12,7 +12,13 @@ from tests.lab.scenario import lab_broadcast
 from tests.support.chromium import needs_chromium
 from tests.support.netlab import needs_lab
 
-pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only, needs_chromium, needs_lab]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.solo,
+    pytest.mark.sqlite_only,
+    needs_chromium,
+    needs_lab,
+]
 BROADCAST_S = 50
 
 
