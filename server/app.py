@@ -23,6 +23,7 @@ from server.http.i18n import load_translations
 from server.keys import (
     ERROR_PAGE_KEY,
     METRICS_KEY,
+    RELAY_PLACE_KEY,
     SETTINGS_KEY,
     THROTTLE_KEY,
     TRANSLATIONS_KEY,
@@ -30,6 +31,7 @@ from server.keys import (
 from server.metrics import Metrics, metrics_middleware
 from server.pages.render import render_error_page, setup_templates
 from server.routes import setup_routes
+from server.rtc.relay_link import RelayPlace
 from server.settings import Settings
 
 SECURITY_HEADERS = MappingProxyType(
@@ -51,8 +53,9 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault(name, value)
 
 
-def create_app(settings: Settings) -> web.Application:
-    """Build the server application from its settings."""
+def create_app(settings: Settings, relay: RelayPlace | None = None) -> web.Application:
+    """Build the server application from its settings; `relay` says where the relay runs when
+    this is one of several workers (by default: here)."""
     app = web.Application(
         middlewares=[
             metrics_middleware,
@@ -68,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={"keepalive_timeout": settings.keepalive_timeout_s},
     )
     app[SETTINGS_KEY] = settings
+    app[RELAY_PLACE_KEY] = relay or RelayPlace()
     app[METRICS_KEY] = Metrics()
     app[TRANSLATIONS_KEY] = load_translations()
     app[THROTTLE_KEY] = LoginThrottle(

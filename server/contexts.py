@@ -4,6 +4,7 @@ reverse order, when it stops (aiohttp's "no singletons": everything lives on the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -21,6 +22,8 @@ from server.keys import (
     METRICS_KEY,
     PASSWORDS_KEY,
     RATE_LIMITS_KEY,
+    RELAY_KEY,
+    RELAY_PLACE_KEY,
     SETTINGS_KEY,
     WEBSOCKETS_KEY,
 )
@@ -30,6 +33,8 @@ from server.live.notify import wall_changed
 from server.live.rate_limits import make_rate_limits
 from server.live.sockets import OpenSockets
 from server.rtc.broadcasts import Broadcasts
+from server.rtc.relay_link import LocalRelay, RemoteRelay
+from server.rtc.relay_service import relay_service
 from server.services import recordings
 from server.services.clock import utcnow
 from server.webhook_worker import run_webhook_worker
@@ -62,8 +67,23 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def rtc_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The broadcasts on air; every peer connection is closed on exit."""
-    settings = app[SETTINGS_KEY]
+    """The relay: the broadcasts on air in this process, or worker 0's, asked over its socket."""
+    place = app[RELAY_PLACE_KEY]
+    if not place.owner:
+        assert place.socket is not None
+        remote = app[RELAY_KEY] = RemoteRelay(place.socket)
+        yield
+        await remote.close()
+        return
+    async with _relay_here(app):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _relay_here(app: web.Application) -> AsyncIterator[None]:
+    """The broadcasts on air; every peer connection is closed on exit. Under several workers the
+    relay is also served on its socket, which only the server's user can reach."""
+    settings, place = app[SETTINGS_KEY], app[RELAY_PLACE_KEY]
     telling: set[asyncio.Task[None]] = set()
 
     def recording_stopped(public_id: str, problem: str) -> None:
@@ -76,8 +96,18 @@ async def rtc_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.ice, recordings=settings.recordings_path, recording_stopped=recording_stopped
     )
     app[BROADCASTS_KEY] = broadcasts
+    relay = app[RELAY_KEY] = LocalRelay(broadcasts)
     app[METRICS_KEY].watch_relay(broadcasts)
+    service = None
+    if place.socket is not None:
+        place.socket.unlink(missing_ok=True)  # left by a worker 0 that was killed
+        service = web.AppRunner(relay_service(relay), access_log=None)
+        await service.setup()
+        await web.UnixSite(service, str(place.socket)).start()
+        place.socket.chmod(0o600)
     yield
+    if service is not None:
+        await service.cleanup()
     if telling:
         await asyncio.gather(*telling, return_exceptions=True)
     # Recordings of broadcasts still on air are finished and stored, not lost.

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from server.live.sockets import OpenSockets
     from server.metrics import Metrics
     from server.rtc.broadcasts import Broadcasts
+    from server.rtc.relay_link import Relay, RelayPlace
     from server.settings import Settings
 
     ErrorPageRenderer = Callable[[web.Request, ApiError], Awaitable[web.StreamResponse]]
@@ -35,7 +36,9 @@ ERROR_PAGE_KEY: web.AppKey[ErrorPageRenderer] = web.AppKey("error_page")
 BROKER_KEY: web.AppKey[Broker] = web.AppKey("broker")
 WEBSOCKETS_KEY: web.AppKey[OpenSockets] = web.AppKey("websockets")
 METRICS_KEY: web.AppKey[Metrics] = web.AppKey("metrics")
-BROADCASTS_KEY: web.AppKey[Broadcasts] = web.AppKey("broadcasts")
+BROADCASTS_KEY: web.AppKey[Broadcasts] = web.AppKey("broadcasts")  # only where the relay runs
+RELAY_KEY: web.AppKey[Relay] = web.AppKey("relay")  # every process
+RELAY_PLACE_KEY: web.AppKey[RelayPlace] = web.AppKey("relay_place")
 LEADERSHIP_KEY: web.AppKey[Leadership] = web.AppKey("leadership")
 RATE_LIMITS_KEY: web.AppKey[RateLimits] = web.AppKey("rate_limits")
 

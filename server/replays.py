@@ -11,7 +11,7 @@ from datetime import datetime
 from aiohttp import web
 
 from server.db.session import read_session, write_session
-from server.keys import BROADCASTS_KEY, DB_KEY, SETTINGS_KEY
+from server.keys import DB_KEY, RELAY_KEY, SETTINGS_KEY
 from server.live.notify import tell_venues, wall_changed
 from server.rtc.broadcasts import AlreadyOnAir
 from server.services import broadcasts, makeup, workflow
@@ -36,7 +36,7 @@ async def go_on_air(
     path = app[SETTINGS_KEY].recordings_home / file_name
     if not path.is_file():
         raise RecordingMissing(file_name)
-    await app[BROADCASTS_KEY].replay(public_id, venue_codes, path, now)
+    await app[RELAY_KEY].replay(public_id, venue_codes, path, now)
     async with write_session(app[DB_KEY]) as session:
         await broadcasts.record(session, actor, public_id, "start", now)
     await tell_venues(app, venue_codes, {"type": "broadcast_started", "session_id": public_id})

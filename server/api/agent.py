@@ -26,7 +26,7 @@ from server.domain.ics import CalendarEvent, calendar
 from server.domain.venues import HEARTBEAT_S, STATS_S
 from server.errors import ApiError, Invalid, TooLarge
 from server.http.body import checked, iso, read_json, reply
-from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, METRICS_KEY, SETTINGS_KEY
+from server.keys import AGENT_VENUE_KEY, DB_KEY, METRICS_KEY, RELAY_KEY, SETTINGS_KEY
 from server.live.broker import venue_channel
 from server.live.notify import wall_changed
 from server.live.sockets import serve_channel
@@ -209,6 +209,6 @@ async def agent_events(request: web.Request) -> web.WebSocketResponse:
     # An agent that (re)connects while a broadcast is on joins it at once.
     greeting = [
         {"type": "broadcast_started", "session_id": session_public_id}
-        for session_public_id in request.app[BROADCASTS_KEY].on_air_for(venue.code)
+        for session_public_id in await request.app[RELAY_KEY].on_air_for(venue.code)
     ]
     return await serve_channel(request, venue_channel(venue.code), greeting)

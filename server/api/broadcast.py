@@ -7,7 +7,6 @@ from typing import Any
 
 from aiohttp import web
 from aiortc import RTCSessionDescription
-from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.sdp import SessionDescription
 
 from passthrough.ports import PortsExhausted
@@ -18,18 +17,16 @@ from server.db.session import read_session, write_session
 from server.domain.vocabulary import WRITERS
 from server.errors import Conflict, Invalid, Unavailable
 from server.http.body import read_json, reply
-from server.keys import AGENT_VENUE_KEY, BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY
+from server.keys import AGENT_VENUE_KEY, DB_KEY, PRINCIPAL_KEY, RELAY_KEY
 from server.live.notify import tell_venues, wall_changed
 from server.rtc.broadcasts import AlreadyOnAir, NotOnAir
+from server.rtc.relay_link import NEGOTIATION_ERRORS
 from server.services import broadcasts, recordings
 from server.services.clock import utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_SDP = 64 * 1024
-# How aiortc refuses a well-formed offer it cannot negotiate; anything else raised while
-# answering is a failure of ours (a logged 500), not the offer's.
-NEGOTIATION_ERRORS = (ValueError, InvalidAccessError, InvalidStateError, OperationError)
 
 
 def _parses(sdp: str) -> bool:
@@ -87,24 +84,23 @@ async def post_broadcast(request: web.Request) -> web.Response:
     offer = _offer(await read_json(request))
     now = utcnow()
     try:
-        answer = await request.app[BROADCASTS_KEY].publish(
+        published = await request.app[RELAY_KEY].publish(
             target.public_id, target.venue_codes, offer, now
         )
     except PortsExhausted:
         raise _no_port() from None
     except NEGOTIATION_ERRORS as error:
         raise _unusable(error) from None
-    recorder = request.app[BROADCASTS_KEY].recording(target.public_id)
     async with write_session(request.app[DB_KEY]) as session:
         await broadcasts.record(session, principal.actor, target.public_id, "start", now)
-        if recorder is not None:
+        if published.recording is not None:
             await recordings.opened(
-                session, principal.actor, target.public_id, recorder.path.name, now
+                session, principal.actor, target.public_id, published.recording, now
             )
     message = {"type": "broadcast_started", "session_id": target.public_id}
     await tell_venues(request.app, target.venue_codes, message)
     await wall_changed(request.app, {target.public_id})
-    return _answer(answer)
+    return _answer(published.answer)
 
 
 @allow(*WRITERS)
@@ -139,7 +135,7 @@ async def delete_broadcast(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL_KEY]
     async with read_session(request.app[DB_KEY]) as session:
         target = await broadcasts.ending_target(session, principal.scope, request.match_info["id"])
-    ended = await request.app[BROADCASTS_KEY].end(target.public_id)
+    ended = await request.app[RELAY_KEY].end(target.public_id)
     if ended is not None:
         now = utcnow()
         async with write_session(request.app[DB_KEY]) as session:
@@ -163,7 +159,7 @@ async def agent_subscribe(request: web.Request) -> web.Response:
         await broadcasts.check_receiver(session, venue, session_public_id)
     offer = _offer(await read_json(request))
     try:
-        answer = await request.app[BROADCASTS_KEY].subscribe(session_public_id, venue.code, offer)
+        answer = await request.app[RELAY_KEY].subscribe(session_public_id, venue.code, offer)
     except NotOnAir:
         raise Conflict("No broadcast is on for session {id}.", id=session_public_id) from None
     except NoCommonCodec:

@@ -12,7 +12,7 @@ from server.domain.members import hours_number as hours
 from server.domain.sessions import parse_session
 from server.domain.vocabulary import READERS, REVIEWERS, SESSION_ACTIONS, WRITERS
 from server.http.body import checked, iso, query_year, read_json, reply
-from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.keys import DB_KEY, PRINCIPAL_KEY, RELAY_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
 from server.services import session_views, sessions, walk_ins, workflow
 from server.services.attendance_view import (
@@ -241,7 +241,7 @@ async def get_wall(request: web.Request) -> web.Response:
     public_id = request.match_info["id"]
     async with read_session(request.app[DB_KEY]) as session:
         state, tiles = await venue_wall(session, principal.scope, public_id, utcnow())
-    broadcast = request.app[BROADCASTS_KEY].status(public_id)
+    broadcast = await request.app[RELAY_KEY].status(public_id)
     shown = arrange(tiles, broadcast.on, broadcast.publishing)
     ready = readiness(shown, broadcast.on)
     return reply(

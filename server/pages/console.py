@@ -12,7 +12,7 @@ from server.domain.labels import ICE_PATH_LABELS
 from server.domain.vocabulary import BROADCASTABLE_STATES, VENUE_READERS, WRITERS
 from server.domain.wall_tiles import CONDITION_BADGES, CONDITION_LABELS
 from server.errors import Forbidden, Invalid
-from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.keys import DB_KEY, PRINCIPAL_KEY, RELAY_KEY, SETTINGS_KEY
 from server.live.notify import session_channel
 from server.live.sockets import serve_channel
 from server.pages.render import render
@@ -40,7 +40,7 @@ async def get_console(request: web.Request) -> web.Response:
         view = await session_views.view_of(session, principal.scope, training)
         owner = await sessions.is_owner(session, principal.scope, training)
         _, tiles = await venue_wall(session, principal.scope, public_id, utcnow())
-    broadcast = request.app[BROADCASTS_KEY].status(public_id)
+    broadcast = await request.app[RELAY_KEY].status(public_id)
     shown = arrange(tiles, broadcast.on, broadcast.publishing)
     context = {
         "session": view,

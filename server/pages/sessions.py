@@ -31,7 +31,7 @@ from server.domain.vocabulary import (
 from server.errors import Conflict, Forbidden, Invalid
 from server.http.i18n import translate_for
 from server.http.queries import query_page_number
-from server.keys import BROADCASTS_KEY, DB_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.keys import DB_KEY, PRINCIPAL_KEY, RELAY_KEY, SETTINGS_KEY
 from server.live.notify import schedule_changed
 from server.pages.forms import FormProblem, problem_of, redirect_with_notice
 from server.pages.render import render
@@ -258,7 +258,7 @@ async def _session_page(
             "may_edit": owner and role in WRITERS and editable(view.state),
             # One clear path to the broadcast: the organizer's operators go live from here.
             "may_broadcast": owner and role in WRITERS and view.state in BROADCASTABLE_STATES,
-            "on_air": request.app[BROADCASTS_KEY].status(public_id).on,
+            "on_air": (await request.app[RELAY_KEY].status(public_id)).on,
             "has_attendance": view.state in HELD_STATES,
             "problem": problem,
             "asked": asked,
