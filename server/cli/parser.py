@@ -22,6 +22,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int)
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on the one port (default 1; more need PostgreSQL and Redis)",
+    )
+    # How `--workers` starts each worker: not for people.
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--listen-fds", help=argparse.SUPPRESS)
+    serve.add_argument("--relay-socket", help=argparse.SUPPRESS)
+    serve.add_argument(
         "--access-log",
         action="store_true",
         help="log every HTTP request (at INFO, on stderr); off by default",

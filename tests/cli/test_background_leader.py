@@ -4,7 +4,6 @@ is killed with -9 the other takes the jobs over within a round or two (issue 17)
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.databases import PG_ENV, fresh_pg_database
+from tests.support.databases import fresh_pg_or_skip
 from tests.support.procs import Server, server_template, stop_process, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.solo]
@@ -31,11 +30,7 @@ def _metric(server: Server, name: str) -> float:
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set")
-    with fresh_pg_database(url, "hetang_leader") as target:
-        yield target
+    yield from fresh_pg_or_skip("hetang_leader")
 
 
 def test_two_processes_run_each_round_once_and_a_killed_leader_is_replaced(

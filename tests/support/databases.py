@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +27,15 @@ def backends() -> list[str]:
 def _pg_admin_url(url: str, database: str) -> str:
     base, _, _ = url.rpartition("/")
     return f"{base}/{database}"
+
+
+def fresh_pg_or_skip(prefix: str) -> Iterator[str]:
+    """A fixture's body: a fresh PostgreSQL database, or the test skipped without one."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set")
+    with fresh_pg_database(url, prefix) as target:
+        yield target
 
 
 @contextmanager

@@ -108,6 +108,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     # More HETANG_* settings (a PostgreSQL database, a shorter workflow round, …).
     settings: dict[str, str] = field(default_factory=dict)
+    workers: int = 1  # `hetang serve --workers`
 
     @property
     def url(self) -> str:
@@ -128,7 +129,8 @@ class Server:
         """Start and wait for /healthz."""
         log = (self.data_dir / "server.log").open("ab")
         self.process = subprocess.Popen(
-            [str(BIN / "hetang"), "--log-level", "WARNING", "serve", "--port", str(self.port)],
+            [str(BIN / "hetang"), "--log-level", "WARNING", "serve", "--port", str(self.port)]
+            + (["--workers", str(self.workers)] if self.workers != 1 else []),
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
