@@ -427,9 +427,9 @@ async def test_snapshots_keep_their_history(client: Any, db: Db, world: World) -
     async with read_session(db) as session:
         audited = (
             await session.execute(
-                select(AuditEntry.actor, AuditEntry.object_type).where(
-                    AuditEntry.action == "report.snapshot"
-                )
+                select(AuditEntry.actor, AuditEntry.object_type)
+                .where(AuditEntry.action == "report.snapshot")
+                .order_by(AuditEntry.id)
             )
         ).all()
     assert audited == [
