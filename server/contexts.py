@@ -47,7 +47,11 @@ STOP_GRACE_S = 30.0
 async def db_ctx(app: web.Application) -> AsyncIterator[None]:
     """The engine and session factory live exactly as long as the app."""
     settings = app[SETTINGS_KEY]
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout_s=settings.db_pool_timeout_s,
+    )
     app[ENGINE_KEY] = engine
     app[DB_KEY] = make_sessionmaker(engine, AuditSeal.of(settings.secret_key, settings.data_dir))
     yield

@@ -69,6 +69,10 @@ class Settings:
     recording_retention_days: int = 365
     # Signed event callbacks (HETANG_WEBHOOK_*): who may be a target, retries, disabling.
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    # PostgreSQL connections each process keeps (HETANG_DB_POOL_SIZE, as many again in bursts),
+    # and how long a request waits for one before it is answered 503 (HETANG_DB_POOL_TIMEOUT_S).
+    db_pool_size: int = 10
+    db_pool_timeout_s: float = 30.0
 
     @property
     def tz(self) -> ZoneInfo:
@@ -154,21 +158,28 @@ class Settings:
             recording_retention_days=_days(env.get("HETANG_RECORDING_RETENTION_DAYS", "365")),
             workflow_interval_s=_seconds(env, "HETANG_WORKFLOW_INTERVAL_S", 60.0, 0.5, 3600),
             webhooks=_webhook_settings(env),
+            db_pool_size=int(_seconds(env, "HETANG_DB_POOL_SIZE", 10, 1, 200, "a whole number")),
+            db_pool_timeout_s=_seconds(env, "HETANG_DB_POOL_TIMEOUT_S", 30.0, 0.1, 600),
         )
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    """A number of seconds from `low` to `high` (the default when unset); SettingsError naming
-    the variable otherwise."""
+def _seconds(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    low: float,
+    high: float,
+    kind: str = "a number of seconds",
+) -> float:
+    """A number from `low` to `high` (the default when unset; a whole one when `kind` says so);
+    SettingsError naming the variable otherwise."""
     raw = (env.get(name) or "").strip()
     try:
         value = float(raw) if raw else default
     except ValueError:
         value = -1.0
-    if not low <= value <= high:
-        raise SettingsError(
-            f"{name} must be a number of seconds from {low:g} to {high:g}, not {raw!r}"
-        )
+    if not low <= value <= high or (kind == "a whole number" and value != int(value)):
+        raise SettingsError(f"{name} must be {kind} from {low:g} to {high:g}, not {raw!r}")
     return value
 
 

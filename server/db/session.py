@@ -27,7 +27,14 @@ AUDIT_SEAL_INFO = "hetang_audit_seal"  # the key of a session's `info` that hold
 AUDIT_LOCK_KEY = 0x48455441
 
 
-def make_engine(url: str, *, echo: bool = False, foreign_keys: bool = True) -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    foreign_keys: bool = True,
+    pool_size: int = 10,
+    pool_timeout_s: float = 30.0,
+) -> AsyncEngine:
     """Create the engine; SQLite gets WAL, foreign keys, FULL sync and writer locking.
     Migrations turn SQLite's foreign keys off: a batch table copy drops the old table, and with
     them on that drop would cascade into every child row."""
@@ -36,7 +43,14 @@ def make_engine(url: str, *, echo: bool = False, foreign_keys: bool = True) -> A
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _configure_sqlite(engine, foreign_keys)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=pool_timeout_s,
+    )
 
 
 def _create_private_sqlite_file(url: str) -> None:

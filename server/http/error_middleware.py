@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 
 from server.errors import (
     ApiError,
@@ -17,6 +18,7 @@ from server.errors import (
     MethodNotAllowed,
     NotFound,
     TooLarge,
+    Unavailable,
 )
 from server.http.body_limit import MAX_BODY
 from server.http.i18n import translate_for
@@ -24,6 +26,7 @@ from server.keys import ERROR_PAGE_KEY, REQUEST_ID_KEY
 
 __all__ = ("MAX_BODY", "error_body", "error_middleware", "wants_html")
 log = logging.getLogger(__name__)
+BUSY_RETRY_AFTER_S = 5
 
 
 def error_body(request: web.Request, error: ApiError) -> dict[str, Any]:
@@ -74,6 +77,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(exc, web.HTTPMethodNotAllowed):
             mapped.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
         response = await _render(request, mapped)
+    except SQLAlchemyTimeout:
+        # Every database connection of this process stayed busy for the pool's whole wait:
+        # overload, not a fault. Agents and pages try again after Retry-After.
+        log.warning(
+            "no database connection within the wait for %s %s", request.method, request.path
+        )
+        response = await _render(
+            request,
+            Unavailable(
+                "The server is busy; try again in a few seconds.",
+                headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+            ),
+        )
     except Exception:
         log.exception(
             "unexpected error in %s %s (request %s)", request.method, request.path, request_id

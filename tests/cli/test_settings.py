@@ -65,8 +65,11 @@ def test_values_are_read(tmp_path: Path) -> None:
             "HETANG_ICE_SERVERS": "stun:stun.example.cn:3478,turn:turn.example.cn:3478",
             "HETANG_TURN_USERNAME": "hetang",
             "HETANG_TURN_CREDENTIAL": "s3cret",
+            "HETANG_DB_POOL_SIZE": "40",
+            "HETANG_DB_POOL_TIMEOUT_S": "2.5",
         }
     )
+    assert (settings.db_pool_size, settings.db_pool_timeout_s) == (40, 2.5)
     assert settings.ice.hosts == ("127.0.0.1", "10.0.0.5")
     assert settings.ice.servers == ("stun:stun.example.cn:3478", "turn:turn.example.cn:3478")
     assert (settings.ice.username, settings.ice.credential) == ("hetang", "s3cret")
@@ -123,6 +126,10 @@ def test_the_generated_secret_is_kept_private_and_reused(tmp_path: Path) -> None
         ("HETANG_RECORDING", "sometimes"),
         ("HETANG_RECORDING_RETENTION_DAYS", "-1"),
         ("HETANG_RECORDING_RETENTION_DAYS", "a year"),
+        ("HETANG_DB_POOL_SIZE", "0"),
+        ("HETANG_DB_POOL_SIZE", "2.5"),
+        ("HETANG_DB_POOL_SIZE", "many"),
+        ("HETANG_DB_POOL_TIMEOUT_S", "0"),
     ],
 )
 def test_a_bad_value_names_its_variable(tmp_path: Path, name: str, value: str) -> None:
