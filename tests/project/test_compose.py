@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from server.cli.parser import build_parser
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +54,10 @@ def test_migrations_at_start_and_health_check() -> None:
     server = _compose()["services"]["hetang"]
     command = " ".join(server["command"])
     assert command.index("hetang migrate") < command.index("hetang serve")
+    # Several processes, which the server runs on PostgreSQL and Redis only (as here).
+    serve = command.split("exec hetang ")[1].split()
+    args = build_parser().parse_args(serve)
+    assert args.command == "serve" and args.workers == 2
     assert "/healthz" in " ".join(server["healthcheck"]["test"])
     assert server["depends_on"]["postgres"]["condition"] == "service_healthy"
 
