@@ -30,6 +30,7 @@ from tests.support.procs import (
     server_template,
     stop_process,
     wait_until,
+    worker_pids,
 )
 from tests.support.rtc_peers import close_all, description, offer_to_publish, offer_to_view
 
@@ -57,23 +58,6 @@ def test_several_workers_need_postgresql_and_redis(tmp_path: Path) -> None:
     assert none.returncode == 2 and "give 1 to 64 processes, not 0" in none.stderr
     with pytest.raises(OSError):  # nothing listens
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-
-
-def _workers(parent: int) -> dict[int, int]:
-    """Worker index → process id, of the parent's live children."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        if int(fields[1]) == parent and fields[0] != "Z" and b"--worker" in command:
-            found[int(command[command.index(b"--worker") + 1])] = int(entry.name)
-    return found
 
 
 def _healthy(server: Server, times: int) -> None:
@@ -145,12 +129,12 @@ async def _broadcast(server: Server, session_id: str, tokens: dict[str, str]) ->
 
         # Worker 1 killed: started again, while the venues' picture (worker 0's) goes on.
         assert server.process is not None
-        before = _workers(server.process.pid)
+        before = worker_pids(server.process.pid)
         os.kill(before[1], signal.SIGKILL)
         killed = time.monotonic()
         again = await asyncio.to_thread(
             wait_until,
-            lambda: (w := _workers(server.process.pid)).get(1, before[1]) != before[1] and w,
+            lambda: (w := worker_pids(server.process.pid)).get(1, before[1]) != before[1] and w,
             "worker 1 to be started again",
         )
         assert again[0] == before[0]
@@ -185,7 +169,9 @@ def test_two_workers_share_the_port_and_the_relay_and_a_killed_one_comes_back(
     server.start()
     try:
         assert server.process is not None
-        workers = wait_until(lambda: len(w := _workers(server.process.pid)) == 2 and w, "2 workers")
+        workers = wait_until(
+            lambda: len(w := worker_pids(server.process.pid)) == 2 and w, "2 workers"
+        )
         for frozen in workers.values():  # each answers alone while the other is frozen
             os.kill(frozen, signal.SIGSTOP)
             try:
@@ -199,7 +185,7 @@ def test_two_workers_share_the_port_and_the_relay_and_a_killed_one_comes_back(
         parent = server.process.pid
         assert stop_process(server.process) == 0
         server.process = None
-    assert _workers(parent) == {}
+    assert worker_pids(parent) == {}
     log = (server.data_dir / "server.log").read_text()
     assert log.count(f"Hetang 已启动：http://127.0.0.1:{server.port}") == 1, log
     assert "worker 1" in log and "ended with code -9" in log, log

@@ -98,6 +98,23 @@ def stop_process(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> i
     return code
 
 
+def worker_pids(parent: int) -> dict[int, int]:
+    """Worker index → process id, of the live workers of `hetang serve --workers` `parent`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[1]) == parent and fields[0] != "Z" and b"--worker" in command:
+            found[int(command[command.index(b"--worker") + 1])] = int(entry.name)
+    return found
+
+
 @dataclass
 class Server:
     """`hetang serve` on a fixed port with its own data dir (restartable on the same port)."""
