@@ -1,0 +1,78 @@
+"""Janus VideoRoom operations the media backend needs (issue 17), on server.rtc.janus: a room
+per broadcast, the operator's page publishing into it, and each venue subscribing (Janus makes
+the offer, the agent answers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from server.rtc.janus import JanusHandle, Jsep
+
+
+@dataclass(frozen=True)
+class Published:
+    """The publisher's id in the room (what venues subscribe to) and Janus's answer."""
+
+    feed: int
+    answer: Jsep
+    streams: list[dict[str, Any]]
+
+
+async def create_room(handle: JanusHandle, room: int, bitrate_bps: int = 1_500_000) -> None:
+    """A room for one broadcast: one publisher, VP8 and Opus, as the operator's page sends."""
+    await handle.request(
+        {
+            "request": "create",
+            "room": room,
+            "publishers": 1,
+            "videocodec": "vp8",
+            "audiocodec": "opus",
+            "bitrate": bitrate_bps,
+            "notify_joining": False,
+        }
+    )
+
+
+async def destroy_room(handle: JanusHandle, room: int) -> None:
+    await handle.request({"request": "destroy", "room": room})
+
+
+async def room_exists(handle: JanusHandle, room: int) -> bool:
+    return bool((await handle.request({"request": "exists", "room": room}))["exists"])
+
+
+async def publish(handle: JanusHandle, room: int, display: str, offer: Jsep) -> Published:
+    """Join as the room's publisher and publish the offer; the answer, once negotiated."""
+    joined = await handle.message(
+        {"request": "join", "ptype": "publisher", "room": room, "display": display}
+    )
+    reply = await handle.message({"request": "publish", "audio": True, "video": True}, offer)
+    if reply.jsep is None:
+        raise ValueError("Janus answered the publisher without a session description")
+    return Published(int(joined.data["id"]), reply.jsep, list(reply.data.get("streams", [])))
+
+
+async def subscribe(handle: JanusHandle, room: int, feed: int, substream: int = 2) -> Jsep:
+    """Join as a subscriber of the feed; Janus's offer, for the venue to answer."""
+    reply = await handle.message(
+        {
+            "request": "join",
+            "ptype": "subscriber",
+            "room": room,
+            "streams": [{"feed": feed, "substream": substream}],
+        }
+    )
+    if reply.jsep is None:
+        raise ValueError("Janus offered no session description to the subscriber")
+    return reply.jsep
+
+
+async def start(handle: JanusHandle, answer: Jsep) -> None:
+    """The venue's answer to Janus's offer: the media starts."""
+    await handle.message({"request": "start"}, answer)
+
+
+async def participants(handle: JanusHandle, room: int) -> list[dict[str, Any]]:
+    data = await handle.request({"request": "listparticipants", "room": room})
+    return list(data.get("participants", []))

@@ -1,0 +1,114 @@
+"""A real Janus (Debian's `janus` 1.1.x, installed by .ci/run) for tests: its own config folder,
+HTTP port and RTP ports, and a veth address of its own for ICE (Janus never offers loopback
+candidates; deploy/janus/NOTES.md, section 4). Stopped with SIGINT, as Janus expects."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.netlab import _ip_run, lab_unavailable
+from tests.support.procs import free_port, stop_process
+
+MODULES = Path("/usr/lib/x86_64-linux-gnu/janus")
+UNUSED_PLUGINS = (
+    "audiobridge duktape echotest lua nosip recordplay sip textroom videocall voicemail streaming"
+)
+UNUSED_TRANSPORTS = "mqtt nanomsg pfunix rabbitmq websockets"
+
+
+def _janus_unavailable() -> str | None:
+    if shutil.which("janus") is None:
+        return "Janus is not installed (apt-get install janus; .ci/run does)"
+    return lab_unavailable()
+
+
+needs_janus = pytest.mark.skipif(
+    _janus_unavailable() is not None, reason=str(_janus_unavailable() or "Janus is here")
+)
+
+
+@dataclass(frozen=True)
+class RunningJanus:
+    url: str  # its HTTP API, http://127.0.0.1:<port>/janus
+    address: str  # the only address it (and its peers) use for ICE
+    folder: Path
+
+
+def _config(folder: Path, name: str, http_port: int, address: str, rtp: str) -> None:
+    def disabled(names: str) -> str:
+        return ",".join(f"libjanus_{n}.so" for n in names.split())
+
+    folder.mkdir(parents=True)
+    (folder / "janus.jcfg").write_text(
+        "general: {\n"
+        f'  configs_folder = "{folder}"\n'
+        f'  plugins_folder = "{MODULES}/plugins"\n'
+        f'  transports_folder = "{MODULES}/transports"\n'
+        f'  events_folder = "{MODULES}/events"\n'
+        f'  loggers_folder = "{MODULES}/loggers"\n'
+        f'  debug_level = 4\n  server_name = "{name}"\n  session_timeout = 60\n'
+        f'  admin_secret = "{secrets.token_hex(8)}"\n'
+        "}\ncertificates: {}\n"
+        f'media: {{ rtp_port_range = "{rtp}" }}\n'
+        f'nat: {{ ice_enforce_list = "{address}" }}\n'
+        f'plugins: {{ disable = "{disabled(UNUSED_PLUGINS)}" }}\n'
+        f'transports: {{ disable = "{disabled(UNUSED_TRANSPORTS)}" }}\n'
+        'loggers: { disable = "libjanus_jsonlog.so" }\n'
+        "events: { broadcast = false }\n"
+    )
+    (folder / "janus.transport.http.jcfg").write_text(
+        "general: {\n"
+        f'  json = "compact"\n  base_path = "/janus"\n  http = true\n  port = {http_port}\n'
+        '  ip = "127.0.0.1"\n  https = false\n}\n'
+        "admin: { admin_http = false }\n"
+    )
+    (folder / "janus.plugin.videoroom.jcfg").write_text("general: {}\n")
+
+
+@contextlib.contextmanager
+def janus_instance(root: Path, name: str = "janus-test") -> Iterator[RunningJanus]:
+    """One Janus on a veth address of its own, answering /janus/info; removed afterwards."""
+    tag = secrets.token_hex(2)
+    third = 1 + secrets.randbelow(250)
+    address, device = f"10.78.{third}.1", f"hj{tag}"
+    _ip_run("ip", "link", "add", device, "type", "veth", "peer", "name", device + "p")
+    try:
+        _ip_run("ip", "addr", "add", f"{address}/24", "dev", device)
+        _ip_run("ip", "link", "set", device, "up")
+        _ip_run("ip", "link", "set", device + "p", "up")
+        port = free_port()
+        low = 20000 + 1000 * secrets.randbelow(20)
+        folder = root / name
+        _config(folder, name, port, address, f"{low}-{low + 999}")
+        log = (root / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            ["janus", "-F", str(folder), "-o"], stdout=log, stderr=subprocess.STDOUT, cwd=root
+        )
+        log.close()
+        url = f"http://127.0.0.1:{port}/janus"
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with urllib.request.urlopen(url + "/info", timeout=2):  # noqa: S310
+                        break
+                except OSError:
+                    assert process.poll() is None, (root / f"{name}.log").read_text()[-2000:]
+                    assert time.monotonic() < deadline, "Janus did not answer /janus/info"
+                    time.sleep(0.1)
+            yield RunningJanus(url, address, folder)
+        finally:
+            stop_process(process, signal.SIGINT)
+    finally:
+        _ip_run("ip", "link", "del", device, check=False)
