@@ -92,6 +92,7 @@ bench: install-test
 	$(BIN)/python bench/agent_cost.py
 	$(BIN)/python bench/reports.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) .venv-agent var .mypy_cache .ruff_cache .pytest_cache

@@ -91,12 +91,29 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(parent: int) -> float:
+    """CPU time (user + system) used so far by a process and its live children."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(entry.name) == parent or int(fields[1]) == parent:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 @contextmanager
-def server_process(env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """`hetang serve` on a free port; yields its base URL and pid, and stops it afterwards."""
+def server_process(env: dict[str, str], workers: int = 1) -> Iterator[tuple[str, int]]:
+    """`hetang serve` on a free port (`--workers` when more than one); yields its base URL and
+    pid, and stops it afterwards."""
     port = free_port()
+    several = ["--workers", str(workers)] if workers != 1 else []
     process = subprocess.Popen(
-        [str(BIN / "hetang"), "--log-level", "WARNING", "serve", "--port", str(port)],
+        [str(BIN / "hetang"), "--log-level", "WARNING", "serve", "--port", str(port), *several],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -115,7 +132,7 @@ def server_process(env: dict[str, str]) -> Iterator[tuple[str, int]]:
         yield base, process.pid
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        process.wait(timeout=60)
 
 
 def percentile(values: list[float], pct: float) -> float:
