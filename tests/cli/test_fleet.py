@@ -28,7 +28,7 @@ from tests.support.procs import Server, server_template, stop_process, wait_unti
 from tools.fleet import ENDPOINTS, run_fleet
 from tools.fleet_setup import build_fleet_city
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]  # 2,000 agents take both cores
 AGENTS = int(os.environ.get("HETANG_FLEET_AGENTS", "2000"))
 SECONDS = float(os.environ.get("HETANG_FLEET_S", "90"))
 PROCESSES = 4
