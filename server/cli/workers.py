@@ -7,6 +7,7 @@ background jobs behind a PostgreSQL lock."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import shutil
 import signal
@@ -27,6 +28,7 @@ STOP_GRACE_S = 40.0  # a worker finishes its requests, its recordings and its jo
 QUICK_EXIT_S = 10.0  # a worker that ends sooner than this after starting is restarted later
 MAX_BACKOFF_S = 10.0
 BACKLOG = 1024
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class ListenError(Exception):
@@ -55,6 +57,13 @@ def listen(hosts: Sequence[str], port: int) -> list[socket.socket]:
     return sockets
 
 
+def _end_with_parent() -> None:
+    """In the worker, before it runs: SIGTERM when the parent dies, even by kill -9, so that no
+    orphaned worker keeps serving the port (Linux's PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @dataclass
 class Worker:
     index: int
@@ -79,7 +88,9 @@ class Supervisor:
 
     def start(self, worker: Worker) -> None:
         # Our own interpreter and module, with arguments we built: nothing from outside.
-        worker.process = subprocess.Popen(self.command(worker.index), pass_fds=self.fds)  # noqa: S603
+        worker.process = subprocess.Popen(  # noqa: S603
+            self.command(worker.index), pass_fds=self.fds, preexec_fn=_end_with_parent
+        )
         worker.started = time.monotonic()
         log.info("worker %d runs as process %d", worker.index, worker.process.pid)
 

@@ -60,6 +60,15 @@ def test_several_workers_need_postgresql_and_redis(tmp_path: Path) -> None:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
 
 
+def _alive(pid: int) -> bool:
+    """Whether the process runs (an ended one waiting to be reaped does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def _healthy(server: Server, times: int) -> None:
     for _ in range(times):  # a new connection each time: any worker may take it
         assert http_json("GET", server.url + "/healthz", timeout=5)[0] == 200
@@ -189,3 +198,24 @@ def test_two_workers_share_the_port_and_the_relay_and_a_killed_one_comes_back(
     log = (server.data_dir / "server.log").read_text()
     assert log.count(f"Hetang 已启动：http://127.0.0.1:{server.port}") == 1, log
     assert "worker 1" in log and "ended with code -9" in log, log
+
+
+@pytest.mark.slow
+def test_the_workers_end_with_a_killed_parent(database: str, tmp_path: Path) -> None:
+    redis = os.environ.get(REDIS_ENV)
+    if not redis:
+        pytest.skip(f"{REDIS_ENV} is not set")
+    settings = {"HETANG_DATABASE_URL": database, "HETANG_REDIS_URL": redis}
+    _, token = server_template(tmp_path / "template", **settings)
+    server = Server(tmp_path / "server", token, settings=settings, workers=2)
+    server.data_dir.mkdir()
+    server.start()
+    assert server.process is not None
+    parent = server.process.pid
+    workers = wait_until(lambda: len(w := worker_pids(parent)) == 2 and w, "2 workers")
+    stop_process(server.process, signal.SIGKILL)
+    server.process = None
+    # No orphan keeps serving the port: each worker is told when its parent dies.
+    wait_until(lambda: not any(map(_alive, workers.values())), "the workers to end")
+    with pytest.raises(OSError):
+        urllib.request.urlopen(server.url + "/healthz", timeout=2)  # noqa: S310
