@@ -23,8 +23,8 @@ from sqlalchemy import func, select
 
 from server.db.models import CheckIn, TrainingSession
 from server.db.session import make_engine
-from tests.support.databases import REDIS_ENV, fresh_pg_or_skip
-from tests.support.procs import Server, server_template, stop_process, wait_until, worker_pids
+from tests.support.databases import fresh_pg_or_skip
+from tests.support.procs import stop_process, wait_until, worker_pids, workers_server
 from tools.fleet import ENDPOINTS, run_fleet
 from tools.fleet_setup import build_fleet_city
 
@@ -69,17 +69,10 @@ def _ms(values: list[float], pct: float) -> str:
 def test_a_fleet_of_agents_loses_nothing_when_a_worker_is_killed(
     database: str, tmp_path: Path
 ) -> None:
-    redis = os.environ.get(REDIS_ENV)
-    if not redis:
-        pytest.skip(f"{REDIS_ENV} is not set")
-    settings = {"HETANG_DATABASE_URL": database, "HETANG_REDIS_URL": redis}
-    _, token = server_template(tmp_path / "template", **settings)
-    server = Server(tmp_path / "server", token, settings=settings, workers=2)
-    server.data_dir.mkdir()
-    server.start()
+    server = workers_server(database, tmp_path)
     killed: dict[str, Any] = {}
     try:
-        plans = asyncio.run(build_fleet_city(server.url, token, AGENTS))
+        plans = asyncio.run(build_fleet_city(server.url, server.admin_token, AGENTS))
         assert server.process is not None
         parent = server.process.pid
 

@@ -20,17 +20,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.databases import REDIS_ENV, fresh_pg_or_skip
+from tests.support.databases import fresh_pg_or_skip
 from tests.support.procs import (
     BIN,
     Server,
     clean_env,
     free_port,
     http_json,
-    server_template,
     stop_process,
     wait_until,
     worker_pids,
+    workers_server,
 )
 from tests.support.rtc_peers import close_all, description, offer_to_publish, offer_to_view
 
@@ -168,14 +168,7 @@ def database() -> Iterator[str]:
 def test_two_workers_share_the_port_and_the_relay_and_a_killed_one_comes_back(
     database: str, tmp_path: Path
 ) -> None:
-    redis = os.environ.get(REDIS_ENV)
-    if not redis:
-        pytest.skip(f"{REDIS_ENV} is not set")
-    settings = {"HETANG_DATABASE_URL": database, "HETANG_REDIS_URL": redis}
-    _, token = server_template(tmp_path / "template", **settings)
-    server = Server(tmp_path / "server", token, settings=settings, workers=2)
-    server.data_dir.mkdir()
-    server.start()
+    server = workers_server(database, tmp_path)
     try:
         assert server.process is not None
         workers = wait_until(
@@ -202,14 +195,7 @@ def test_two_workers_share_the_port_and_the_relay_and_a_killed_one_comes_back(
 
 @pytest.mark.slow
 def test_the_workers_end_with_a_killed_parent(database: str, tmp_path: Path) -> None:
-    redis = os.environ.get(REDIS_ENV)
-    if not redis:
-        pytest.skip(f"{REDIS_ENV} is not set")
-    settings = {"HETANG_DATABASE_URL": database, "HETANG_REDIS_URL": redis}
-    _, token = server_template(tmp_path / "template", **settings)
-    server = Server(tmp_path / "server", token, settings=settings, workers=2)
-    server.data_dir.mkdir()
-    server.start()
+    server = workers_server(database, tmp_path)
     assert server.process is not None
     parent = server.process.pid
     workers = wait_until(lambda: len(w := worker_pids(parent)) == 2 and w, "2 workers")

@@ -21,6 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
+from tests.support.databases import REDIS_ENV
+
 BIN = Path(sys.executable).parent
 SECRET = "agent-test-secret-" + "k" * 32
 DEADLINE_S = 30.0
@@ -233,6 +237,19 @@ def server_template(root: Path, **settings: str) -> tuple[Path, str]:
     hetang(env, "migrate")
     hetang(env, "user", "add", "root", "--role", "admin", "--password-stdin", stdin="x" * 16)
     return root, hetang(env, "token", "create", "root").strip()
+
+
+def workers_server(database: str, root: Path, workers: int = 2) -> Server:
+    """`hetang serve --workers` on this PostgreSQL database and the tests' Redis, started (the
+    test is skipped without Redis); its admin token is `admin_token`."""
+    redis = os.environ.get(REDIS_ENV)
+    if not redis:
+        pytest.skip(f"{REDIS_ENV} is not set")
+    settings = {"HETANG_DATABASE_URL": database, "HETANG_REDIS_URL": redis}
+    _, token = server_template(root / "template", **settings)
+    server = Server(root / "server", token, settings=settings, workers=workers)
+    server.data_dir.mkdir()
+    return server.start()
 
 
 def new_server(template: tuple[Path, str], data_dir: Path) -> Server:
