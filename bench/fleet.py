@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import bench_env, cpu_seconds, hetang, percentile, server_process
-from tools.fleet import ENDPOINTS, FleetResult, Pace, run_fleet
+from tools.fleet import ENDPOINTS, Pace, Tally, run_fleet
 from tools.fleet_setup import build_fleet_city
 from tools.pg import fresh_pg_database
 
@@ -47,7 +47,7 @@ def one_run(workers: int, agents: int, seconds: float, database: str, redis: str
     return report(workers, result, elapsed, cpu)
 
 
-def report(workers: int, result: FleetResult, elapsed: float, cpu: float) -> str:
+def report(workers: int, result: Tally, elapsed: float, cpu: float) -> str:
     done = sum(len(result.latencies[e]) for e in ENDPOINTS if e != "events")
     failed = sum(result.failures.values())
     lines = [

@@ -53,16 +53,16 @@ class Tally:
     unsent: int = 0  # events still not answered after the drain
     connected_at_end: int = 0
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "latencies": {e: [round(v, 5) for v in vs] for e, vs in self.latencies.items()},
-            "failures": self.failures,
-            "statuses": self.statuses,
-            "created": self.created,
-            "connects": self.connects,
-            "unsent": self.unsent,
-            "connected_at_end": self.connected_at_end,
-        }
+    def add(self, other: Tally) -> None:
+        """Count another process's agents in (run_fleet adds up its processes' tallies)."""
+        for endpoint in ENDPOINTS:
+            self.latencies[endpoint] += other.latencies[endpoint]
+            self.failures[endpoint] += other.failures[endpoint]
+        self.statuses.update(other.statuses)
+        self.created += other.created
+        self.connects += other.connects
+        self.unsent += other.unsent
+        self.connected_at_end += other.connected_at_end
 
 
 @dataclass(frozen=True)
@@ -213,20 +213,6 @@ async def run_agents(
     return tally
 
 
-@dataclass
-class FleetResult:
-    """What every process of the fleet saw, added up."""
-
-    agents: int
-    latencies: dict[str, list[float]] = field(default_factory=lambda: {e: [] for e in ENDPOINTS})
-    failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENDPOINTS, 0))
-    statuses: dict[str, str] = field(default_factory=dict)
-    created: int = 0
-    connects: int = 0
-    unsent: int = 0
-    connected_at_end: int = 0
-
-
 def run_fleet(
     server: str,
     plans: Sequence[AgentPlan],
@@ -234,8 +220,9 @@ def run_fleet(
     processes: int,
     work_dir: Path,
     pace: Pace = Pace(),
-) -> FleetResult:
-    """The agents spread over `processes` processes of `python -m tools.fleet`."""
+) -> Tally:
+    """The agents spread over `processes` processes of `python -m tools.fleet`; what they all
+    saw, added up."""
     children = []
     for n in range(processes):
         share = [dataclasses.asdict(plan) for plan in plans[n::processes]]
@@ -247,17 +234,9 @@ def run_fleet(
     for child in children:
         if child.wait() != 0:
             raise RuntimeError(f"a fleet process ended with code {child.returncode}")
-    result = FleetResult(len(plans))
+    result = Tally()
     for n in range(processes):
-        part = json.loads((work_dir / f"tally-{n}.json").read_text())
-        for endpoint in ENDPOINTS:
-            result.latencies[endpoint] += part["latencies"][endpoint]
-            result.failures[endpoint] += part["failures"][endpoint]
-        result.statuses.update(part["statuses"])
-        result.created += part["created"]
-        result.connects += part["connects"]
-        result.unsent += part["unsent"]
-        result.connected_at_end += part["connected_at_end"]
+        result.add(Tally(**json.loads((work_dir / f"tally-{n}.json").read_text())))
     return result
 
 
@@ -274,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in json.loads(args.plans.read_text())
     ]
     tally = asyncio.run(run_agents(args.server, plans, args.seconds, Pace(**json.loads(args.pace))))
-    args.out.write_text(json.dumps(tally.as_json()))
+    args.out.write_text(json.dumps(dataclasses.asdict(tally)))
     return 0
 
 
