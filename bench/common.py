@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tools.procfs import children, process
+
 BIN = Path(sys.executable).parent
 
 
@@ -93,17 +95,8 @@ def peak_rss_mb(pid: int) -> float:
 
 def cpu_seconds(parent: int) -> float:
     """CPU time (user + system) used so far by a process and its live children."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(entry.name) == parent or int(fields[1]) == parent:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    own = process(parent)
+    return (own.cpu_s if own else 0.0) + sum(child.cpu_s for child in children(parent))
 
 
 @contextmanager

@@ -33,6 +33,7 @@ from tests.support.procs import (
     workers_server,
 )
 from tests.support.rtc_peers import close_all, description, offer_to_publish, offer_to_view
+from tools.procfs import process
 
 VENUES = ("b1", "b2", "b3")
 
@@ -58,15 +59,6 @@ def test_several_workers_need_postgresql_and_redis(tmp_path: Path) -> None:
     assert none.returncode == 2 and "give 1 to 64 processes, not 0" in none.stderr
     with pytest.raises(OSError):  # nothing listens
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-
-
-def _alive(pid: int) -> bool:
-    """Whether the process runs (an ended one waiting to be reaped does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _healthy(server: Server, times: int) -> None:
@@ -202,6 +194,9 @@ def test_the_workers_end_with_a_killed_parent(database: str, tmp_path: Path) -> 
     stop_process(server.process, signal.SIGKILL)
     server.process = None
     # No orphan keeps serving the port: each worker is told when its parent dies.
-    wait_until(lambda: not any(map(_alive, workers.values())), "the workers to end")
+    wait_until(
+        lambda: not any((p := process(pid)) and p.running for pid in workers.values()),
+        "the workers to end",
+    )
     with pytest.raises(OSError):
         urllib.request.urlopen(server.url + "/healthz", timeout=2)  # noqa: S310

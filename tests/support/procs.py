@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.support.databases import REDIS_ENV
+from tools.procfs import children
 
 BIN = Path(sys.executable).parent
 SECRET = "agent-test-secret-" + "k" * 32
@@ -104,19 +105,11 @@ def stop_process(process: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> i
 
 def worker_pids(parent: int) -> dict[int, int]:
     """Worker index → process id, of the live workers of `hetang serve --workers` `parent`."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        if int(fields[1]) == parent and fields[0] != "Z" and b"--worker" in command:
-            found[int(command[command.index(b"--worker") + 1])] = int(entry.name)
-    return found
+    return {
+        int(child.command[child.command.index("--worker") + 1]): child.pid
+        for child in children(parent)
+        if "--worker" in child.command
+    }
 
 
 @dataclass
