@@ -158,27 +158,35 @@ class Settings:
             recording_retention_days=_days(env.get("HETANG_RECORDING_RETENTION_DAYS", "365")),
             workflow_interval_s=_seconds(env, "HETANG_WORKFLOW_INTERVAL_S", 60.0, 0.5, 3600),
             webhooks=_webhook_settings(env),
-            db_pool_size=int(_seconds(env, "HETANG_DB_POOL_SIZE", 10, 1, 200, "a whole number")),
+            db_pool_size=_whole(env, "HETANG_DB_POOL_SIZE", 10, 1, 200),
             db_pool_timeout_s=_seconds(env, "HETANG_DB_POOL_TIMEOUT_S", 30.0, 0.1, 600),
         )
 
 
-def _seconds(
-    env: Mapping[str, str],
-    name: str,
-    default: float,
-    low: float,
-    high: float,
-    kind: str = "a number of seconds",
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """A number of seconds from `low` to `high` (the default when unset)."""
+    return _number(env, name, default, low, high, "a number of seconds")
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A whole number from `low` to `high` (the default when unset)."""
+    value = _number(env, name, default, low, high, "a whole number")
+    if value != int(value):
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, not {value:g}")
+    return int(value)
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: float, low: float, high: float, kind: str
 ) -> float:
-    """A number from `low` to `high` (the default when unset; a whole one when `kind` says so);
-    SettingsError naming the variable otherwise."""
+    """A number from `low` to `high` (the default when unset); SettingsError naming the
+    variable and quoting the value otherwise."""
     raw = (env.get(name) or "").strip()
     try:
         value = float(raw) if raw else default
     except ValueError:
         value = -1.0
-    if not low <= value <= high or (kind == "a whole number" and value != int(value)):
+    if not low <= value <= high:
         raise SettingsError(f"{name} must be {kind} from {low:g} to {high:g}, not {raw!r}")
     return value
 
