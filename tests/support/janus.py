@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netlab import _ip_run, lab_unavailable
+from tests.support.netlab import ip_run, lab_unavailable
 from tests.support.procs import free_port, stop_process
 
 MODULES = Path("/usr/lib/x86_64-linux-gnu/janus")
@@ -82,11 +82,11 @@ def janus_instance(root: Path, name: str = "janus-test") -> Iterator[RunningJanu
     tag = secrets.token_hex(2)
     third = 1 + secrets.randbelow(250)
     address, device = f"10.78.{third}.1", f"hj{tag}"
-    _ip_run("ip", "link", "add", device, "type", "veth", "peer", "name", device + "p")
+    ip_run("ip", "link", "add", device, "type", "veth", "peer", "name", device + "p")
     try:
-        _ip_run("ip", "addr", "add", f"{address}/24", "dev", device)
-        _ip_run("ip", "link", "set", device, "up")
-        _ip_run("ip", "link", "set", device + "p", "up")
+        ip_run("ip", "addr", "add", f"{address}/24", "dev", device)
+        ip_run("ip", "link", "set", device, "up")
+        ip_run("ip", "link", "set", device + "p", "up")
         port = free_port()
         low = 20000 + 1000 * secrets.randbelow(20)
         folder = root / name
@@ -111,4 +111,4 @@ def janus_instance(root: Path, name: str = "janus-test") -> Iterator[RunningJanu
         finally:
             stop_process(process, signal.SIGINT)
     finally:
-        _ip_run("ip", "link", "del", device, check=False)
+        ip_run("ip", "link", "del", device, check=False)

@@ -31,7 +31,8 @@ WAN_PREFIX = "10.231"  # 10.231.N.0/24, N picked per lab among the free ones
 TOOLS = ("ip", "nft", "tc")
 
 
-def _ip_run(*argv: str, check: bool = True, stdin: str | None = None) -> str:
+def ip_run(*argv: str, check: bool = True, stdin: str | None = None) -> str:
+    """Run an ip/nft/tc command (failing loudly unless check is off); its stdout."""
     result = subprocess.run(
         list(argv), input=stdin, capture_output=True, text=True, timeout=30, check=False
     )
@@ -51,12 +52,12 @@ def lab_unavailable() -> str | None:
         return f"the network lab needs {needed} on PATH (apt-get install iproute2 nftables)"
     probe = "hlprobe" + secrets.token_hex(2)
     try:
-        _ip_run("ip", "netns", "add", probe)
-        _ip_run("ip", "netns", "exec", probe, "nft", "list", "tables")
+        ip_run("ip", "netns", "add", probe)
+        ip_run("ip", "netns", "exec", probe, "nft", "list", "tables")
     except (RuntimeError, OSError) as error:
         return f"network namespaces cannot be made here: {error}"
     finally:
-        _ip_run("ip", "netns", "delete", probe, check=False)
+        ip_run("ip", "netns", "delete", probe, check=False)
     return None
 
 
@@ -152,11 +153,11 @@ class Lab:
         place.conditions.downlink_kbit = kbit
         router = ("ip", "netns", "exec", place.router_ns)
         if kbit is None:
-            _ip_run(*router, "tc", "qdisc", "del", "dev", place.lan_dev, "root", check=False)
+            ip_run(*router, "tc", "qdisc", "del", "dev", place.lan_dev, "root", check=False)
             return
         # Burst: 50 ms at the rate, never under 10 full packets; a 200 ms queue before drops.
         burst = max(15_000, kbit * 1000 // 8 // 20)
-        _ip_run(
+        ip_run(
             *router,
             "tc",
             "qdisc",
@@ -180,7 +181,7 @@ class Lab:
         if place.conditions.downlink_kbit is None:
             return 0, 0, 0
         router = ("ip", "netns", "exec", place.router_ns)
-        listing = _ip_run(*router, "tc", "-s", "qdisc", "show", "dev", place.lan_dev)
+        listing = ip_run(*router, "tc", "-s", "qdisc", "show", "dev", place.lan_dev)
         words = listing.replace(",", " ").replace("(", " ").split()
         sent = packets = dropped = 0
         for index, word in enumerate(words[:-1]):
@@ -200,7 +201,7 @@ class Lab:
         """Packets the router's conditions dropped so far (nft counters), of one protocol ("udp",
         "tcp") or of all."""
         place = self.venues[venue]
-        listing = _ip_run(
+        listing = ip_run(
             "ip",
             "netns",
             "exec",
@@ -236,14 +237,14 @@ class Lab:
                 f"add rule inet {TABLE} conditions {towards}meta l4proto udp "
                 f"numgen random mod 100 < {chosen.loss_pct} counter drop"
             )
-        _ip_run(
+        ip_run(
             "ip", "netns", "exec", place.router_ns, "nft", "-f", "-", stdin="\n".join(rules) + "\n"
         )
 
 
 def _free_third_octet() -> int:
     """A third octet N whose 10.231.N.0/24 no interface of the host uses."""
-    used = _ip_run("ip", "-4", "-o", "addr", "show")
+    used = ip_run("ip", "-4", "-o", "addr", "show")
     for _ in range(200):
         third = 1 + secrets.randbelow(250)
         if f" {WAN_PREFIX}.{third}." not in used:
@@ -287,29 +288,29 @@ def _add_venue(lab: Lab, name: str, index: int, third: int) -> Venue:
     host_dev, venue_dev = f"{tag}h{index}", f"{tag}c{index}"
     router = ("ip", "-n", venue.router_ns)
     inside = ("ip", "-n", venue.ns)
-    _ip_run("ip", "netns", "add", venue.router_ns)
-    _ip_run("ip", "netns", "add", venue.ns)
+    ip_run("ip", "netns", "add", venue.router_ns)
+    ip_run("ip", "netns", "add", venue.ns)
     # host ⟷ router
-    _ip_run("ip", "link", "add", host_dev, "type", "veth", "peer", "name", venue.wan_dev)
+    ip_run("ip", "link", "add", host_dev, "type", "veth", "peer", "name", venue.wan_dev)
     lab.host_links.append(host_dev)
-    _ip_run("ip", "link", "set", venue.wan_dev, "netns", venue.router_ns)
-    _ip_run("ip", "link", "set", host_dev, "master", lab.bridge, "up")
-    _ip_run(*router, "addr", "add", f"{venue.router_wan}/24", "dev", venue.wan_dev)
-    _ip_run(*router, "link", "set", venue.wan_dev, "up")
-    _ip_run(*router, "link", "set", "lo", "up")
+    ip_run("ip", "link", "set", venue.wan_dev, "netns", venue.router_ns)
+    ip_run("ip", "link", "set", host_dev, "master", lab.bridge, "up")
+    ip_run(*router, "addr", "add", f"{venue.router_wan}/24", "dev", venue.wan_dev)
+    ip_run(*router, "link", "set", venue.wan_dev, "up")
+    ip_run(*router, "link", "set", "lo", "up")
     # router ⟷ venue
-    _ip_run(*router, "link", "add", venue.lan_dev, "type", "veth", "peer", "name", venue_dev)
-    _ip_run(*router, "link", "set", venue_dev, "netns", venue.ns)
-    _ip_run(*router, "addr", "add", f"192.168.{10 + index}.1/24", "dev", venue.lan_dev)
-    _ip_run(*router, "link", "set", venue.lan_dev, "up")
-    _ip_run(*inside, "addr", "add", f"{venue.address}/24", "dev", venue_dev)
-    _ip_run(*inside, "link", "set", venue_dev, "up")
-    _ip_run(*inside, "link", "set", "lo", "up")
-    _ip_run(*inside, "route", "add", "default", "via", f"192.168.{10 + index}.1")
+    ip_run(*router, "link", "add", venue.lan_dev, "type", "veth", "peer", "name", venue_dev)
+    ip_run(*router, "link", "set", venue_dev, "netns", venue.ns)
+    ip_run(*router, "addr", "add", f"192.168.{10 + index}.1/24", "dev", venue.lan_dev)
+    ip_run(*router, "link", "set", venue.lan_dev, "up")
+    ip_run(*inside, "addr", "add", f"{venue.address}/24", "dev", venue_dev)
+    ip_run(*inside, "link", "set", venue_dev, "up")
+    ip_run(*inside, "link", "set", "lo", "up")
+    ip_run(*inside, "route", "add", "default", "via", f"192.168.{10 + index}.1")
     # The router's only way out is the host's lab address; it forwards and masquerades.
-    _ip_run(*router, "route", "add", "default", "via", lab.host_address)
-    _ip_run("ip", "netns", "exec", venue.router_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-    _ip_run(
+    ip_run(*router, "route", "add", "default", "via", lab.host_address)
+    ip_run("ip", "netns", "exec", venue.router_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    ip_run(
         "ip",
         "netns",
         "exec",
@@ -325,14 +326,14 @@ def _add_venue(lab: Lab, name: str, index: int, third: int) -> Venue:
 def _stop_namespace_processes(ns: str) -> None:
     """SIGTERM, then SIGKILL, whatever still runs inside one of the lab's own namespaces."""
     for sig, pause in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 1.0)):
-        pids = [int(p) for p in _ip_run("ip", "netns", "pids", ns, check=False).split()]
+        pids = [int(p) for p in ip_run("ip", "netns", "pids", ns, check=False).split()]
         if not pids:
             return
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + pause
-        while time.monotonic() < deadline and _ip_run("ip", "netns", "pids", ns, check=False):
+        while time.monotonic() < deadline and ip_run("ip", "netns", "pids", ns, check=False):
             time.sleep(0.1)
 
 
@@ -343,17 +344,17 @@ def _teardown(lab: Lab) -> None:
     for venue in lab.venues.values():
         for ns in (venue.ns, venue.router_ns):
             # Deleting a namespace drops its nft tables, qdiscs and the veth ends inside it.
-            _ip_run("ip", "netns", "delete", ns, check=False)
+            ip_run("ip", "netns", "delete", ns, check=False)
     for link in lab.host_links:
-        _ip_run("ip", "link", "delete", link, check=False)
-    _ip_run("ip", "link", "delete", lab.bridge, check=False)
+        ip_run("ip", "link", "delete", link, check=False)
+    ip_run("ip", "link", "delete", lab.bridge, check=False)
 
 
 def leftovers(tag: str) -> list[str]:
     """Namespaces and links of this tag that still exist (a clean teardown leaves none)."""
-    names = _ip_run("ip", "netns", "list").split()
+    names = ip_run("ip", "netns", "list").split()
     links = [
-        line.split()[0].split("@")[0] for line in _ip_run("ip", "-br", "link").splitlines() if line
+        line.split()[0].split("@")[0] for line in ip_run("ip", "-br", "link").splitlines() if line
     ]
     return [name for name in (*names, *links) if name.startswith(tag)]
 
@@ -367,9 +368,9 @@ def network_lab(venues: Sequence[str] = ("v1",)) -> Iterator[Lab]:
     third = _free_third_octet()
     lab = Lab(tag=tag, host_address=f"{WAN_PREFIX}.{third}.1", bridge=f"{tag}br")
     try:
-        _ip_run("ip", "link", "add", lab.bridge, "type", "bridge")
-        _ip_run("ip", "addr", "add", f"{lab.host_address}/24", "dev", lab.bridge)
-        _ip_run("ip", "link", "set", lab.bridge, "up")
+        ip_run("ip", "link", "add", lab.bridge, "type", "bridge")
+        ip_run("ip", "addr", "add", f"{lab.host_address}/24", "dev", lab.bridge)
+        ip_run("ip", "link", "set", lab.bridge, "up")
         for index, name in enumerate(venues, start=1):
             _add_venue(lab, name, index, third)
         yield lab
