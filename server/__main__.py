@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from server.cli import commands
+from server.cli import commands, serve
 from server.cli.parser import build_parser
 from server.settings import Settings, SettingsError
 
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "migrate": commands.migrate,
-        "serve": commands.serve,
+        "serve": serve.serve,
         "user": commands.user_add,
         "token": commands.token,
         "venue": commands.venue,

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from pathlib import Path
 from typing import TypeVar
 
-from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,13 +25,11 @@ from server.services import api_tokens, audit, users, venues
 from server.services.api_tokens import TokenView
 from server.services.clock import utcnow
 from server.services.member_import import ImportRejected, import_members_csv
-from server.settings import Settings, parse_listen_hosts
+from server.settings import Settings
 
 T = TypeVar("T")
 CLI_ACTOR = "cli"
-LISTENING = "Hetang is running at {urls} (press Ctrl+C to stop)"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-MAX_WORKERS = 64
 
 
 def _fail(settings: Settings, error: ApiError) -> int:
@@ -80,74 +74,6 @@ def migrate(args: argparse.Namespace, settings: Settings) -> int:
     upgrade(settings.database_url)
     print("database is up to date", file=sys.stderr)
     return EXIT_OK
-
-
-def serve(args: argparse.Namespace, settings: Settings) -> int:
-    """hetang serve [--host ADDRESS]... [--port] [--workers N] [--access-log]"""
-    from server.app import create_app
-    from server.cli.workers import ListenError, supervise
-    from server.rtc.relay_link import RelayPlace
-
-    try:
-        hosts = parse_listen_hosts(",".join(args.host)) if args.host else settings.hosts
-    except ValueError as error:
-        print(f"hetang: --host: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    port = args.port or settings.port
-    if args.worker is None and args.workers != 1:
-        problem = _workers_problem(args.workers, settings)
-        if problem:
-            print(f"hetang: --workers: {problem}", file=sys.stderr)
-            return EXIT_USAGE
-        worker_args = ["--log-level", args.log_level, "serve", "--port", str(port)]
-        worker_args += [f"--host={host}" for host in hosts]  # for worker 0's one line
-        worker_args += ["--access-log"] if args.access_log else []
-        try:
-            return supervise(args.workers, hosts, port, worker_args)
-        except ListenError as error:
-            print(f"hetang: {error}", file=sys.stderr)
-            return EXIT_ERROR
-    gettext = load_translations()[settings.locale].gettext
-    urls = ", ".join(f"http://{_url_host(host)}:{port}" for host in hosts)
-
-    def announce(_aiohttp_banner: str) -> None:
-        # Called once every address is listening: the one line a newcomer waits for.
-        print(gettext(LISTENING).format(urls=urls), flush=True)
-
-    sockets = None
-    if args.worker is None:
-        app = create_app(settings)
-    else:  # one of several workers: the parent listens, worker 0 holds the relay
-        place = RelayPlace(owner=args.worker == 0, socket=Path(args.relay_socket))
-        app = create_app(settings, place)
-        sockets = [socket.socket(fileno=int(fd)) for fd in args.listen_fds.split(",")]
-    web.run_app(
-        app,
-        host=None if sockets else list(hosts),
-        port=None if sockets else port,
-        sock=sockets,
-        print=announce if not args.worker else None,
-        # Request lines drown the demo's logins and any warning: only on request.
-        access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
-        access_log_format='%a "%r" %s %b %Tf',
-    )
-    return EXIT_OK
-
-
-def _workers_problem(count: int, settings: Settings) -> str | None:
-    """Why `--workers count` cannot run with these settings (None: it can)."""
-    if not 1 <= count <= MAX_WORKERS:
-        return f"give 1 to {MAX_WORKERS} processes, not {count}"
-    if settings.is_sqlite or settings.redis_url is None:
-        return (
-            "several processes share their work through PostgreSQL and Redis: "
-            "set HETANG_DATABASE_URL to a PostgreSQL database and HETANG_REDIS_URL"
-        )
-    return None
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def user_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -362,7 +288,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    base = f"http://{_url_host(settings.host)}:{settings.port}"
+    base = f"http://{url_host(settings.host)}:{settings.port}"
 
     async def work(factory: async_sessionmaker[AsyncSession]) -> list[str]:
         return await seed_demo(factory, progress, server_url=base)
@@ -406,7 +332,7 @@ def demo_agents(args: argparse.Namespace, settings: Settings) -> int:
         if not agents:
             print("hetang: there are no venues; run `hetang demo` first", file=sys.stderr)
             return EXIT_ERROR
-        base = f"http://{_url_host(settings.host)}:{settings.port}"
+        base = f"http://{url_host(settings.host)}:{settings.port}"
         if public_id is not None:
             print(
                 f"demo agents follow session {public_id}: open {base}/sessions/{public_id}/console "
@@ -416,3 +342,8 @@ def demo_agents(args: argparse.Namespace, settings: Settings) -> int:
         return await run_agents(agents, base, settings.ice.hosts, args.log_level)
 
     return _with_db(settings, work)
+
+
+def url_host(host: str) -> str:
+    """A host as it stands in a URL (an IPv6 address in brackets)."""
+    return f"[{host}]" if ":" in host else host
