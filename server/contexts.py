@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 from server.auth.passwords import PasswordService
@@ -29,11 +30,12 @@ from server.keys import (
 )
 from server.live.broker import make_broker
 from server.live.leader import Leadership
-from server.live.notify import wall_changed
+from server.live.notify import tell_venues, wall_changed
 from server.live.rate_limits import make_rate_limits
 from server.live.sockets import OpenSockets
 from server.rtc.broadcasts import Broadcasts
-from server.rtc.relay_link import LocalRelay, RemoteRelay
+from server.rtc.janus_relay import JanusRelay
+from server.rtc.relay_link import LocalRelay, Relay, RelayPlace, RemoteRelay
 from server.rtc.relay_service import relay_service
 from server.services import recordings
 from server.services.clock import utcnow
@@ -100,18 +102,12 @@ async def _relay_here(app: web.Application) -> AsyncIterator[None]:
         settings.ice, recordings=settings.recordings_path, recording_stopped=recording_stopped
     )
     app[BROADCASTS_KEY] = broadcasts
-    relay = app[RELAY_KEY] = LocalRelay(broadcasts)
+    builtin = LocalRelay(broadcasts)
     app[METRICS_KEY].watch_relay(broadcasts)
-    service = None
-    if place.socket is not None:
-        place.socket.unlink(missing_ok=True)  # left by a worker 0 that was killed
-        service = web.AppRunner(relay_service(relay), access_log=None)
-        await service.setup()
-        await web.UnixSite(service, str(place.socket)).start()
-        place.socket.chmod(0o600)
-    yield
-    if service is not None:
-        await service.cleanup()
+    async with _media_engine(app, builtin) as relay:
+        app[RELAY_KEY] = relay
+        async with _served(relay, place):
+            yield
     if telling:
         await asyncio.gather(*telling, return_exceptions=True)
     # Recordings of broadcasts still on air are finished and stored, not lost.
@@ -121,6 +117,46 @@ async def _relay_here(app: web.Application) -> AsyncIterator[None]:
                 await recordings.closed(
                     session, "system", ended.public_id, ended.recording, utcnow()
                 )
+
+
+@contextlib.asynccontextmanager
+async def _media_engine(app: web.Application, builtin: LocalRelay) -> AsyncIterator[Relay]:
+    """The built-in relay, or Janus (HETANG_MEDIA=janus) with the built-in relay for replays."""
+    media = app[SETTINGS_KEY].media
+    if not media.janus:
+        yield builtin
+        return
+
+    async def moved(public_id: str, venue_codes: tuple[str, ...]) -> None:
+        message = {"type": "broadcast_moved", "session_id": public_id}
+        await tell_venues(app, venue_codes, message)
+        await wall_changed(app, {public_id})
+
+    async with aiohttp.ClientSession() as http:
+        janus = JanusRelay(http, media.janus_urls, media.forward_ports, builtin, moved)
+        await janus.start()
+        try:
+            yield janus
+        finally:
+            await janus.close()
+
+
+@contextlib.asynccontextmanager
+async def _served(relay: Relay, place: RelayPlace) -> AsyncIterator[None]:
+    """Under several workers, the relay is served on its socket to the others (only the
+    server's user can reach it)."""
+    service = None
+    if place.socket is not None:
+        place.socket.unlink(missing_ok=True)  # left by a worker 0 that was killed
+        service = web.AppRunner(relay_service(relay), access_log=None)
+        await service.setup()
+        await web.UnixSite(service, str(place.socket)).start()
+        place.socket.chmod(0o600)
+    try:
+        yield
+    finally:
+        if service is not None:
+            await service.cleanup()
 
 
 async def passwords_ctx(app: web.Application) -> AsyncIterator[None]:

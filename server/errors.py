@@ -65,6 +65,18 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class OfferFromServer(Conflict):
+    """The media engine of this broadcast makes the offer (Janus): ask for it, then answer."""
+
+    code = "offer_from_server"
+
+
+class OfferFromAgent(Conflict):
+    """The media engine of this broadcast answers the agent's offer (the built-in relay)."""
+
+    code = "offer_from_agent"
+
+
 class TooLarge(ApiError):
     status, code = 413, "too_large"
 

@@ -230,6 +230,18 @@ def setup_routes(app: web.Application) -> None:
         broadcast.agent_subscribe,
         name="agent_subscribe",
     )
+    add(
+        "POST",
+        "/api/v1/agent/sessions/{id}/subscribe/offer",
+        broadcast.agent_subscribe_offer,
+        name="agent_subscribe_offer",
+    )
+    add(
+        "POST",
+        "/api/v1/agent/sessions/{id}/subscribe/answer",
+        broadcast.agent_subscribe_answer,
+        name="agent_subscribe_answer",
+    )
     # Self check-in by phone (扫码签到): public, admitted by a current room-screen code
     add("POST", "/api/v1/self-checkins", self_checkin.post_self_checkin, name="api_self_checkin")
     # Pages: sign-in

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from passthrough.peer import IceSettings, parse_hosts, parse_servers
 from passthrough.ports import parse_port_range
+from server.domain.media import MediaSettings, parse_media
 from server.domain.turn import DEFAULT_TTL_S, TurnSettings, parse_ttl, parse_turn_urls
 from server.domain.webhooks import WebhookSettings
 
@@ -73,6 +74,8 @@ class Settings:
     # and how long a request waits for one before it is answered 503 (HETANG_DB_POOL_TIMEOUT_S).
     db_pool_size: int = 10
     db_pool_timeout_s: float = 30.0
+    # The media engine: the built-in relay, or Janus (HETANG_MEDIA, HETANG_JANUS_*).
+    media: MediaSettings = field(default_factory=MediaSettings)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -127,6 +130,10 @@ class Settings:
         ice = _ice_settings(env)
         turn = _turn_settings(env)
         try:
+            media = parse_media(env)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
+        try:
             trusted_proxies = parse_trusted_proxies(env.get("HETANG_TRUSTED_PROXIES", ""))
         except ValueError as error:
             raise SettingsError(f"HETANG_TRUSTED_PROXIES: {error}") from None
@@ -160,6 +167,7 @@ class Settings:
             webhooks=_webhook_settings(env),
             db_pool_size=_whole(env, "HETANG_DB_POOL_SIZE", 10, 1, 200),
             db_pool_timeout_s=_seconds(env, "HETANG_DB_POOL_TIMEOUT_S", 30.0, 0.1, 600),
+            media=media,
         )
 
 

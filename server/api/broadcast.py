@@ -13,14 +13,21 @@ from passthrough.ports import PortsExhausted
 from passthrough.wiring import NoCommonCodec
 from server import replays
 from server.auth.access import agent, allow
+from server.auth.principal import AgentVenue
 from server.db.session import read_session, write_session
 from server.domain.vocabulary import WRITERS
-from server.errors import Conflict, Invalid, Unavailable
+from server.errors import Conflict, Invalid, OfferFromAgent, OfferFromServer, Unavailable
 from server.http.body import read_json, reply
 from server.keys import AGENT_VENUE_KEY, DB_KEY, PRINCIPAL_KEY, RELAY_KEY
 from server.live.notify import tell_venues, wall_changed
 from server.rtc.broadcasts import AlreadyOnAir, NotOnAir
-from server.rtc.relay_link import NEGOTIATION_ERRORS
+from server.rtc.relay_link import (
+    NEGOTIATION_ERRORS,
+    AgentOffers,
+    EngineUnavailable,
+    NoSuchOffer,
+    ServerOffers,
+)
 from server.services import broadcasts, recordings
 from server.services.clock import utcnow
 
@@ -41,17 +48,21 @@ def _parses(sdp: str) -> bool:
 
 
 def _offer(body: dict[str, Any]) -> RTCSessionDescription:
+    return _description(body, "offer", "The body must be a WebRTC offer.")
+
+
+def _description(body: dict[str, Any], wanted: str, message: str) -> RTCSessionDescription:
     sdp, kind = body.get("sdp"), body.get("type")
     problems: dict[str, str] = {}
     if not isinstance(sdp, str) or not sdp.strip():
         problems["sdp"] = "is required"
     elif len(sdp) > MAX_SDP or not sdp.startswith("v=0") or "\nm=" not in sdp or not _parses(sdp):
-        problems["sdp"] = "is not an SDP offer"
-    if kind != "offer":
-        problems["type"] = 'must be "offer"'
+        problems["sdp"] = f"is not an SDP {wanted}"
+    if kind != wanted:
+        problems["type"] = f'must be "{wanted}"'
     if problems:
-        raise Invalid("The body must be a WebRTC offer.", fields=problems)
-    return RTCSessionDescription(sdp=str(sdp), type="offer")
+        raise Invalid(message, fields=problems)
+    return RTCSessionDescription(sdp=str(sdp), type=wanted)
 
 
 def _no_port() -> Unavailable:
@@ -67,6 +78,14 @@ def _unusable(error: Exception) -> Invalid:
         problem=str(error) or type(error).__name__,
         fields={"sdp": "could not be negotiated"},
     )
+
+
+def _engine_down() -> Unavailable:
+    return Unavailable("The media server does not answer now; try again in a few seconds.")
+
+
+def _not_on_air(session_public_id: str) -> Conflict:
+    return Conflict("No broadcast is on for session {id}.", id=session_public_id)
 
 
 def _answer(answer: RTCSessionDescription) -> web.Response:
@@ -89,6 +108,8 @@ async def post_broadcast(request: web.Request) -> web.Response:
         )
     except PortsExhausted:
         raise _no_port() from None
+    except EngineUnavailable:
+        raise _engine_down() from None
     except NEGOTIATION_ERRORS as error:
         raise _unusable(error) from None
     async with write_session(request.app[DB_KEY]) as session:
@@ -150,18 +171,30 @@ async def delete_broadcast(request: web.Request) -> web.Response:
     return reply({"on": False})
 
 
-@agent
-async def agent_subscribe(request: web.Request) -> web.Response:
-    """POST /api/v1/agent/sessions/{id}/subscribe: receive the live broadcast (recvonly)."""
+async def _receiver(request: web.Request) -> tuple[AgentVenue, str]:
+    """The calling agent's venue and the session it asks about (404 unless it is one of the
+    session's receiving venues)."""
     venue = request[AGENT_VENUE_KEY]
     session_public_id = request.match_info["id"]
     async with read_session(request.app[DB_KEY]) as session:
         await broadcasts.check_receiver(session, venue, session_public_id)
+    return venue, session_public_id
+
+
+@agent
+async def agent_subscribe(request: web.Request) -> web.Response:
+    """POST /api/v1/agent/sessions/{id}/subscribe: receive the live broadcast (recvonly)."""
+    venue, session_public_id = await _receiver(request)
     offer = _offer(await read_json(request))
     try:
         answer = await request.app[RELAY_KEY].subscribe(session_public_id, venue.code, offer)
     except NotOnAir:
-        raise Conflict("No broadcast is on for session {id}.", id=session_public_id) from None
+        raise _not_on_air(session_public_id) from None
+    except ServerOffers:
+        raise OfferFromServer(
+            "The media server makes the offer for this broadcast: POST subscribe/offer, then "
+            "answer it."
+        ) from None
     except NoCommonCodec:
         raise Conflict(
             "This venue cannot receive the codec the main venue sends; update the agent."
@@ -172,3 +205,44 @@ async def agent_subscribe(request: web.Request) -> web.Response:
         raise _unusable(error) from None
     await wall_changed(request.app, {session_public_id})
     return _answer(answer)
+
+
+@agent
+async def agent_subscribe_offer(request: web.Request) -> web.Response:
+    """POST /api/v1/agent/sessions/{id}/subscribe/offer: the media server's offer of the live
+    broadcast (Janus), with the token the answer names."""
+    venue, session_public_id = await _receiver(request)
+    try:
+        offered = await request.app[RELAY_KEY].offer(session_public_id, venue.code)
+    except NotOnAir:
+        raise _not_on_air(session_public_id) from None
+    except AgentOffers:
+        raise OfferFromAgent(
+            "This broadcast answers the agent's offer: POST subscribe with an offer."
+        ) from None
+    except EngineUnavailable:
+        raise _engine_down() from None
+    return reply({"sdp": offered.offer.sdp, "type": "offer", "token": offered.token})
+
+
+@agent
+async def agent_subscribe_answer(request: web.Request) -> web.Response:
+    """POST /api/v1/agent/sessions/{id}/subscribe/answer: the agent's answer to that offer."""
+    venue, session_public_id = await _receiver(request)
+    body = await read_json(request)
+    answer = _description(body, "answer", "The body must be a WebRTC answer to the offer.")
+    token = body.get("token")
+    if not isinstance(token, str) or not 1 <= len(token) <= 100:
+        raise Invalid("The body must name the offer it answers.", fields={"token": "is required"})
+    try:
+        await request.app[RELAY_KEY].answer(session_public_id, venue.code, token, answer)
+    except NotOnAir:
+        raise _not_on_air(session_public_id) from None
+    except NoSuchOffer:
+        raise Conflict("That offer is no longer open; ask for a new one.") from None
+    except EngineUnavailable:
+        raise _engine_down() from None
+    except NEGOTIATION_ERRORS as error:
+        raise _unusable(error) from None
+    await wall_changed(request.app, {session_public_id})
+    return reply({"started": True})

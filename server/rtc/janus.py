@@ -89,6 +89,11 @@ class JanusSession:
         session._poller = asyncio.create_task(session._poll(), name=f"janus-poll-{session.id}")
         return session
 
+    @property
+    def gone(self) -> bool:
+        """True once the long poll stopped (Janus said the session no longer exists)."""
+        return self._poller is not None and self._poller.done()
+
     async def attach(self, plugin: str = VIDEOROOM, opaque_id: str | None = None) -> JanusHandle:
         """A handle on a plugin; `opaque_id` tags its events for the event handler."""
         message: dict[str, Any] = {"janus": "attach", "plugin": plugin}
@@ -112,6 +117,9 @@ class JanusSession:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        self._fail_waiting()
+
+    def _fail_waiting(self) -> None:
         for waiting in self._waiting.values():
             if not waiting.done():
                 waiting.set_exception(JanusError(458, "the session was closed"))
@@ -147,6 +155,13 @@ class JanusSession:
                 await asyncio.sleep(1.0)
                 continue
             for event in events if isinstance(events, list) else [events]:
+                if not isinstance(event, dict):
+                    continue  # a poll cut short answers null
+                if event.get("janus") == "error" and not event.get("transaction"):
+                    # 458: the session is gone (destroyed, or timed out on a restarted Janus).
+                    log.warning("Janus session %s is gone: %s", self.id, event.get("error"))
+                    self._fail_waiting()
+                    return
                 self._deliver(event)
 
     def _deliver(self, event: dict[str, Any]) -> None:

@@ -51,6 +51,30 @@ class Published:
     recording: str | None
 
 
+@dataclass(frozen=True)
+class Offered:
+    """The media engine's offer to a venue, and the token its answer names."""
+
+    token: str
+    offer: RTCSessionDescription
+
+
+class ServerOffers(Exception):
+    """This broadcast's engine (Janus) makes the offer: the agent asks for it and answers."""
+
+
+class AgentOffers(Exception):
+    """This broadcast's engine (the built-in relay) answers the agent's own offer."""
+
+
+class NoSuchOffer(Exception):
+    """An answer names no offer made to this venue (an old one, or another venue's)."""
+
+
+class EngineUnavailable(Exception):
+    """The media engine (a Janus instance) did not answer, or failed the request."""
+
+
 class Relay(Protocol):
     """What the handlers ask of the relay, wherever it runs."""
 
@@ -73,6 +97,12 @@ class Relay(Protocol):
     async def subscribe(
         self, public_id: str, venue_code: str, offer: RTCSessionDescription
     ) -> RTCSessionDescription: ...
+
+    async def offer(self, public_id: str, venue_code: str) -> Offered: ...
+
+    async def answer(
+        self, public_id: str, venue_code: str, token: str, answer: RTCSessionDescription
+    ) -> None: ...
 
     async def end(self, public_id: str) -> Ended | None: ...
 
@@ -110,6 +140,16 @@ class LocalRelay:
     ) -> RTCSessionDescription:
         return await self.broadcasts.subscribe(public_id, venue_code, offer)
 
+    async def offer(self, public_id: str, venue_code: str) -> Offered:
+        if self.broadcasts.status(public_id).on:
+            raise AgentOffers(public_id)
+        raise NotOnAir(public_id)
+
+    async def answer(
+        self, public_id: str, venue_code: str, token: str, answer: RTCSessionDescription
+    ) -> None:
+        raise NoSuchOffer(token)
+
     async def end(self, public_id: str) -> Ended | None:
         return await self.broadcasts.end(public_id)
 
@@ -121,6 +161,10 @@ ERRORS: MappingProxyType[str, type[Exception]] = MappingProxyType(
         "already_on_air": AlreadyOnAir,
         "no_common_codec": NoCommonCodec,
         "ports_exhausted": PortsExhausted,
+        "server_offers": ServerOffers,
+        "agent_offers": AgentOffers,
+        "no_such_offer": NoSuchOffer,
+        "engine_unavailable": EngineUnavailable,
         "unusable": ValueError,
     }
 )
@@ -271,6 +315,21 @@ class RemoteRelay:
             "subscribe", public_id=public_id, venue=venue_code, offer=description_data(offer)
         )
         return session_description(result)
+
+    async def offer(self, public_id: str, venue_code: str) -> Offered:
+        result = await self._ask("offer", public_id=public_id, venue=venue_code)
+        return Offered(str(result["token"]), session_description(result["offer"]))
+
+    async def answer(
+        self, public_id: str, venue_code: str, token: str, answer: RTCSessionDescription
+    ) -> None:
+        await self._ask(
+            "answer",
+            public_id=public_id,
+            venue=venue_code,
+            token=token,
+            answer=description_data(answer),
+        )
 
     async def end(self, public_id: str) -> Ended | None:
         return ended_of(await self._ask("end", public_id=public_id))

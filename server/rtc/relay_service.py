@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from server.rtc.relay_link import (
-    LocalRelay,
+    Relay,
     description_data,
     ended_data,
     error_name,
@@ -24,18 +24,18 @@ from server.rtc.relay_link import (
 
 log = logging.getLogger(__name__)
 
-Operation = Callable[[LocalRelay, Any], Awaitable[Any]]
+Operation = Callable[[Relay, Any], Awaitable[Any]]
 
 
-async def _status(relay: LocalRelay, data: Any) -> Any:
+async def _status(relay: Relay, data: Any) -> Any:
     return status_data(await relay.status(str(data["public_id"])))
 
 
-async def _on_air_for(relay: LocalRelay, data: Any) -> Any:
+async def _on_air_for(relay: Relay, data: Any) -> Any:
     return await relay.on_air_for(str(data["venue"]))
 
 
-async def _publish(relay: LocalRelay, data: Any) -> Any:
+async def _publish(relay: Relay, data: Any) -> Any:
     published = await relay.publish(
         str(data["public_id"]),
         tuple(str(code) for code in data["venues"]),
@@ -45,7 +45,7 @@ async def _publish(relay: LocalRelay, data: Any) -> Any:
     return {"answer": description_data(published.answer), "recording": published.recording}
 
 
-async def _replay(relay: LocalRelay, data: Any) -> Any:
+async def _replay(relay: Relay, data: Any) -> Any:
     await relay.replay(
         str(data["public_id"]),
         tuple(str(code) for code in data["venues"]),
@@ -54,14 +54,28 @@ async def _replay(relay: LocalRelay, data: Any) -> Any:
     )
 
 
-async def _subscribe(relay: LocalRelay, data: Any) -> Any:
+async def _subscribe(relay: Relay, data: Any) -> Any:
     answer = await relay.subscribe(
         str(data["public_id"]), str(data["venue"]), session_description(data["offer"])
     )
     return description_data(answer)
 
 
-async def _end(relay: LocalRelay, data: Any) -> Any:
+async def _offer(relay: Relay, data: Any) -> Any:
+    offered = await relay.offer(str(data["public_id"]), str(data["venue"]))
+    return {"token": offered.token, "offer": description_data(offered.offer)}
+
+
+async def _answer(relay: Relay, data: Any) -> Any:
+    await relay.answer(
+        str(data["public_id"]),
+        str(data["venue"]),
+        str(data["token"]),
+        session_description(data["answer"]),
+    )
+
+
+async def _end(relay: Relay, data: Any) -> Any:
     return ended_data(await relay.end(str(data["public_id"])))
 
 
@@ -72,12 +86,14 @@ OPERATIONS: MappingProxyType[str, Operation] = MappingProxyType(
         "publish": _publish,
         "replay": _replay,
         "subscribe": _subscribe,
+        "offer": _offer,
+        "answer": _answer,
         "end": _end,
     }
 )
 
 
-def relay_service(relay: LocalRelay) -> web.Application:
+def relay_service(relay: Relay) -> web.Application:
     """The internal application: POST /{operation} with the operation's arguments."""
 
     async def handle(request: web.Request) -> web.Response:

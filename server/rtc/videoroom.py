@@ -76,3 +76,62 @@ async def start(handle: JanusHandle, answer: Jsep) -> None:
 async def participants(handle: JanusHandle, room: int) -> list[dict[str, Any]]:
     data = await handle.request({"request": "listparticipants", "room": room})
     return list(data.get("participants", []))
+
+
+# The relay tree (deploy/janus/NOTES.md, section 3): an edge takes the origin's feed as a
+# "remote publisher" listening on one port (RTP, and RTCP on the next), which the origin then
+# forwards the feed to. Venues subscribe to it on the edge exactly as to a local feed.
+REMOTE_STREAM_KEYS = ("type", "mindex", "mid", "codec", "simulcast", "svc")
+
+
+async def add_remote_publisher(
+    handle: JanusHandle, room: int, iface: str, port: int, streams: list[dict[str, Any]]
+) -> int:
+    """On an edge: a publisher fed over RTP on iface:port; its id (the venues' feed there)."""
+    data = await handle.request(
+        {
+            "request": "add_remote_publisher",
+            "room": room,
+            "display": "origin",
+            "iface": iface,
+            "port": port,
+            "rtcp_port": port + 1,
+            "streams": [
+                {key: stream[key] for key in REMOTE_STREAM_KEYS if key in stream}
+                for stream in streams
+            ],
+        }
+    )
+    return int(data["id"])
+
+
+async def remove_remote_publisher(handle: JanusHandle, room: int, feed: int) -> None:
+    await handle.request({"request": "remove_remote_publisher", "room": room, "id": feed})
+
+
+async def publish_remotely(
+    handle: JanusHandle, room: int, feed: int, remote_id: str, host: str, port: int
+) -> None:
+    """On the origin: forward the feed to an edge's remote publisher at host:port."""
+    await handle.request(
+        {
+            "request": "publish_remotely",
+            "room": room,
+            "publisher_id": feed,
+            "remote_id": remote_id,
+            "host": host,
+            "port": port,
+            "rtcp_port": port + 1,
+        }
+    )
+
+
+async def unpublish_remotely(handle: JanusHandle, room: int, feed: int, remote_id: str) -> None:
+    await handle.request(
+        {
+            "request": "unpublish_remotely",
+            "room": room,
+            "publisher_id": feed,
+            "remote_id": remote_id,
+        }
+    )

@@ -673,6 +673,23 @@ MATRIX: dict[str, Route] = {
         ok=(422,),
         session_state="scheduled",
     ),
+    "agent_subscribe_offer": Route(
+        "POST",
+        "/api/v1/agent/sessions/{id}/subscribe/offer",
+        AGENT,
+        parts={"id": "{ref}"},
+        ok=(409,),  # nothing on air
+        session_state="scheduled",
+    ),
+    "agent_subscribe_answer": Route(
+        "POST",
+        "/api/v1/agent/sessions/{id}/subscribe/answer",
+        AGENT,
+        parts={"id": "{ref}"},
+        body=lambda ref, fresh: ("json", {"sdp": "v=0\r\n", "type": "answer", "token": "t"}),
+        ok=(422,),
+        session_state="scheduled",
+    ),
     "agent_stream_stats": Route(
         "POST",
         "/api/v1/agent/stream-stats",

@@ -67,9 +67,15 @@ def test_values_are_read(tmp_path: Path) -> None:
             "HETANG_TURN_CREDENTIAL": "s3cret",
             "HETANG_DB_POOL_SIZE": "40",
             "HETANG_DB_POOL_TIMEOUT_S": "2.5",
+            "HETANG_MEDIA": "janus",
+            "HETANG_JANUS_URLS": "http://10.0.0.5:8088/janus/, http://10.0.1.7:8088/janus",
+            "HETANG_JANUS_FORWARD_PORTS": "31000-31099",
         }
     )
     assert (settings.db_pool_size, settings.db_pool_timeout_s) == (40, 2.5)
+    assert settings.media.janus
+    assert settings.media.janus_urls == ("http://10.0.0.5:8088/janus", "http://10.0.1.7:8088/janus")
+    assert (settings.media.forward_ports.first, settings.media.forward_ports.last) == (31000, 31099)
     assert settings.ice.hosts == ("127.0.0.1", "10.0.0.5")
     assert settings.ice.servers == ("stun:stun.example.cn:3478", "turn:turn.example.cn:3478")
     assert (settings.ice.username, settings.ice.credential) == ("hetang", "s3cret")
@@ -130,6 +136,11 @@ def test_the_generated_secret_is_kept_private_and_reused(tmp_path: Path) -> None
         ("HETANG_DB_POOL_SIZE", "2.5"),
         ("HETANG_DB_POOL_SIZE", "many"),
         ("HETANG_DB_POOL_TIMEOUT_S", "0"),
+        ("HETANG_MEDIA", "mediasoup"),
+        ("HETANG_JANUS_URLS", "janus.example.cn:8088"),
+        ("HETANG_JANUS_URLS", "http://a/janus,http://a/janus"),
+        ("HETANG_JANUS_FORWARD_PORTS", "31000"),
+        ("HETANG_JANUS_FORWARD_PORTS", "80-90"),
     ],
 )
 def test_a_bad_value_names_its_variable(tmp_path: Path, name: str, value: str) -> None:
@@ -137,6 +148,14 @@ def test_a_bad_value_names_its_variable(tmp_path: Path, name: str, value: str) -
     with pytest.raises(SettingsError) as raised:
         Settings.from_env(environ)
     assert name in str(raised.value)
+
+
+def test_janus_needs_its_urls(tmp_path: Path) -> None:
+    environ = {"HETANG_DATA_DIR": str(tmp_path), "HETANG_SECRET_KEY": KEY, "HETANG_MEDIA": "janus"}
+    with pytest.raises(SettingsError, match="HETANG_JANUS_URLS is required"):
+        Settings.from_env(environ)
+    default = Settings.from_env({"HETANG_DATA_DIR": str(tmp_path), "HETANG_SECRET_KEY": KEY})
+    assert default.media.engine == "builtin" and not default.media.janus
 
 
 def test_a_data_dir_that_cannot_hold_the_secret_is_named(tmp_path: Path) -> None:

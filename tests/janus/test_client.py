@@ -7,20 +7,16 @@ decodes the publisher's video; a destroyed session answers Janus's 458."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from pathlib import Path
 
 import aiohttp
-import av
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from passthrough.peer import IceSettings, before_gathering, new_peer
+from passthrough.peer import IceSettings
 from server.rtc import videoroom
 from server.rtc.janus import JanusError, JanusSession, Jsep
-from tests.support.janus import janus_instance, needs_janus
+from tests.support.janus import answering_viewer, janus_instance, needs_janus
 from tests.support.rtc_peers import close_all, offer_to_publish, until
 
 pytestmark = [needs_janus, pytest.mark.slow]
@@ -29,28 +25,6 @@ ROOM = 4242
 
 def _description(jsep: Jsep) -> RTCSessionDescription:
     return RTCSessionDescription(sdp=jsep.sdp, type=jsep.type)
-
-
-async def _answering_viewer(
-    ice: IceSettings, offer: Jsep, frames: list[float], tasks: list[asyncio.Task[None]]
-) -> RTCPeerConnection:
-    """A venue's peer that answers Janus's offer and counts the video frames it decodes."""
-    pc = new_peer(ice)
-
-    async def read(track: MediaStreamTrack) -> None:
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                if isinstance(await track.recv(), av.VideoFrame):
-                    frames.append(time.monotonic())
-
-    @pc.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        tasks.append(asyncio.ensure_future(read(track)))
-
-    await pc.setRemoteDescription(_description(offer))
-    before_gathering(pc, ice)
-    await pc.setLocalDescription(await pc.createAnswer())
-    return pc
 
 
 async def test_a_broadcast_through_a_real_janus_room(tmp_path: Path) -> None:
@@ -85,7 +59,7 @@ async def test_a_broadcast_through_a_real_janus_room(tmp_path: Path) -> None:
 
                 janus_offer = await videoroom.subscribe(venue, ROOM, published.feed)
                 assert janus_offer.type == "offer"
-                viewer = await _answering_viewer(ice, janus_offer, frames, tasks)
+                viewer = await answering_viewer(ice, janus_offer.sdp, frames, tasks)
                 made.append(viewer)
                 await videoroom.start(venue, Jsep("answer", viewer.localDescription.sdp))
                 await until(lambda: len(frames) >= 10, "ten decoded frames", within=20)

@@ -4,6 +4,7 @@ candidates; deploy/janus/NOTES.md, section 4). Stopped with SIGINT, as Janus exp
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import shutil
@@ -15,8 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from passthrough.peer import IceSettings, before_gathering, new_peer
 from tests.support.netlab import ip_run, lab_unavailable
 from tests.support.procs import free_port, stop_process
 
@@ -43,6 +48,7 @@ class RunningJanus:
     url: str  # its HTTP API, http://127.0.0.1:<port>/janus
     address: str  # the only address it (and its peers) use for ICE
     folder: Path
+    process: subprocess.Popen[bytes]
 
 
 def _config(folder: Path, name: str, http_port: int, address: str, rtp: str) -> None:
@@ -77,8 +83,8 @@ def _config(folder: Path, name: str, http_port: int, address: str, rtp: str) -> 
 
 
 @contextlib.contextmanager
-def janus_instance(root: Path, name: str = "janus-test") -> Iterator[RunningJanus]:
-    """One Janus on a veth address of its own, answering /janus/info; removed afterwards."""
+def janus_address() -> Iterator[str]:
+    """A veth address of the test's own, for Janus's ICE (and its peers'); removed afterwards."""
     tag = secrets.token_hex(2)
     third = 1 + secrets.randbelow(250)
     address, device = f"10.78.{third}.1", f"hj{tag}"
@@ -87,28 +93,64 @@ def janus_instance(root: Path, name: str = "janus-test") -> Iterator[RunningJanu
         ip_run("ip", "addr", "add", f"{address}/24", "dev", device)
         ip_run("ip", "link", "set", device, "up")
         ip_run("ip", "link", "set", device + "p", "up")
-        port = free_port()
-        low = 20000 + 1000 * secrets.randbelow(20)
-        folder = root / name
-        _config(folder, name, port, address, f"{low}-{low + 999}")
-        log = (root / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            ["janus", "-F", str(folder), "-o"], stdout=log, stderr=subprocess.STDOUT, cwd=root
-        )
-        log.close()
-        url = f"http://127.0.0.1:{port}/janus"
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    with urllib.request.urlopen(url + "/info", timeout=2):  # noqa: S310
-                        break
-                except OSError:
-                    assert process.poll() is None, (root / f"{name}.log").read_text()[-2000:]
-                    assert time.monotonic() < deadline, "Janus did not answer /janus/info"
-                    time.sleep(0.1)
-            yield RunningJanus(url, address, folder)
-        finally:
-            stop_process(process, signal.SIGINT)
+        yield address
     finally:
         ip_run("ip", "link", "del", device, check=False)
+
+
+@contextlib.contextmanager
+def janus_instance(
+    root: Path, name: str = "janus-test", address: str | None = None, rtp_low: int | None = None
+) -> Iterator[RunningJanus]:
+    """One Janus answering /janus/info, on `address` for ICE (a veth of its own when None) with
+    the RTP ports rtp_low.. rtp_low+999 (instances sharing an address need distinct ones);
+    stopped afterwards (unless the test killed it)."""
+    if address is None:
+        with janus_address() as own, janus_instance(root, name, own) as janus:
+            yield janus
+        return
+    port = free_port()
+    low = 20000 + 1000 * secrets.randbelow(20) if rtp_low is None else rtp_low
+    folder = root / name
+    _config(folder, name, port, address, f"{low}-{low + 999}")
+    log = (root / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        ["janus", "-F", str(folder), "-o"], stdout=log, stderr=subprocess.STDOUT, cwd=root
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}/janus"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/info", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                assert process.poll() is None, (root / f"{name}.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "Janus did not answer /janus/info"
+                time.sleep(0.1)
+        yield RunningJanus(url, address, folder, process)
+    finally:
+        stop_process(process, signal.SIGINT)
+
+
+async def answering_viewer(
+    ice: IceSettings, offer_sdp: str, frames: list[float], tasks: list[asyncio.Task[None]]
+) -> RTCPeerConnection:
+    """A venue's peer that answers Janus's offer and counts the video frames it decodes."""
+    pc = new_peer(ice)
+
+    async def read(track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                if isinstance(await track.recv(), av.VideoFrame):
+                    frames.append(time.monotonic())
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        tasks.append(asyncio.ensure_future(read(track)))
+
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+    before_gathering(pc, ice)
+    await pc.setLocalDescription(await pc.createAnswer())
+    return pc

@@ -1,0 +1,60 @@
+"""Which media engine carries the broadcasts: the built-in pass-through relay (the default, no
+extra service) or Janus (HETANG_MEDIA=janus), an origin and its edges (HETANG_JANUS_URLS, the
+origin first), with the ports the origin forwards to its edges on (HETANG_JANUS_FORWARD_PORTS)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from passthrough.ports import PortRange, parse_port_range
+
+ENGINES = ("builtin", "janus")
+DEFAULT_FORWARD_PORTS = PortRange(30000, 30999)
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """The engine, and for Janus the HTTP API of the origin and of each edge."""
+
+    engine: str = "builtin"
+    janus_urls: tuple[str, ...] = ()
+    forward_ports: PortRange = DEFAULT_FORWARD_PORTS
+
+    @property
+    def janus(self) -> bool:
+        return self.engine == "janus"
+
+
+def parse_janus_urls(raw: str) -> tuple[str, ...]:
+    """`http://origin:8088/janus,http://edge-1:8088/janus`: each an http(s) URL with a host."""
+    urls = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// or https:// URL of Janus's API")
+    if len(set(urls)) != len(urls):
+        raise ValueError("a Janus URL is listed twice")
+    return urls
+
+
+def parse_media(env: Mapping[str, str]) -> MediaSettings:
+    """HETANG_MEDIA, HETANG_JANUS_URLS and HETANG_JANUS_FORWARD_PORTS; ValueError names the
+    variable that is wrong."""
+    engine = (env.get("HETANG_MEDIA") or "builtin").strip().lower()
+    if engine not in ENGINES:
+        raise ValueError(f"HETANG_MEDIA must be one of {', '.join(ENGINES)}, not {engine!r}")
+    try:
+        urls = parse_janus_urls(env.get("HETANG_JANUS_URLS") or "")
+    except ValueError as error:
+        raise ValueError(f"HETANG_JANUS_URLS: {error}") from None
+    if engine == "janus" and not urls:
+        raise ValueError("HETANG_JANUS_URLS is required with HETANG_MEDIA=janus (the origin first)")
+    try:
+        ports = parse_port_range(env.get("HETANG_JANUS_FORWARD_PORTS") or "")
+    except ValueError as error:
+        raise ValueError(f"HETANG_JANUS_FORWARD_PORTS: {error}") from None
+    if ports is not None and (ports.last - ports.first < 1 or ports.first < 1024):
+        raise ValueError("HETANG_JANUS_FORWARD_PORTS needs two ports or more, from 1024 up")
+    return MediaSettings(engine, urls, ports or DEFAULT_FORWARD_PORTS)

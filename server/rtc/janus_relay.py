@@ -1,0 +1,367 @@
+"""The Janus media backend (HETANG_MEDIA=janus), behind the same Relay interface as the built-in
+relay. A broadcast is a VideoRoom on the origin; the operator's page publishes into it through
+our server. Each venue receives from an edge picked by load (the origin when there are no
+edges): the edge gets the broadcast as a VideoRoom remote publisher the origin forwards to, and
+Janus makes the offer the venue's agent answers (POST …/subscribe/offer, then …/answer). When an
+edge dies its venues are told `broadcast_moved` and subscribe again, onto a living edge.
+
+Make-up sessions (补学) play recordings, which the built-in relay does: replays go to it, and so
+do their agents' own offers. Broadcasts carried by Janus are not recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import aiohttp
+from aiortc import RTCSessionDescription
+
+from passthrough.ports import PortRange
+from server.rtc import videoroom
+from server.rtc.broadcasts import AlreadyOnAir, BroadcastStatus, Ended, NotOnAir
+from server.rtc.janus import JanusError, JanusHandle, Jsep
+from server.rtc.janus_tree import Instance, Tree
+from server.rtc.relay_link import (
+    AgentOffers,
+    EngineUnavailable,
+    LocalRelay,
+    NoSuchOffer,
+    Offered,
+    Published,
+    ServerOffers,
+)
+
+log = logging.getLogger(__name__)
+
+UP_WITHIN_S = 15.0  # the publisher's connection comes up within this, or venues wait in vain
+FORWARD_TRIES = 8  # ports tried on an edge before giving up (another lesson may hold one)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Moved = Callable[[str, tuple[str, ...]], Awaitable[None]]
+
+
+def engine_errors(
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Janus's refusals and silences, as the relay interface names them."""
+
+    @functools.wraps(method)
+    async def named(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (JanusError, aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise EngineUnavailable(str(error)) from error
+
+    return named
+
+
+@dataclass
+class Subscription:
+    """A venue's handle on its edge: offered, then started once the agent answers."""
+
+    venue_code: str
+    edge: Instance
+    handle: JanusHandle
+    answered: bool = False  # the agent's answer is being (or was) given to Janus
+    started: bool = False
+
+
+@dataclass
+class JanusBroadcast:
+    public_id: str
+    room: int
+    venue_codes: tuple[str, ...]
+    since: datetime
+    publisher: JanusHandle | None = None
+    feed: int = 0
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    up: asyncio.Event = field(default_factory=asyncio.Event)
+    watcher: asyncio.Task[None] | None = None  # sets `up` once the publisher connects
+    edge_feeds: dict[str, int] = field(default_factory=dict)  # edge URL → its remote publisher
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)  # venue → current
+    offers: dict[str, Subscription] = field(default_factory=dict)  # token → offered
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class JanusRelay:
+    """Broadcasts in Janus rooms; make-up replays in the built-in relay beside it."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        urls: tuple[str, ...],
+        forward_ports: PortRange,
+        builtin: LocalRelay,
+        moved: Moved,
+    ) -> None:
+        self.tree = Tree(http, urls, self._edge_lost)
+        self.forward_ports = forward_ports
+        self.builtin = builtin
+        self.moved = moved
+        self._on_air: dict[str, JanusBroadcast] = {}
+
+    async def start(self) -> None:
+        await self.tree.start()
+
+    async def close(self) -> None:
+        for public_id in list(self._on_air):
+            with contextlib.suppress(Exception):
+                await self.end(public_id)
+        await self.tree.close()
+
+    async def _builtin_has(self, public_id: str) -> bool:
+        return (await self.builtin.status(public_id)).on
+
+    async def status(self, public_id: str) -> BroadcastStatus:
+        broadcast = self._on_air.get(public_id)
+        if broadcast is None:
+            return await self.builtin.status(public_id)
+        started = sum(1 for s in broadcast.subscriptions.values() if s.started)
+        return BroadcastStatus(True, broadcast.up.is_set(), started, broadcast.since)
+
+    async def on_air_for(self, venue_code: str) -> list[str]:
+        mine = [b.public_id for b in self._on_air.values() if venue_code in b.venue_codes]
+        return mine + await self.builtin.on_air_for(venue_code)
+
+    @engine_errors
+    async def publish(
+        self,
+        public_id: str,
+        venue_codes: tuple[str, ...],
+        offer: RTCSessionDescription,
+        now: datetime,
+    ) -> Published:
+        if await self._builtin_has(public_id):
+            raise AlreadyOnAir(public_id)
+        control = await self.tree.ensure_origin()
+        broadcast = self._on_air.get(public_id)
+        if broadcast is None:
+            broadcast = JanusBroadcast(public_id, 1 + secrets.randbelow(2**31), venue_codes, now)
+            await videoroom.create_room(control, broadcast.room)
+            self._on_air[public_id] = broadcast
+        async with broadcast.lock:
+            await self._drop_publisher(broadcast)  # a republish replaces the publisher
+            handle = await control.session.attach(opaque_id=f"hetang-operator-{public_id}")
+            try:
+                published = await videoroom.publish(
+                    handle, broadcast.room, "main", Jsep(offer.type, offer.sdp)
+                )
+            except JanusError as error:
+                await _detach(handle)
+                raise ValueError(f"Janus refused the offer: {error.reason}") from None
+            broadcast.publisher, broadcast.feed = handle, published.feed
+            broadcast.streams = published.streams
+            broadcast.up = asyncio.Event()
+            broadcast.watcher = asyncio.create_task(_mark_up(handle, broadcast.up, public_id))
+        return Published(
+            RTCSessionDescription(sdp=published.answer.sdp, type=published.answer.type), None
+        )
+
+    async def replay(
+        self, public_id: str, venue_codes: tuple[str, ...], recording: Path, now: datetime
+    ) -> None:
+        if public_id in self._on_air:
+            raise AlreadyOnAir(public_id)
+        await self.builtin.replay(public_id, venue_codes, recording, now)
+
+    async def subscribe(
+        self, public_id: str, venue_code: str, offer: RTCSessionDescription
+    ) -> RTCSessionDescription:
+        if public_id in self._on_air:
+            raise ServerOffers(public_id)
+        return await self.builtin.subscribe(public_id, venue_code, offer)
+
+    @engine_errors
+    async def offer(self, public_id: str, venue_code: str) -> Offered:
+        broadcast = self._on_air.get(public_id)
+        if broadcast is None:
+            if await self._builtin_has(public_id):
+                raise AgentOffers(public_id)
+            raise NotOnAir(public_id)
+        try:
+            async with asyncio.timeout(UP_WITHIN_S):
+                await broadcast.up.wait()
+        except TimeoutError:
+            raise NotOnAir(public_id) from None
+        async with broadcast.lock:
+            for stale in [t for t, s in broadcast.offers.items() if s.venue_code == venue_code]:
+                await self._unsubscribe(broadcast.offers.pop(stale))  # never answered
+            current = broadcast.subscriptions.get(venue_code)
+            edge = self.tree.pick_edge(
+                current.edge if current is not None else None,
+                lambda edge: self._load(edge, venue_code),
+            )
+            feed = await self._feed_on(broadcast, edge)
+            assert edge.session is not None
+            handle = await edge.session.attach(opaque_id=f"hetang-venue-{venue_code}")
+            try:
+                jsep = await videoroom.subscribe(handle, broadcast.room, feed)
+            except JanusError:
+                await _detach(handle)
+                raise
+            token = secrets.token_urlsafe(12)
+            broadcast.offers[token] = Subscription(venue_code, edge, handle)
+        return Offered(token, RTCSessionDescription(sdp=jsep.sdp, type=jsep.type))
+
+    async def answer(
+        self, public_id: str, venue_code: str, token: str, answer: RTCSessionDescription
+    ) -> None:
+        broadcast = self._on_air.get(public_id)
+        if broadcast is None:
+            raise NotOnAir(public_id)
+        offered = broadcast.offers.get(token)
+        if offered is None or offered.venue_code != venue_code or offered.answered:
+            raise NoSuchOffer(token)
+        # It stays among the offers (counted in its edge's load) until Janus has started it.
+        offered.answered = True
+        try:
+            await videoroom.start(offered.handle, Jsep(answer.type, answer.sdp))
+        except JanusError as error:
+            broadcast.offers.pop(token, None)
+            await _detach(offered.handle)
+            raise ValueError(f"Janus refused the answer: {error.reason}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            broadcast.offers.pop(token, None)
+            raise EngineUnavailable(str(error)) from error
+        if broadcast.offers.pop(token, None) is None:
+            return  # the edge died, or the broadcast ended, meanwhile
+        offered.started = True
+        earlier = broadcast.subscriptions.get(venue_code)
+        broadcast.subscriptions[venue_code] = offered
+        if earlier is not None:
+            await self._unsubscribe(earlier)
+
+    async def end(self, public_id: str) -> Ended | None:
+        broadcast = self._on_air.pop(public_id, None)
+        if broadcast is None:
+            return await self.builtin.end(public_id)
+        async with broadcast.lock:
+            for subscription in [*broadcast.subscriptions.values(), *broadcast.offers.values()]:
+                await self._unsubscribe(subscription)
+            await self._drop_publisher(broadcast)
+            for instance in (self.tree.origin, *self.tree.edges):
+                if instance.alive:
+                    with contextlib.suppress(JanusError, aiohttp.ClientError, TimeoutError):
+                        await videoroom.destroy_room(instance.handle(), broadcast.room)
+        return Ended(public_id, broadcast.since, None)
+
+    async def _feed_on(self, broadcast: JanusBroadcast, edge: Instance) -> int:
+        """The feed venues subscribe to on this instance: the publisher itself on the origin,
+        on an edge its remote publisher (made the first time a venue of it needs one)."""
+        if edge is self.tree.origin:
+            return broadcast.feed
+        known = broadcast.edge_feeds.get(edge.url)
+        if known is not None:
+            return known
+        control = edge.handle()
+        with contextlib.suppress(JanusError):  # 427: the room is there already
+            await videoroom.create_room(control, broadcast.room)
+        for _ in range(FORWARD_TRIES):
+            port = self._forward_port()
+            try:
+                feed = await videoroom.add_remote_publisher(
+                    control, broadcast.room, edge.host, port, broadcast.streams
+                )
+            except JanusError as error:
+                log.info("%s could not take port %d: %s", edge.name, port, error.reason)
+                continue
+            await videoroom.publish_remotely(
+                self.tree.origin.handle(),
+                broadcast.room,
+                broadcast.feed,
+                edge.name,
+                edge.host,
+                port,
+            )
+            broadcast.edge_feeds[edge.url] = feed
+            return feed
+        raise JanusError(0, f"{edge.name} had no free port to receive the broadcast on")
+
+    def _forward_port(self) -> int:
+        """An even port of the range (RTP; the next one carries RTCP)."""
+        span = (self.forward_ports.last - self.forward_ports.first) // 2
+        return self.forward_ports.first + 2 * secrets.randbelow(span)
+
+    async def _edge_lost(self, edge: Instance) -> None:
+        """Forget what the dead edge carried and tell its venues to subscribe again."""
+        for broadcast in list(self._on_air.values()):
+            async with broadcast.lock:
+                if broadcast.edge_feeds.pop(edge.url, None) is not None:
+                    with contextlib.suppress(JanusError, aiohttp.ClientError, TimeoutError):
+                        await videoroom.unpublish_remotely(
+                            self.tree.origin.handle(), broadcast.room, broadcast.feed, edge.name
+                        )
+                venues = tuple(
+                    code for code, s in broadcast.subscriptions.items() if s.edge is edge
+                )
+                for code in venues:
+                    del broadcast.subscriptions[code]
+                for token in [t for t, s in broadcast.offers.items() if s.edge is edge]:
+                    del broadcast.offers[token]
+            if venues:
+                log.warning(
+                    "session %s: moving venues %s off %s",
+                    broadcast.public_id,
+                    ",".join(sorted(venues)),
+                    edge.name,
+                )
+                await self.moved(broadcast.public_id, venues)
+
+    def _load(self, edge: Instance, but: str) -> int:
+        """The venues (other than `but`) receiving from this edge, or offered it, across
+        broadcasts."""
+        return len(
+            {
+                (broadcast.public_id, subscription.venue_code)
+                for broadcast in self._on_air.values()
+                for subscription in (*broadcast.subscriptions.values(), *broadcast.offers.values())
+                if subscription.edge is edge and subscription.venue_code != but
+            }
+        )
+
+    async def _unsubscribe(self, subscription: Subscription) -> None:
+        subscription.started = False
+        if subscription.edge.alive:
+            await _detach(subscription.handle)
+
+    async def _drop_publisher(self, broadcast: JanusBroadcast) -> None:
+        handle, broadcast.publisher = broadcast.publisher, None
+        if handle is None:
+            return
+        if broadcast.watcher is not None:
+            broadcast.watcher.cancel()
+        await _detach(handle)
+        # The edges' remote publishers carried the old feed: venues subscribe again (they are
+        # told broadcast_started), each edge getting the new feed when a venue needs it.
+        for edge in self.tree.edges:
+            feed = broadcast.edge_feeds.pop(edge.url, None)
+            if feed is not None and edge.alive:
+                with contextlib.suppress(JanusError, aiohttp.ClientError, TimeoutError):
+                    await videoroom.remove_remote_publisher(edge.handle(), broadcast.room, feed)
+        for subscription in list(broadcast.subscriptions.values()):
+            await self._unsubscribe(subscription)
+        broadcast.subscriptions.clear()
+
+
+async def _detach(handle: JanusHandle) -> None:
+    with contextlib.suppress(JanusError, aiohttp.ClientError, TimeoutError, OSError):
+        await handle.detach()
+
+
+async def _mark_up(handle: JanusHandle, up: asyncio.Event, public_id: str) -> None:
+    """Set `up` when the publisher's connection is up (Janus has the feed only then)."""
+    try:
+        await handle.wait_for("webrtcup", within_s=UP_WITHIN_S * 4)
+    except TimeoutError:
+        log.warning("the publisher of %s never connected to Janus", public_id)
+        return
+    up.set()

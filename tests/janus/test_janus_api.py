@@ -1,0 +1,191 @@
+"""The agent API with Janus as the media engine (HETANG_MEDIA=janus; a real origin and edge):
+an agent's own offer is refused with 409 `offer_from_server`; the server's offer is answered by a
+venue that then decodes the lesson through the edge; a wrong venue, a stale token or a bad answer
+is refused without starting anything; ending the broadcast removes its rooms from both Janus.
+With the built-in relay the server's offer is refused with 409 `offer_from_agent`."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiortc import RTCPeerConnection
+
+from passthrough.peer import IceSettings
+from server.app import create_app
+from server.domain.media import MediaSettings
+from server.rtc.janus import JanusSession
+from server.settings import Settings
+from tests.support.broadcast_api import add_session, add_venue, audit_count, publish
+from tests.support.janus import (
+    RunningJanus,
+    answering_viewer,
+    janus_address,
+    janus_instance,
+    needs_janus,
+)
+from tests.support.rtc_peers import close_all, description, offer_to_publish, offer_to_view, until
+from tests.support.world import World
+
+pytestmark = [pytest.mark.sqlite_only, pytest.mark.slow]
+
+
+@pytest.fixture
+def janus_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningJanus, ...]]:
+    root = tmp_path_factory.mktemp("janus")
+    with (
+        janus_address() as address,
+        janus_instance(root, "origin", address, rtp_low=44000) as origin,
+        janus_instance(root, "edge-1", address, rtp_low=45000) as edge,
+    ):
+        yield origin, edge
+
+
+@pytest.fixture
+def janus_settings(settings: Settings, janus_pair: tuple[RunningJanus, ...]) -> Settings:
+    urls = tuple(janus.url for janus in janus_pair)
+    return dataclasses.replace(settings, media=MediaSettings("janus", urls))
+
+
+@pytest.fixture
+async def janus_client(
+    aiohttp_client: Any, janus_settings: Settings, db: Any
+) -> AsyncIterator[Any]:
+    yield await aiohttp_client(create_app(janus_settings))
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _rooms(url: str) -> list[int]:
+    async with aiohttp.ClientSession() as http:
+        session = await JanusSession.create(http, url)
+        try:
+            handle = await session.attach()
+            rooms = await handle.request({"request": "list"})
+            return [int(room["room"]) for room in rooms.get("list", [])]
+        finally:
+            await session.destroy()
+
+
+@needs_janus
+async def test_venues_answer_the_offer_of_a_janus_edge(
+    janus_client: Any, world: World, db: Any, janus_pair: tuple[RunningJanus, ...]
+) -> None:
+    client = janus_client
+    origin, edge = janus_pair
+    ice = IceSettings(hosts=(origin.address,))
+    await add_venue(client, world, "MAIN")
+    b1 = await add_venue(client, world, "B1")
+    b2 = await add_venue(client, world, "B2")
+    session_id = await add_session(client, world, "MAIN", ["B1", "B2"])
+    base = f"/api/v1/agent/sessions/{session_id}/subscribe"
+    made: list[RTCPeerConnection] = []
+    tasks: list[asyncio.Task[None]] = []
+    frames: list[float] = []
+    try:
+        early = await client.post(base + "/offer", headers=_bearer(b1))
+        assert early.status == 409 and (await early.json())["error"]["code"] == "conflict"
+
+        publisher = await offer_to_publish(ice)
+        made.append(publisher)
+        answer = await client.post(
+            f"/api/v1/sessions/{session_id}/broadcast",
+            headers=world.auth("operator", "a"),
+            json={"sdp": publisher.localDescription.sdp, "type": "offer"},
+        )
+        assert answer.status == 200, await answer.text()
+        await publisher.setRemoteDescription(description(await answer.json()))
+        assert await audit_count(db, "session.broadcast_start") == 1
+
+        # The agent's own offer: the server says who offers here.
+        viewer = await offer_to_view()
+        made.append(viewer.pc)
+        own = await client.post(
+            base,
+            headers=_bearer(b1),
+            json={"sdp": viewer.pc.localDescription.sdp, "type": "offer"},
+        )
+        assert own.status == 409
+        assert (await own.json())["error"]["code"] == "offer_from_server"
+
+        offered = await client.post(base + "/offer", headers=_bearer(b1))
+        assert offered.status == 200, await offered.text()
+        body = await offered.json()
+        assert body["type"] == "offer" and "m=video" in body["sdp"] and body["token"]
+        pc = await answering_viewer(ice, body["sdp"], frames, tasks)
+        made.append(pc)
+        answer_body = {"sdp": pc.localDescription.sdp, "type": "answer", "token": body["token"]}
+
+        # Refusals start nothing: another venue's token, a bad answer, an unknown token.
+        for headers, sent, status in (
+            (_bearer(b2), answer_body, 409),
+            (_bearer(b1), {**answer_body, "type": "offer"}, 422),
+            (_bearer(b1), {**answer_body, "sdp": "v=0"}, 422),
+            (_bearer(b1), {**answer_body, "token": ""}, 422),
+            (_bearer(b1), {**answer_body, "token": "not-an-offer"}, 409),
+        ):
+            refused = await client.post(base + "/answer", headers=headers, json=sent)
+            assert refused.status == status, (sent, await refused.text())
+        wall = await client.get(
+            f"/api/v1/sessions/{session_id}/wall", headers=world.auth("operator", "a")
+        )
+        assert (await wall.json())["broadcast"]["subscribers"] == 0
+
+        started = await client.post(base + "/answer", headers=_bearer(b1), json=answer_body)
+        assert started.status == 200, await started.text()
+        assert await started.json() == {"started": True}
+        await until(lambda: len(frames) >= 10, "ten frames decoded through the edge", within=20)
+        wall = await client.get(
+            f"/api/v1/sessions/{session_id}/wall", headers=world.auth("operator", "a")
+        )
+        assert (await wall.json())["broadcast"]["subscribers"] == 1
+        # The token was used: answering again is refused.
+        again = await client.post(base + "/answer", headers=_bearer(b1), json=answer_body)
+        assert again.status == 409
+
+        # The edge carries the room (the venue's feed came from there); ending removes it.
+        rooms = await _rooms(edge.url)
+        assert len(rooms) == 1 and rooms == await _rooms(origin.url)
+        ended = await client.delete(
+            f"/api/v1/sessions/{session_id}/broadcast", headers=world.auth("operator", "a")
+        )
+        assert ended.status == 200
+        assert await _rooms(origin.url) == [] and await _rooms(edge.url) == []
+        assert await audit_count(db, "session.broadcast_end") == 1
+    finally:
+        for task in tasks:
+            task.cancel()
+        await close_all(made)
+
+
+async def test_with_the_builtin_relay_the_agent_offers(
+    client: Any, world: World, tmp_path: Path
+) -> None:
+    await add_venue(client, world, "MAIN")
+    branch = await add_venue(client, world, "B1")
+    session_id = await add_session(client, world, "MAIN", ["B1"])
+    base = f"/api/v1/agent/sessions/{session_id}/subscribe"
+    publisher = await publish(client, world, session_id)
+    try:
+        offered = await client.post(base + "/offer", headers=_bearer(branch))
+        assert offered.status == 409
+        assert (await offered.json())["error"]["code"] == "offer_from_agent"
+        answered = await client.post(
+            base + "/answer",
+            headers=_bearer(branch),
+            json={
+                "sdp": "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+                "type": "answer",
+                "token": "x",
+            },
+        )
+        assert answered.status == 409, await answered.text()
+    finally:
+        await close_all([publisher])
