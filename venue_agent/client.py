@@ -225,6 +225,25 @@ class ServerClient:
             raise Unavailable("subscribe answered without an SDP answer")
         return sdp
 
+    async def subscription_offer(self, session_public_id: str) -> tuple[str, str]:
+        """POST sessions/{id}/subscribe/offer: the media server's offer (Janus), and the token
+        our answer names (409 Refused `offer_from_agent` when the server answers offers)."""
+        body = await self._call(
+            "POST", f"/sessions/{quote(session_public_id, safe='')}/subscribe/offer", None
+        )
+        sdp, token = body.get("sdp"), body.get("token")
+        if body.get("type") != "offer" or not isinstance(sdp, str) or not isinstance(token, str):
+            raise Unavailable("subscribe/offer answered without an SDP offer")
+        return token, sdp
+
+    async def subscription_answer(self, session_public_id: str, token: str, sdp: str) -> None:
+        """POST sessions/{id}/subscribe/answer: our answer to that offer; the media starts."""
+        await self._call(
+            "POST",
+            f"/sessions/{quote(session_public_id, safe='')}/subscribe/answer",
+            {"sdp": sdp, "type": "answer", "token": token},
+        )
+
     async def ice_servers(self) -> dict[str, Any]:
         """GET ice-servers: the STUN/TURN servers this venue should use, as the server sent them."""
         async with self._request("GET", "/ice-servers", None, {}) as response:

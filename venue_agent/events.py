@@ -15,6 +15,7 @@ from venue_agent.client import ServerClient
 from venue_agent.link import Backoff
 
 log = logging.getLogger(__name__)
+BROADCAST_EVENTS = ("broadcast_started", "broadcast_moved", "broadcast_ended")
 
 
 class Broadcasts(Protocol):
@@ -22,6 +23,9 @@ class Broadcasts(Protocol):
 
     def broadcast_started(self, session_public_id: str) -> None:
         """A broadcast of this session is on (said again after every reconnection)."""
+
+    def broadcast_moved(self, session_public_id: str) -> None:
+        """The media server this venue received the broadcast from is gone: subscribe again."""
 
     def broadcast_ended(self, session_public_id: str) -> None:
         """The operator ended this session's broadcast."""
@@ -82,10 +86,12 @@ class EventListener:
             self.schedule_stale.set()
         elif kind == "checkin_recorded" and self.checkins is not None:
             self.checkins.recorded(event)
-        elif kind in ("broadcast_started", "broadcast_ended") and self.broadcasts is not None:
+        elif kind in BROADCAST_EVENTS and self.broadcasts is not None:
             if not isinstance(session_public_id, str) or not 0 < len(session_public_id) <= 32:
                 log.warning("ignored a %s event without a session id", kind)
             elif kind == "broadcast_started":
                 self.broadcasts.broadcast_started(session_public_id)
+            elif kind == "broadcast_moved":
+                self.broadcasts.broadcast_moved(session_public_id)
             else:
                 self.broadcasts.broadcast_ended(session_public_id)

@@ -1,7 +1,7 @@
-"""One upstream connection: our receive-only offer to the server, the broadcast decoded (every
-track drained, so nothing queues up, and every decoded frame's time told to the reception's video
-or sound clock), its encoded frames tapped for the room screen, its counters read for the health
-samples."""
+"""One upstream connection: our receive-only offer to the server (or our answer to its media
+server's offer), the broadcast decoded (every track drained, so nothing queues up, and every
+decoded frame's time told to the reception's video or sound clock), its encoded frames tapped
+for the room screen, its counters read for the health samples."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from aiortc import (
     RTCPeerConnection,
@@ -23,12 +24,14 @@ from aiortc.stats import RTCInboundRtpStreamStats, RTCTransportStats
 from passthrough.fanout import Source
 from passthrough.peer import IceSettings, before_gathering, negotiated_codecs, new_peer
 from passthrough.wiring import Feed, tap_peer
-from venue_agent.client import ServerClient
+from venue_agent.client import Refused, ServerClient
 from venue_agent.health import VIDEO_CLOCK, FrameClock, SoundClock, Totals
 
 log = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
+# The server's 409 codes that say who makes the offer: True when the media server does.
+WHO_OFFERS = MappingProxyType({"offer_from_server": True, "offer_from_agent": False})
 CLOSED_STATES = frozenset({"failed", "closed"})
 
 
@@ -39,6 +42,15 @@ def _without_rtx(kind: str) -> list[RTCRtpCodecCapability]:
     capabilities = RTCRtpReceiver.getCapabilities(kind)
     codecs = capabilities.codecs if capabilities is not None else []
     return [codec for codec in codecs if codec.mimeType.lower() != "video/rtx"]
+
+
+class OfferWay:
+    """Who makes the offer on this server: we do (the built-in relay answers), or the media
+    server does (Janus, HETANG_MEDIA=janus, and we answer). Learned from the server's 409
+    `offer_from_server` / `offer_from_agent`, and remembered for the next subscription."""
+
+    def __init__(self) -> None:
+        self.server_offers = False
 
 
 class Upstream:
@@ -71,8 +83,35 @@ class Upstream:
         sources: Mapping[str, Source] | None,
         frames: FrameClock,
         sound: SoundClock,
+        way: OfferWay,
     ) -> Upstream:
-        """Subscribe; raises the client's ServerError (or ValueError for an unusable answer)."""
+        """Subscribe, offering or answering as the server's media engine wants (learned from
+        its 409 and remembered in `way`); raises the client's ServerError (or ValueError for an
+        unusable description)."""
+        try:
+            return await cls._open(
+                client, session_public_id, ice, sources, frames, sound, way.server_offers
+            )
+        except Refused as error:
+            server_offers = WHO_OFFERS.get(error.code)
+            if server_offers is None or server_offers == way.server_offers:
+                raise
+            way.server_offers = server_offers
+        return await cls._open(
+            client, session_public_id, ice, sources, frames, sound, way.server_offers
+        )
+
+    @classmethod
+    async def _open(
+        cls,
+        client: ServerClient,
+        session_public_id: str,
+        ice: IceSettings,
+        sources: Mapping[str, Source] | None,
+        frames: FrameClock,
+        sound: SoundClock,
+        answering: bool,
+    ) -> Upstream:
         pc = new_peer(ice)
         feed: Feed | None = None
         try:
@@ -80,20 +119,30 @@ class Upstream:
                 transceiver = pc.addTransceiver(kind, direction="recvonly")
                 if kind == "video":
                     transceiver.setCodecPreferences(_without_rtx(kind))
+            if answering:
+                # The media server's offer takes our transceivers (matched by kind), so the
+                # answer leaves RTX out as our own offer does.
+                token, offer = await client.subscription_offer(session_public_id)
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
             if sources is not None:
                 feed = tap_peer(pc, sources, decode=True)
             before_gathering(pc, ice)
-            await pc.setLocalDescription(await pc.createOffer())
-            answer = await client.subscribe(session_public_id, pc.localDescription.sdp)
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            if answering:
+                await pc.setLocalDescription(await pc.createAnswer())
+                negotiated = pc.localDescription.sdp
+                await client.subscription_answer(session_public_id, token, negotiated)
+            else:
+                await pc.setLocalDescription(await pc.createOffer())
+                negotiated = await client.subscribe(session_public_id, pc.localDescription.sdp)
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=negotiated, type="answer"))
         except BaseException:
             if feed is not None:
                 feed.stop()
             await pc.close()
             raise
         if feed is not None:
-            feed.connect(answer)
-        video = negotiated_codecs(answer).get("video")
+            feed.connect(negotiated)
+        video = negotiated_codecs(negotiated).get("video")
         upstream = cls(pc, feed, frames, sound, video.clockRate if video else VIDEO_CLOCK)
         upstream._start_draining()
         return upstream

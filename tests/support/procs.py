@@ -267,7 +267,13 @@ class Agent:
     """`hetang-agent run` with its scanner on a pipe; collects what it prints."""
 
     def __init__(
-        self, data_dir: Path, server_url: str, token: str, *, scanner: str | None = "stdin"
+        self,
+        data_dir: Path,
+        server_url: str,
+        token: str,
+        *,
+        scanner: str | None = "stdin",
+        ice_hosts: str = "127.0.0.1",
     ) -> None:
         self.data_dir, self.server_url, self.token = data_dir, server_url, token
         self.ui_port = free_port()
@@ -275,7 +281,7 @@ class Agent:
         # The token goes by environment, as on a venue PC: never in the command line.
         args = [str(BIN / "hetang-agent"), "run", "--server", server_url]
         args += ["--data-dir", str(data_dir), "--ui-port", str(self.ui_port)]
-        args += ["--ice-hosts", "127.0.0.1"]
+        args += ["--ice-hosts", ice_hosts]
         if scanner is not None:
             args += ["--scanner", scanner]
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -374,9 +380,11 @@ class Agents:
     def __init__(self) -> None:
         self.started: list[Agent] = []
 
-    def start(self, data_dir: Path, server_url: str, token: str) -> Agent:
-        """A running agent whose staff page answers."""
-        agent = Agent(data_dir, server_url, token)
+    def start(
+        self, data_dir: Path, server_url: str, token: str, ice_hosts: str = "127.0.0.1"
+    ) -> Agent:
+        """A running agent whose staff page answers (its ICE on `ice_hosts`)."""
+        agent = Agent(data_dir, server_url, token, ice_hosts=ice_hosts)
         self.started.append(agent)
         return agent
 
