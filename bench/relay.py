@@ -19,6 +19,11 @@ three-hour lesson's file weighs at 1 Mbit/s.
     python bench/relay.py [--quick] [--counts 1,8,32] [--logs DIR] [--agent-pid PID]
     python bench/relay.py --two-qualities [--counts 256]
     python bench/relay.py --recording [--counts 128]
+    python bench/relay.py --media janus [--counts 128,256]
+
+With --media janus: the built-in pass-through relay against a Janus VideoRoom (a real Janus
+process on a veth address; needs root), the same publisher and subscribers (they answer Janus's
+offers); prints the CPU per subscriber of both at each N and their ratio.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import av
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import free_port, peak_rss_mb, temp_dir
+from bench.rtc_janus import print_janus, running_janus
 from bench.rtc_procs import (
     Child,
     ChildFailed,
@@ -50,6 +56,7 @@ from bench.rtc_procs import (
 )
 from bench.rtc_report import (
     BASE,
+    JANUS,
     LABELS,
     PASS,
     PASS2,
@@ -87,6 +94,7 @@ FULL = Plan((1, 8, 32, 128, 256), warmup_s=5, window_s=10)
 QUICK = Plan((1, 8), warmup_s=2, window_s=4)
 QUALITIES = Plan((256,), warmup_s=5, window_s=10, kinds=(PASS, PASS2))
 RECORDING = Plan((128,), warmup_s=5, window_s=20, kinds=(PASS, PASSREC))
+JANUS_PLAN = Plan((128, 256), warmup_s=5, window_s=10, kinds=(PASS, JANUS))
 
 
 STARTED = time.monotonic()
@@ -111,7 +119,8 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
     lifetime = str(join_budget * 2 + plan.warmup_s + plan.window_s + 60)
     common = ["--url", url, "--lifetime", lifetime]
     name = f"{kind}-{n}"
-    with process_group(log_dir) as children:
+    with contextlib.ExitStack() as janus_stack, process_group(log_dir) as children:
+        janus = janus_stack.enter_context(running_janus(log_dir, name)) if kind == JANUS else None
 
         def start(role: str, module: str, args: list[str]) -> Child:
             child = Child(f"{name}-{role}", module, args, log_dir)
@@ -122,6 +131,7 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
             layers = ["--layers", "2"] if kind == PASS2 else []
             recording = log_dir / f"{name}.webm"
             record = ["--record", str(recording)] if kind == PASSREC else []
+            signalling = ["--janus-url", janus.url] if janus is not None else []
             relay = start(
                 "relay",
                 "bench.rtc_relay_server",
@@ -130,6 +140,7 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
                     PASS if kind in (PASS2, PASSREC) else kind,
                     *layers,
                     *record,
+                    *signalling,
                     "--port",
                     url.rsplit(":", 1)[1],
                     "--lifetime",
@@ -142,6 +153,7 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
                 "publisher", "bench.rtc_clients", ["publisher", *remb, *layers, *common]
             )
             publisher.expect("ready", 30)
+            answering = ["--answering"] if janus is not None else []
             decoding = min(DECODING, n)
             light = n - decoding
             groups = split(light, math.ceil(light / LIGHT_PER_PROCESS)) if light else []
@@ -158,6 +170,7 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
                         plan.light_mode,
                         "--concurrency",
                         str(JOINS_AT_ONCE),
+                        *answering,
                         *common,
                     ],
                 )
@@ -166,7 +179,9 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
             ready = [child.expect("ready", join_budget) for child in joins]
             # The decoding subscribers join last, so their first frame is a join to a busy relay.
             viewer = start(
-                "decoding", "bench.rtc_clients", ["subscribers", "--decode", str(decoding), *common]
+                "decoding",
+                "bench.rtc_clients",
+                ["subscribers", "--decode", str(decoding), *answering, *common],
             )
             joins.append(viewer)
             ready.append(viewer.expect("ready", 60))
@@ -180,7 +195,11 @@ def run_scenario(kind: str, n: int, plan: Plan, log_dir: Path) -> Result:
                 f"warming up {plan.warmup_s:.0f} s"
             )
             time.sleep(plan.warmup_s)
+            # With Janus the media go through Janus's process: it is the one measured as the
+            # relay (the signalling process, idle once everyone joined, counts as load).
             pids = [child.pid for child in children]
+            if janus is not None:
+                pids = [janus.pid, *pids]
             progress(f"  measuring {plan.window_s:.0f} s")
             marks = [mark(children, pids)]
             for _ in range(SLICES):
@@ -241,6 +260,8 @@ def run(plan: Plan) -> None:
                 results.append(run_scenario(PASS2, n, plan, log_dir))
             if PASSREC in plan.kinds:
                 results.append(run_scenario(PASSREC, n, plan, log_dir))
+            if JANUS in plan.kinds:
+                results.append(run_scenario(JANUS, n, plan, log_dir))
             if BASE in plan.kinds and not baseline_saturated:
                 base = run_scenario(BASE, n, plan, log_dir)
                 results.append(base)
@@ -259,6 +280,8 @@ def run(plan: Plan) -> None:
         print_qualities(results)
     if PASSREC in plan.kinds:
         print_recording(results)
+    if JANUS in plan.kinds:
+        print_janus(results)
     sizes = sorted({s for r in results for s in r.sizes})
     sent = statistics.median([r.publisher_kbps for r in results if not r.error] or [math.nan])
     print(
@@ -304,6 +327,13 @@ def main() -> None:
         action="store_true",
         help="pass-through with the broadcast recorded against without, at N=128 unless --counts",
     )
+    parser.add_argument(
+        "--media",
+        choices=("builtin", "janus"),
+        default="builtin",
+        help="janus: the built-in pass-through relay against a real Janus VideoRoom (root: it"
+        " needs a veth address), same publisher, at N=128 and 256 unless --counts",
+    )
     parser.add_argument("--logs", type=Path, help="keep each process's stderr in this directory")
     parser.add_argument(
         "--agent-pid",
@@ -320,6 +350,8 @@ def main() -> None:
     plan = QUICK if args.quick else FULL
     if args.two_qualities:
         plan = QUALITIES if not args.quick else dataclasses.replace(QUICK, kinds=QUALITIES.kinds)
+    if args.media == "janus":
+        plan = JANUS_PLAN if not args.quick else dataclasses.replace(QUICK, kinds=JANUS_PLAN.kinds)
     if args.recording:
         plan = RECORDING if not args.quick else dataclasses.replace(QUICK, kinds=RECORDING.kinds)
     plan = dataclasses.replace(

@@ -55,6 +55,29 @@ async def negotiate(http: aiohttp.ClientSession, path: str, pc: RTCPeerConnectio
     await connected.wait()
 
 
+async def answer_offer(http: aiohttp.ClientSession, pc: RTCPeerConnection) -> None:
+    """Janus's way: take the media server's offer, answer it, wait until ICE and DTLS are up."""
+    connected = asyncio.Event()
+
+    @pc.on("connectionstatechange")
+    def on_state() -> None:
+        if pc.connectionState == "connected":
+            connected.set()
+
+    async with http.post("/subscribe/offer") as response:
+        if response.status != 200:
+            raise RuntimeError(f"/subscribe/offer: {response.status} {await response.text()}")
+        offer = await response.json()
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+    before_gathering(pc, ICE)
+    await pc.setLocalDescription(await pc.createAnswer())
+    answer = {"sdp": pc.localDescription.sdp, "type": "answer", "token": offer["token"]}
+    async with http.post("/subscribe/answer", json=answer) as response:
+        if response.status != 200:
+            raise RuntimeError(f"/subscribe/answer: {response.status} {await response.text()}")
+    await connected.wait()
+
+
 async def publish(url: str, follow_remb: bool, layers: int) -> None:
     """Send the camera to the relay until told to quit; with two layers, also its lighter
     picture (320x180 at 250 kbit/s) as a second video track, as the operator's page does."""
@@ -104,8 +127,9 @@ class Viewer:
     connected: bool = False
     task: asyncio.Task[None] | None = None
 
-    async def join(self, http: aiohttp.ClientSession) -> None:
-        """Subscribe; a decoding viewer starts its decoding loop as the track arrives."""
+    async def join(self, http: aiohttp.ClientSession, answering: bool = False) -> None:
+        """Subscribe (answering the media server's offer, for Janus); a decoding viewer starts
+        its decoding loop as the track arrives."""
         self.pc.addTransceiver("video", direction="recvonly")
         if isinstance(self.counter, FrameCounter):
             tap_peer(self.pc, {"video": self.counter}, decode=self.decodes)
@@ -116,7 +140,10 @@ class Viewer:
                 self.task = asyncio.ensure_future(self._decode(track))
 
         self.joined_at = time.monotonic()
-        await negotiate(http, "/subscribe", self.pc)
+        if answering:
+            await answer_offer(http, self.pc)
+        else:
+            await negotiate(http, "/subscribe", self.pc)
         if isinstance(self.counter, PacketCounter):
             self.counter.install(self.pc)
         self.connected = True
@@ -144,7 +171,13 @@ class Viewer:
 
 
 async def watch(
-    url: str, light: int, light_mode: str, decode: int, concurrency: int, patience_s: float
+    url: str,
+    light: int,
+    light_mode: str,
+    decode: int,
+    concurrency: int,
+    patience_s: float,
+    answering: bool,
 ) -> None:
     """Join `light` light viewers and `decode` decoding ones, a few at a time (a crowd joining
     at once only measures DTLS handshakes), then report counts at every mark."""
@@ -159,7 +192,7 @@ async def watch(
         async with gate:
             try:
                 async with asyncio.timeout(patience_s):
-                    await viewer.join(http)
+                    await viewer.join(http, answering)
             except Exception as error:
                 failures.append(repr(error))
 
@@ -211,6 +244,7 @@ def main() -> None:
     parser.add_argument("--follow-remb", action="store_true")
     parser.add_argument("--layers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--lifetime", type=float, default=600)
+    parser.add_argument("--answering", action="store_true", help="answer Janus's offers")
     args = parser.parse_args()
     if args.role == "publisher":
         run_child(lambda: publish(args.url, args.follow_remb, args.layers), args.lifetime)
@@ -223,6 +257,7 @@ def main() -> None:
                 args.decode,
                 args.concurrency,
                 args.join_timeout,
+                args.answering,
             ),
             args.lifetime,
         )

@@ -3,6 +3,7 @@ pinned VP8 bitrate and a frame counter that receives without decoding."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,9 @@ from passthrough.peer import IceSettings
 if TYPE_CHECKING:
     from av.container import InputContainer
 
-ICE = IceSettings(hosts=("127.0.0.1",))  # aioice leaves loopback out unless told
+# aioice leaves loopback out unless told; Janus never offers loopback, so its benchmark names
+# a veth address of its own (HETANG_BENCH_ICE_HOST, set for the children of that scenario).
+ICE = IceSettings(hosts=(os.environ.get("HETANG_BENCH_ICE_HOST") or "127.0.0.1",))
 WIDTH, HEIGHT, FPS = 640, 360, 30
 LOW_WIDTH, LOW_HEIGHT = 320, 180  # the lighter picture of the two-quality mode
 # A moving test card with fresh temporal noise in every frame, so motion compensation alone

@@ -14,7 +14,14 @@ from bench.rtc_procs import CORES, CpuSample, ProcessCost
 PASS, BASE = "passthrough", "mediarelay"
 PASS2 = "passthrough2"  # pass-through with two qualities: half the subscribers on each
 PASSREC = "passthrough-rec"  # pass-through recording the broadcast into a WebM as it relays
-LABELS = {PASS: "pass-through", BASE: "MediaRelay", PASS2: "two qualities", PASSREC: "recording"}
+JANUS = "janus"  # a Janus VideoRoom (HETANG_MEDIA=janus): Janus's own process is measured
+LABELS = {
+    PASS: "pass-through",
+    BASE: "MediaRelay",
+    PASS2: "two qualities",
+    PASSREC: "recording",
+    JANUS: "Janus",
+}
 RECORDING_CPU = 5.0  # % of a core recording may add (issue 15)
 FULL_FPS = 28.5  # 95 % of the camera's 30 fps
 SATURATED_FPS = 15.0
