@@ -16,6 +16,7 @@ from server.keys import METRICS_KEY
 
 if TYPE_CHECKING:
     from server.domain.agent_payloads import StreamReading
+    from server.domain.janus_events import JanusFigures
     from server.rtc.broadcasts import Broadcasts
 
 
@@ -75,6 +76,37 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.janus_events = Counter(
+            "hetang_janus_events_total",
+            "Events Janus's event handler reported, by instance and type",
+            ["emitter", "type"],
+            registry=self.registry,
+        )
+        self.janus_hangups = Counter(
+            "hetang_janus_hangups_total",
+            "WebRTC connections Janus reported hung up, by instance",
+            ["emitter"],
+            registry=self.registry,
+        )
+        self.janus_venue_kbps = Gauge(
+            "hetang_janus_venue_sent_kbps",
+            "Video bitrate Janus sent a venue in its last second, as last reported",
+            ["venue"],
+            registry=self.registry,
+        )
+        self.janus_venue_lost = Gauge(
+            "hetang_janus_venue_lost_packets",
+            "Packets a venue reported lost to Janus (its running count), as last reported",
+            ["venue"],
+            registry=self.registry,
+        )
+        self.janus_publisher_kbps = Gauge(
+            "hetang_janus_publisher_kbps",
+            "Video bitrate Janus received from a session's publisher in its last second",
+            ["session"],
+            registry=self.registry,
+        )
+
         self.background_rounds = Counter(
             "hetang_background_rounds_total",
             "Rounds of the background jobs this process ran (only the leading process runs them)",
@@ -95,6 +127,19 @@ class Metrics:
         ):
             if value is not None:
                 gauge.labels(venue).set(value)
+
+    def record_janus(self, figures: JanusFigures) -> None:
+        """A batch of Janus's events (server.domain.janus_events)."""
+        for (emitter, kind), count in figures.events.items():
+            self.janus_events.labels(emitter, kind).inc(count)
+        for emitter, count in figures.hangups.items():
+            self.janus_hangups.labels(emitter).inc(count)
+        for venue, kbps in figures.venue_kbps.items():
+            self.janus_venue_kbps.labels(venue).set(kbps)
+        for venue, lost in figures.venue_lost.items():
+            self.janus_venue_lost.labels(venue).set(lost)
+        for session, kbps in figures.publisher_kbps.items():
+            self.janus_publisher_kbps.labels(session).set(kbps)
 
     def watch_relay(self, broadcasts: Broadcasts) -> None:
         """Export the relay's figures, read when scraped."""

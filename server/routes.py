@@ -42,6 +42,7 @@ def setup_routes(app: web.Application) -> None:
     add("POST", "/api/v1/tokens", tokens.create_token, name="api_create_token")
     add("DELETE", "/api/v1/tokens/{id}", tokens.revoke_token, name="api_revoke_token")
     add("GET", "/metrics", system.get_metrics, name="metrics")
+    add("POST", "/janus/events", system.post_janus_events, name="janus_events")
     # Organizations, members, venues
     add(
         "POST",

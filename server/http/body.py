@@ -19,6 +19,14 @@ T = TypeVar("T")
 
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or 422 saying what is wrong with it."""
+    value = await read_json_any(request)
+    if not isinstance(value, dict):
+        raise Invalid("The body must be a JSON object.")
+    return value
+
+
+async def read_json_any(request: web.Request) -> Any:
+    """The body as any JSON value (an object, a list…), or 422 saying what is wrong with it."""
     if request.content_type != "application/json":
         raise Invalid("Send the body as JSON (Content-Type: application/json).")
     raw = await request.read()
@@ -27,8 +35,6 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         # RecursionError: nesting deep enough to exhaust the parser is not JSON we accept.
         raise Invalid("The body is not valid JSON.") from None
-    if not isinstance(value, dict):
-        raise Invalid("The body must be a JSON object.")
     if not _is_text(value):
         raise Invalid("The body's strings must be Unicode text (no lone UTF-16 surrogates).")
     return value

@@ -29,7 +29,7 @@ from tests.support.janus import (
     janus_instance,
     needs_janus,
 )
-from tests.support.rtc_peers import close_all, description, offer_to_publish, offer_to_view, until
+from tests.support.rtc_peers import close_all, offer_to_view, until
 from tests.support.world import World
 
 pytestmark = [pytest.mark.sqlite_only, pytest.mark.slow]
@@ -93,15 +93,7 @@ async def test_venues_answer_the_offer_of_a_janus_edge(
         early = await client.post(base + "/offer", headers=_bearer(b1))
         assert early.status == 409 and (await early.json())["error"]["code"] == "conflict"
 
-        publisher = await offer_to_publish(ice)
-        made.append(publisher)
-        answer = await client.post(
-            f"/api/v1/sessions/{session_id}/broadcast",
-            headers=world.auth("operator", "a"),
-            json={"sdp": publisher.localDescription.sdp, "type": "offer"},
-        )
-        assert answer.status == 200, await answer.text()
-        await publisher.setRemoteDescription(description(await answer.json()))
+        made.append(await publish(client, world, session_id, ice))
         assert await audit_count(db, "session.broadcast_start") == 1
 
         # The agent's own offer: the server says who offers here.

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from passthrough.peer import IceSettings
 from server.db.models import AuditEntry
-from tests.support.rtc_peers import description, offer_to_publish
+from tests.support.rtc_peers import LOOPBACK, description, offer_to_publish
 from tests.support.world import World
 
 
@@ -57,8 +58,9 @@ async def audit_count(db: async_sessionmaker[AsyncSession], action: str) -> int:
         )
 
 
-async def publish(client: Any, world: World, session_id: str) -> Any:
-    publisher = await offer_to_publish()
+async def publish(client: Any, world: World, session_id: str, ice: IceSettings = LOOPBACK) -> Any:
+    """Operator-a publishes an aiortc peer (its ICE on `ice`); the peer, negotiated."""
+    publisher = await offer_to_publish(ice)
     answer = await client.post(
         f"/api/v1/sessions/{session_id}/broadcast",
         headers=world.auth("operator", "a"),

@@ -30,6 +30,7 @@ UNUSED_PLUGINS = (
     "audiobridge duktape echotest lua nosip recordplay sip textroom videocall voicemail streaming"
 )
 UNUSED_TRANSPORTS = "mqtt nanomsg pfunix rabbitmq websockets"
+OTHER_HANDLERS = "gelfevh mqttevh nanomsgevh rabbitmqevh wsevh"
 
 
 def _janus_unavailable() -> str | None:
@@ -51,7 +52,9 @@ class RunningJanus:
     process: subprocess.Popen[bytes]
 
 
-def _config(folder: Path, name: str, http_port: int, address: str, rtp: str) -> None:
+def _config(
+    folder: Path, name: str, http_port: int, address: str, rtp: str, events: str | None
+) -> None:
     def disabled(names: str) -> str:
         return ",".join(f"libjanus_{n}.so" for n in names.split())
 
@@ -71,8 +74,23 @@ def _config(folder: Path, name: str, http_port: int, address: str, rtp: str) -> 
         f'plugins: {{ disable = "{disabled(UNUSED_PLUGINS)}" }}\n'
         f'transports: {{ disable = "{disabled(UNUSED_TRANSPORTS)}" }}\n'
         'loggers: { disable = "libjanus_jsonlog.so" }\n'
-        "events: { broadcast = false }\n"
+        + (
+            "events: { broadcast = false }\n"
+            if events is None
+            else "events: { broadcast = true\n  stats_period = 1\n"
+            f'  disable = "{disabled(OTHER_HANDLERS)}" }}\n'
+        )
     )
+    if events is not None:
+        url, _, password = events.partition("#")
+        (folder / "janus.eventhandler.sampleevh.jcfg").write_text(
+            "general: {\n  enabled = true\n"
+            '  events = "sessions,handles,webrtc,media,plugins"\n'
+            '  grouping = true\n  json = "compact"\n'
+            f'  backend = "{url}"\n'
+            + (f'  backend_user = "janus"\n  backend_pwd = "{password}"\n' if password else "")
+            + "  max_retransmissions = 2\n  retransmissions_backoff = 100\n}\n"
+        )
     (folder / "janus.transport.http.jcfg").write_text(
         "general: {\n"
         f'  json = "compact"\n  base_path = "/janus"\n  http = true\n  port = {http_port}\n'
@@ -100,19 +118,24 @@ def janus_address() -> Iterator[str]:
 
 @contextlib.contextmanager
 def janus_instance(
-    root: Path, name: str = "janus-test", address: str | None = None, rtp_low: int | None = None
+    root: Path,
+    name: str = "janus-test",
+    address: str | None = None,
+    rtp_low: int | None = None,
+    events: str | None = None,
 ) -> Iterator[RunningJanus]:
     """One Janus answering /janus/info, on `address` for ICE (a veth of its own when None) with
     the RTP ports rtp_low.. rtp_low+999 (instances sharing an address need distinct ones);
-    stopped afterwards (unless the test killed it)."""
+    stopped afterwards (unless the test killed it). `events` ("<url>#<password>") has its event
+    handler post there, media statistics each second."""
     if address is None:
-        with janus_address() as own, janus_instance(root, name, own) as janus:
+        with janus_address() as own, janus_instance(root, name, own, rtp_low, events) as janus:
             yield janus
         return
     port = free_port()
     low = 20000 + 1000 * secrets.randbelow(20) if rtp_low is None else rtp_low
     folder = root / name
-    _config(folder, name, port, address, f"{low}-{low + 999}")
+    _config(folder, name, port, address, f"{low}-{low + 999}", events)
     log = (root / f"{name}.log").open("ab")
     process = subprocess.Popen(
         ["janus", "-F", str(folder), "-o"], stdout=log, stderr=subprocess.STDOUT, cwd=root
