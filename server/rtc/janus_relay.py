@@ -269,7 +269,7 @@ class JanusRelay:
             port = self._forward_port()
             try:
                 feed = await videoroom.add_remote_publisher(
-                    control, broadcast.room, edge.host, port, broadcast.streams
+                    control, broadcast.room, edge.address, port, broadcast.streams
                 )
             except JanusError as error:
                 log.info("%s could not take port %d: %s", edge.name, port, error.reason)
@@ -279,7 +279,7 @@ class JanusRelay:
                 broadcast.room,
                 broadcast.feed,
                 edge.name,
-                edge.host,
+                edge.address,
                 port,
             )
             broadcast.edge_feeds[edge.url] = feed

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ class Instance:
     session: JanusSession | None = None
     control: JanusHandle | None = None
     lost: int = 0  # times it was found dead
+    address: str = ""  # the IPv4 address of its URL's host, resolved when connected
 
     @property
     def alive(self) -> bool:
@@ -38,7 +40,7 @@ class Instance:
 
     @property
     def host(self) -> str:
-        """The address others send RTP to: the host of its API URL."""
+        """The host of its API URL, where others send it RTP (a name, in docker compose)."""
         return urlsplit(self.url).hostname or "127.0.0.1"
 
     def handle(self) -> JanusHandle:
@@ -96,6 +98,11 @@ class Tree:
 
     async def _connect(self, instance: Instance) -> None:
         try:
+            # Janus binds a remote publisher's port on an IP address, never a host name.
+            found = await asyncio.get_running_loop().getaddrinfo(
+                instance.host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM
+            )
+            instance.address = str(found[0][4][0])
             session = await JanusSession.create(self.http, instance.url)
             instance.control = await session.attach(opaque_id=f"hetang-control-{instance.name}")
             instance.session = session
