@@ -4,8 +4,10 @@ the settings the server really reads."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -21,12 +23,20 @@ def _compose() -> dict[str, Any]:
 
 
 def _known_variables() -> set[str]:
-    return set(re.findall(r"HETANG_[A-Z_]+", (ROOT / "server" / "settings.py").read_text("utf-8")))
+    sources = (ROOT / "server" / "settings.py", ROOT / "server" / "domain" / "media.py")
+    return {name for path in sources for name in re.findall(r"HETANG_[A-Z_]+", path.read_text())}
 
 
 def test_services_and_volumes() -> None:
     compose = _compose()
-    assert set(compose["services"]) == {"postgres", "redis", "hetang", "coturn"}
+    assert set(compose["services"]) == {
+        "postgres",
+        "redis",
+        "hetang",
+        "coturn",
+        "janus-origin",
+        "janus-edge",
+    }
     assert {"pgdata", "hetangdata"} <= set(compose["volumes"])
     postgres = compose["services"]["postgres"]
     assert any(volume.startswith("pgdata:") for volume in postgres["volumes"])
@@ -67,3 +77,46 @@ def test_dockerfile_ships_what_migrations_need() -> None:
     copied = {word for line in lines if line.startswith("COPY ") for word in line.split()[1:-1]}
     assert {"alembic.ini", "migrations", "web", "server", "passthrough", "pyproject.toml"} <= copied
     assert "requirements.txt" in copied, "the image installs from the lock"
+
+
+def test_janus_origin_and_edge_as_the_server_names_them() -> None:
+    compose = _compose()
+    server = compose["services"]["hetang"]
+    settings = Settings.from_env({**server["environment"], "HETANG_SECRET_KEY": "k" * 40})
+    assert settings.media.janus
+    origin, edge = (urlsplit(url) for url in settings.media.janus_urls)
+    api_port = _jcfg_port(ROOT / "deploy" / "janus" / "conf" / "janus.transport.http.jcfg")
+    for url, name in ((origin, "janus-origin"), (edge, "janus-edge")):
+        assert url.hostname == name and url.path == "/janus"
+        assert url.port == api_port, "the API port is the one start.sh fills in by default"
+        janus = compose["services"][name]
+        assert janus["build"] == "./deploy/janus"
+        assert janus["environment"]["HETANG_EVENTS_URL"] == (
+            f"http://hetang:{settings.port}/janus/events"
+        )
+        # Its RTP port range (start.sh's second argument) is what the host publishes.
+        first, last = janus["command"][1].split("-")
+        assert f"{first}-{last}:{first}-{last}/udp" in janus["ports"]
+        assert "media" in janus["networks"], "coturn relays only into the media network"
+    ranges = [compose["services"][n]["command"][1] for n in ("janus-origin", "janus-edge")]
+    assert len(set(ranges)) == 2
+
+
+def test_the_janus_image_is_pinned_and_its_start_script_runs() -> None:
+    dockerfile = (ROOT / "deploy" / "janus" / "Dockerfile").read_text("utf-8")
+    assert "janus=1.1.2-1" in dockerfile
+    start = ROOT / "deploy" / "janus" / "start.sh"
+    assert start.stat().st_mode & 0o111, "start.sh is executable"
+    assert subprocess.run(["sh", "-n", str(start)], check=False).returncode == 0
+    template = ROOT / "deploy" / "janus" / "conf" / "janus.eventhandler.sampleevh.jcfg.in"
+    text = template.read_text("utf-8")
+    assert "@METRICS_TOKEN@" in text and "@SERVER@" in text
+    events = re.search(r'events = "([a-z,]+)"', text)
+    assert events is not None and "jsep" not in events.group(1).split(",")
+
+
+def _jcfg_port(path: Path) -> int:
+    text = path.read_text("utf-8").replace("@PORT@", "8088")
+    found = re.search(r"^\s*port = (\d+)", text, re.MULTILINE)
+    assert found is not None
+    return int(found.group(1))
