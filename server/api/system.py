@@ -15,7 +15,7 @@ from server.domain.vocabulary import ROLES, SESSION_STATES
 from server.errors import Forbidden, Invalid
 from server.http.body import read_json_any, reply
 from server.http.client_address import client_address, is_loopback_address, is_loopback_host
-from server.keys import DB_KEY, METRICS_KEY, PRINCIPAL_KEY, SETTINGS_KEY
+from server.keys import DB_KEY, METRICS_KEY, PRINCIPAL_KEY, RELAY_KEY, SETTINGS_KEY
 from server.services import agents, health
 from server.services.clock import utcnow
 
@@ -99,4 +99,6 @@ async def post_janus_events(request: web.Request) -> web.Response:
     except ValueError as error:
         raise Invalid("The body must be Janus events: {problem}", problem=str(error)) from None
     request.app[METRICS_KEY].record_janus(figures)
+    if figures.reports:
+        await request.app[RELAY_KEY].media_reports(figures.reports)  # the venues' layers
     return reply({"events": sum(figures.events.values())})

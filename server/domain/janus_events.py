@@ -29,6 +29,16 @@ VENUE_PREFIX, OPERATOR_PREFIX = "hetang-venue-", "hetang-operator-"
 MAX_EVENTS = 10_000  # one POST's events read at most (the handler groups them)
 
 
+@dataclass(frozen=True)
+class MediaReport:
+    """A venue's subscriber handle's video counters, as one media event reported them."""
+
+    venue_code: str
+    handle_id: int
+    packets_sent: int
+    lost_by_remote: int
+
+
 @dataclass
 class JanusFigures:
     """The figures in one batch of events."""
@@ -38,6 +48,7 @@ class JanusFigures:
     venue_kbps: dict[str, float] = field(default_factory=dict)  # venue → video sent, last s
     venue_lost: dict[str, int] = field(default_factory=dict)  # venue → lost, as it reports
     publisher_kbps: dict[str, float] = field(default_factory=dict)  # session → video received
+    reports: list[MediaReport] = field(default_factory=list)  # for the venues' layers
 
 
 def read_events(body: Any) -> JanusFigures:
@@ -77,6 +88,10 @@ def _read(event: dict[str, Any], figures: JanusFigures) -> None:
         lost = _number(body.get("lost-by-remote"))
         if lost is not None:
             figures.venue_lost[venue] = int(lost)
+        packets = _number(body.get("packets-sent"))
+        handle = _number(event.get("handle_id"))
+        if lost is not None and packets is not None and handle is not None:
+            figures.reports.append(MediaReport(venue, int(handle), int(packets), int(lost)))
     elif opaque.startswith(OPERATOR_PREFIX):
         received = _number(body.get("bytes-received-lastsec"))
         if received is not None:

@@ -15,8 +15,8 @@ import contextlib
 import functools
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -25,9 +25,13 @@ import aiohttp
 from aiortc import RTCSessionDescription
 
 from passthrough.ports import PortRange
+from passthrough.quality import HIGH, Layer
+from server.domain.janus_events import MediaReport
 from server.rtc import videoroom
 from server.rtc.broadcasts import AlreadyOnAir, BroadcastStatus, Ended, NotOnAir
 from server.rtc.janus import JanusError, JanusHandle, Jsep
+from server.rtc.janus_quality import subscribed_mids, two_layers
+from server.rtc.janus_state import JanusBroadcast, Subscription
 from server.rtc.janus_tree import Instance, Tree
 from server.rtc.relay_link import (
     AgentOffers,
@@ -64,34 +68,6 @@ def engine_errors(
     return named
 
 
-@dataclass
-class Subscription:
-    """A venue's handle on its edge: offered, then started once the agent answers."""
-
-    venue_code: str
-    edge: Instance
-    handle: JanusHandle
-    answered: bool = False  # the agent's answer is being (or was) given to Janus
-    started: bool = False
-
-
-@dataclass
-class JanusBroadcast:
-    public_id: str
-    room: int
-    venue_codes: tuple[str, ...]
-    since: datetime
-    publisher: JanusHandle | None = None
-    feed: int = 0
-    streams: list[dict[str, Any]] = field(default_factory=list)
-    up: asyncio.Event = field(default_factory=asyncio.Event)
-    watcher: asyncio.Task[None] | None = None  # sets `up` once the publisher connects
-    edge_feeds: dict[str, int] = field(default_factory=dict)  # edge URL → its remote publisher
-    subscriptions: dict[str, Subscription] = field(default_factory=dict)  # venue → current
-    offers: dict[str, Subscription] = field(default_factory=dict)  # token → offered
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
 class JanusRelay:
     """Broadcasts in Janus rooms; make-up replays in the built-in relay beside it."""
 
@@ -125,8 +101,9 @@ class JanusRelay:
         broadcast = self._on_air.get(public_id)
         if broadcast is None:
             return await self.builtin.status(public_id)
-        started = sum(1 for s in broadcast.subscriptions.values() if s.started)
-        return BroadcastStatus(True, broadcast.up.is_set(), started, broadcast.since)
+        started = [s for s in broadcast.subscriptions.values() if s.started]
+        layers = {s.venue_code: s.layer for s in started} if two_layers(broadcast.streams) else {}
+        return BroadcastStatus(True, broadcast.up.is_set(), len(started), broadcast.since, layers)
 
     async def on_air_for(self, venue_code: str) -> list[str]:
         mine = [b.public_id for b in self._on_air.values() if venue_code in b.venue_codes]
@@ -202,14 +179,16 @@ class JanusRelay:
             )
             feed = await self._feed_on(broadcast, edge)
             assert edge.session is not None
+            layer = self._layer_for(broadcast, venue_code)
             handle = await edge.session.attach(opaque_id=f"hetang-venue-{venue_code}")
             try:
-                jsep = await videoroom.subscribe(handle, broadcast.room, feed)
+                mids = subscribed_mids(broadcast.streams, layer)
+                jsep = await videoroom.subscribe(handle, broadcast.room, feed, mids)
             except JanusError:
                 await _detach(handle)
                 raise
             token = secrets.token_urlsafe(12)
-            broadcast.offers[token] = Subscription(venue_code, edge, handle)
+            broadcast.offers[token] = Subscription(venue_code, edge, handle, layer)
         return Offered(token, RTCSessionDescription(sdp=jsep.sdp, type=jsep.type))
 
     async def answer(
@@ -315,6 +294,38 @@ class JanusRelay:
                     edge.name,
                 )
                 await self.moved(broadcast.public_id, venues)
+
+    def _layer_for(self, broadcast: JanusBroadcast, venue_code: str) -> Layer:
+        """The layer a venue subscribing now gets: the rule's, which forgets what it knew of a
+        connection the venue lost (not of one replaced for a change of layer)."""
+        if not two_layers(broadcast.streams):
+            return HIGH
+        if venue_code in broadcast.switching:
+            broadcast.switching.discard(venue_code)
+        else:
+            broadcast.quality.state(venue_code).rejoin(time.monotonic())
+        return broadcast.quality.layer(venue_code)
+
+    async def media_reports(self, reports: list[MediaReport]) -> None:
+        """Janus's reports of the venues' handles: a venue whose layer the rule changes
+        subscribes again, to the other picture."""
+        handles = {
+            subscription.handle.id: (broadcast, subscription)
+            for broadcast in self._on_air.values()
+            if two_layers(broadcast.streams)
+            for subscription in broadcast.subscriptions.values()
+        }
+        for report in reports:
+            found = handles.get(report.handle_id)
+            if found is None:
+                continue
+            broadcast, subscription = found
+            venue = subscription.venue_code
+            if broadcast.quality.report(venue, report) and venue not in broadcast.switching:
+                layer = broadcast.quality.layer(venue)
+                log.info("session %s: %s goes to the %s picture", broadcast.public_id, venue, layer)
+                broadcast.switching.add(venue)
+                await self.moved(broadcast.public_id, (venue,))
 
     def _load(self, edge: Instance, but: str) -> int:
         """The venues (other than `but`) receiving from this edge, or offered it, across

@@ -5,6 +5,7 @@ interface either way, with the relay's own exceptions."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationEr
 
 from passthrough.ports import PortsExhausted
 from passthrough.wiring import NoCommonCodec
+from server.domain.janus_events import MediaReport
 from server.domain.recordings import RecordedFacts
 from server.errors import Unavailable
 from server.rtc.broadcasts import AlreadyOnAir, Broadcasts, BroadcastStatus, Ended, NotOnAir
@@ -104,6 +106,8 @@ class Relay(Protocol):
         self, public_id: str, venue_code: str, token: str, answer: RTCSessionDescription
     ) -> None: ...
 
+    async def media_reports(self, reports: list[MediaReport]) -> None: ...
+
     async def end(self, public_id: str) -> Ended | None: ...
 
 
@@ -149,6 +153,9 @@ class LocalRelay:
         self, public_id: str, venue_code: str, token: str, answer: RTCSessionDescription
     ) -> None:
         raise NoSuchOffer(token)
+
+    async def media_reports(self, reports: list[MediaReport]) -> None:
+        """Janus's reports of venues' handles: the built-in relay reads its own feedback."""
 
     async def end(self, public_id: str) -> Ended | None:
         return await self.broadcasts.end(public_id)
@@ -330,6 +337,9 @@ class RemoteRelay:
             token=token,
             answer=description_data(answer),
         )
+
+    async def media_reports(self, reports: list[MediaReport]) -> None:
+        await self._ask("media_reports", reports=[dataclasses.asdict(r) for r in reports])
 
     async def end(self, public_id: str) -> Ended | None:
         return ended_of(await self._ask("end", public_id=public_id))

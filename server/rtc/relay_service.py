@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from server.domain.janus_events import MediaReport
 from server.rtc.relay_link import (
     Relay,
     description_data,
@@ -75,6 +76,10 @@ async def _answer(relay: Relay, data: Any) -> Any:
     )
 
 
+async def _media_reports(relay: Relay, data: Any) -> Any:
+    await relay.media_reports([MediaReport(**report) for report in data["reports"]])
+
+
 async def _end(relay: Relay, data: Any) -> Any:
     return ended_data(await relay.end(str(data["public_id"])))
 
@@ -88,6 +93,7 @@ OPERATIONS: MappingProxyType[str, Operation] = MappingProxyType(
         "subscribe": _subscribe,
         "offer": _offer,
         "answer": _answer,
+        "media_reports": _media_reports,
         "end": _end,
     }
 )

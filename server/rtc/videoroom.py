@@ -53,15 +53,16 @@ async def publish(handle: JanusHandle, room: int, display: str, offer: Jsep) -> 
     return Published(int(joined.data["id"]), reply.jsep, list(reply.data.get("streams", [])))
 
 
-async def subscribe(handle: JanusHandle, room: int, feed: int, substream: int = 2) -> Jsep:
-    """Join as a subscriber of the feed; Janus's offer, for the venue to answer."""
+async def subscribe(
+    handle: JanusHandle, room: int, feed: int, mids: list[str] | None = None
+) -> Jsep:
+    """Join as a subscriber of the feed (of these of its streams, or all); Janus's offer, for the
+    venue to answer."""
+    streams: list[dict[str, Any]] = (
+        [{"feed": feed, "mid": mid} for mid in mids] if mids else [{"feed": feed}]
+    )
     reply = await handle.message(
-        {
-            "request": "join",
-            "ptype": "subscriber",
-            "room": room,
-            "streams": [{"feed": feed, "substream": substream}],
-        }
+        {"request": "join", "ptype": "subscriber", "room": room, "streams": streams}
     )
     if reply.jsep is None:
         raise ValueError("Janus offered no session description to the subscriber")

@@ -9,39 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection
-from pytest_aiohttp import AiohttpClient
 
 from passthrough.peer import IceSettings
-from server.app import create_app
-from server.domain.media import MediaSettings
-from server.settings import Settings
+from tests.janus.conftest import EVENTS_TOKEN
 from tests.support.broadcast_api import add_session, add_venue, publish
-from tests.support.janus import RunningJanus, answering_viewer, janus_instance, needs_janus
-from tests.support.procs import free_port
+from tests.support.janus import RunningJanus, answering_viewer, needs_janus
 from tests.support.rtc_peers import close_all, until
 from tests.support.world import World
 
 pytestmark = [pytest.mark.sqlite_only, pytest.mark.slow, needs_janus]
-TOKEN = "janus-events-metrics-token"
-
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def origin(tmp_path_factory: pytest.TempPathFactory, port: int) -> Iterator[RunningJanus]:
-    events = f"http://127.0.0.1:{port}/janus/events#{TOKEN}"
-    with janus_instance(tmp_path_factory.mktemp("janus"), "origin", events=events) as janus:
-        yield janus
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -51,22 +32,14 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 
 async def test_janus_events_reach_the_metrics(
-    aiohttp_client: AiohttpClient,
-    settings: Settings,
-    db: Any,
-    world: World,
-    origin: RunningJanus,
-    port: int,
+    janus_client: Any, world: World, reporting_origin: RunningJanus
 ) -> None:
-    janus_settings = dataclasses.replace(
-        settings, media=MediaSettings("janus", (origin.url,)), metrics_token=TOKEN
-    )
-    client = await aiohttp_client(create_app(janus_settings), server_kwargs={"port": port})
-    ice = IceSettings(hosts=(origin.address,))
+    client = janus_client
+    ice = IceSettings(hosts=(reporting_origin.address,))
     await add_venue(client, world, "MAIN")
     branch = await add_venue(client, world, "B1")
     session_id = await add_session(client, world, "MAIN", ["B1"])
-    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    bearer = {"Authorization": f"Bearer {EVENTS_TOKEN}"}
 
     # Refused: the wrong password from elsewhere, and a body that is not events.
     wrong = base64.b64encode(b"janus:not-the-token").decode()
@@ -79,7 +52,7 @@ async def test_janus_events_reach_the_metrics(
     metrics = await (await client.get("/metrics", headers=bearer)).text()
     assert _metric(metrics, "hetang_janus_events_total", emitter="spoof", type="session") == 0
     # The right token as the basic-auth password (as Janus sends it) is admitted from anywhere.
-    right = base64.b64encode(f"janus:{TOKEN}".encode()).decode()
+    right = base64.b64encode(f"janus:{EVENTS_TOKEN}".encode()).decode()
     remote = {"Authorization": f"Basic {right}", "Host": "hetang.example.cn"}
     taken = await client.post("/janus/events", headers=remote, json=[event, event])
     assert taken.status == 200 and await taken.json() == {"events": 2}

@@ -130,8 +130,15 @@ def _broadcast_and_kill_an_edge(
         "every agent decoding the lesson from its edge",
         timeout=40,
     )
+    to_first = time.monotonic() - pressed
+    before = _frames(running)
+    time.sleep(2.0)
+    fps = {code: (n - before[code]) / 2.0 for code, n in _frames(running).items()}
     with capsys.disabled():
-        print(f"\nStart → every agent decoding through Janus: {time.monotonic() - pressed:.1f} s")
+        print(f"\nStart → every agent decoding through Janus: {to_first:.1f} s; fps {fps}")
+    # The page sends the full and the lighter picture; each venue receives one of them (the
+    # fake camera's 20 fps), never both.
+    assert all(15 <= rate <= 25 for rate in fps.values()), fps
 
     # kill -9 one edge; watch every agent's frames at 5 Hz for 15 s.
     seen: dict[str, list[tuple[float, int]]] = {code: [] for code in BRANCHES}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiortc import RTCPeerConnection
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -58,9 +59,16 @@ async def audit_count(db: async_sessionmaker[AsyncSession], action: str) -> int:
         )
 
 
-async def publish(client: Any, world: World, session_id: str, ice: IceSettings = LOOPBACK) -> Any:
-    """Operator-a publishes an aiortc peer (its ICE on `ice`); the peer, negotiated."""
-    publisher = await offer_to_publish(ice)
+async def publish(
+    client: Any,
+    world: World,
+    session_id: str,
+    ice: IceSettings = LOOPBACK,
+    publisher: RTCPeerConnection | None = None,
+) -> Any:
+    """Operator-a publishes an aiortc peer (its ICE on `ice`; or this one, its offer made);
+    the peer, negotiated."""
+    publisher = publisher or await offer_to_publish(ice)
     answer = await client.post(
         f"/api/v1/sessions/{session_id}/broadcast",
         headers=world.auth("operator", "a"),

@@ -158,16 +158,24 @@ def janus_instance(
 
 
 async def answering_viewer(
-    ice: IceSettings, offer_sdp: str, frames: list[float], tasks: list[asyncio.Task[None]]
+    ice: IceSettings,
+    offer_sdp: str,
+    frames: list[float],
+    tasks: list[asyncio.Task[None]],
+    sizes: list[tuple[int, int]] | None = None,
 ) -> RTCPeerConnection:
-    """A venue's peer that answers Janus's offer and counts the video frames it decodes."""
+    """A venue's peer that answers Janus's offer and notes when it decodes each video frame (and
+    its size, given a list)."""
     pc = new_peer(ice)
 
     async def read(track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
-                if isinstance(await track.recv(), av.VideoFrame):
+                frame = await track.recv()
+                if isinstance(frame, av.VideoFrame):
                     frames.append(time.monotonic())
+                    if sizes is not None:
+                        sizes.append((frame.width, frame.height))
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
