@@ -133,7 +133,9 @@ async def _media_engine(app: web.Application, builtin: LocalRelay) -> AsyncItera
         await wall_changed(app, {public_id})
 
     async with aiohttp.ClientSession() as http:
-        janus = JanusRelay(http, media.janus_urls, media.forward_ports, builtin, moved)
+        janus = JanusRelay(
+            http, media.janus_urls, media.forward_ports, builtin, moved, media.regions
+        )
         await janus.start()
         try:
             yield janus

@@ -212,8 +212,10 @@ async def agent_subscribe_offer(request: web.Request) -> web.Response:
     """POST /api/v1/agent/sessions/{id}/subscribe/offer: the media server's offer of the live
     broadcast (Janus), with the token the answer names."""
     venue, session_public_id = await _receiver(request)
+    async with read_session(request.app[DB_KEY]) as session:
+        regions = await broadcasts.receiver_regions(session, venue)
     try:
-        offered = await request.app[RELAY_KEY].offer(session_public_id, venue.code)
+        offered = await request.app[RELAY_KEY].offer(session_public_id, venue.code, regions)
     except NotOnAir:
         raise _not_on_air(session_public_id) from None
     except AgentOffers:

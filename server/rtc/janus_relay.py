@@ -78,8 +78,9 @@ class JanusRelay:
         forward_ports: PortRange,
         builtin: LocalRelay,
         moved: Moved,
+        regions: tuple[str, ...] = (),
     ) -> None:
-        self.tree = Tree(http, urls, self._edge_lost)
+        self.tree = Tree(http, urls, self._edge_lost, regions)
         self.forward_ports = forward_ports
         self.builtin = builtin
         self.moved = moved
@@ -158,7 +159,9 @@ class JanusRelay:
         return await self.builtin.subscribe(public_id, venue_code, offer)
 
     @engine_errors
-    async def offer(self, public_id: str, venue_code: str) -> Offered:
+    async def offer(
+        self, public_id: str, venue_code: str, regions: tuple[str, ...] = ()
+    ) -> Offered:
         broadcast = self._on_air.get(public_id)
         if broadcast is None:
             if await self._builtin_has(public_id):
@@ -176,6 +179,7 @@ class JanusRelay:
             edge = self.tree.pick_edge(
                 current.edge if current is not None else None,
                 lambda edge: self._load(edge, venue_code),
+                regions,
             )
             feed = await self._feed_on(broadcast, edge)
             assert edge.session is not None

@@ -29,6 +29,7 @@ class Instance:
 
     url: str
     name: str
+    region: str = ""  # the organization whose subtree's venues it serves first ("": any)
     session: JanusSession | None = None
     control: JanusHandle | None = None
     lost: int = 0  # times it was found dead
@@ -57,10 +58,14 @@ class Tree:
         http: aiohttp.ClientSession,
         urls: tuple[str, ...],
         edge_lost: Callable[[Instance], Awaitable[None]],
+        regions: tuple[str, ...] = (),
     ) -> None:
         self.http = http
         self.origin = Instance(urls[0], "origin")
-        self.edges = [Instance(url, f"edge-{n}") for n, url in enumerate(urls[1:], start=1)]
+        self.edges = [
+            Instance(url, f"edge-{n}", regions[n] if n < len(regions) else "")
+            for n, url in enumerate(urls[1:], start=1)
+        ]
         self.edge_lost = edge_lost
         self._watch: asyncio.Task[None] | None = None
 
@@ -86,15 +91,23 @@ class Tree:
             await self._connect(self.origin)
         return self.origin.handle()
 
-    def pick_edge(self, sticky: Instance | None, load: Callable[[Instance], int]) -> Instance:
-        """Where a venue receives: its current edge while it lives, else the living edge with
-        the fewest venues (`load`), else the origin (no edges, or none alive)."""
+    def pick_edge(
+        self,
+        sticky: Instance | None,
+        load: Callable[[Instance], int],
+        regions: tuple[str, ...] = (),
+    ) -> Instance:
+        """Where a venue receives: its current edge while it lives; else, of the living edges
+        serving one of `regions` (the venue's organization and those above it) or failing that
+        of all living edges, the one with the fewest venues (`load`); else the origin (no
+        edges, or none alive)."""
         if sticky is not None and sticky.alive:
             return sticky
         living = [edge for edge in self.edges if edge.alive]
+        local = [edge for edge in living if edge.region and edge.region in regions]
         if not living:
             return self.origin
-        return min(living, key=load)
+        return min(local or living, key=load)
 
     async def _connect(self, instance: Instance) -> None:
         try:

@@ -100,7 +100,9 @@ class Relay(Protocol):
         self, public_id: str, venue_code: str, offer: RTCSessionDescription
     ) -> RTCSessionDescription: ...
 
-    async def offer(self, public_id: str, venue_code: str) -> Offered: ...
+    async def offer(
+        self, public_id: str, venue_code: str, regions: tuple[str, ...] = ()
+    ) -> Offered: ...
 
     async def answer(
         self, public_id: str, venue_code: str, token: str, answer: RTCSessionDescription
@@ -144,7 +146,9 @@ class LocalRelay:
     ) -> RTCSessionDescription:
         return await self.broadcasts.subscribe(public_id, venue_code, offer)
 
-    async def offer(self, public_id: str, venue_code: str) -> Offered:
+    async def offer(
+        self, public_id: str, venue_code: str, regions: tuple[str, ...] = ()
+    ) -> Offered:
         if self.broadcasts.status(public_id).on:
             raise AgentOffers(public_id)
         raise NotOnAir(public_id)
@@ -323,8 +327,12 @@ class RemoteRelay:
         )
         return session_description(result)
 
-    async def offer(self, public_id: str, venue_code: str) -> Offered:
-        result = await self._ask("offer", public_id=public_id, venue=venue_code)
+    async def offer(
+        self, public_id: str, venue_code: str, regions: tuple[str, ...] = ()
+    ) -> Offered:
+        result = await self._ask(
+            "offer", public_id=public_id, venue=venue_code, regions=list(regions)
+        )
         return Offered(str(result["token"]), session_description(result["offer"]))
 
     async def answer(

@@ -63,7 +63,8 @@ async def _subscribe(relay: Relay, data: Any) -> Any:
 
 
 async def _offer(relay: Relay, data: Any) -> Any:
-    offered = await relay.offer(str(data["public_id"]), str(data["venue"]))
+    regions = tuple(str(code) for code in data.get("regions", ()))
+    offered = await relay.offer(str(data["public_id"]), str(data["venue"]), regions)
     return {"token": offered.token, "offer": description_data(offered.offer)}
 
 

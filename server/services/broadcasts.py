@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import AgentVenue, Scope
-from server.db.models import BroadcastSpan, SessionVenue, TrainingSession, Venue
+from server.db.models import BroadcastSpan, Organization, SessionVenue, TrainingSession, Venue
 from server.domain.audit_chain import AuditFacts
 from server.domain.labels import SESSION_STATE_LABELS
 from server.domain.times import epoch
@@ -87,6 +87,17 @@ async def check_receiver(session: AsyncSession, venue: AgentVenue, public_id: st
     )
     if found is None:
         raise NotFound("No session with id {id} at this venue.", id=public_id)
+
+
+async def receiver_regions(session: AsyncSession, venue: AgentVenue) -> tuple[str, ...]:
+    """The codes of the venue's organization and of every one above it (the regions a media
+    edge may be set to serve)."""
+    path = await session.scalar(select(Organization.path).where(Organization.id == venue.org_id))
+    ids = [int(part) for part in (path or "").split("/") if part]
+    if not ids:
+        return ()
+    rows = await session.scalars(select(Organization.code).where(Organization.id.in_(ids)))
+    return tuple(rows)
 
 
 async def on_air_spans(

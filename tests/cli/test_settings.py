@@ -68,13 +68,14 @@ def test_values_are_read(tmp_path: Path) -> None:
             "HETANG_DB_POOL_SIZE": "40",
             "HETANG_DB_POOL_TIMEOUT_S": "2.5",
             "HETANG_MEDIA": "janus",
-            "HETANG_JANUS_URLS": "http://10.0.0.5:8088/janus/, http://10.0.1.7:8088/janus",
+            "HETANG_JANUS_URLS": "http://10.0.0.5:8088/janus/, http://10.0.1.7:8088/janus#cz-ld",
             "HETANG_JANUS_FORWARD_PORTS": "31000-31099",
         }
     )
     assert (settings.db_pool_size, settings.db_pool_timeout_s) == (40, 2.5)
     assert settings.media.janus
     assert settings.media.janus_urls == ("http://10.0.0.5:8088/janus", "http://10.0.1.7:8088/janus")
+    assert settings.media.regions == ("", "cz-ld")
     assert (settings.media.forward_ports.first, settings.media.forward_ports.last) == (31000, 31099)
     assert settings.ice.hosts == ("127.0.0.1", "10.0.0.5")
     assert settings.ice.servers == ("stun:stun.example.cn:3478", "turn:turn.example.cn:3478")
@@ -139,6 +140,7 @@ def test_the_generated_secret_is_kept_private_and_reused(tmp_path: Path) -> None
         ("HETANG_MEDIA", "mediasoup"),
         ("HETANG_JANUS_URLS", "janus.example.cn:8088"),
         ("HETANG_JANUS_URLS", "http://a/janus,http://a/janus"),
+        ("HETANG_JANUS_URLS", "http://a/janus#滁州"),
         ("HETANG_JANUS_FORWARD_PORTS", "31000"),
         ("HETANG_JANUS_FORWARD_PORTS", "80-90"),
     ],

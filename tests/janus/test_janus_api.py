@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,9 +54,7 @@ def janus_settings(settings: Settings, janus_pair: tuple[RunningJanus, ...]) -> 
 
 
 @pytest.fixture
-async def janus_client(
-    aiohttp_client: Any, janus_settings: Settings, db: Any
-) -> AsyncIterator[Any]:
+async def tree_client(aiohttp_client: Any, janus_settings: Settings, db: Any) -> AsyncIterator[Any]:
     yield await aiohttp_client(create_app(janus_settings))
 
 
@@ -76,9 +75,9 @@ async def _rooms(url: str) -> list[int]:
 
 @needs_janus
 async def test_venues_answer_the_offer_of_a_janus_edge(
-    janus_client: Any, world: World, db: Any, janus_pair: tuple[RunningJanus, ...]
+    tree_client: Any, world: World, db: Any, janus_pair: tuple[RunningJanus, ...]
 ) -> None:
-    client = janus_client
+    client = tree_client
     origin, edge = janus_pair
     ice = IceSettings(hosts=(origin.address,))
     await add_venue(client, world, "MAIN")
@@ -154,6 +153,65 @@ async def test_venues_answer_the_offer_of_a_janus_edge(
     finally:
         for task in tasks:
             task.cancel()
+        await close_all(made)
+
+
+@pytest.fixture
+def janus_trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningJanus, ...]]:
+    root = tmp_path_factory.mktemp("janus")
+    with (
+        janus_address() as address,
+        janus_instance(root, "origin", address, rtp_low=44000) as origin,
+        janus_instance(root, "edge-1", address, rtp_low=45000) as edge_1,
+        janus_instance(root, "edge-2", address, rtp_low=46000) as edge_2,
+    ):
+        yield origin, edge_1, edge_2
+
+
+@needs_janus
+async def test_an_edge_serves_its_region_first(
+    aiohttp_client: Any,
+    settings: Settings,
+    db: Any,
+    world: World,
+    janus_trio: tuple[RunningJanus, ...],
+) -> None:
+    """edge-1 is set to serve A1a's subtree (`#a1a`): A1a's venues go there whatever its load;
+    a venue elsewhere goes to the edge with the fewest venues (the first, on a tie)."""
+    origin, edge_1, edge_2 = janus_trio
+    urls = (origin.url, f"{edge_1.url}#a1a", edge_2.url)
+    media = Settings.from_env(
+        {
+            "HETANG_SECRET_KEY": "k" * 40,
+            "HETANG_MEDIA": "janus",
+            "HETANG_JANUS_URLS": ",".join(urls),
+        }
+    ).media
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, media=media)))
+    ice = IceSettings(hosts=(origin.address,))
+    await add_venue(client, world, "MAIN")
+    tokens = {
+        "V2": await add_venue(client, world, "V2", "a1"),
+        "V1": await add_venue(client, world, "V1", "a1a"),
+        "V3": await add_venue(client, world, "V3", "a1a"),
+    }
+    session_id = await add_session(client, world, "MAIN", list(tokens))
+    made = [await publish(client, world, session_id, ice)]
+    try:
+        edges = {}
+        for code, token in tokens.items():
+            offered = await client.post(
+                f"/api/v1/agent/sessions/{session_id}/subscribe/offer", headers=_bearer(token)
+            )
+            assert offered.status == 200, await offered.text()
+            ports = re.findall(
+                r"a=candidate:\S+ 1 udp \d+ \S+ (\d+) typ host", (await offered.json())["sdp"]
+            )
+            edges[code] = {int(port) // 1000 - 44 for port in ports}
+        # RTP ports 45xxx are edge-1's, 46xxx edge-2's. V2 (outside A1a) came first to two
+        # empty edges; V1 and V3 then went to edge-1 although edge-2 had fewer venues.
+        assert edges == {"V2": {1}, "V1": {1}, "V3": {1}}, edges
+    finally:
         await close_all(made)
 
 

@@ -16,11 +16,11 @@ from tests.support.rtc_peers import LOOPBACK, description, offer_to_publish
 from tests.support.world import World
 
 
-async def add_venue(client: Any, world: World, code: str) -> str:
+async def add_venue(client: Any, world: World, code: str, org_code: str = "a1") -> str:
     answer = await client.post(
         "/api/v1/venues",
         headers=world.auth("admin", "a"),
-        json={"code": code, "name": f"会场{code}", "org_code": "a1"},
+        json={"code": code, "name": f"会场{code}", "org_code": org_code},
     )
     assert answer.status == 201, await answer.text()
     token: str = (await answer.json())["token"]
