@@ -33,7 +33,7 @@ from server.live.leader import Leadership
 from server.live.notify import tell_venues, wall_changed
 from server.live.rate_limits import make_rate_limits
 from server.live.sockets import OpenSockets
-from server.rtc.broadcasts import Broadcasts
+from server.rtc.broadcasts import Broadcasts, Ended
 from server.rtc.janus_relay import JanusRelay
 from server.rtc.relay_link import LocalRelay, Relay, RelayPlace, RemoteRelay
 from server.rtc.relay_service import relay_service
@@ -111,12 +111,14 @@ async def _relay_here(app: web.Application) -> AsyncIterator[None]:
     if telling:
         await asyncio.gather(*telling, return_exceptions=True)
     # Recordings of broadcasts still on air are finished and stored, not lost.
-    for ended in await broadcasts.close_all():
-        if ended.recording is not None:
+    await _store_recordings(app, await broadcasts.close_all())
+
+
+async def _store_recordings(app: web.Application, ended: list[Ended]) -> None:
+    for done in ended:
+        if done.recording is not None:
             async with write_session(app[DB_KEY]) as session:
-                await recordings.closed(
-                    session, "system", ended.public_id, ended.recording, utcnow()
-                )
+                await recordings.closed(session, "system", done.public_id, done.recording, utcnow())
 
 
 @contextlib.asynccontextmanager
@@ -140,7 +142,8 @@ async def _media_engine(app: web.Application, builtin: LocalRelay) -> AsyncItera
         try:
             yield janus
         finally:
-            await janus.close()
+            # Recordings of broadcasts still on air are finished and stored, not lost.
+            await _store_recordings(app, await janus.close())
 
 
 @contextlib.asynccontextmanager

@@ -126,7 +126,7 @@ class Ended:
     recording: RecordedFacts | None
 
 
-def _facts(summary: RecordingSummary) -> RecordedFacts:
+def recorded_facts(summary: RecordingSummary) -> RecordedFacts:
     return RecordedFacts(
         round(summary.duration_s * 1000),
         summary.bytes,
@@ -360,7 +360,7 @@ class Broadcasts:
         for source in broadcast.sources.values():
             source.close()
         recorder = broadcast.recorder
-        facts = None if recorder is None else _facts(recorder.close())
+        facts = None if recorder is None else recorded_facts(recorder.close())
         return Ended(broadcast.public_id, broadcast.since, facts)
 
     @staticmethod

@@ -222,3 +222,9 @@ async def _post(
     ) as answer:
         body: dict[str, Any] = await answer.json(content_type=None)
     return _checked(body)
+
+
+async def detach_quietly(handle: JanusHandle) -> None:
+    """Detach a handle we are done with; a Janus gone or refusing changes nothing then."""
+    with contextlib.suppress(JanusError, aiohttp.ClientError, TimeoutError, OSError):
+        await handle.detach()

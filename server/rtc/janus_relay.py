@@ -6,7 +6,8 @@ Janus makes the offer the venue's agent answers (POST …/subscribe/offer, then 
 edge dies its venues are told `broadcast_moved` and subscribe again, onto a living edge.
 
 Make-up sessions (补学) play recordings, which the built-in relay does: replays go to it, and so
-do their agents' own offers. Broadcasts carried by Janus are not recorded."""
+do their agents' own offers. Broadcasts carried by Janus are recorded into the same WebM files
+(server.rtc.janus_recording: the server subscribes on the origin like one more venue)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -28,9 +30,18 @@ from passthrough.ports import PortRange
 from passthrough.quality import HIGH, Layer
 from server.domain.janus_events import MediaReport
 from server.rtc import videoroom
-from server.rtc.broadcasts import AlreadyOnAir, BroadcastStatus, Ended, NotOnAir
-from server.rtc.janus import JanusError, JanusHandle, Jsep
+from server.rtc.broadcasts import (
+    AlreadyOnAir,
+    BroadcastStatus,
+    Ended,
+    NotOnAir,
+    recorded_facts,
+    recording_name,
+)
+from server.rtc.janus import JanusError, JanusHandle, Jsep, detach_quietly
+from server.rtc.janus_edges import feed_on
 from server.rtc.janus_quality import subscribed_mids, two_layers
+from server.rtc.janus_recording import JanusRecording
 from server.rtc.janus_state import JanusBroadcast, Subscription
 from server.rtc.janus_tree import Instance, Tree
 from server.rtc.relay_link import (
@@ -46,7 +57,6 @@ from server.rtc.relay_link import (
 log = logging.getLogger(__name__)
 
 UP_WITHIN_S = 15.0  # the publisher's connection comes up within this, or venues wait in vain
-FORWARD_TRIES = 8  # ports tried on an edge before giving up (another lesson may hold one)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -85,15 +95,29 @@ class JanusRelay:
         self.builtin = builtin
         self.moved = moved
         self._on_air: dict[str, JanusBroadcast] = {}
+        # Recorded as the built-in relay records (its directory; None: not recorded).
+        broadcasts = builtin.broadcasts
+        self.recordings, self.recording_stopped = (
+            broadcasts.recordings,
+            broadcasts.recording_stopped,
+        )
 
     async def start(self) -> None:
         await self.tree.start()
 
-    async def close(self) -> None:
+    async def close(self) -> list[Ended]:
+        """Take every broadcast off air (their recordings finished); what was on air."""
+        ended = []
         for public_id in list(self._on_air):
-            with contextlib.suppress(Exception):
-                await self.end(public_id)
+            try:
+                done = await self.end(public_id)
+            except Exception:
+                log.exception("ending %s on the way out failed", public_id)
+                continue
+            if done is not None:
+                ended.append(done)
         await self.tree.close()
+        return ended
 
     async def _builtin_has(self, public_id: str) -> bool:
         return (await self.builtin.status(public_id)).on
@@ -104,7 +128,16 @@ class JanusRelay:
             return await self.builtin.status(public_id)
         started = [s for s in broadcast.subscriptions.values() if s.started]
         layers = {s.venue_code: s.layer for s in started} if two_layers(broadcast.streams) else {}
-        return BroadcastStatus(True, broadcast.up.is_set(), len(started), broadcast.since, layers)
+        recorder = None if broadcast.recording is None else broadcast.recording.recorder
+        return BroadcastStatus(
+            True,
+            broadcast.up.is_set(),
+            len(started),
+            broadcast.since,
+            layers,
+            "off" if recorder is None else "stopped" if recorder.problem else "on",
+            None if recorder is None else recorder.problem,
+        )
 
     async def on_air_for(self, venue_code: str) -> list[str]:
         mine = [b.public_id for b in self._on_air.values() if venue_code in b.venue_codes]
@@ -125,6 +158,11 @@ class JanusRelay:
         if broadcast is None:
             broadcast = JanusBroadcast(public_id, 1 + secrets.randbelow(2**31), venue_codes, now)
             await videoroom.create_room(control, broadcast.room)
+            if self.recordings is not None:
+                broadcast.recording = JanusRecording(
+                    self.recordings / recording_name(public_id, now),
+                    partial(self.recording_stopped, public_id),
+                )
             self._on_air[public_id] = broadcast
         async with broadcast.lock:
             await self._drop_publisher(broadcast)  # a republish replaces the publisher
@@ -134,15 +172,37 @@ class JanusRelay:
                     handle, broadcast.room, "main", Jsep(offer.type, offer.sdp)
                 )
             except JanusError as error:
-                await _detach(handle)
+                await detach_quietly(handle)
                 raise ValueError(f"Janus refused the offer: {error.reason}") from None
             broadcast.publisher, broadcast.feed = handle, published.feed
             broadcast.streams = published.streams
             broadcast.up = asyncio.Event()
-            broadcast.watcher = asyncio.create_task(_mark_up(handle, broadcast.up, public_id))
-        return Published(
-            RTCSessionDescription(sdp=published.answer.sdp, type=published.answer.type), None
-        )
+            broadcast.watcher = asyncio.create_task(self._went_up(broadcast, handle))
+        answer = RTCSessionDescription(sdp=published.answer.sdp, type=published.answer.type)
+        recording = broadcast.recording
+        return Published(answer, None if recording is None else recording.name)
+
+    async def _went_up(self, broadcast: JanusBroadcast, handle: JanusHandle) -> None:
+        """Once the publisher's connection is up (Janus has the feed only then): venues may
+        subscribe, and the recording follows the feed."""
+        try:
+            await handle.wait_for("webrtcup", within_s=UP_WITHIN_S * 4)
+        except TimeoutError:
+            log.warning("the publisher of %s never connected to Janus", broadcast.public_id)
+            return
+        broadcast.up.set()
+        recording, session = broadcast.recording, self.tree.origin.session
+        if recording is None or session is None:
+            return
+        try:
+            mids = subscribed_mids(broadcast.streams, HIGH)
+            await recording.follow(
+                session, broadcast.room, broadcast.feed, mids, broadcast.public_id
+            )
+        except (JanusError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as error:
+            log.error(
+                "the recording of %s cannot receive the broadcast: %s", broadcast.public_id, error
+            )
 
     async def replay(
         self, public_id: str, venue_codes: tuple[str, ...], recording: Path, now: datetime
@@ -181,7 +241,7 @@ class JanusRelay:
                 lambda edge: self._load(edge, venue_code),
                 regions,
             )
-            feed = await self._feed_on(broadcast, edge)
+            feed = await feed_on(self.tree, broadcast, edge, self.forward_ports)
             assert edge.session is not None
             layer = self._layer_for(broadcast, venue_code)
             handle = await edge.session.attach(opaque_id=f"hetang-venue-{venue_code}")
@@ -189,7 +249,7 @@ class JanusRelay:
                 mids = subscribed_mids(broadcast.streams, layer)
                 jsep = await videoroom.subscribe(handle, broadcast.room, feed, mids)
             except JanusError:
-                await _detach(handle)
+                await detach_quietly(handle)
                 raise
             token = secrets.token_urlsafe(12)
             broadcast.offers[token] = Subscription(venue_code, edge, handle, layer)
@@ -210,7 +270,7 @@ class JanusRelay:
             await videoroom.start(offered.handle, Jsep(answer.type, answer.sdp))
         except JanusError as error:
             broadcast.offers.pop(token, None)
-            await _detach(offered.handle)
+            await detach_quietly(offered.handle)
             raise ValueError(f"Janus refused the answer: {error.reason}") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             broadcast.offers.pop(token, None)
@@ -235,44 +295,9 @@ class JanusRelay:
                 if instance.alive:
                     with contextlib.suppress(JanusError, aiohttp.ClientError, TimeoutError):
                         await videoroom.destroy_room(instance.handle(), broadcast.room)
-        return Ended(public_id, broadcast.since, None)
-
-    async def _feed_on(self, broadcast: JanusBroadcast, edge: Instance) -> int:
-        """The feed venues subscribe to on this instance: the publisher itself on the origin,
-        on an edge its remote publisher (made the first time a venue of it needs one)."""
-        if edge is self.tree.origin:
-            return broadcast.feed
-        known = broadcast.edge_feeds.get(edge.url)
-        if known is not None:
-            return known
-        control = edge.handle()
-        with contextlib.suppress(JanusError):  # 427: the room is there already
-            await videoroom.create_room(control, broadcast.room)
-        for _ in range(FORWARD_TRIES):
-            port = self._forward_port()
-            try:
-                feed = await videoroom.add_remote_publisher(
-                    control, broadcast.room, edge.address, port, broadcast.streams
-                )
-            except JanusError as error:
-                log.info("%s could not take port %d: %s", edge.name, port, error.reason)
-                continue
-            await videoroom.publish_remotely(
-                self.tree.origin.handle(),
-                broadcast.room,
-                broadcast.feed,
-                edge.name,
-                edge.address,
-                port,
-            )
-            broadcast.edge_feeds[edge.url] = feed
-            return feed
-        raise JanusError(0, f"{edge.name} had no free port to receive the broadcast on")
-
-    def _forward_port(self) -> int:
-        """An even port of the range (RTP; the next one carries RTCP)."""
-        span = (self.forward_ports.last - self.forward_ports.first) // 2
-        return self.forward_ports.first + 2 * secrets.randbelow(span)
+        recording = broadcast.recording
+        facts = None if recording is None else recorded_facts(await recording.close())
+        return Ended(public_id, broadcast.since, facts)
 
     async def _edge_lost(self, edge: Instance) -> None:
         """Forget what the dead edge carried and tell its venues to subscribe again."""
@@ -346,7 +371,7 @@ class JanusRelay:
     async def _unsubscribe(self, subscription: Subscription) -> None:
         subscription.started = False
         if subscription.edge.alive:
-            await _detach(subscription.handle)
+            await detach_quietly(subscription.handle)
 
     async def _drop_publisher(self, broadcast: JanusBroadcast) -> None:
         handle, broadcast.publisher = broadcast.publisher, None
@@ -354,7 +379,7 @@ class JanusRelay:
             return
         if broadcast.watcher is not None:
             broadcast.watcher.cancel()
-        await _detach(handle)
+        await detach_quietly(handle)
         # The edges' remote publishers carried the old feed: venues subscribe again (they are
         # told broadcast_started), each edge getting the new feed when a venue needs it.
         for edge in self.tree.edges:
@@ -365,18 +390,3 @@ class JanusRelay:
         for subscription in list(broadcast.subscriptions.values()):
             await self._unsubscribe(subscription)
         broadcast.subscriptions.clear()
-
-
-async def _detach(handle: JanusHandle) -> None:
-    with contextlib.suppress(JanusError, aiohttp.ClientError, TimeoutError, OSError):
-        await handle.detach()
-
-
-async def _mark_up(handle: JanusHandle, up: asyncio.Event, public_id: str) -> None:
-    """Set `up` when the publisher's connection is up (Janus has the feed only then)."""
-    try:
-        await handle.wait_for("webrtcup", within_s=UP_WITHIN_S * 4)
-    except TimeoutError:
-        log.warning("the publisher of %s never connected to Janus", public_id)
-        return
-    up.set()

@@ -12,6 +12,7 @@ from typing import Any
 from passthrough.quality import HIGH, Layer
 from server.rtc.janus import JanusHandle
 from server.rtc.janus_quality import VenueQuality
+from server.rtc.janus_recording import JanusRecording
 from server.rtc.janus_tree import Instance
 
 
@@ -43,4 +44,5 @@ class JanusBroadcast:
     offers: dict[str, Subscription] = field(default_factory=dict)  # token → offered
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     quality: VenueQuality = field(default_factory=VenueQuality)
+    recording: JanusRecording | None = None
     switching: set[str] = field(default_factory=set)  # venues moved for a change of layer

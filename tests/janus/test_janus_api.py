@@ -1,19 +1,22 @@
 """The agent API with Janus as the media engine (HETANG_MEDIA=janus; a real origin and edge):
 an agent's own offer is refused with 409 `offer_from_server`; the server's offer is answered by a
 venue that then decodes the lesson through the edge; a wrong venue, a stale token or a bad answer
-is refused without starting anything; ending the broadcast removes its rooms from both Janus.
+is refused without starting anything; ending the broadcast removes its rooms from both Janus,
+and the broadcast's recording holds its picture.
 With the built-in relay the server's offer is refused with 409 `offer_from_agent`."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import av
 import pytest
 from aiortc import RTCPeerConnection
 
@@ -56,6 +59,11 @@ def janus_settings(settings: Settings, janus_pair: tuple[RunningJanus, ...]) -> 
 @pytest.fixture
 async def tree_client(aiohttp_client: Any, janus_settings: Settings, db: Any) -> AsyncIterator[Any]:
     yield await aiohttp_client(create_app(janus_settings))
+
+
+def _decoded_pictures(webm: bytes) -> int:
+    with av.open(io.BytesIO(webm)) as container:
+        return sum(1 for _ in container.decode(video=0))
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -141,6 +149,7 @@ async def test_venues_answer_the_offer_of_a_janus_edge(
         again = await client.post(base + "/answer", headers=_bearer(b1), json=answer_body)
         assert again.status == 409
 
+        await asyncio.sleep(3)  # a few seconds of lesson for the recording
         # The edge carries the room (the venue's feed came from there); ending removes it.
         rooms = await _rooms(edge.url)
         assert len(rooms) == 1 and rooms == await _rooms(origin.url)
@@ -150,6 +159,18 @@ async def test_venues_answer_the_offer_of_a_janus_edge(
         assert ended.status == 200
         assert await _rooms(origin.url) == [] and await _rooms(edge.url) == []
         assert await audit_count(db, "session.broadcast_end") == 1
+        # Recorded as the built-in relay records: the WebM holds the lesson's picture.
+        listed = await client.get(
+            f"/api/v1/sessions/{session_id}/recordings", headers=world.auth("operator", "a")
+        )
+        (recording,) = (await listed.json())["recordings"]
+        assert recording["duration_s"] > 1 and recording["bytes"] > 0, recording
+        assert recording["problem"] is None
+        webm = await client.get(recording["url"], headers=world.auth("operator", "a"))
+        assert webm.status == 200
+        pictures = _decoded_pictures(await webm.read())
+        assert pictures >= 10, pictures
+        assert await audit_count(db, "session.recording_start") == 1
     finally:
         for task in tasks:
             task.cancel()
