@@ -166,6 +166,8 @@ class JanusRelay:
             self._on_air[public_id] = broadcast
         async with broadcast.lock:
             await self._drop_publisher(broadcast)  # a republish replaces the publisher
+            if not await videoroom.room_exists(control, broadcast.room):
+                await videoroom.create_room(control, broadcast.room)  # a restarted origin
             handle = await control.session.attach(opaque_id=f"hetang-operator-{public_id}")
             try:
                 published = await videoroom.publish(
