@@ -1,12 +1,15 @@
-"""A broadcast on an edge of the Janus tree: the edge takes the origin's feed as a VideoRoom
-remote publisher listening on a port of HETANG_JANUS_FORWARD_PORTS (RTP, and RTCP on the next),
-and the origin forwards the feed there (deploy/janus/NOTES.md, section 3)."""
+"""A broadcast on an edge of the Janus tree, and forgotten there when the edge dies: the edge
+takes the origin's feed as a VideoRoom remote publisher listening on a port of
+HETANG_JANUS_FORWARD_PORTS (RTP, and RTCP on the next), and the origin forwards the feed there
+(deploy/janus/NOTES.md, section 3)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import secrets
+
+import aiohttp
 
 from passthrough.ports import PortRange
 from server.rtc import videoroom
@@ -45,6 +48,22 @@ async def feed_on(tree: Tree, broadcast: JanusBroadcast, edge: Instance, ports: 
         broadcast.edge_feeds[edge.url] = feed
         return feed
     raise JanusError(0, f"{edge.name} had no free port to receive the broadcast on")
+
+
+async def forget_edge(tree: Tree, broadcast: JanusBroadcast, edge: Instance) -> tuple[str, ...]:
+    """A dead edge: the origin stops forwarding to it, and its venues' subscriptions and offers
+    are dropped; the codes of those venues."""
+    if broadcast.edge_feeds.pop(edge.url, None) is not None:
+        with contextlib.suppress(JanusError, aiohttp.ClientError, TimeoutError):
+            await videoroom.unpublish_remotely(
+                tree.origin.handle(), broadcast.room, broadcast.feed, edge.name
+            )
+    venues = tuple(code for code, s in broadcast.subscriptions.items() if s.edge is edge)
+    for code in venues:
+        del broadcast.subscriptions[code]
+    for token in [t for t, s in broadcast.offers.items() if s.edge is edge]:
+        del broadcast.offers[token]
+    return venues
 
 
 def forward_port(ports: PortRange) -> int:

@@ -39,7 +39,7 @@ from server.rtc.broadcasts import (
     recording_name,
 )
 from server.rtc.janus import JanusError, JanusHandle, Jsep, detach_quietly
-from server.rtc.janus_edges import feed_on
+from server.rtc.janus_edges import feed_on, forget_edge
 from server.rtc.janus_quality import subscribed_mids, two_layers
 from server.rtc.janus_recording import JanusRecording
 from server.rtc.janus_state import JanusBroadcast, Subscription
@@ -57,6 +57,7 @@ from server.rtc.relay_link import (
 log = logging.getLogger(__name__)
 
 UP_WITHIN_S = 15.0  # the publisher's connection comes up within this, or venues wait in vain
+PUBLISHER_LIFETIME_S = 24 * 3600.0  # a watch on the publisher's hangup outlives any lesson
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -178,21 +179,29 @@ class JanusRelay:
                 raise ValueError(f"Janus refused the offer: {error.reason}") from None
             broadcast.publisher, broadcast.feed = handle, published.feed
             broadcast.streams = published.streams
-            broadcast.up = asyncio.Event()
+            broadcast.up.clear()
             broadcast.watcher = asyncio.create_task(self._went_up(broadcast, handle))
         answer = RTCSessionDescription(sdp=published.answer.sdp, type=published.answer.type)
         recording = broadcast.recording
         return Published(answer, None if recording is None else recording.name)
 
     async def _went_up(self, broadcast: JanusBroadcast, handle: JanusHandle) -> None:
-        """Once the publisher's connection is up (Janus has the feed only then): venues may
-        subscribe, and the recording follows the feed."""
+        """While the publisher's connection is up (Janus has the feed only then) venues may
+        subscribe, and the recording follows the feed; when the page's connection hangs up,
+        venues asking meanwhile wait for its republish."""
         try:
             await handle.wait_for("webrtcup", within_s=UP_WITHIN_S * 4)
         except TimeoutError:
             log.warning("the publisher of %s never connected to Janus", broadcast.public_id)
             return
         broadcast.up.set()
+        await self._record(broadcast)
+        with contextlib.suppress(TimeoutError):
+            await handle.wait_for("hangup", within_s=PUBLISHER_LIFETIME_S)
+        log.info("the publisher of %s left; waiting for it to republish", broadcast.public_id)
+        broadcast.up.clear()
+
+    async def _record(self, broadcast: JanusBroadcast) -> None:
         recording, session = broadcast.recording, self.tree.origin.session
         if recording is None or session is None:
             return
@@ -305,18 +314,7 @@ class JanusRelay:
         """Forget what the dead edge carried and tell its venues to subscribe again."""
         for broadcast in list(self._on_air.values()):
             async with broadcast.lock:
-                if broadcast.edge_feeds.pop(edge.url, None) is not None:
-                    with contextlib.suppress(JanusError, aiohttp.ClientError, TimeoutError):
-                        await videoroom.unpublish_remotely(
-                            self.tree.origin.handle(), broadcast.room, broadcast.feed, edge.name
-                        )
-                venues = tuple(
-                    code for code, s in broadcast.subscriptions.items() if s.edge is edge
-                )
-                for code in venues:
-                    del broadcast.subscriptions[code]
-                for token in [t for t, s in broadcast.offers.items() if s.edge is edge]:
-                    del broadcast.offers[token]
+                venues = await forget_edge(self.tree, broadcast, edge)
             if venues:
                 log.warning(
                     "session %s: moving venues %s off %s",

@@ -177,6 +177,45 @@ async def test_venues_answer_the_offer_of_a_janus_edge(
         await close_all(made)
 
 
+@needs_janus
+async def test_a_venue_asking_while_the_page_is_away_gets_the_republished_lesson(
+    tree_client: Any, world: World, janus_pair: tuple[RunningJanus, ...]
+) -> None:
+    """The operator's page drops (its connection hangs up in Janus); a venue asking for an offer
+    meanwhile waits, and gets the lesson the page publishes again."""
+    client = tree_client
+    ice = IceSettings(hosts=(janus_pair[0].address,))
+    await add_venue(client, world, "MAIN")
+    branch = await add_venue(client, world, "B1")
+    session_id = await add_session(client, world, "MAIN", ["B1"])
+    base = f"/api/v1/agent/sessions/{session_id}/subscribe"
+    made: list[RTCPeerConnection] = []
+    tasks: list[asyncio.Task[None]] = []
+    frames: list[float] = []
+    try:
+        first = await publish(client, world, session_id, ice)
+        await asyncio.sleep(1)
+        await first.close()  # the page is gone
+        await asyncio.sleep(2)
+        asking = asyncio.ensure_future(client.post(base + "/offer", headers=_bearer(branch)))
+        await asyncio.sleep(1)
+        assert not asking.done(), "the venue waits for the page to come back"
+        made.append(await publish(client, world, session_id, ice))
+        offered = await asyncio.wait_for(asking, 20)
+        assert offered.status == 200, await offered.text()
+        body = await offered.json()
+        pc = await answering_viewer(ice, body["sdp"], frames, tasks)
+        made.append(pc)
+        answer = {"sdp": pc.localDescription.sdp, "type": "answer", "token": body["token"]}
+        started = await client.post(base + "/answer", headers=_bearer(branch), json=answer)
+        assert started.status == 200, await started.text()
+        await until(lambda: len(frames) >= 10, "the republished lesson at the venue", within=20)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await close_all(made)
+
+
 @pytest.fixture
 def janus_trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningJanus, ...]]:
     root = tmp_path_factory.mktemp("janus")
