@@ -216,6 +216,58 @@ async def test_a_venue_asking_while_the_page_is_away_gets_the_republished_lesson
         await close_all(made)
 
 
+@needs_janus
+async def test_two_classes_at_once_each_in_its_own_room(
+    tree_client: Any, world: World, janus_pair: tuple[RunningJanus, ...]
+) -> None:
+    """Two sessions on air at once: each venue decodes its own lesson; ending one leaves the
+    other playing."""
+    client = tree_client
+    origin, _ = janus_pair
+    ice = IceSettings(hosts=(origin.address,))
+    await add_venue(client, world, "M1")
+    await add_venue(client, world, "M2")
+    tokens = {
+        "B1": await add_venue(client, world, "B1"),
+        "B2": await add_venue(client, world, "B2"),
+    }
+    sessions = {
+        "B1": await add_session(client, world, "M1", ["B1"]),
+        "B2": await add_session(client, world, "M2", ["B2"]),
+    }
+    made: list[RTCPeerConnection] = []
+    tasks: list[asyncio.Task[None]] = []
+    frames: dict[str, list[float]] = {"B1": [], "B2": []}
+    try:
+        for session_id in sessions.values():
+            made.append(await publish(client, world, session_id, ice))
+        assert len(await _rooms(origin.url)) == 2
+        for code, session_id in sessions.items():
+            base = f"/api/v1/agent/sessions/{session_id}/subscribe"
+            offered = await (
+                await client.post(base + "/offer", headers=_bearer(tokens[code]))
+            ).json()
+            pc = await answering_viewer(ice, offered["sdp"], frames[code], tasks)
+            made.append(pc)
+            answer = {"sdp": pc.localDescription.sdp, "type": "answer", "token": offered["token"]}
+            started = await client.post(
+                base + "/answer", headers=_bearer(tokens[code]), json=answer
+            )
+            assert started.status == 200, await started.text()
+        await until(lambda: all(len(f) >= 10 for f in frames.values()), "both lessons decoded")
+        ended = await client.delete(
+            f"/api/v1/sessions/{sessions['B1']}/broadcast", headers=world.auth("operator", "a")
+        )
+        assert ended.status == 200
+        assert len(await _rooms(origin.url)) == 1
+        count = len(frames["B2"])
+        await until(lambda: len(frames["B2"]) >= count + 10, "the other lesson playing on")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await close_all(made)
+
+
 @pytest.fixture
 def janus_trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningJanus, ...]]:
     root = tmp_path_factory.mktemp("janus")
