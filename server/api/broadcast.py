@@ -171,20 +171,24 @@ async def delete_broadcast(request: web.Request) -> web.Response:
     return reply({"on": False})
 
 
-async def _receiver(request: web.Request) -> tuple[AgentVenue, str]:
+async def _receiver(
+    request: web.Request, *, regions: bool = False
+) -> tuple[AgentVenue, str, tuple[str, ...]]:
     """The calling agent's venue and the session it asks about (404 unless it is one of the
-    session's receiving venues)."""
+    session's receiving venues), and if asked, in the same read, the venue's regions (its
+    organization's code and those above it; empty otherwise)."""
     venue = request[AGENT_VENUE_KEY]
     session_public_id = request.match_info["id"]
     async with read_session(request.app[DB_KEY]) as session:
         await broadcasts.check_receiver(session, venue, session_public_id)
-    return venue, session_public_id
+        found = await broadcasts.receiver_regions(session, venue) if regions else ()
+    return venue, session_public_id, found
 
 
 @agent
 async def agent_subscribe(request: web.Request) -> web.Response:
     """POST /api/v1/agent/sessions/{id}/subscribe: receive the live broadcast (recvonly)."""
-    venue, session_public_id = await _receiver(request)
+    venue, session_public_id, _ = await _receiver(request)
     offer = _offer(await read_json(request))
     try:
         answer = await request.app[RELAY_KEY].subscribe(session_public_id, venue.code, offer)
@@ -211,9 +215,7 @@ async def agent_subscribe(request: web.Request) -> web.Response:
 async def agent_subscribe_offer(request: web.Request) -> web.Response:
     """POST /api/v1/agent/sessions/{id}/subscribe/offer: the media server's offer of the live
     broadcast (Janus), with the token the answer names."""
-    venue, session_public_id = await _receiver(request)
-    async with read_session(request.app[DB_KEY]) as session:
-        regions = await broadcasts.receiver_regions(session, venue)
+    venue, session_public_id, regions = await _receiver(request, regions=True)
     try:
         offered = await request.app[RELAY_KEY].offer(session_public_id, venue.code, regions)
     except NotOnAir:
@@ -230,7 +232,7 @@ async def agent_subscribe_offer(request: web.Request) -> web.Response:
 @agent
 async def agent_subscribe_answer(request: web.Request) -> web.Response:
     """POST /api/v1/agent/sessions/{id}/subscribe/answer: the agent's answer to that offer."""
-    venue, session_public_id = await _receiver(request)
+    venue, session_public_id, _ = await _receiver(request)
     body = await read_json(request)
     answer = _description(body, "answer", "The body must be a WebRTC answer to the offer.")
     token = body.get("token")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from server.auth.principal import AgentVenue, Scope
 from server.db.models import BroadcastSpan, Organization, SessionVenue, TrainingSession, Venue
@@ -92,11 +93,13 @@ async def check_receiver(session: AsyncSession, venue: AgentVenue, public_id: st
 async def receiver_regions(session: AsyncSession, venue: AgentVenue) -> tuple[str, ...]:
     """The codes of the venue's organization and of every one above it (the regions a media
     edge may be set to serve)."""
-    path = await session.scalar(select(Organization.path).where(Organization.id == venue.org_id))
-    ids = [int(part) for part in (path or "").split("/") if part]
-    if not ids:
-        return ()
-    rows = await session.scalars(select(Organization.code).where(Organization.id.in_(ids)))
+    # An organization is above the venue's (or is it) when the venue's path starts with its own.
+    venue_org = aliased(Organization)
+    rows = await session.scalars(
+        select(Organization.code)
+        .join(venue_org, venue_org.path.startswith(Organization.path))
+        .where(venue_org.id == venue.org_id)
+    )
     return tuple(rows)
 
 
