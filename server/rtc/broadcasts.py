@@ -19,7 +19,7 @@ from passthrough.fanout import Outlet, RelayCounters, Source
 from passthrough.peer import IceSettings, new_peer
 from passthrough.playback import play
 from passthrough.quality import Layer, QualityRule, QualityState
-from passthrough.recorder import Recorder, RecordingSummary
+from passthrough.recorder import Recorder
 from passthrough.wiring import (
     LOW_VIDEO,
     SOURCE_NAMES,
@@ -31,6 +31,12 @@ from passthrough.wiring import (
     publisher_peer,
 )
 from server.domain.recordings import RecordedFacts
+from server.rtc.recording_taps import (
+    record_sources,
+    recorded_facts,
+    recording_name,
+    recording_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,20 +132,6 @@ class Ended:
     recording: RecordedFacts | None
 
 
-def recorded_facts(summary: RecordingSummary) -> RecordedFacts:
-    return RecordedFacts(
-        round(summary.duration_s * 1000),
-        summary.bytes,
-        [(gap.start_s, gap.end_s) for gap in summary.gaps],
-        summary.problem,
-    )
-
-
-def recording_name(public_id: str, since: datetime) -> str:
-    """A recording's file name: the session and the moment its broadcast went on air (UTC)."""
-    return f"{public_id}-{since:%Y%m%dT%H%M%SZ}.webm"
-
-
 def _kind(name: str) -> str:
     return "video" if name == LOW_VIDEO else name
 
@@ -178,16 +170,13 @@ class Broadcasts:
             for code, subscriber in broadcast.subscribers.items()
             if (layer := subscriber.layer) is not None
         }
-        recorder = broadcast.recorder
-        recording = "off" if recorder is None else "stopped" if recorder.problem else "on"
         return BroadcastStatus(
             True,
             broadcast.publishing,
             len(broadcast.subscribers),
             broadcast.since,
             quality,
-            recording,
-            None if recorder is None else recorder.problem,
+            *recording_state(broadcast.recorder),
         )
 
     def layer_switches(self, public_id: str) -> dict[str, list[LayerSwitch]]:
@@ -335,15 +324,11 @@ class Broadcasts:
     def _recorder(self, broadcast: Broadcast) -> Recorder | None:
         if self.recordings is None:
             return None
-        video, audio = broadcast.sources["video"], broadcast.sources["audio"]
-        recorder = Recorder(
+        return record_sources(
+            broadcast.sources,
             self.recordings / recording_name(broadcast.public_id, broadcast.since),
-            video.request_keyframe,
-            on_stop=partial(self.recording_stopped, broadcast.public_id),
+            partial(self.recording_stopped, broadcast.public_id),
         )
-        video.taps.append(partial(recorder.take, "video"))
-        audio.taps.append(partial(recorder.take, "audio"))
-        return recorder
 
     async def _shut(self, broadcast: Broadcast) -> Ended:
         if broadcast.playback is not None:

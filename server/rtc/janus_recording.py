@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from passthrough.fanout import RelayCounters, Source
 from passthrough.peer import IceSettings, before_gathering, new_peer
-from passthrough.recorder import Recorder, RecordingSummary
+from passthrough.recorder import RecordingSummary
 from passthrough.wiring import Feed, tap_peer
 from server.rtc import videoroom
 from server.rtc.janus import JanusHandle, JanusSession, Jsep, detach_quietly
+from server.rtc.recording_taps import record_sources
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,7 @@ class JanusRecording:
     def __init__(self, path: Path, on_stop: Callable[[str], None]) -> None:
         self.counters = RelayCounters()
         self.sources = {kind: Source(kind, self.counters) for kind in ("audio", "video")}
-        self.recorder = Recorder(path, self.sources["video"].request_keyframe, on_stop=on_stop)
-        for kind, source in self.sources.items():
-            source.taps.append(partial(self.recorder.take, kind))
+        self.recorder = record_sources(self.sources, path, on_stop)
         self._tap: tuple[RTCPeerConnection, Feed, JanusHandle] | None = None
 
     @property

@@ -30,20 +30,14 @@ from passthrough.ports import PortRange
 from passthrough.quality import HIGH, Layer
 from server.domain.janus_events import MediaReport
 from server.rtc import videoroom
-from server.rtc.broadcasts import (
-    AlreadyOnAir,
-    BroadcastStatus,
-    Ended,
-    NotOnAir,
-    recorded_facts,
-    recording_name,
-)
+from server.rtc.broadcasts import AlreadyOnAir, BroadcastStatus, Ended, NotOnAir
 from server.rtc.janus import JanusError, JanusHandle, Jsep, detach_quietly
 from server.rtc.janus_edges import feed_on, forget_edge
 from server.rtc.janus_quality import subscribed_mids, two_layers
 from server.rtc.janus_recording import JanusRecording
 from server.rtc.janus_state import JanusBroadcast, Subscription
 from server.rtc.janus_tree import Instance, Tree
+from server.rtc.recording_taps import recorded_facts, recording_name, recording_state
 from server.rtc.relay_link import (
     AgentOffers,
     EngineUnavailable,
@@ -136,8 +130,7 @@ class JanusRelay:
             len(started),
             broadcast.since,
             layers,
-            "off" if recorder is None else "stopped" if recorder.problem else "on",
-            None if recorder is None else recorder.problem,
+            *recording_state(recorder),
         )
 
     async def on_air_for(self, venue_code: str) -> list[str]:
