@@ -27,9 +27,6 @@ class MediaSettings:
     # fragment: `http://edge-1:8088/janus#cz-ld` serves the venues of cz-ld's subtree first.
     regions: tuple[str, ...] = ()
 
-    def region_of(self, index: int) -> str:
-        return self.regions[index] if index < len(self.regions) else ""
-
     @property
     def janus(self) -> bool:
         return self.engine == "janus"

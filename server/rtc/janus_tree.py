@@ -32,7 +32,6 @@ class Instance:
     region: str = ""  # the organization whose subtree's venues it serves first ("": any)
     session: JanusSession | None = None
     control: JanusHandle | None = None
-    lost: int = 0  # times it was found dead
     address: str = ""  # the IPv4 address of its URL's host, resolved when connected
 
     @property
@@ -149,7 +148,6 @@ class Tree:
                 answers = await self._answers(edge)
                 if edge.alive and not answers:
                     log.error("Janus %s (%s) stopped answering", edge.name, edge.url)
-                    edge.lost += 1
                     await self._disconnect(edge, destroy=False)
                     try:
                         await self.edge_lost(edge)

@@ -48,7 +48,6 @@ needs_janus = pytest.mark.skipif(
 class RunningJanus:
     url: str  # its HTTP API, http://127.0.0.1:<port>/janus
     address: str  # the only address it (and its peers) use for ICE
-    folder: Path
     process: subprocess.Popen[bytes]
 
 
@@ -152,7 +151,7 @@ def janus_instance(
                 assert process.poll() is None, (root / f"{name}.log").read_text()[-2000:]
                 assert time.monotonic() < deadline, "Janus did not answer /janus/info"
                 time.sleep(0.1)
-        yield RunningJanus(url, address, folder, process)
+        yield RunningJanus(url, address, process)
     finally:
         stop_process(process, signal.SIGINT)
 
