@@ -27,6 +27,7 @@ from server.rtc.janus import JanusSession
 from server.settings import Settings
 from tests.support.broadcast_api import add_session, add_venue, audit_count, publish
 from tests.support.janus import (
+    JanusVenue,
     RunningJanus,
     answering_viewer,
     janus_address,
@@ -62,8 +63,8 @@ async def tree_client(aiohttp_client: Any, janus_settings: Settings, db: Any) ->
 
 
 def _decoded_pictures(webm: bytes) -> int:
-    with av.open(io.BytesIO(webm)) as container:
-        return sum(1 for _ in container.decode(video=0))
+    with av.open(io.BytesIO(webm), "r") as container:
+        return len(list(container.decode(video=0)))
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -188,31 +189,25 @@ async def test_a_venue_asking_while_the_page_is_away_gets_the_republished_lesson
     await add_venue(client, world, "MAIN")
     branch = await add_venue(client, world, "B1")
     session_id = await add_session(client, world, "MAIN", ["B1"])
-    base = f"/api/v1/agent/sessions/{session_id}/subscribe"
+    venue = JanusVenue(client, session_id, branch, ice)
     made: list[RTCPeerConnection] = []
-    tasks: list[asyncio.Task[None]] = []
-    frames: list[float] = []
     try:
         first = await publish(client, world, session_id, ice)
         await asyncio.sleep(1)
         await first.close()  # the page is gone
         await asyncio.sleep(2)
-        asking = asyncio.ensure_future(client.post(base + "/offer", headers=_bearer(branch)))
+        asking = asyncio.ensure_future(venue.ask())
         await asyncio.sleep(1)
         assert not asking.done(), "the venue waits for the page to come back"
         made.append(await publish(client, world, session_id, ice))
         offered = await asyncio.wait_for(asking, 20)
         assert offered.status == 200, await offered.text()
-        body = await offered.json()
-        pc = await answering_viewer(ice, body["sdp"], frames, tasks)
-        made.append(pc)
-        answer = {"sdp": pc.localDescription.sdp, "type": "answer", "token": body["token"]}
-        started = await client.post(base + "/answer", headers=_bearer(branch), json=answer)
-        assert started.status == 200, await started.text()
-        await until(lambda: len(frames) >= 10, "the republished lesson at the venue", within=20)
+        await venue.answer(await offered.json())
+        await until(
+            lambda: len(venue.frames) >= 10, "the republished lesson at the venue", within=20
+        )
     finally:
-        for task in tasks:
-            task.cancel()
+        await venue.close()
         await close_all(made)
 
 
@@ -235,36 +230,27 @@ async def test_two_classes_at_once_each_in_its_own_room(
         "B1": await add_session(client, world, "M1", ["B1"]),
         "B2": await add_session(client, world, "M2", ["B2"]),
     }
+    venues = {code: JanusVenue(client, sessions[code], tokens[code], ice) for code in sessions}
     made: list[RTCPeerConnection] = []
-    tasks: list[asyncio.Task[None]] = []
-    frames: dict[str, list[float]] = {"B1": [], "B2": []}
     try:
         for session_id in sessions.values():
             made.append(await publish(client, world, session_id, ice))
         assert len(await _rooms(origin.url)) == 2
-        for code, session_id in sessions.items():
-            base = f"/api/v1/agent/sessions/{session_id}/subscribe"
-            offered = await (
-                await client.post(base + "/offer", headers=_bearer(tokens[code]))
-            ).json()
-            pc = await answering_viewer(ice, offered["sdp"], frames[code], tasks)
-            made.append(pc)
-            answer = {"sdp": pc.localDescription.sdp, "type": "answer", "token": offered["token"]}
-            started = await client.post(
-                base + "/answer", headers=_bearer(tokens[code]), json=answer
-            )
-            assert started.status == 200, await started.text()
-        await until(lambda: all(len(f) >= 10 for f in frames.values()), "both lessons decoded")
+        for venue in venues.values():
+            await venue.subscribe()
+        await until(
+            lambda: all(len(v.frames) >= 10 for v in venues.values()), "both lessons decoded"
+        )
         ended = await client.delete(
             f"/api/v1/sessions/{sessions['B1']}/broadcast", headers=world.auth("operator", "a")
         )
         assert ended.status == 200
         assert len(await _rooms(origin.url)) == 1
-        count = len(frames["B2"])
-        await until(lambda: len(frames["B2"]) >= count + 10, "the other lesson playing on")
+        count = len(venues["B2"].frames)
+        await until(lambda: len(venues["B2"].frames) >= count + 10, "the other lesson playing on")
     finally:
-        for task in tasks:
-            task.cancel()
+        for venue in venues.values():
+            await venue.close()
         await close_all(made)
 
 

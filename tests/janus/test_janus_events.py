@@ -18,7 +18,7 @@ from aiortc import RTCPeerConnection
 from passthrough.peer import IceSettings
 from tests.janus.conftest import EVENTS_TOKEN
 from tests.support.broadcast_api import add_session, add_venue, publish
-from tests.support.janus import RunningJanus, answering_viewer, needs_janus
+from tests.support.janus import JanusVenue, RunningJanus, needs_janus
 from tests.support.rtc_peers import close_all, until
 from tests.support.world import World
 
@@ -60,22 +60,11 @@ async def test_janus_events_reach_the_metrics(
     assert _metric(metrics, "hetang_janus_events_total", emitter="spoof", type="session") == 2
 
     made: list[RTCPeerConnection] = []
-    tasks: list[asyncio.Task[None]] = []
-    frames: list[float] = []
+    venue = JanusVenue(client, session_id, branch, ice)
     try:
         made.append(await publish(client, world, session_id, ice))
-        venue = {"Authorization": f"Bearer {branch}"}
-        base = f"/api/v1/agent/sessions/{session_id}/subscribe"
-        offered = await (await client.post(base + "/offer", headers=venue)).json()
-        viewer = await answering_viewer(ice, offered["sdp"], frames, tasks)
-        made.append(viewer)
-        started = await client.post(
-            base + "/answer",
-            headers=venue,
-            json={"sdp": viewer.localDescription.sdp, "type": "answer", "token": offered["token"]},
-        )
-        assert started.status == 200, await started.text()
-        await until(lambda: len(frames) >= 10, "frames at the venue")
+        await venue.subscribe()
+        await until(lambda: len(venue.frames) >= 10, "frames at the venue")
 
         async def figures() -> dict[str, float]:
             text = await (await client.get("/metrics", headers=bearer)).text()
@@ -95,6 +84,5 @@ async def test_janus_events_reach_the_metrics(
             await asyncio.sleep(0.1)
         assert all(value > 0 for value in seen.values()), seen
     finally:
-        for task in tasks:
-            task.cancel()
+        await venue.close()
         await close_all(made)

@@ -19,7 +19,7 @@ from aiortc import RTCPeerConnection
 
 from passthrough.peer import IceSettings
 from tests.support.broadcast_api import add_session, add_venue, publish
-from tests.support.janus import RunningJanus, answering_viewer, needs_janus
+from tests.support.janus import JanusVenue, RunningJanus, needs_janus
 from tests.support.netlab import ip_run
 from tests.support.rtc_peers import close_all, offer_two_layers, until
 from tests.support.world import World
@@ -63,22 +63,13 @@ async def test_a_lossy_venue_gets_the_lighter_picture(
     await add_venue(client, world, "MAIN")
     branch = await add_venue(client, world, "B1")
     session_id = await add_session(client, world, "MAIN", ["B1"])
-    venue = {"Authorization": f"Bearer {branch}"}
-    base = f"/api/v1/agent/sessions/{session_id}/subscribe"
     operator = world.auth("operator", "a")
+    venue = JanusVenue(client, session_id, branch, ice)
+    frames, sizes = venue.frames, venue.sizes
     made: list[RTCPeerConnection] = []
-    tasks: list[asyncio.Task[None]] = []
-    frames: list[float] = []
-    sizes: list[tuple[int, int]] = []
 
     async def subscribe() -> list[str]:
-        offered = await (await client.post(base + "/offer", headers=venue)).json()
-        viewer = await answering_viewer(ice, offered["sdp"], frames, tasks, sizes)
-        made.append(viewer)
-        answer = {"sdp": viewer.localDescription.sdp, "type": "answer", "token": offered["token"]}
-        started = await client.post(base + "/answer", headers=venue, json=answer)
-        assert started.status == 200, await started.text()
-        return _video_mids(offered["sdp"])
+        return _video_mids((await venue.subscribe())["sdp"])
 
     async def quality() -> Any:
         wall = await (
@@ -89,7 +80,8 @@ async def test_a_lossy_venue_gets_the_lighter_picture(
     try:
         publisher = await offer_two_layers(ice)
         made.append(await publish(client, world, session_id, ice, publisher))
-        async with client.ws_connect("/api/v1/agent/events", headers=venue) as events:
+        events_of = {"Authorization": f"Bearer {branch}"}
+        async with client.ws_connect("/api/v1/agent/events", headers=events_of) as events:
             assert (await asyncio.wait_for(events.receive_json(), 5))["type"] == "broadcast_started"
             full = await subscribe()
             assert len(full) == 1, "one picture, never both"
@@ -99,7 +91,7 @@ async def test_a_lossy_venue_gets_the_lighter_picture(
             viewer_port = int(
                 re.findall(
                     rf"a=candidate:\S+ 1 udp \d+ {re.escape(ice.hosts[0])} (\d+) typ host",
-                    made[-1].localDescription.sdp,
+                    venue.peers[-1].localDescription.sdp,
                 )[0]
             )
             with lossy_towards(reporting_origin.address, viewer_port):
@@ -112,6 +104,5 @@ async def test_a_lossy_venue_gets_the_lighter_picture(
             assert set(sizes[count + 5 :]) == {(160, 120)}
             assert await quality() == "low"
     finally:
-        for task in tasks:
-            task.cancel()
+        await venue.close()
         await close_all(made)

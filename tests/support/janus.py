@@ -13,8 +13,9 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -24,6 +25,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from passthrough.peer import IceSettings, before_gathering, new_peer
 from tests.support.netlab import ip_run, lab_unavailable
 from tests.support.procs import free_port, stop_process
+from tests.support.rtc_peers import close_all
 
 MODULES = Path("/usr/lib/x86_64-linux-gnu/janus")
 UNUSED_PLUGINS = (
@@ -184,3 +186,52 @@ async def answering_viewer(
     before_gathering(pc, ice)
     await pc.setLocalDescription(await pc.createAnswer())
     return pc
+
+
+@dataclass
+class JanusVenue:
+    """A venue subscribing through our API as its agent does with Janus (POST subscribe/offer,
+    an aiortc viewer answering Janus's offer, POST subscribe/answer), noting the video frames it
+    decodes and their sizes."""
+
+    client: Any
+    session_id: str
+    token: str
+    ice: IceSettings
+    frames: list[float] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    peers: list[RTCPeerConnection] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def _post(self, step: str, body: object = None) -> Any:
+        return self.client.post(
+            f"/api/v1/agent/sessions/{self.session_id}/subscribe/{step}",
+            headers={"Authorization": f"Bearer {self.token}"},
+            json=body,
+        )
+
+    async def ask(self) -> Any:
+        """POST subscribe/offer; the response, as it came."""
+        return await self._post("offer")
+
+    async def answer(self, offered: dict[str, Any]) -> RTCPeerConnection:
+        """Answer an offer the server gave (200 asserted); the viewer's peer."""
+        pc = await answering_viewer(self.ice, offered["sdp"], self.frames, self.tasks, self.sizes)
+        self.peers.append(pc)
+        body = {"sdp": pc.localDescription.sdp, "type": "answer", "token": offered["token"]}
+        started = await self._post("answer", body)
+        assert started.status == 200, await started.text()
+        return pc
+
+    async def subscribe(self) -> dict[str, Any]:
+        """Ask for an offer and answer it; the offer."""
+        answer = await self.ask()
+        assert answer.status == 200, await answer.text()
+        offered: dict[str, Any] = await answer.json()
+        await self.answer(offered)
+        return offered
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await close_all(self.peers)
