@@ -149,6 +149,8 @@ class JanusRelay:
             raise AlreadyOnAir(public_id)
         control = await self.tree.ensure_origin()
         broadcast = self._on_air.get(public_id)
+        if broadcast is not None and not await videoroom.room_exists(control, broadcast.room):
+            await videoroom.create_room(control, broadcast.room)  # a restarted origin lost it
         if broadcast is None:
             broadcast = JanusBroadcast(public_id, 1 + secrets.randbelow(2**31), venue_codes, now)
             await videoroom.create_room(control, broadcast.room)
@@ -160,8 +162,6 @@ class JanusRelay:
             self._on_air[public_id] = broadcast
         async with broadcast.lock:
             await self._drop_publisher(broadcast)  # a republish replaces the publisher
-            if not await videoroom.room_exists(control, broadcast.room):
-                await videoroom.create_room(control, broadcast.room)  # a restarted origin
             handle = await control.session.attach(opaque_id=f"hetang-operator-{public_id}")
             try:
                 published = await videoroom.publish(
