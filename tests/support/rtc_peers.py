@@ -170,11 +170,16 @@ def description(body: dict[str, str]) -> RTCSessionDescription:
 class LossyLink(asyncio.DatagramProtocol):
     """A UDP forwarder on loopback standing between one subscriber and the relay: the relay's
     answer names it instead of the relay (see `lossy_answer`), and RTP from the relay to the
-    subscriber is dropped at random with probability `loss` (RTCP, STUN and DTLS always pass)."""
+    subscriber is dropped at random with probability `loss` (RTCP, STUN and DTLS always pass),
+    and only while `lossy()` holds: a test that makes the link clean when something happens sets
+    it, so that no packet sent after that moment is lost however late the test looks."""
 
     def __init__(self, relay: tuple[str, int]) -> None:
         self.relay = relay
         self.loss = 0.0
+        self.lossy: Callable[[], bool] = lambda: True
+        # (when, payload type, sequence number, timestamp) of every RTP packet passed on
+        self.passed: list[tuple[float, int, int, int]] = []
         self.dropped = 0
         self.forwarded = 0
         self._subscriber: tuple[str, int] | None = None
@@ -240,10 +245,13 @@ class LossyLink(asyncio.DatagramProtocol):
         if rtp and self._in_hole(data):
             self.dropped += 1
             return
-        if rtp and self.loss and self._random.random() < self.loss:
+        if rtp and self.loss and self.lossy() and self._random.random() < self.loss:
             self.dropped += 1
             return
         self.forwarded += 1
+        if rtp:
+            header = (data[1] & 0x7F, int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:8]))
+            self.passed.append((time.monotonic(), *header))
         self._transport.sendto(data, self._subscriber)
 
     @property
