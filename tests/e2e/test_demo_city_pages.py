@@ -169,7 +169,10 @@ async def test_a_demo_agent_takes_check_ins_for_todays_session_at_once(staff_pag
         await expect(page.locator("#venue")).to_contain_text("西泉镇党校", timeout=WAIT_MS)
         await expect(page.locator("#session")).to_contain_text(demo_today.TITLE, timeout=WAIT_MS)
         await page.fill("#search", "341126")  # 凤阳县's members: every one on its roster
+        # The rows of the search, not those shown before it (the whole roster's first page).
+        await expect(page.locator("#roster-note")).to_contain_text("人相符", timeout=WAIT_MS)
         row = page.locator("#roster tr").first
+        await expect(row).to_contain_text("341126")
         await expect(row).to_be_visible(timeout=WAIT_MS)
         await row.get_by_role("button", name="签到").click()
         await expect(page.locator("#message")).to_contain_text("签到成功", timeout=WAIT_MS)
