@@ -22,7 +22,7 @@ from tests.support.rtc_peers import LossyLink, Viewer, description, lossy_answer
 from tests.support.sessions import live_session
 from tests.support.world import World
 
-pytestmark = [needs_chromium, pytest.mark.sqlite_only]
+pytestmark = [needs_chromium, pytest.mark.sqlite_only, pytest.mark.solo]
 WAIT_MS = 15_000
 WAIT_S = WAIT_MS / 1000
 CAMERA = (1280, 720)  # Chromium's fake camera, asked for 1280x720 by the page
