@@ -216,7 +216,14 @@ async function check(code, kind, field) {
     say({message: noSession() + "：" + code + " 未" + (kind === "out" ? "签退" : "签到")});
     return false;
   }
-  const receipt = await post("/checkins", {session_id: current.id, code, kind, field});
+  let receipt;
+  try {
+    receipt = await post("/checkins", {session_id: current.id, code, kind, field});
+  } catch (e) {  // the agent did not answer: nothing was recorded, and the clerk must know
+    say({message: "本机签到程序没有响应：" + code + " 未" + (kind === "out" ? "签退" : "签到") +
+      "，请稍后重试"});
+    return false;
+  }
   await refresh();
   await search();
   say(receipt);
@@ -300,6 +307,7 @@ async function refresh() {
 function rosterRow(m) {
   const tr = el("tr");
   tr.dataset.code = m.member_no;
+  tr.dataset.name = m.name;
   const actions = el("td");
   const checkIn = el("button", "签到");
   checkIn.onclick = () => check(m.member_no, "in", "member_no");
@@ -322,7 +330,13 @@ async function search() {
     note.className = "bad";
     return;
   }
-  body.replaceChildren(...data.members.map(rosterRow));
+  // A member's row already shown is kept, not made again: a click on it that is under way when
+  // this answer comes (typing, then clicking at once) still reaches its button.
+  const shown = new Map([...body.children].map(tr => [tr.dataset.code, tr]));
+  body.replaceChildren(...data.members.map(m => {
+    const tr = shown.get(m.member_no);
+    return tr && tr.dataset.name === m.name ? tr : rosterRow(m);
+  }));
   markRows();
   note.className = data.total ? "" : "bad";
   if (!data.total) {

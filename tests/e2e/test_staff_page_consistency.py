@@ -22,7 +22,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.support.agent_run import AgentRun, start_agent
 from tests.support.chromium import launched, needs_chromium
-from tests.support.procs import Server, http_json, stored_checkins, wait_until
+from tests.support.procs import Server, http_json, stop_process, stored_checkins, wait_until
 
 pytestmark = [needs_chromium, pytest.mark.slow]
 
@@ -316,3 +316,21 @@ async def test_every_time_on_the_page_is_in_the_servers_zone(
     assert re.fullmatch(r"\d{4}/\d{1,2}/\d{1,2} \d\d:\d\d:\d\d", last_sync), last_sync
     shown = datetime.strptime(last_sync, "%Y/%m/%d %H:%M:%S").replace(tzinfo=ZoneInfo(SERVER_ZONE))
     assert abs(shown - datetime.now(UTC)) < timedelta(minutes=1), last_sync
+
+
+async def test_a_click_while_the_agent_is_down_says_nothing_was_recorded(
+    server: Server, agents: list[AgentRun], chromium: Browser, tmp_path: Path
+) -> None:
+    venue, agent, page = await _staff_page(server, agents, chromium, tmp_path, NOW)
+    number = venue.numbers[1]
+    await page.fill("#search", number)
+    button = _row(page, number).get_by_role("button", name="签到")
+    await expect(page.locator("#roster-note")).to_have_text("共 1 人相符")
+    assert stop_process(agent.process) == 0
+    await button.click()
+    await expect(page.locator("#message")).to_have_text(
+        f"本机签到程序没有响应：{number} 未签到，请稍后重试"
+    )
+    await expect(page.locator("#message")).to_have_class("bad")
+    assert _journal(agent) == []
+    assert stored_checkins(server, venue.session_id) == []
