@@ -29,6 +29,7 @@ import aiohttp
 ENDPOINTS = ("heartbeat", "schedule", "checkins", "events")
 TIMEOUT_S = 30.0
 DRAIN_S = 60.0  # after the run, how long agents keep sending what the server has not answered
+SETTLE_S = 60.0  # after the run, how long agents still reconnecting are waited for
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class Tally:
     created: int = 0  # check-in events made
     connects: int = 0  # events WebSockets opened (first ones and reconnections)
     unsent: int = 0  # events still not answered after the drain
-    connected_at_end: int = 0
+    connected_at_end: int = 0  # agents holding their events socket, once all did or SETTLE_S
+    settled_s: float = 0.0  # how long after the run that took
 
     def add(self, other: Tally) -> None:
         """Count another process's agents in (run_fleet adds up its processes' tallies)."""
@@ -63,6 +65,7 @@ class Tally:
         self.connects += other.connects
         self.unsent += other.unsent
         self.connected_at_end += other.connected_at_end
+        self.settled_s = max(self.settled_s, other.settled_s)
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ async def run_agents(
         stop = asyncio.Event()
         running = asyncio.gather(*(agent.run(stop) for agent in agents))
         await asyncio.sleep(seconds)
+        tally.settled_s = await _settle(agents)
         tally.connected_at_end = sum(agent.connected for agent in agents)
         stop.set()
         await running
@@ -211,6 +215,18 @@ async def run_agents(
             await asyncio.sleep(1.0)
         tally.unsent = sum(len(batch) for a in agents for batch in a.outbox)
     return tally
+
+
+async def _settle(agents: Sequence[SimulatedAgent]) -> float:
+    """Wait (up to SETTLE_S, the agents still running) until every agent holds its events
+    socket; answers how long that took. On a loaded machine reconnections after a killed
+    worker may still be under way when the run's time is up."""
+    started = time.monotonic()
+    while not all(agent.connected for agent in agents):
+        if time.monotonic() - started >= SETTLE_S:
+            break
+        await asyncio.sleep(0.5)
+    return time.monotonic() - started
 
 
 def run_fleet(

@@ -99,7 +99,7 @@ def test_a_fleet_of_agents_loses_nothing_when_a_worker_is_killed(
         f"{result.created} check-ins made, {rows} stored ({distinct} distinct), "
         f"{result.unsent} unsent; events sockets opened {result.connects} "
         f"({result.connects - AGENTS} reconnections), connected at the end "
-        f"{result.connected_at_end}; answers {statuses}"
+        f"{result.connected_at_end} ({result.settled_s:.1f} s after the run); answers {statuses}"
     )
     for endpoint in ENDPOINTS:
         times = result.latencies[endpoint]
