@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import fractions
 import os
-import re
 import time
 
 import av
@@ -44,6 +43,7 @@ from tests.support.rtc_peers import (
     lossy_answer,
     offer_to_publish,
     offer_to_view,
+    payload_types,
 )
 
 SSRC = 4321
@@ -115,15 +115,6 @@ def test_the_watch_acts_once_frames_stopped_while_packets_wait_at_most_once_a_ga
     assert not watch.stuck(3.5, 20, blocked=True)  # frames moved on
     assert not watch.stuck(4.0, 20, blocked=True)
     assert watch.stuck(4.2, 20, blocked=True)
-
-
-def payload_types(sdp: str) -> tuple[int, int | None]:
-    """The VP8 payload type of an SDP and that of its retransmissions, if any."""
-    found = re.search(r"a=rtpmap:(\d+) VP8/90000", sdp)
-    assert found is not None
-    vp8 = found.group(1)
-    rtx = re.search(rf"a=fmtp:(\d+) apt={vp8}\b", sdp)
-    return int(vp8), int(rtx.group(1)) if rtx else None
 
 
 @pytest.mark.solo  # seconds on the clock: a busy machine delays the viewer's loop

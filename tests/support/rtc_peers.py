@@ -250,7 +250,11 @@ class LossyLink(asyncio.DatagramProtocol):
             return
         self.forwarded += 1
         if rtp:
-            header = (data[1] & 0x7F, int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:8]))
+            header = (
+                data[1] & 0x7F,
+                int.from_bytes(data[2:4], "big"),
+                int.from_bytes(data[4:8], "big"),
+            )
             self.passed.append((time.monotonic(), *header))
         self._transport.sendto(data, self._subscriber)
 
@@ -276,6 +280,15 @@ class _Hole:
     window_s: float
     seqs: set[int] = field(default_factory=set)
     until: float | None = None
+
+
+def payload_types(sdp: str) -> tuple[int, int | None]:
+    """The VP8 payload type of an SDP and that of its retransmissions, if any."""
+    found = re.search(r"a=rtpmap:(\d+) VP8/90000", sdp)
+    assert found is not None
+    vp8 = found.group(1)
+    rtx = re.search(rf"a=fmtp:(\d+) apt={vp8}\b", sdp)
+    return int(vp8), int(rtx.group(1)) if rtx else None
 
 
 CANDIDATE = re.compile(r"^(a=candidate:\S+ 1 udp \d+ )(127\.0\.0\.1) (\d+)( typ host.*)$", re.M)
