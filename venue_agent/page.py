@@ -208,20 +208,22 @@ function say(receipt) {
   box.textContent = receipt.message || (receipt.error && receipt.error.message) || "操作失败";
   box.className = receipt.redundant ? "warn" : receipt.queued && receipt.known ? "ok" : "bad";
 }
+function notDone(code, kind) {
+  return code + " 未" + (kind === "out" ? "签退" : "签到");
+}
 // A click on 签到/签退: true when it was journaled. The rows and 在场人员 are read again before
 // the answer is shown, so that the three never disagree.
 async function check(code, kind, field) {
   if (!current) await refresh();
   if (!current) {
-    say({message: noSession() + "：" + code + " 未" + (kind === "out" ? "签退" : "签到")});
+    say({message: noSession() + "：" + notDone(code, kind)});
     return false;
   }
   let receipt;
   try {
     receipt = await post("/checkins", {session_id: current.id, code, kind, field});
   } catch (e) {  // the agent did not answer: nothing was recorded, and the clerk must know
-    say({message: "本机签到程序没有响应：" + code + " 未" + (kind === "out" ? "签退" : "签到") +
-      "，请稍后重试"});
+    say({message: "本机签到程序没有响应：" + notDone(code, kind) + "，请稍后重试"});
     return false;
   }
   await refresh();
